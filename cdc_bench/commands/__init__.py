@@ -1,0 +1,1 @@
+"""Sub-commands of ``cdc-bench``: one module each, exposing a click command named ``command``."""

@@ -1,0 +1,33 @@
+"""``cdc-bench codecs``: every codec, its rate points and settings, available or not and why."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..registry import describe_codecs
+
+
+@click.command("codecs")
+@click.option("--details", is_flag=True, help="Also show each codec's exact settings (library, flags).")
+def command(details: bool) -> None:
+    """List every codec: rate points, options, availability (with the fix when unavailable)."""
+    console = Console(width=160)
+    table = Table(show_lines=False)
+    for col in ("codec", "rate points", "options", "status"):
+        table.add_column(col, overflow="fold")
+    for info in describe_codecs():
+        rates = f"{info.rate_label}: {', '.join(map(str, info.rate_points))}" if info.rate_points else ""
+        opts = ", ".join(f"{k}={v}" for k, v in (info.settings or {}).items())
+        if info.availability.ok:
+            status = "[green]available[/green]"
+        else:
+            status = f"[red]unavailable[/red]: {info.availability.reason}"
+            if info.availability.fix:
+                status += f"\n[yellow]fix[/yellow]: {info.availability.fix}"
+        name = info.name + (f"\n[dim]{info.description}[/dim]" if info.description else "")
+        if details and info.details:
+            name += f"\n[dim]{info.details}[/dim]"
+        table.add_row(name, rates, opts, status)
+    console.print(table)
