@@ -132,6 +132,10 @@ class Codec:
     def validate_options(self) -> None:
         """Raise :class:`CodecError` for option values that make no sense."""
 
+    def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
+        """Names (in :mod:`cdc_bench.weights`) of the weight files these rate points need, checked before a sweep."""
+        return []
+
     def estimated_bits(self) -> float | None:
         """Likelihood-estimated bits of the last :meth:`encode`, for learned codecs; ``None`` otherwise."""
         return None

@@ -1,0 +1,74 @@
+"""The run manifest: what ran, with what, where and when; stored with every run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("cdc-bench", "torch", "torchvision", "numpy", "pillow", "pillow-heif", "pillow-jxl-plugin",
+            "compressai", "pytorch-msssim", "lpips", "clean-fid", "piq", "pandas")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(path: Path | None = None) -> dict[str, Any] | None:
+    """The commit (and whether the tree is dirty) of the checkout this package runs from, if any."""
+    path = path or Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                               capture_output=True, text=True, timeout=10)
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def device_info(device: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"device": device, "cpu": platform.processor() or platform.machine(),
+                            "cpu_count": os.cpu_count()}
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if device.startswith("cuda") and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(device)
+    except ImportError:
+        pass
+    return info
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def build_manifest(run_id: str, settings: dict[str, Any], device: str) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "command": [Path(sys.argv[0]).name] + sys.argv[1:],
+        "settings": settings,
+        "versions": package_versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "git": git_commit(),
+        **device_info(device),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

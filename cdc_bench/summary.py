@@ -1,0 +1,69 @@
+"""Dataset means per rate point, as CompressAI reports them: the arithmetic mean over images of each number."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+GROUP = ["dataset", "codec", "options", "quality"]
+NOT_AVERAGED = {"height", "width", "fid_patches"}
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """Numeric per-image columns to average (bpp, metrics, times), in a stable order."""
+    first = ["bpp", "bpp_estimated", "psnr", "ms_ssim"]
+    numeric = [c for c in frame.columns if c not in GROUP and c not in NOT_AVERAGED
+               and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any()]
+    return [c for c in first if c in numeric] + sorted(c for c in numeric if c not in first)
+
+
+def dataset_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, codec, options, quality) over the rows with status ok, with ``n_images``.
+
+    A group that lost images to errors is still averaged over the images it has; ``n_failed`` says so.
+    """
+    if frame.empty:
+        return pd.DataFrame(columns=GROUP + ["n_images", "n_failed"])
+    ok = frame[frame["status"] == "ok"]
+    cols = metric_columns(ok)
+    means = ok.groupby(GROUP, sort=False)[cols].mean().reset_index() if len(ok) else pd.DataFrame(columns=GROUP + cols)
+    counts = frame.groupby(GROUP, sort=False)["status"].agg(
+        n_images=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s != "ok").sum())).reset_index()
+    out = counts.merge(means, on=GROUP, how="left")
+    return out.sort_values(["dataset", "codec", "options", "bpp"], na_position="last").reset_index(drop=True)
+
+
+def short_options(options: str, defaults: dict | None = None) -> str:
+    """A compact label of an options JSON string: ``subsampling=444``."""
+    try:
+        opts = json.loads(options)
+    except (TypeError, ValueError):
+        return str(options)
+    if defaults:
+        opts = {k: v for k, v in opts.items() if defaults.get(k) != v}
+    return ",".join(f"{k}={v}" for k, v in opts.items())
+
+
+def mean_table(frame: pd.DataFrame):
+    """A rich table of the dataset means for the terminal."""
+    from rich.table import Table
+
+    means = dataset_means(frame)
+    table = Table(title="dataset means (status ok)")
+    cols = [c for c in ("bpp", "bpp_estimated", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s") if c in means]
+    for col in ["dataset", "codec", "quality", "n"] + cols:
+        table.add_column(col, justify="right" if col not in ("dataset", "codec") else "left")
+    for _, row in means.iterrows():
+        n = f"{row['n_images']}" + (f" ({row['n_failed']} failed)" if row["n_failed"] else "")
+        table.add_row(str(row["dataset"]), str(row["codec"]), str(row["quality"]), n,
+                      *[_fmt(row.get(c)) for c in cols])
+    return table
+
+
+def _fmt(value) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.4f}" if abs(value) < 1 else f"{value:.3f}"
