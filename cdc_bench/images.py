@@ -43,20 +43,6 @@ def to_rgb8(img: Image.Image, source: str = "image") -> tuple[np.ndarray, list[s
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy(), notes
 
 
-def _read_16bit_rgb(path: Path) -> np.ndarray | None:
-    """Pillow reads 16-bit-per-channel RGB PNGs as 8-bit silently wrong or not at all; use scikit-image's reader."""
-    try:
-        from skimage import io as skio
-
-        arr = skio.imread(str(path))
-    except Exception:  # noqa: BLE001 - fall back to Pillow's error
-        return None
-    if arr.dtype == np.uint16 and arr.ndim == 3:
-        arr = arr[..., :3].astype(np.float64)
-        return np.clip(np.round(arr / 65535.0 * 255.0), 0, 255).astype(np.uint8)
-    return None
-
-
 def read_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
     """Read an image file as ``H x W x 3`` uint8 RGB plus the list of conversions made.
 
@@ -66,11 +52,11 @@ def read_image(path: str | Path) -> tuple[np.ndarray, list[str]]:
     try:
         with Image.open(path) as img:
             img.load()
+            image, notes = to_rgb8(img, path.name)
             if img.mode in ("RGB", "RGBA") and _looks_16bit(path):
-                wide = _read_16bit_rgb(path)
-                if wide is not None:
-                    return wide, [f"{path.name}: 16-bit RGB converted to 8-bit"]
-            return to_rgb8(img, path.name)
+                # Pillow reads 16-bit-per-channel PNGs as 8-bit by keeping the high byte; say so.
+                notes.insert(0, f"{path.name}: 16-bit RGB converted to 8-bit")
+            return image, notes
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except (OSError, SyntaxError, ValueError) as err:

@@ -1,0 +1,33 @@
+"""``cdc-bench export``: results as CSV, JSON, or CompressAI's result-JSON files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.argument("results", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "compressai-json"]), default="csv",
+              show_default=True)
+@click.option("--output", "-O", type=click.Path(path_type=Path), default=None,
+              help="File (csv, json) or folder (compressai-json) [default: inside RESULTS/export/].")
+def command(results: Path, fmt: str, output: Path | None) -> None:
+    """Export a results folder written by `cdc-bench run`."""
+    from ..export import export_compressai, export_rows
+    from ..store import ResultsStore
+
+    try:
+        store = ResultsStore(results, create=False)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    if fmt == "compressai-json":
+        paths = export_compressai(store, output or results / "export" / "compressai")
+        for path in paths:
+            click.echo(str(path))
+        if not paths:
+            raise click.ClickException(f"no successful results in {results} to export")
+        return
+    path = export_rows(store, output or results / "export" / f"results.{fmt}", fmt)
+    click.echo(str(path))
