@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..registry import describe_codecs
@@ -13,7 +14,7 @@ from ..registry import describe_codecs
 @click.option("--details", is_flag=True, help="Also show each codec's exact settings (library, flags).")
 def command(details: bool) -> None:
     """List every codec: rate points, options, availability (with the fix when unavailable)."""
-    console = Console(width=160)
+    console = Console(width=160, emoji=False)
     table = Table(show_lines=False)
     for col in ("codec", "rate points", "options", "status"):
         table.add_column(col, overflow="fold")
@@ -23,11 +24,11 @@ def command(details: bool) -> None:
         if info.availability.ok:
             status = "[green]available[/green]"
         else:
-            status = f"[red]unavailable[/red]: {info.availability.reason}"
+            status = f"[red]unavailable[/red]: {escape(info.availability.reason)}"
             if info.availability.fix:
-                status += f"\n[yellow]fix[/yellow]: {info.availability.fix}"
-        name = info.name + (f"\n[dim]{info.description}[/dim]" if info.description else "")
+                status += f"\n[yellow]fix[/yellow]: {escape(info.availability.fix)}"
+        name = escape(info.name) + (f"\n[dim]{escape(info.description)}[/dim]" if info.description else "")
         if details and info.details:
-            name += f"\n[dim]{info.details}[/dim]"
-        table.add_row(name, rates, opts, status)
+            name += f"\n[dim]{escape(info.details)}[/dim]"
+        table.add_row(name, escape(rates), escape(opts), status)
     console.print(table)

@@ -146,7 +146,7 @@ def _print_summary(store, summary, failures, out, dataset_rows) -> None:
 
     from ..summary import mean_table
 
-    console = Console(width=140, stderr=False)
+    console = Console(width=140, emoji=False)
     console.print(mean_table(store.frame()))
     for row in dataset_rows:
         std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
