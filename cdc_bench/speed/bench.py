@@ -1,0 +1,301 @@
+"""Measure a codec's encode and decode time (and peak memory) against its number of denoising steps.
+
+For every image size and step count: build the codec with ``steps=N``, run ``warmup`` untimed encode+decode
+rounds (model loading, allocator and cuDNN warm-up), then ``repeats`` timed encodes and ``repeats`` timed decodes
+of the last bitstream. Codecs without a ``steps`` option are measured once per size (one row).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from PIL import Image
+
+from ..codec import Codec, CodecError, CodecUnavailable, parse_rate_points
+from ..registry import UnknownNameError, get_codec_class
+from .environment import environment, load_average
+from .fit import fit_linear
+from .measure import PeakRSS, cuda_peak_mib, reset_cuda_peak, summarize, synchronizer, timed
+
+SCHEMA = "cdc-bench-speed/1"
+STEPS_OPTION = "steps"
+WEIGHTS_OPTION = "weights"
+RANDOM_WEIGHTS = "random"
+MEMORY_METHOD = ("CPU: peak process RSS sampled every 5 ms by a psutil thread during the timed calls "
+                 "(a lower bound; ru_maxrss is lifetime-wide, tracemalloc misses torch buffers); "
+                 "CUDA: torch.cuda.max_memory_allocated")
+RANDOM_NOTE = ("random weights: the released architecture with randomly initialised parameters; timings are "
+               "representative, reconstructions and bpp are not")
+
+
+class SpeedError(Exception):
+    """The benchmark cannot run as asked (bad size, codec unavailable, decode failed...); the message says why."""
+
+
+@dataclass
+class SpeedConfig:
+    codec: str
+    options: dict[str, Any] = field(default_factory=dict)
+    steps: list[int] | None = None          # None: the codec's own steps setting (one point)
+    sizes: list[tuple[int, int]] = field(default_factory=lambda: [(256, 256)])  # (width, height)
+    repeats: int = 5
+    warmup: int = 1
+    device: str = "cpu"
+    threads: int | None = None
+    rate: Any = None                        # None: the middle of the codec's rate points
+    image: str | Path | None = None         # None: a deterministic synthetic image
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"768x512"`` -> ``(768, 512)`` (width x height)."""
+    w, sep, h = text.strip().lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 1 or int(h) < 1:
+        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT (e.g. 768x512)")
+    return int(w), int(h)
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    return [parse_size(part) for part in text.split(",") if part.strip()]
+
+
+def parse_steps(text: str) -> list[int]:
+    """``"1,2,4"`` -> ``[1, 2, 4]``; each a positive integer, no repeats."""
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"steps {text!r} must be comma-separated positive integers (e.g. 1,2,4,8)") from None
+    if not steps or any(s < 1 for s in steps):
+        raise ValueError(f"steps {text!r} must be comma-separated positive integers (e.g. 1,2,4,8)")
+    if len(set(steps)) != len(steps):
+        raise ValueError(f"steps {text!r} repeat a value")
+    return steps
+
+
+def synthetic_image(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A deterministic image with smooth regions, edges and fine noise, so content-adaptive codecs do real work
+    and runs on different days code the same pixels."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, size=(max(2, height // 32), max(2, width // 32), 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float64)
+    blocks = rng.integers(0, 256, size=(max(2, height // 96), max(2, width // 96), 3), dtype=np.uint8)
+    edges = np.asarray(Image.fromarray(blocks).resize((width, height), Image.NEAREST), dtype=np.float64)
+    noise = rng.normal(0.0, 4.0, size=(height, width, 3))
+    return np.clip(0.6 * smooth + 0.4 * edges + noise, 0, 255).round().astype(np.uint8)
+
+
+def image_at(path: str | Path, width: int, height: int) -> np.ndarray:
+    """A real image resized to cover ``width x height`` (bicubic) and centre-cropped to it."""
+    from ..images import read_image
+
+    image, _ = read_image(path)
+    h, w = image.shape[:2]
+    scale = max(width / w, height / h)
+    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BICUBIC))
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _codec_dtype(codec: Codec) -> str:
+    for key in ("dtype", "precision"):
+        if codec.options.get(key):
+            return str(codec.options[key])
+    import torch
+
+    return str(torch.get_default_dtype()).removeprefix("torch.")
+
+
+class _Plan:
+    """The codec class, its base options and the step counts; switches to random weights when it must."""
+
+    def __init__(self, config: SpeedConfig, notes: list[str]):
+        self.config = config
+        self.notes = notes
+        try:
+            self.cls = get_codec_class(config.codec)
+        except UnknownNameError:
+            raise
+        except Exception as err:  # noqa: BLE001 - an entry point whose module or dependency is missing
+            raise SpeedError(f"codec {config.codec} cannot be loaded ({type(err).__name__}: {err}); "
+                             "install what it needs (see `cdc-bench codecs`)") from None
+        self.options = dict(config.options)
+        self.has_steps = STEPS_OPTION in self.cls.settings
+        user_set_weights = WEIGHTS_OPTION in self.options
+        self.can_fall_back = WEIGHTS_OPTION in self.cls.settings and not user_set_weights
+        avail = self.cls.availability()
+        if not avail.ok:
+            if not self.can_fall_back:
+                raise SpeedError(f"codec {config.codec} is unavailable: {avail.reason}"
+                                 + (f" Fix: {avail.fix}" if avail.fix else ""))
+            self.use_random_weights(avail.reason)
+        self.steps: list[int | None] = self._steps()
+
+    def _steps(self) -> list[int | None]:
+        cfg = self.config
+        if not self.has_steps:
+            if cfg.steps:
+                self.notes.append(f"codec {cfg.codec} has no '{STEPS_OPTION}' option: one point per size measured")
+            return [None]
+        if cfg.steps:
+            if STEPS_OPTION in self.options:
+                raise SpeedError(f"steps given twice: --steps and -o {cfg.codec}.{STEPS_OPTION}; keep one")
+            return list(cfg.steps)
+        return [int(self.options.get(STEPS_OPTION, self.cls.settings[STEPS_OPTION]))]
+
+    def use_random_weights(self, reason: str) -> None:
+        self.options[WEIGHTS_OPTION] = RANDOM_WEIGHTS
+        self.can_fall_back = False
+        self.notes.append(f"checkpoint unavailable ({reason.strip()}); measuring with "
+                          f"-o {self.config.codec}.{WEIGHTS_OPTION}={RANDOM_WEIGHTS}")
+
+    def codec(self, steps: int | None) -> Codec:
+        opts = dict(self.options)
+        if steps is not None:
+            opts[STEPS_OPTION] = steps
+        try:
+            return self.cls(opts, device=self.config.device)
+        except CodecUnavailable as err:
+            if not self.can_fall_back:
+                raise SpeedError(f"codec {self.config.codec} is unavailable: {err}") from None
+            self.use_random_weights(err.reason)
+            return self.codec(steps)
+        except CodecError as err:
+            raise SpeedError(f"codec {self.config.codec}: {err}") from None
+
+    def rate(self) -> Any:
+        points = list(self.cls.rate_points)
+        if self.config.rate is not None:
+            try:
+                return parse_rate_points(str(self.config.rate), points)[0]
+            except (ValueError, IndexError):
+                raise SpeedError(f"rate {self.config.rate!r} is not a valid {self.cls.rate_label} "
+                                 f"for {self.config.codec}") from None
+        return points[len(points) // 2] if points else None
+
+
+def _measure_row(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) -> tuple[dict[str, Any], Codec]:
+    cfg = plan.config
+    height, width = image.shape[:2]
+    where = f"{cfg.codec} at {width}x{height}" + (f", steps={steps}" if steps is not None else "")
+    sync = synchronizer(cfg.device)
+    codec = plan.codec(steps)
+    try:
+        for i in range(cfg.warmup):
+            try:
+                codec.decode(codec.encode(image, rate))
+            except CodecUnavailable as err:
+                if i > 0 or not plan.can_fall_back:
+                    raise
+                plan.use_random_weights(err.reason)
+                codec = plan.codec(steps)
+                codec.decode(codec.encode(image, rate))
+        reset_cuda_peak(cfg.device)
+        encode_times, data = [], b""
+        with PeakRSS() as enc_mem:
+            for _ in range(cfg.repeats):
+                seconds, data = timed(lambda: codec.encode(image, rate), sync)
+                encode_times.append(seconds)
+        enc_cuda = cuda_peak_mib(cfg.device)
+        reset_cuda_peak(cfg.device)
+        decode_times, recon = [], None
+        with PeakRSS() as dec_mem:
+            for _ in range(cfg.repeats):
+                seconds, recon = timed(lambda: codec.decode(data), sync)
+                decode_times.append(seconds)
+        dec_cuda = cuda_peak_mib(cfg.device)
+    except CodecError as err:
+        raise SpeedError(f"{where}: {type(err).__name__}: {err}") from None
+    if not isinstance(recon, np.ndarray) or recon.shape != image.shape:
+        got = getattr(recon, "shape", type(recon).__name__)
+        raise SpeedError(f"{where}: decode returned {got}, expected an image of shape {image.shape}")
+    row = {
+        "width": width, "height": height, "steps": steps,
+        "bytes": len(data), "bpp": 8 * len(data) / (width * height),
+        "encode": summarize(encode_times), "decode": summarize(decode_times),
+        "memory": {
+            "rss_before_mib": enc_mem.baseline_mib,
+            "encode_peak_rss_mib": enc_mem.peak_mib, "decode_peak_rss_mib": dec_mem.peak_mib,
+            "encode_cuda_max_allocated_mib": enc_cuda, "decode_cuda_max_allocated_mib": dec_cuda,
+        },
+        "codec_info": _json_safe(codec.extra_metrics()),
+    }
+    return row, codec
+
+
+def fits_for(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``time = a + b * steps`` for encode and decode medians, one fit per image size with >= 2 step counts."""
+    fits = []
+    sizes = sorted({(r["width"], r["height"]) for r in rows if r.get("steps") is not None})
+    for width, height in sizes:
+        chosen = sorted((r for r in rows if (r["width"], r["height"]) == (width, height)
+                         and r.get("steps") is not None), key=lambda r: r["steps"])
+        for phase in ("encode", "decode"):
+            fit = fit_linear([r["steps"] for r in chosen], [r[phase]["median"] for r in chosen])
+            if fit is not None:
+                fits.append({"width": width, "height": height, "phase": phase, **fit.as_dict()})
+    return fits
+
+
+def run_speed(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the benchmark and return the report (a JSON-ready dict; see :data:`SCHEMA`)."""
+    if config.repeats < 1:
+        raise SpeedError(f"--repeats must be at least 1, got {config.repeats}")
+    if config.warmup < 0:
+        raise SpeedError(f"--warmup must be 0 or more, got {config.warmup}")
+    if not config.sizes:
+        raise SpeedError("no image size given (e.g. --size 256x256)")
+    if config.threads is not None:
+        if config.threads < 1:
+            raise SpeedError(f"--threads must be at least 1, got {config.threads}")
+        import torch
+
+        torch.set_num_threads(config.threads)
+    notes: list[str] = []
+    plan = _Plan(config, notes)
+    rate = plan.rate()
+    env = environment(config.device)
+    env["load_before"] = load_average()
+    rows: list[dict[str, Any]] = []
+    codec: Codec | None = None
+    for width, height in config.sizes:
+        image = image_at(config.image, width, height) if config.image else synthetic_image(width, height)
+        for steps in plan.steps:
+            row, codec = _measure_row(plan, steps, image, rate)
+            rows.append(row)
+            if progress is not None:
+                progress(row)
+    assert codec is not None
+    env["load_after"] = load_average()
+    env["dtype"] = _codec_dtype(codec)
+    weights = codec.options.get(WEIGHTS_OPTION)
+    if weights == RANDOM_WEIGHTS:
+        notes.append(RANDOM_NOTE)
+    base_options = {k: v for k, v in codec.options.items() if k != STEPS_OPTION}
+    return {
+        "schema": SCHEMA,
+        "codec": config.codec,
+        "options": _json_safe(base_options),
+        "rate": _json_safe(rate),
+        "rate_label": plan.cls.rate_label,
+        "steps_option": plan.has_steps,
+        "weights": weights,
+        "random_weights": weights == RANDOM_WEIGHTS,
+        "image": str(config.image) if config.image else "synthetic",
+        "settings": {
+            "repeats": config.repeats, "warmup": config.warmup,
+            "sizes": [f"{w}x{h}" for w, h in config.sizes],
+            "steps": plan.steps, "memory_method": MEMORY_METHOD,
+        },
+        "env": env,
+        "notes": notes,
+        "rows": rows,
+        "fits": fits_for(rows),
+    }

@@ -1,0 +1,49 @@
+"""Saving and loading speed reports (JSON), with errors that name the file and what is wrong with it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .bench import SCHEMA
+
+REQUIRED = ("schema", "codec", "env", "settings", "rows")
+
+
+class SpeedReportError(Exception):
+    """A saved speed report cannot be read or is not a cdc-bench speed report."""
+
+
+def save_report(report: dict[str, Any], path: str | Path) -> Path:
+    """Write the report atomically (a half-written file would break a later ``--compare``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SpeedReportError(f"{path}: no such file (write one with cdc-bench speed ... --out {path})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SpeedReportError(f"{path}: not a readable JSON file ({err})") from None
+    if not isinstance(report, dict):
+        raise SpeedReportError(f"{path}: not a cdc-bench speed report (top level is not an object)")
+    missing = [key for key in REQUIRED if key not in report]
+    if missing:
+        raise SpeedReportError(f"{path}: not a cdc-bench speed report (missing {', '.join(missing)})")
+    if report["schema"] != SCHEMA:
+        raise SpeedReportError(f"{path}: report format {report['schema']!r}, this version reads {SCHEMA!r}; "
+                               "re-run cdc-bench speed with the old commit to regenerate it")
+    for i, row in enumerate(report["rows"]):
+        for key in ("width", "height", "steps", "encode", "decode"):
+            if key not in row:
+                raise SpeedReportError(f"{path}: row {i} has no {key!r}")
+    return report
