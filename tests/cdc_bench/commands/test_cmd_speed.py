@@ -1,0 +1,157 @@
+"""Tests of ``cdc-bench speed``: the report it writes, exit codes of --compare, refusals and bad input.
+
+A small real codec (zlib bitstream, torch conv stack run ``steps`` times in decode) stands in for CDC, so the
+tests run in seconds; no timing is asserted. Comparisons use saved reports scaled by huge factors, so the verdict
+does not depend on how fast this machine happens to be.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from cdc_bench.cli import main
+from cdc_bench.codec import BitstreamError, Codec
+from cdc_bench.registry import register
+
+HEADER = struct.Struct(">HH")
+
+
+@register
+class StepConvCodec(Codec):
+    """zlib on the pixels; the decoder then runs a fixed conv ``steps`` times (work that grows with steps)."""
+
+    name = "speedtoy-cmd"
+    rate_points = (1, 6, 9)
+    settings = {"steps": 2}
+
+    def encode(self, image: np.ndarray, rate) -> bytes:
+        return HEADER.pack(*image.shape[:2]) + zlib.compress(image.tobytes(), int(rate))
+
+    def decode(self, data: bytes) -> np.ndarray:
+        if len(data) < HEADER.size:
+            raise BitstreamError("truncated header")
+        h, w = HEADER.unpack_from(data)
+        img = np.frombuffer(zlib.decompress(data[HEADER.size:]), np.uint8).reshape(h, w, 3)
+        x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float()
+        kernel = torch.full((3, 1, 3, 3), 1 / 9)
+        for _ in range(self.options["steps"]):
+            x = 0.5 * x + 0.5 * torch.nn.functional.conv2d(x, kernel, padding=1, groups=3)
+        return x[0].permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).numpy()
+
+
+BASE = ["speed", "--codec", "speedtoy-cmd", "--size", "16x16", "--repeats", "2", "--warmup", "0"]
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [*BASE, *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "old.json"
+    result = _invoke("--steps", "1,2,3", "--out", str(path))
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _scaled(path, factor, tmp_path, **env):
+    report = json.loads(path.read_text())
+    for row in report["rows"]:
+        for phase in ("encode", "decode"):
+            row[phase]["median"] *= factor
+    report["env"].update(env)
+    out = tmp_path / f"scaled-{factor:g}.json"
+    out.write_text(json.dumps(report))
+    return out
+
+
+def test_writes_report_with_rows_fit_and_environment(saved):
+    report = json.loads(saved.read_text())
+    assert [r["steps"] for r in report["rows"]] == [1, 2, 3]
+    assert report["settings"]["repeats"] == 2 and report["settings"]["sizes"] == ["16x16"]
+    assert report["rate"] == 6
+    assert {f["phase"] for f in report["fits"]} == {"encode", "decode"}
+    assert report["env"]["device"] == "cpu" and report["env"]["dtype"] == "float32"
+
+
+def test_prints_tables_and_plots(tmp_path):
+    result = _invoke("--steps", "1,2,4", "--plot", str(tmp_path / "speed.pdf"))
+    assert result.exit_code == 0, result.output
+    assert "time = a + b·steps" in result.output and "decode/step" in result.output
+    assert (tmp_path / "speed.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_compare_exits_1_on_slowdown_and_0_otherwise(saved, tmp_path):
+    fast_old = _scaled(saved, 1e-6, tmp_path)  # the saved run was a million times faster: a regression
+    result = _invoke("--steps", "1,2,3", "--compare", str(fast_old))
+    assert result.exit_code == 1, result.output
+    assert "regression" in result.output and "SLOWER" in result.output
+    slow_old = _scaled(saved, 1e6, tmp_path)
+    result = _invoke("--steps", "1,2,3", "--compare", str(slow_old), "--max-slowdown", "1.05")
+    assert result.exit_code == 0, result.output
+    assert "no regression" in result.output
+
+
+def test_compare_uses_common_step_counts_only(saved, tmp_path):
+    result = _invoke("--steps", "2,5", "--compare", str(_scaled(saved, 1e6, tmp_path)))
+    assert result.exit_code == 0, result.output
+    assert "not in both runs" in result.output
+    result = _invoke("--steps", "7", "--compare", str(saved))
+    assert result.exit_code == 2 and "no (size, steps) point measured in both" in result.output
+
+
+def test_compare_refuses_other_sizes_before_measuring(saved):
+    result = _invoke("--size", "32x16", "--steps", "1", "--compare", str(saved))
+    assert result.exit_code == 2
+    assert "refusing to compare" in result.output and "sizes: 16x16 vs 32x16" in result.output
+    assert "measuring" not in result.output  # refused up front: no minutes wasted
+    result = CliRunner().invoke(main, [*BASE, "--device", "cuda", "--compare", str(saved)])
+    assert result.exit_code == 2 and "device: cpu vs cuda" in result.output
+
+
+def test_compare_refuses_other_dtype_unless_allowed(saved, tmp_path):
+    other = _scaled(saved, 1e6, tmp_path, dtype="float16")
+    result = _invoke("--steps", "1,2,3", "--compare", str(other))
+    assert result.exit_code == 2 and "dtype: float16 vs float32" in result.output
+    result = _invoke("--steps", "1,2,3", "--compare", str(other), "--allow-mismatch")
+    assert result.exit_code == 0, result.output
+    assert "--allow-mismatch" in result.output and "no regression" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0,1"], "positive integers"),
+    (["--size", "16"], "WIDTHxHEIGHT"),
+    (["-o", "jpeg.quality=5"], "options given for jpeg"),
+    (["-o", "speedtoy-cmd.nosuch=1"], "has no option nosuch"),
+    (["--max-slowdown", "0"], "--max-slowdown must be positive"),
+    (["--repeats", "0"], "--repeats must be at least 1"),
+])
+def test_bad_input_exits_2_with_a_clear_message(args, message):
+    result = _invoke(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_unknown_codec_and_missing_compare_file(tmp_path):
+    result = CliRunner().invoke(main, ["speed", "--codec", "speedtoy-cmx"])
+    assert result.exit_code == 2 and "Did you mean speedtoy-cmd" in result.output
+    result = _invoke("--compare", str(tmp_path / "nope.json"))
+    assert result.exit_code == 2 and "nope.json: no such file" in result.output
+
+
+def test_one_point_codec_jpeg(tmp_path):
+    pytest.importorskip("baselines.classical", reason="the classical baselines (jpeg) are not installed")
+    out = tmp_path / "jpeg.json"
+    result = CliRunner().invoke(main, ["speed", "-c", "jpeg", "--size", "32x32", "--repeats", "1",
+                                       "--steps", "1,2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert len(report["rows"]) == 1 and report["rows"][0]["steps"] is None and report["fits"] == []
+    assert report["rows"][0]["bytes"] > 0
