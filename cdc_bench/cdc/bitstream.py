@@ -1,0 +1,104 @@
+"""CDC's bitstream: a small versioned header, the two entropy-coded strings, and a CRC32.
+
+Layout (big-endian)::
+
+    magic      4s   b"CDCb"
+    version    B    FORMAT_VERSION
+    variant    B    0 = x-param, 1 = eps-param
+    coder      B    entropy-coder table set (entropy.py constants); the decoder must build the same tables
+    id_len     B    length of model_id
+    model_id   ...  utf-8: which weights encoded it (released lambda, checkpoint digest, or random seed)
+    height     I    original image height (the decoder crops back to it)
+    width      I    original image width
+    pad_h      I    padded height fed to the network (multiple of 64)
+    pad_w      I    padded width
+    timesteps  I    the model's T, so a decoder with other weights fails loudly instead of decoding noise
+    z_len      I    bytes of the hyper-latent string
+    y_len      I    bytes of the latent string
+    z bytes, y bytes
+    crc32      I    over everything before it
+
+The CRC costs 4 bytes per image but means a corrupted file raises :class:`BitstreamError` before it reaches the
+rANS decoder, which has no error detection of its own and would silently decode garbage.
+The sampler's per-run options (steps, gamma, eta, seed) are decoder options, not part of the bitstream.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from ..codec import BitstreamError
+
+MAGIC = b"CDCb"
+FORMAT_VERSION = 1
+VARIANTS = ("x", "eps")
+_FIXED = struct.Struct(">4sBBBB")
+_SIZES = struct.Struct(">IIIIIII")
+_CRC = struct.Struct(">I")
+
+
+@dataclass(frozen=True)
+class Header:
+    variant: str
+    model_id: str
+    height: int
+    width: int
+    padded_height: int
+    padded_width: int
+    num_timesteps: int
+    coder: int = 1
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if len(self.model_id.encode()) > 255:
+            raise ValueError(f"model id too long (max 255 bytes): {self.model_id!r}")
+        if not (0 < self.height <= self.padded_height and 0 < self.width <= self.padded_width):
+            raise ValueError(f"bad sizes: image {self.height}x{self.width}, "
+                             f"padded {self.padded_height}x{self.padded_width}")
+
+
+def pack(header: Header, z_string: bytes, y_string: bytes) -> bytes:
+    """Serialise one image's header and strings."""
+    model_id = header.model_id.encode()
+    body = b"".join([
+        _FIXED.pack(MAGIC, FORMAT_VERSION, VARIANTS.index(header.variant), header.coder, len(model_id)),
+        model_id,
+        _SIZES.pack(header.height, header.width, header.padded_height, header.padded_width,
+                    header.num_timesteps, len(z_string), len(y_string)),
+        z_string,
+        y_string,
+    ])
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
+    """Parse :func:`pack`'s output; raises :class:`BitstreamError` for anything that is not an intact CDC stream."""
+    data = bytes(data)
+    if len(data) < _FIXED.size:
+        raise BitstreamError(f"CDC bitstream truncated: {len(data)} bytes, a header alone needs more")
+    magic, version, variant, coder, id_len = _FIXED.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise BitstreamError(f"not a CDC bitstream (magic {magic!r}, expected {MAGIC!r})")
+    if version != FORMAT_VERSION:
+        raise BitstreamError(f"CDC bitstream format version {version} is not supported (this decoder reads "
+                             f"version {FORMAT_VERSION}); decode it with the cdc-bench version that wrote it")
+    pos = _FIXED.size + id_len
+    if len(data) < pos + _SIZES.size + _CRC.size:
+        raise BitstreamError(f"CDC bitstream truncated: {len(data)} bytes, header needs {pos + _SIZES.size + 4}")
+    h, w, ph, pw, steps, z_len, y_len = _SIZES.unpack_from(data, pos)
+    pos += _SIZES.size
+    expected = pos + z_len + y_len + _CRC.size
+    if len(data) != expected:
+        kind = "truncated" if len(data) < expected else "has trailing bytes"
+        raise BitstreamError(f"CDC bitstream {kind}: {len(data)} bytes, header says {expected}")
+    (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+    if zlib.crc32(data[:-_CRC.size]) != crc:
+        raise BitstreamError("CDC bitstream is corrupted (CRC32 mismatch)")
+    try:
+        model_id = data[_FIXED.size:_FIXED.size + id_len].decode()
+        header = Header(VARIANTS[variant], model_id, h, w, ph, pw, steps, coder)
+    except (UnicodeDecodeError, IndexError, ValueError) as err:
+        raise BitstreamError(f"CDC bitstream header is invalid: {err}") from None
+    return header, data[pos:pos + z_len], data[pos + z_len:pos + z_len + y_len]

@@ -1,0 +1,62 @@
+"""CDC bitstream container: round trip, and clear errors for truncated or corrupted bytes."""
+from __future__ import annotations
+
+import pytest
+
+from cdc_bench.cdc.bitstream import MAGIC, Header, pack, unpack
+from cdc_bench.codec import BitstreamError
+
+HEADER = Header("x", "released:x:0.0032", 512, 767, 512, 768, 8193)
+
+
+def test_round_trip():
+    data = pack(HEADER, b"zz\x00z", b"y" * 1000)
+    header, z, y = unpack(data)
+    assert header == HEADER
+    assert z == b"zz\x00z" and y == b"y" * 1000
+    # fixed overhead: 8 fixed + id + 28 sizes + 4 crc
+    assert len(data) == 8 + len(HEADER.model_id) + 28 + 4 + 4 + 1000
+
+
+def test_eps_variant_and_empty_strings():
+    header = Header("eps", "", 1, 1, 64, 64, 20000)
+    assert unpack(pack(header, b"", b"")) == (header, b"", b"")
+
+
+@pytest.mark.parametrize("cut", [0, 3, 9, 30, -5, -1])
+def test_truncated(cut):
+    data = pack(HEADER, b"abc", b"defgh")
+    with pytest.raises(BitstreamError, match="truncated"):
+        unpack(data[:cut])
+
+
+def test_trailing_bytes():
+    with pytest.raises(BitstreamError, match="trailing"):
+        unpack(pack(HEADER, b"abc", b"defgh") + b"\x00")
+
+
+def test_every_single_byte_flip_is_detected():
+    data = bytearray(pack(HEADER, b"abc", b"defgh" * 20))
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0x10
+        with pytest.raises(BitstreamError):
+            unpack(bytes(bad))
+
+
+def test_not_cdc_and_wrong_version():
+    with pytest.raises(BitstreamError, match="not a CDC bitstream"):
+        unpack(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    data = bytearray(pack(HEADER, b"a", b"b"))
+    data[len(MAGIC)] = 99
+    with pytest.raises(BitstreamError, match="version 99"):
+        unpack(bytes(data))
+
+
+def test_header_validation():
+    with pytest.raises(ValueError, match="variant"):
+        Header("v", "m", 1, 1, 64, 64, 10)
+    with pytest.raises(ValueError, match="sizes"):
+        Header("x", "m", 65, 1, 64, 64, 10)
+    with pytest.raises(ValueError, match="too long"):
+        Header("x", "m" * 256, 1, 1, 64, 64, 10)
