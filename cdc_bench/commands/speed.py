@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..codec import CodecError
@@ -27,12 +28,12 @@ class SpeedFailure(click.ClickException):
 
 
 def _fmt_s(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.3f} s"
+    return f"{seconds * 1e3:.3g} ms" if abs(seconds) < 1 else f"{seconds:.3f} s"
 
 
 def _rows_table(report: dict[str, Any]) -> Table:
-    table = Table(title=f"{report['codec']}: seconds per image (median [q1–q3], {report['settings']['repeats']} "
-                        f"repeats after {report['settings']['warmup']} warm-up)")
+    table = Table(title=escape(f"{report['codec']}: time per image (median [q1–q3], {report['settings']['repeats']} "
+                               f"repeats after {report['settings']['warmup']} warm-up)"))
     for col in ("size", "steps", "encode", "decode", "decode/step", "bytes", "bpp", "peak RSS (MiB)", "CUDA (MiB)"):
         table.add_column(col, justify="right")
     for r in report["rows"]:
@@ -41,8 +42,8 @@ def _rows_table(report: dict[str, Any]) -> Table:
         cuda = mem.get("decode_cuda_max_allocated_mib")
         table.add_row(
             f"{r['width']}x{r['height']}", str(r["steps"] if r["steps"] is not None else "–"),
-            f"{_fmt_s(enc['median'])} [{_fmt_s(enc['q1'])}–{_fmt_s(enc['q3'])}]",
-            f"{_fmt_s(dec['median'])} [{_fmt_s(dec['q1'])}–{_fmt_s(dec['q3'])}]",
+            escape(f"{_fmt_s(enc['median'])} [{_fmt_s(enc['q1'])}–{_fmt_s(enc['q3'])}]"),
+            escape(f"{_fmt_s(dec['median'])} [{_fmt_s(dec['q1'])}–{_fmt_s(dec['q3'])}]"),
             per_step, str(r["bytes"]), f"{r['bpp']:.4f}",
             f"{max(mem['encode_peak_rss_mib'], mem['decode_peak_rss_mib']):.0f}",
             f"{cuda:.0f}" if cuda is not None else "–")
@@ -55,14 +56,14 @@ def _fits_table(report: dict[str, Any]) -> Table:
         table.add_column(col, justify="right")
     for f in report["fits"]:
         b_se = f" ± {_fmt_s(f['b_stderr'])}" if f.get("b_stderr") is not None else ""
-        verdict = f["note"] if f["linear"] is not False else f"[red]{f['note']}[/red]"
+        verdict = escape(f["note"]) if f["linear"] is not False else f"[red]{escape(f['note'])}[/red]"
         table.add_row(f"{f['width']}x{f['height']}", f["phase"], _fmt_s(f["a"]), _fmt_s(f["b"]) + b_se,
                       f"{f['r2']:.4f}", f"{f['max_rel_residual']:.1%}", verdict)
     return table
 
 
 def _compare_table(comparison: Any, old_path: Path) -> Table:
-    table = Table(title=f"against {old_path} (ratio = new / old median; fail above {comparison.max_slowdown:g})")
+    table = Table(title=escape(f"against {old_path} (ratio = new / old median; fail above {comparison.max_slowdown:g})"))
     for col in ("size", "steps", "phase", "old", "new", "ratio", ""):
         table.add_column(col, justify="right")
     for r in comparison.rows:
@@ -121,7 +122,7 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
     from ..speed import (SpeedConfig, SpeedError, SpeedReportError, compare_reports, load_report, mismatches,
                          parse_sizes, parse_steps, run_speed, save_report, soft_differences)
 
-    console = Console(width=170)
+    console = Console(width=170, emoji=False)
     try:
         size_list = parse_sizes(sizes)
         step_list = parse_steps(steps) if steps else None
@@ -153,7 +154,7 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         console.print(f"  {row['width']}x{row['height']} {label}: decode {_fmt_s(row['decode']['median'])}, "
                       f"encode {_fmt_s(row['encode']['median'])}", highlight=False)
 
-    console.print(f"measuring {codec} on {device} ...", highlight=False)
+    console.print(escape(f"measuring {codec} on {device} ..."), highlight=False)
     try:
         report = run_speed(config, progress=progress)
     except UnknownNameError as err:
@@ -162,32 +163,32 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         raise SpeedFailure(str(err)) from None
 
     for note in report["notes"]:
-        console.print(f"[yellow]note[/yellow]: {note}", highlight=False)
+        console.print(f"[yellow]note[/yellow]: {escape(note)}", highlight=False)
     env = report["env"]
-    console.print(f"device {env['device']} ({env['device_name']}), dtype {env['dtype']}, {env['threads']} threads, "
-                  f"torch {env['torch']}, commit {(env['git_commit'] or 'unknown')[:10]}"
-                  f"{' (dirty)' if env['git_dirty'] else ''}, load {env['load_before']} -> {env['load_after']}",
+    console.print(escape(f"device {env['device']} ({env['device_name']}), dtype {env['dtype']}, {env['threads']} "
+                         f"threads, torch {env['torch']}, commit {(env['git_commit'] or 'unknown')[:10]}"
+                         f"{' (dirty)' if env['git_dirty'] else ''}, load {env['load_before']} -> {env['load_after']}"),
                   highlight=False)
     console.print(_rows_table(report))
     if report["fits"]:
         console.print(_fits_table(report))
     if out is not None:
-        console.print(f"report written to {save_report(report, out)}", highlight=False)
+        console.print(escape(f"report written to {save_report(report, out)}"), highlight=False)
     if plot is not None:
-        console.print(f"figure written to {_plot(report, plot)}", highlight=False)
+        console.print(escape(f"figure written to {_plot(report, plot)}"), highlight=False)
     if old is None:
         return
     _check_mismatch(old, report, compare_path, allow_mismatch, console)
     for note in soft_differences(old, report):
-        console.print(f"[yellow]note[/yellow]: differs from {compare_path}: {note}", highlight=False)
+        console.print(f"[yellow]note[/yellow]: " + escape(f"differs from {compare_path}: {note}"), highlight=False)
     comparison = compare_reports(old, report, max_slowdown)
     if not comparison.rows:
         raise SpeedFailure(f"no (size, steps) point measured in both runs; {compare_path} has "
                            f"{sorted(map(str, comparison.only_old))}")
     console.print(_compare_table(comparison, compare_path))
     if comparison.only_new or comparison.only_old:
-        console.print(f"[yellow]note[/yellow]: not in both runs: only new {comparison.only_new}, "
-                      f"only old {comparison.only_old}", highlight=False)
+        console.print("[yellow]note[/yellow]: " + escape(f"not in both runs: only new {comparison.only_new}, "
+                                                         f"only old {comparison.only_old}"), highlight=False)
     if comparison.regressed:
         worst = comparison.worst
         console.print(f"[red]regression[/red]: {worst.phase} at {worst.width}x{worst.height}, steps={worst.steps} "
@@ -204,7 +205,7 @@ def _check_mismatch(old: dict[str, Any], new: dict[str, Any], old_path: Path, al
         return
     what = "; ".join(found)
     if allow:
-        console.print(f"[yellow]warning[/yellow]: comparing runs that differ ({what}) because of --allow-mismatch",
+        console.print("[yellow]warning[/yellow]: " + escape(f"comparing runs that differ ({what}) because of --allow-mismatch"),
                       highlight=False)
         return
     raise SpeedFailure(f"refusing to compare with {old_path}: the runs differ ({what}). Measure under the same "
