@@ -1,0 +1,125 @@
+"""Shared plumbing for codecs whose bitstream is an image file that Pillow (or a Pillow plug-in) writes and reads.
+
+Adapters in :mod:`baselines.classical` only declare a format and the save arguments for one rate point; the
+encode/decode round trip, the plug-in check and the error mapping live here once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cdc_bench.codec import Availability, BitstreamError, Codec, CodecError, CodecUnavailable, check_image
+
+#: What Pillow and its plug-ins raise on bytes they cannot parse (truncated, corrupt, another format).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, IndexError, KeyError)
+
+
+def int_rate(codec: str, rate: Any, low: int, high: int, label: str) -> int:
+    """Check that a rate point is an integer in ``[low, high]`` and return it as ``int``."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise CodecError(f"{codec}: rate point {rate!r} is not a number; expected an integer {label} "
+                         f"in {low}..{high}") from None
+    if not value.is_integer() or not low <= value <= high:
+        raise CodecError(f"{codec}: rate point {rate!r} is out of range; expected an integer {label} "
+                         f"in {low}..{high}")
+    return int(value)
+
+
+def float_rate(codec: str, rate: Any, low: float, label: str) -> float:
+    """Check that a rate point is a finite number greater than ``low``."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= low:
+        raise CodecError(f"{codec}: rate point {rate!r} is invalid; expected a {label} greater than {low}")
+    return value
+
+
+def choice(codec: str, key: str, value: Any, valid: tuple[str, ...]) -> str:
+    """Check an option against its valid values (options arrive as text or int from the command line)."""
+    text = str(value)
+    if text not in valid:
+        raise CodecError(f"option {codec}.{key}={value!r} is not valid; choose one of {', '.join(valid)}")
+    return text
+
+
+def decode_with_pillow(data: bytes, pil_format: str, codec: str) -> np.ndarray:
+    """Decode an image file held in ``data`` with Pillow; anything unreadable becomes :class:`BitstreamError`."""
+    from PIL import Image
+
+    if not data:
+        raise BitstreamError(f"{codec}: empty bitstream")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != pil_format:
+                raise BitstreamError(f"{codec}: bitstream is {img.format or 'unknown'}, not {pil_format}")
+            img.load()
+            rgb = img.convert("RGB") if img.mode != "RGB" else img
+            out = np.asarray(rgb, dtype=np.uint8).copy()
+    except BitstreamError:
+        raise
+    except DECODE_ERRORS as err:  # Image.UnidentifiedImageError is an OSError
+        raise BitstreamError(f"{codec}: cannot decode {len(data)} bytes as {pil_format} "
+                             f"(truncated or corrupt): {err}") from err
+    return out
+
+
+class PillowCodec(Codec):
+    """A codec whose bitstream is the file Pillow writes for ``pil_format``; subclasses give ``save_args``."""
+
+    #: Pillow's format name; decoding checks the bytes are of this format
+    pil_format: ClassVar[str] = ""
+    #: module whose import registers the format with Pillow (a plug-in), if any
+    plugin: ClassVar[str | None] = None
+    #: ``PIL.features`` name that must be present, if any
+    feature: ClassVar[str | None] = None
+    #: how to get the missing library
+    install_fix: ClassVar[str] = "pip install --upgrade pillow"
+
+    def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        """Pillow ``Image.save`` keyword arguments for one rate point and image shape (validate the rate here)."""
+        raise NotImplementedError
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            if cls.plugin:
+                importlib.import_module(cls.plugin)
+            from PIL import Image, features
+
+            Image.init()
+        except ImportError as err:
+            return Availability(False, f"{cls.name}: cannot import {cls.plugin or 'Pillow'} ({err})", cls.install_fix)
+        if cls.feature and not features.check(cls.feature):
+            return Availability(False, f"{cls.name}: this Pillow build has no {cls.feature} support", cls.install_fix)
+        if cls.pil_format not in Image.SAVE:
+            return Availability(False, f"{cls.name}: Pillow cannot write {cls.pil_format}", cls.install_fix)
+        return Availability(True)
+
+    def _require(self) -> None:
+        status = type(self).availability()
+        if not status.ok:
+            raise CodecUnavailable(status.reason, status.fix)
+
+    def encode(self, image: np.ndarray, rate: Any) -> bytes:
+        from PIL import Image
+
+        check_image(image)
+        args = self.save_args(rate, image.shape)
+        self._require()
+        buf = io.BytesIO()
+        # These formats carry width and height themselves and accept any size (1x1 included): no padding.
+        Image.fromarray(np.ascontiguousarray(image)).save(buf, format=self.pil_format, **args)
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        self._require()
+        return decode_with_pillow(bytes(data), self.pil_format, self.name)

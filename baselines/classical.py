@@ -1,0 +1,262 @@
+"""Classical image codecs through Pillow and its plug-ins: JPEG, WebP, JPEG 2000, JPEG XL, AVIF and HEVC intra.
+
+Each adapter is a few lines of settings over :class:`baselines._pillow.PillowCodec` (CompressAI's
+``utils/bench/codecs.py`` style). The bitstream is the file the library writes, so the byte count (and bpp)
+includes the container: that is what a user would store. JPEG and WebP reproduce CompressAI's ``jpeg.json`` /
+``webp.json`` settings (Pillow defaults at quality 5..95); ``hevc`` reproduces BPG 0.9.8's x265 settings through
+libheif (pillow-heif) and is checked against CompressAI's ``bpg_444_x265_ycbcr.json`` on Kodak.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, ClassVar
+
+import numpy as np
+
+from cdc_bench.codec import Availability, BitstreamError, CodecUnavailable, check_image
+
+from ._pillow import DECODE_ERRORS, PillowCodec, choice, float_rate, int_rate
+
+#: CompressAI's 19 quality points for Pillow codecs (jpeg.json, webp.json)
+QUALITIES_5_TO_95 = tuple(range(5, 100, 5))
+#: CompressAI's BPG points (bpg_444_x265_ycbcr.json): -q 47, 42, ..., 12, low rate first
+BPG_QPS = (47, 42, 37, 32, 27, 22, 17, 12)
+
+_SUBSAMPLING = {"420": "4:2:0", "422": "4:2:2", "444": "4:4:4"}
+
+
+class JPEG(PillowCodec):
+    name = "jpeg"
+    description = "JPEG (libjpeg-turbo via Pillow), as CompressAI's jpeg.json"
+    rate_label = "quality (1-100)"
+    rate_points = QUALITIES_5_TO_95
+    settings = {"subsampling": "420", "optimize": False}
+    settings_help = {
+        "subsampling": "chroma subsampling: 420 (Pillow's and CompressAI's default), 422 or 444",
+        "optimize": "optimised Huffman tables (off in CompressAI's bench)",
+    }
+    details = ("Pillow JPEG, baseline sequential, standard Huffman tables, quality q (IJG scaling of the Annex K "
+               "tables), YCbCr 4:2:0 unless subsampling is set; no metadata")
+    pil_format = "JPEG"
+    feature = "jpg"
+
+    def validate_options(self) -> None:
+        choice(self.name, "subsampling", self.options["subsampling"], tuple(_SUBSAMPLING))
+
+    def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {
+            "quality": int_rate(self.name, rate, 1, 100, "quality"),
+            "subsampling": _SUBSAMPLING[str(self.options["subsampling"])],
+            "optimize": bool(self.options["optimize"]),
+        }
+
+
+class WebP(PillowCodec):
+    name = "webp"
+    description = "WebP lossy (libwebp via Pillow), as CompressAI's webp.json"
+    rate_label = "quality (0-100)"
+    rate_points = QUALITIES_5_TO_95
+    settings = {"method": 4}
+    settings_help = {"method": "libwebp effort 0 (fast) .. 6 (slow); 4 is Pillow's and CompressAI's default"}
+    details = "Pillow WebP, lossy VP8, 4:2:0, quality q, method 4 (libwebp default), no metadata"
+    pil_format = "WEBP"
+    feature = "webp"
+
+    def validate_options(self) -> None:
+        int_rate(self.name, self.options["method"], 0, 6, "method")
+
+    def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"quality": int_rate(self.name, rate, 0, 100, "quality"), "method": int(self.options["method"]),
+                "lossless": False}
+
+
+class JPEG2000(PillowCodec):
+    name = "jpeg2000"
+    description = "JPEG 2000 (OpenJPEG via Pillow), 9/7 irreversible wavelet with the ICT colour transform"
+    rate_label = "compression ratio (24/bpp)"
+    # The ratios of CompressAI's jpeg2000.json (ffmpeg -compression_level 10..190), low rate first.
+    rate_points = tuple(range(190, 0, -10))
+    settings = {"irreversible": True, "num_resolutions": 6}
+    settings_help = {
+        "irreversible": "9/7 irreversible wavelet + ICT (true) or 5/3 reversible wavelet + RCT (false)",
+        "num_resolutions": "wavelet decomposition levels + 1 (OpenJPEG default 6)",
+    }
+    details = ("Pillow/OpenJPEG J2K codestream (no JP2 box), irreversible 9/7 DWT, mct=1 (ICT), one quality "
+               "layer at quality_mode='rates' with ratio r (target 24/r bpp), 64x64 code blocks, LRCP")
+    pil_format = "JPEG2000"
+    feature = "jpg_2000"
+
+    def validate_options(self) -> None:
+        int_rate(self.name, self.options["num_resolutions"], 1, 32, "num_resolutions")
+
+    def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        ratio = float_rate(self.name, rate, 1.0, "compression ratio (uncompressed 24-bit size / coded size)")
+        # OpenJPEG needs 2**(levels - 1) <= the smaller side: small images get fewer levels (the decoder reads
+        # the level count from the codestream, so this needs no side information).
+        levels = int(self.options["num_resolutions"])
+        while levels > 1 and min(shape[:2]) < 2 ** (levels - 1):
+            levels -= 1
+        return {
+            "quality_mode": "rates",
+            "quality_layers": [ratio],
+            "irreversible": bool(self.options["irreversible"]),
+            "mct": 1,
+            "no_jp2": True,
+            "num_resolutions": levels,
+        }
+
+
+class JPEGXL(PillowCodec):
+    name = "jpegxl"
+    description = "JPEG XL lossy (libjxl via pillow-jxl-plugin)"
+    rate_label = "quality (0-100, libjxl distance mapping)"
+    rate_points = (10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95)
+    settings = {"effort": 7}
+    settings_help = {"effort": "libjxl effort 1 (fast) .. 9 (slow); 7 is libjxl's default"}
+    details = ("pillow-jxl-plugin / libjxl, VarDCT lossy, quality q mapped by libjxl to a Butteraugli distance, "
+               "effort 7, bare codestream (no container), XYB colour space")
+    pil_format = "JXL"
+    plugin = "pillow_jxl"
+    install_fix = "pip install pillow-jxl-plugin"
+
+    def validate_options(self) -> None:
+        int_rate(self.name, self.options["effort"], 1, 10, "effort")
+
+    def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"quality": int_rate(self.name, rate, 0, 99, "quality"), "effort": int(self.options["effort"]),
+                "lossless": False, "use_container": False}
+
+
+class AVIF(PillowCodec):
+    name = "avif"
+    description = "AVIF / AV1 intra (libavif + libaom via Pillow)"
+    rate_label = "quality (0-100)"
+    rate_points = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+    settings = {"speed": 6, "subsampling": "420"}
+    settings_help = {
+        "speed": "libavif speed 0 (slowest, best) .. 10; 6 is Pillow's default",
+        "subsampling": "chroma subsampling: 420 (Pillow's default), 422 or 444",
+    }
+    details = ("Pillow AVIF (libavif, AV1 still picture), quality q, speed 6, YUV 4:2:0 unless subsampling is "
+               "set, full range, BT.601 matrix, no metadata")
+    pil_format = "AVIF"
+    feature = "avif"
+
+    def validate_options(self) -> None:
+        int_rate(self.name, self.options["speed"], 0, 10, "speed")
+        choice(self.name, "subsampling", self.options["subsampling"], tuple(_SUBSAMPLING))
+
+    def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        return {
+            "quality": int_rate(self.name, rate, 0, 100, "quality"),
+            "speed": int(self.options["speed"]),
+            "subsampling": _SUBSAMPLING[str(self.options["subsampling"])],
+            "range": "full",
+        }
+
+
+class HEVC(PillowCodec):
+    """HEVC intra through x265 in libheif (pillow-heif), set up as bpgenc 0.9.8 sets up x265.
+
+    BPG (``-f 444 -e x265 -c ycbcr -b 8 -q QP``) converts RGB to full-range BT.601 YCbCr 4:4:4 and calls x265
+    with preset ``veryslow`` (its default level 8), tune ``ssim``, constant QP ``QP + 1`` (bpgenc adds 1 to match
+    the HM reference encoder) and one intra frame. libheif's x265 plug-in overrides some preset values (psy-rd
+    1.0, psy-rdoq 1.0, tu-intra-depth 2); we set them back to what tune ssim / veryslow give. The rate point is
+    BPG's ``-q``, so points are interchangeable with the ``bpg`` codec. The HEIF container adds ~380 bytes
+    (counted in bpp) where BPG's header is ~20.
+    """
+
+    name = "hevc"
+    description = "HEVC intra (x265 via pillow-heif/libheif) with BPG 0.9.8's settings; BPG-equivalent"
+    rate_label = "QP (BPG -q, 0-50)"
+    rate_points = BPG_QPS
+    settings = {"preset": "veryslow", "chroma": "444", "tu_intra_depth": 3}
+    settings_help = {
+        "preset": "x265 preset (BPG's default compression level 8 = veryslow)",
+        "chroma": "YCbCr chroma format: 444 (BPG -f 444), 422 or 420",
+        "tu_intra_depth": "x265 max intra TU quad-tree depth (veryslow: 3; libheif would force 2)",
+    }
+    details = ("pillow-heif/libheif + x265: full-range BT.601 YCbCr 4:4:4 8-bit, one intra frame, preset veryslow, "
+               "tune ssim, psy-rd 0, psy-rdoq 0, tu-intra-depth 3, constant QP = q + 1 (as bpgenc), HEIF "
+               "container with nclx (1, 13, 6, full range); decoded by libde265")
+    pil_format = "HEIF"
+    plugin = "pillow_heif"
+    install_fix = "pip install --upgrade pillow-heif  (its wheels bundle libheif with x265 and libde265)"
+
+    _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+    def validate_options(self) -> None:
+        choice(self.name, "preset", self.options["preset"], self._PRESETS)
+        choice(self.name, "chroma", self.options["chroma"], tuple(_SUBSAMPLING))
+        int_rate(self.name, self.options["tu_intra_depth"], 1, 4, "tu_intra_depth")
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import pillow_heif
+        except ImportError as err:
+            return Availability(False, f"hevc: cannot import pillow_heif ({err})", cls.install_fix)
+        info = pillow_heif.libheif_info()
+        if "x265" not in info.get("encoders", {}):
+            return Availability(False, "hevc: this libheif build has no x265 encoder", cls.install_fix)
+        if not info.get("decoders"):
+            return Availability(False, "hevc: this libheif build has no HEVC decoder", cls.install_fix)
+        return Availability(True)
+
+    def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        qp = int_rate(self.name, rate, 0, 50, "QP")
+        return {
+            "chroma": str(self.options["chroma"]),
+            "tile_size": 0,  # one coded picture, as BPG; a grid would code tiles independently
+            # nclx: BT.709 primaries, sRGB transfer, BT.601 matrix, full range (BPG's -c ycbcr, no -limitedrange)
+            "save_nclx_profile": True,
+            "color_primaries": 1,
+            "transfer_characteristics": 13,
+            "matrix_coefficients": 6,
+            "full_range_flag": 1,
+            "enc_params": {
+                "preset": str(self.options["preset"]),
+                "tune": "ssim",
+                "tu-intra-depth": str(int(self.options["tu_intra_depth"])),
+                "x265:qp": str(qp + 1),
+                "x265:psy-rd": "0",
+                "x265:psy-rdoq": "0",
+            },
+        }
+
+    def encode(self, image: np.ndarray, rate: Any) -> bytes:
+        check_image(image)
+        args = self.save_args(rate, image.shape)
+        self._require()
+        import pillow_heif
+
+        h, w = image.shape[:2]
+        # libheif pads to x265's minimum size itself and records the true size in the container (ispe).
+        heif = pillow_heif.from_bytes("RGB", (w, h), np.ascontiguousarray(image).tobytes())
+        buf = io.BytesIO()
+        heif.save(buf, format="HEIF", **args)
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        self._require()
+        import pillow_heif
+
+        data = bytes(data)
+        if not data:
+            raise BitstreamError("hevc: empty bitstream")
+        try:
+            heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+            if len(heif) != 1:
+                raise BitstreamError(f"hevc: expected one image in the HEIF file, found {len(heif)}")
+            out = np.asarray(heif[0].to_pillow().convert("RGB"), dtype=np.uint8).copy()
+        except BitstreamError:
+            raise
+        except DECODE_ERRORS as err:
+            raise BitstreamError(f"hevc: cannot decode {len(data)} bytes as HEIF/HEVC (truncated or corrupt): "
+                                 f"{err}") from err
+        return out
+
+
+__all__ = ["JPEG", "WebP", "JPEG2000", "JPEGXL", "AVIF", "HEVC", "CodecUnavailable"]
