@@ -1,0 +1,154 @@
+"""The released CDC checkpoints (SPEC §8): one file per rate-Lagrangian b (λ), on Hugging Face `rhyang/CDC_params`.
+
+Each λ is a rate point of the codec (larger λ = lower rate). Files are fetched with ``huggingface_hub`` into its
+standard cache (``$HF_HUB_CACHE``, default ``~/.cache/huggingface/hub``) on first use; ``HF_ENDPOINT`` and
+``HF_HUB_OFFLINE`` are honoured. A file placed by hand at ``<cdc-bench cache>/cdc/<folder>/<file>`` is used first,
+which is what the offline error message tells users to do. Importing this module registers every release in
+:mod:`cdc_bench.weights`, so ``cdc-bench weights`` lists them.
+
+The sha256 of the released files is not known to us (the hub was unreachable when this was written), so they are
+not checksum-verified; Hugging Face's own etag check still guards the download itself.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..codec import CodecError
+from ..download import DownloadError, cache_dir, offline_message
+from ..weights import WeightFile, get_weight, register_weight
+
+REPO_ID = "rhyang/CDC_params"
+REVISION = "main"
+FOLDERS = {"x": "x_param", "eps": "epsilon_param"}  # eps folder name not verified (SPEC §8)
+
+
+@dataclass(frozen=True)
+class Release:
+    variant: str  # "x" | "eps"
+    lam: float
+    filename: str
+
+    @property
+    def lpips(self) -> bool:
+        """Trained with the LPIPS term (ρ = 0.9); its state dict then carries unused ``loss_fn_vgg.*`` keys."""
+        return "lpips" in self.filename
+
+    @property
+    def hub_path(self) -> str:
+        return f"{FOLDERS[self.variant]}/{self.filename}"
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/{REPO_ID}/resolve/{REVISION}/{self.hub_path}"
+
+    @property
+    def weight_name(self) -> str:
+        return f"cdc-{self.variant}-b{self.lam:g}"
+
+    @property
+    def model_id(self) -> str:
+        """What the bitstream records: the decoder loads the same release from it."""
+        return f"released:{self.variant}:{self.lam:g}"
+
+
+def _x(lam: float, aux: str) -> Release:
+    return Release("x", lam, f"image-l2-use_weight5-vimeo-d64-t8193-b{lam:g}-x-cosine-01-float32-{aux}_2.pt")
+
+
+def _eps(lam: float, aux: str) -> Release:
+    return Release("eps", lam, f"big-l1-vimeo-d64-t20000-b{lam:g}-vbrFalse-noise-linear-{aux}.pt")
+
+
+RELEASES: dict[str, tuple[Release, ...]] = {
+    "x": tuple([_x(b, "aux0.0") for b in (0.0032, 0.0064, 0.0128)]
+               + [_x(b, "aux0.9lpips") for b in (0.0512, 0.1024, 0.2048)]),
+    "eps": tuple([_eps(b, "aux-1.0_0_ckpt") for b in (0.0128, 0.0256, 0.0512)]
+                 + [_eps(b, "aux0.9lpips_0") for b in (0.1024, 0.2048, 0.3072)]),
+}
+
+
+def lambdas(variant: str) -> tuple[float, ...]:
+    return tuple(r.lam for r in RELEASES[variant])
+
+
+def find_release(variant: str, lam: float) -> Release:
+    """The release of ``variant`` trained with rate-Lagrangian ``lam``; CodecError listing the valid ones."""
+    for release in RELEASES[variant]:
+        if abs(release.lam - float(lam)) <= 1e-9 * max(1.0, abs(release.lam)):
+            return release
+    valid = ", ".join(f"{b:g}" for b in lambdas(variant))
+    raise CodecError(f"no released CDC {variant}-param checkpoint for lambda {lam}; released lambdas: {valid} "
+                     f"(or give a local file with -o checkpoint=PATH)")
+
+
+def release_from_model_id(model_id: str) -> Release | None:
+    """Inverse of :attr:`Release.model_id`; None for ids that are not releases."""
+    parts = model_id.split(":")
+    if len(parts) != 3 or parts[0] != "released" or parts[1] not in RELEASES:
+        return None
+    try:
+        return find_release(parts[1], float(parts[2]))
+    except (ValueError, CodecError):
+        return None
+
+
+def manual_path(release: Release) -> Path:
+    """Where a user may put a file by hand (checked before the Hugging Face cache)."""
+    return cache_dir() / "cdc" / FOLDERS[release.variant] / release.filename
+
+
+@dataclass
+class HubWeightFile(WeightFile):
+    """A weight file that lives in the Hugging Face cache (or, placed by hand, at ``path``)."""
+
+    repo_id: str = REPO_ID
+    filename: str = ""
+    revision: str = REVISION
+
+    def locate(self) -> Path | None:
+        if self.path.exists():
+            return self.path
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(self.repo_id, self.filename, revision=self.revision)
+        return Path(cached) if isinstance(cached, str) and Path(cached).exists() else None
+
+
+def _hub_fetch(weight: WeightFile) -> Path:
+    """Download through huggingface_hub into its standard cache; DownloadError with the manual route."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    assert isinstance(weight, HubWeightFile)
+    try:
+        # endpoint read now, not at import time, so HF_ENDPOINT set later (tests, mirrors) is honoured
+        local = hf_hub_download(weight.repo_id, weight.filename, revision=weight.revision,
+                                endpoint=os.environ.get("HF_ENDPOINT") or None)
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
+        raise DownloadError(offline_message(weight.name, weight.url, weight.path,
+                                            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"))
+    return Path(local)
+
+
+def register_releases() -> None:
+    """Declare every release in the weights registry (idempotent; paths follow the current cache dir)."""
+    for variant, releases in RELEASES.items():
+        codec = "cdc" if variant == "x" else "cdc-eps"
+        for release in releases:
+            register_weight(HubWeightFile(
+                name=release.weight_name, url=release.url, path=manual_path(release), sha256=None,
+                used_by=[codec], fetch=_hub_fetch, filename=release.hub_path,
+                note=f"CDC {variant}-param, lambda {release.lam:g}"
+                     + (" (LPIPS-trained, rho 0.9)" if release.lpips else "")
+                     + f"; fetched from Hugging Face {REPO_ID} into the huggingface_hub cache"))
+
+
+def release_file(release: Release, allow_download: bool = True) -> Path:
+    """Local path of a release's checkpoint, downloading it first if needed and allowed."""
+    register_releases()  # refresh paths in case the cache dir changed since import
+    return get_weight(release.weight_name).ensure(allow_download)
+
+
+register_releases()
