@@ -19,6 +19,7 @@ from ..registry import UnknownNameError
 
 EXIT_REGRESSION = 1
 EXIT_ERROR = 2
+PLOT_SUFFIXES = (".pdf", ".png", ".svg")
 
 
 class SpeedFailure(click.ClickException):
@@ -131,6 +132,8 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         raise click.UsageError(str(err)) from None
     if max_slowdown <= 0:
         raise click.UsageError(f"--max-slowdown must be positive, got {max_slowdown}")
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise click.UsageError(f"--plot {plot}: use a .pdf, .png or .svg file name")
     if image is not None and not image.is_file():
         raise click.UsageError(f"--image {image}: no such file")
     old = None
@@ -175,7 +178,8 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
     if out is not None:
         console.print(escape(f"report written to {save_report(report, out)}"), highlight=False)
     if plot is not None:
-        console.print(escape(f"figure written to {_plot(report, plot)}"), highlight=False)
+        figure, drawer = _plot(report, plot)
+        console.print(escape(f"figure written to {figure} (by {drawer})"), highlight=False)
     if old is None:
         return
     _check_mismatch(old, report, compare_path, allow_mismatch, console)
@@ -212,10 +216,17 @@ def _check_mismatch(old: dict[str, Any], new: dict[str, Any], old_path: Path, al
                        "conditions, or pass --allow-mismatch to compare anyway.")
 
 
-def _plot(report: dict[str, Any], path: Path) -> Path:
-    """Through the figures module when it provides ``plots.speed``; otherwise this package's own figure."""
-    try:
-        from ..plots.speed import plot_speed  # type: ignore[import-not-found]
-    except ImportError:
-        from ..speed.plot import plot_speed
-    return plot_speed(report, path)
+def _plot(report: dict[str, Any], path: Path) -> tuple[Path, str]:
+    """Draw through the figures module (``cdc_bench.plots.speed``) when it is installed and the report sweeps
+    steps; otherwise (a one-point codec, or no figures module) with this package's own figure."""
+    fmt = path.suffix.lower().lstrip(".")
+    if any(r.get("steps") is not None for r in report["rows"]):
+        try:
+            from ..plots.speed import plot_speed as figures_plot
+        except ImportError:
+            figures_plot = None
+        if figures_plot is not None:
+            return Path(figures_plot([report], path.with_suffix(""), formats=(fmt,))[0]), "cdc_bench.plots.speed"
+    from ..speed.plot import plot_speed
+
+    return plot_speed(report, path), "cdc_bench.speed.plot"

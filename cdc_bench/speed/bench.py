@@ -222,6 +222,7 @@ def _measure_row(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) -
         "encode": summarize(encode_times), "decode": summarize(decode_times),
         "memory": {
             "rss_before_mib": enc_mem.baseline_mib,
+            "decode_rss_increase_mib": dec_mem.peak_mib - dec_mem.baseline_mib,
             "encode_peak_rss_mib": enc_mem.peak_mib, "decode_peak_rss_mib": dec_mem.peak_mib,
             "encode_cuda_max_allocated_mib": enc_cuda, "decode_cuda_max_allocated_mib": dec_cuda,
         },
@@ -252,12 +253,20 @@ def run_speed(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | 
         raise SpeedError(f"--warmup must be 0 or more, got {config.warmup}")
     if not config.sizes:
         raise SpeedError("no image size given (e.g. --size 256x256)")
-    if config.threads is not None:
-        if config.threads < 1:
-            raise SpeedError(f"--threads must be at least 1, got {config.threads}")
-        import torch
+    if config.threads is not None and config.threads < 1:
+        raise SpeedError(f"--threads must be at least 1, got {config.threads}")
+    import torch
 
+    threads_before = torch.get_num_threads()
+    if config.threads is not None:
         torch.set_num_threads(config.threads)
+    try:
+        return _run(config, progress)
+    finally:
+        torch.set_num_threads(threads_before)  # a library call must not leave the process's thread count changed
+
+
+def _run(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     notes: list[str] = []
     plan = _Plan(config, notes)
     rate = plan.rate()

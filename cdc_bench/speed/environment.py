@@ -55,6 +55,21 @@ def load_average() -> list[float] | None:
         return None
 
 
+VERSIONED = ("torch", "torchvision", "numpy", "compressai", "pillow", "scipy")
+
+
+def package_versions(names: tuple[str, ...] = VERSIONED) -> dict[str, str | None]:
+    from importlib import metadata
+
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def environment(device: str) -> dict[str, Any]:
     import numpy
     import torch
@@ -74,6 +89,7 @@ def environment(device: str) -> dict[str, Any]:
         "git_dirty": dirty,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "argv": sys.argv[1:],
+        "packages": package_versions(),
     }
     if str(device).startswith("cuda"):
         env["cuda"] = torch.version.cuda

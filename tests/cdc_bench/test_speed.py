@@ -256,6 +256,15 @@ def test_run_speed_default_steps_threads_and_rate():
     assert [r["steps"] for r in report["rows"]] == [3]
     assert report["env"]["threads"] == 1 and report["rate"] == 2
     assert report["fits"] == []
+    assert report["env"]["packages"]["torch"] and report["env"]["packages"]["compressai"] == "1.2.8"
+
+
+def test_run_speed_restores_the_thread_count():
+    before = torch.get_num_threads()
+    target = 1 if before != 1 else 2
+    report = run_speed(SpeedConfig("speedtoy", sizes=[(8, 8)], repeats=1, warmup=0, threads=target))
+    assert report["env"]["threads"] == target
+    assert torch.get_num_threads() == before
 
 
 def test_one_point_codec_gives_one_row_per_size():

@@ -82,10 +82,21 @@ def test_writes_report_with_rows_fit_and_environment(saved):
 
 
 def test_prints_tables_and_plots(tmp_path):
+    from pypdf import PdfReader
+
     result = _invoke("--steps", "1,2,4", "--plot", str(tmp_path / "speed.pdf"))
     assert result.exit_code == 0, result.output
     assert "time = a + b·steps" in result.output and "decode/step" in result.output
-    assert (tmp_path / "speed.pdf").read_bytes()[:5] == b"%PDF-"
+    assert len(PdfReader(tmp_path / "speed.pdf").pages) == 1
+    assert "figure written to" in result.output
+
+
+def test_single_step_png_plot_and_bad_plot_name(tmp_path):
+    result = _invoke("--plot", str(tmp_path / "one.png"), "-o", "speedtoy-cmd.steps=3")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "one.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = _invoke("--plot", str(tmp_path / "speed.txt"))
+    assert result.exit_code == 2 and "use a .pdf, .png or .svg" in result.output
 
 
 def test_compare_exits_1_on_slowdown_and_0_otherwise(saved, tmp_path):
