@@ -1,0 +1,81 @@
+"""BPG through bpgenc/bpgdec: the command lines, the unavailable path, and a real round trip where installed."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from baselines.bpg import BPG, decode_command, encode_command
+from cdc_bench.codec import BitstreamError, CodecError, CodecUnavailable
+from cdc_bench.registry import create_codec, get_codec_class
+
+
+def test_registered_with_compressai_settings():
+    assert get_codec_class("bpg") is BPG
+    codec = create_codec("bpg")
+    assert codec.options["subsampling"] == "444" and codec.options["hevc"] == "x265"
+    assert codec.options["colorspace"] == "ycbcr" and codec.options["bitdepth"] == 8
+    assert list(BPG.rate_points) == list(range(47, 11, -5))
+
+
+def test_encode_command_is_compressai_bench():
+    """compressai.utils.bench.codecs.BPG._get_encode_cmd with its defaults (-m 444 -b 8 -c ycbcr -e x265)."""
+    cmd = encode_command("bpgenc", 37, dict(BPG.settings), "in.png", "out.bpg")
+    assert cmd == ["bpgenc", "-o", "out.bpg", "-q", "37", "-f", "444", "-e", "x265", "-c", "ycbcr", "-b", "8",
+                   "in.png"]
+    opts = dict(BPG.settings, subsampling="420", bitdepth=10)
+    assert encode_command("/opt/bpgenc", 12, opts, "a.png", "b.bpg")[4:8] == ["-q", "12", "-f", "420"]
+    assert decode_command("bpgdec", "b.bpg", "c.png") == ["bpgdec", "-o", "c.png", "b.bpg"]
+
+
+def test_unavailable_without_binaries_points_to_hevc(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no bpgenc, no bpgdec
+    status = BPG.availability()
+    assert not status.ok
+    assert "bpgenc" in status.reason and "bpgdec" in status.reason
+    assert "hevc" in status.fix
+    with pytest.raises(CodecUnavailable, match="hevc"):
+        BPG().encode(np.zeros((8, 8, 3), np.uint8), 30)
+    with pytest.raises(CodecUnavailable):
+        BPG().decode(b"BPG\xfb" + bytes(32))
+
+
+def test_custom_binary_paths_are_checked(tmp_path):
+    status = BPG.availability(str(tmp_path / "nope" / "bpgenc"), str(tmp_path / "nope" / "bpgdec"))
+    assert not status.ok and "nope" in status.reason
+
+
+def test_foreign_bytes_rejected_before_running_anything():
+    for bad in (b"", b"\xff\xd8\xff\xe0JFIF", b"BPG"):
+        with pytest.raises(BitstreamError, match="BPG signature"):
+            BPG().decode(bad)
+
+
+def test_option_and_rate_validation():
+    with pytest.raises(CodecError, match="subsampling"):
+        BPG({"subsampling": "411"})
+    with pytest.raises(CodecError, match="hevc"):
+        BPG({"hevc": "x264"})
+    with pytest.raises(CodecError, match="rate point"):
+        BPG().encode(np.zeros((8, 8, 3), np.uint8), 52)
+
+
+@pytest.mark.skipif(shutil.which("bpgenc") is None or shutil.which("bpgdec") is None,
+                    reason="bpgenc/bpgdec (libbpg) not installed; the in-process 'hevc' codec covers BPG's RD")
+def test_real_round_trip():
+    from cdc_bench.metrics.distortion import psnr
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:37, 0:51]
+    image = np.clip(np.stack([x * 4, y * 6, 128 + 0 * x], -1) + rng.normal(0, 2, (37, 51, 3)), 0, 255)
+    image = image.astype(np.uint8)
+    codec = BPG()
+    low, high = codec.encode(image, 40), codec.encode(image, 20)
+    assert low.startswith(b"BPG\xfb") and len(low) < len(high)
+    rec_low, rec_high = codec.decode(low), codec.decode(high)
+    assert rec_low.shape == image.shape and rec_low.dtype == np.uint8
+    assert psnr(image, rec_low) < psnr(image, rec_high)
+    with pytest.raises(BitstreamError):
+        codec.decode(high[: len(high) // 3])
