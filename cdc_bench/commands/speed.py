@@ -35,7 +35,7 @@ def _fmt_s(seconds: float) -> str:
 def _rows_table(report: dict[str, Any]) -> Table:
     table = Table(title=escape(f"{report['codec']}: time per image (median [q1–q3], {report['settings']['repeats']} "
                                f"repeats after {report['settings']['warmup']} warm-up)"))
-    for col in ("size", "steps", "encode", "decode", "decode/step", "bytes", "bpp", "peak RSS (MiB)", "CUDA (MiB)"):
+    for col in ("size", "steps", "encode", "decode", "decode÷steps", "bytes", "bpp", "peak RSS (MiB)", "CUDA (MiB)"):
         table.add_column(col, justify="right")
     for r in report["rows"]:
         enc, dec, mem = r["encode"], r["decode"], r["memory"]

@@ -86,7 +86,7 @@ def test_prints_tables_and_plots(tmp_path):
 
     result = _invoke("--steps", "1,2,4", "--plot", str(tmp_path / "speed.pdf"))
     assert result.exit_code == 0, result.output
-    assert "time = a + b·steps" in result.output and "decode/step" in result.output
+    assert "time = a + b·steps" in result.output and "decode÷steps" in result.output
     assert len(PdfReader(tmp_path / "speed.pdf").pages) == 1
     assert "figure written to" in result.output
 
