@@ -26,7 +26,7 @@ def test_encode_command_is_compressai_bench():
     assert cmd == ["bpgenc", "-o", "out.bpg", "-q", "37", "-f", "444", "-e", "x265", "-c", "ycbcr", "-b", "8",
                    "in.png"]
     opts = dict(BPG.settings, subsampling="420", bitdepth=10)
-    assert encode_command("/opt/bpgenc", 12, opts, "a.png", "b.bpg")[4:8] == ["-q", "12", "-f", "420"]
+    assert encode_command("/opt/bpgenc", 12, opts, "a.png", "b.bpg")[3:7] == ["-q", "12", "-f", "420"]
     assert decode_command("bpgdec", "b.bpg", "c.png") == ["bpgdec", "-o", "c.png", "b.bpg"]
 
 
