@@ -1,0 +1,163 @@
+"""Visual comparison: the same crop of one image across codecs at matched bitrate, original first.
+
+For each (codec, options) the rate point whose bpp on this image is closest to the target is shown, so tiles are
+compared at (nearly) equal rate; each tile says its real bpp and metric values. Reconstructions come from the
+runner's ``--save-recon`` files (:func:`cdc_bench.store.recon_path`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .frames import MetricSpec, curve_label, ok_rows
+from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
+
+
+class CompareError(ValueError):
+    """A comparison that cannot be made; the message names the item and the fix."""
+
+
+@dataclass
+class Tile:
+    title: str
+    image: np.ndarray        # the crop, H x W x 3 uint8
+    color: str = "#000000"
+
+
+def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: str | None = None,
+                 codecs: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per (codec, options), the row of ``image`` whose bpp is closest to ``target_bpp``, sorted by bpp."""
+    rows, _ = ok_rows(frame)
+    rows = rows[rows["image"] == image]
+    if rows.empty:
+        known = ", ".join(sorted(frame["image"].astype(str).unique())[:10]) if len(frame) else "(no rows)"
+        raise CompareError(f"no successful results for image {image!r}; images in the results: {known}")
+    datasets = sorted(rows["dataset"].unique())
+    if dataset is None and len(datasets) > 1:
+        raise CompareError(f"image {image!r} is in several datasets ({', '.join(datasets)}); pass --dataset")
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+        if rows.empty:
+            raise CompareError(f"image {image!r} has no results in dataset {dataset!r}; it is in {', '.join(datasets)}")
+    if codecs:
+        rows = rows[rows["codec"].isin(codecs)]
+        if rows.empty:
+            raise CompareError(f"none of {', '.join(codecs)} has results for {image!r}")
+    rows = rows.assign(_gap=(rows["bpp"] - target_bpp).abs())
+    best = rows.loc[rows.groupby(["codec", "options"], sort=False)["_gap"].idxmin()]
+    return best.drop(columns="_gap").sort_values(["bpp", "codec"]).reset_index(drop=True)
+
+
+def crop_box(shape: tuple[int, ...], size: int, at: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a ``size`` square: centred, or with its top-left corner at ``at`` (x, y)."""
+    h, w = shape[:2]
+    ch, cw = min(size, h), min(size, w)
+    if at is None:
+        return (h - ch) // 2, (w - cw) // 2, ch, cw
+    x, y = at
+    if not (0 <= x <= w - cw and 0 <= y <= h - ch):
+        raise CompareError(f"crop {size}px at x={x}, y={y} does not fit in the {w}x{h} image "
+                           f"(x must be in 0..{w - cw}, y in 0..{h - ch})")
+    return y, x, ch, cw
+
+
+def find_original(dataset: str, image: str, preprocess: str | None, original: str | Path | None = None,
+                  data_root: str | Path | None = None) -> np.ndarray:
+    """The original as the codecs saw it: ``original`` (a file, or a folder holding ``<image>.*``) or the
+    dataset's own copy through :mod:`cdc_bench.datasets`, with the row's preprocessing applied."""
+    from ..images import ImageReadError, load_image
+
+    path: Path | None = None
+    if original is not None:
+        original = Path(original)
+        if original.is_dir():
+            hits = sorted(p for p in original.iterdir() if p.stem == image)
+            if not hits:
+                raise CompareError(f"no file named {image}.* in {original}")
+            path = hits[0]
+        elif original.is_file():
+            path = original
+        else:
+            raise CompareError(f"--original {original}: no such file or folder")
+    else:
+        try:
+            from ..datasets import get_dataset
+
+            items = {item.name: item.path for item in get_dataset(dataset, data_root).images()}
+            path = Path(items[image]) if image in items else None
+        except Exception as err:  # any failure here has the same fix, given below
+            raise CompareError(f"cannot find the original of {dataset}/{image} ({err}); pass --original "
+                               "with the image file or its folder") from None
+        if path is None:
+            raise CompareError(f"dataset {dataset} has no image {image}; pass --original")
+    try:
+        return load_image(path, preprocess)[0]
+    except (ImageReadError, OSError, ValueError) as err:
+        raise CompareError(f"cannot read original {path}: {err}") from None
+
+
+def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
+    from PIL import Image
+
+    from ..store import quality_text, recon_path
+
+    path = recon_path(out_dir, row["dataset"], row["codec"], row["options"], quality_text(row["quality"]),
+                      row["image"])
+    if not path.is_file():
+        raise CompareError(f"no saved reconstruction of {row['dataset']}/{row['image']} by {row['codec']} at "
+                           f"{row['quality']} (expected {path}); re-run that sweep with `cdc-bench run ... "
+                           "--save-recon` (finished items are kept, add --retry-errors only if needed)")
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def tile_title(row: pd.Series, metrics: Sequence[MetricSpec]) -> str:
+    parts = [f"{row['bpp']:.3f} bpp"]
+    for m in metrics:
+        value = row.get(m.column)
+        if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+            continue
+        parts.append(f"{value:.2f} dB" if "[dB]" in m.label else f"{m.label} {value:.3f}")
+    return f"{curve_label(row['codec'], row['options'])}\n" + " · ".join(parts)
+
+
+def comparison_tiles(out_dir: str | Path, rows: pd.DataFrame, original: np.ndarray, size: int,
+                     at: tuple[int, int] | None, metrics: Sequence[MetricSpec]) -> list[Tile]:
+    top, left, ch, cw = crop_box(original.shape, size, at)
+    tiles = [Tile(f"Original\n{original.shape[1]}×{original.shape[0]}, crop at x={left}, y={top}",
+                  original[top:top + ch, left:left + cw])]
+    for _, row in rows.iterrows():
+        recon = load_recon(out_dir, row)
+        if recon.shape != original.shape:
+            raise CompareError(f"{row['codec']} reconstruction of {row['image']} is {recon.shape[1]}x"
+                               f"{recon.shape[0]} but the original is {original.shape[1]}x{original.shape[0]}; "
+                               "is --original the image the run used (same preprocessing)?")
+        tiles.append(Tile(tile_title(row, metrics), recon[top:top + ch, left:left + cw],
+                          codec_style(row["codec"])["color"]))
+    return tiles
+
+
+def plot_tiles(tiles: Sequence[Tile], stem: str | Path, formats: Sequence[str] = ("png", "pdf"),
+               width: float = PAGE_WIDTH, columns: int | None = None) -> list[Path]:
+    """A grid of crops, titles above, no resampling blur (nearest neighbour), at exactly ``width`` inches."""
+    n = len(tiles)
+    cols = columns or min(n, 4 if width > 4 else 2)
+    rows = math.ceil(n / cols)
+    h, w = tiles[0].image.shape[:2]
+    cell = width / cols
+    with paper_style(width):
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(rows, cols, figsize=(width, rows * (cell * h / w + 0.38)), squeeze=False,
+                                 layout="constrained")
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, tile in zip(axes.flat, tiles):
+            ax.imshow(tile.image, interpolation="nearest")
+            ax.set_title(tile.title, fontsize=6 if width <= 4 else 7, color=tile.color, pad=2)
+        return save_figure(fig, stem, formats)
