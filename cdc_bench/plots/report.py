@@ -120,7 +120,7 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricSpec], *, runs: Se
                 tidy = bd_table(per, anchor, metrics)
                 for _, (table, notes) in wide_table(tidy).items():
                     parts.append(f"<h3>BD-rate and BD-metric against {html.escape(anchor)}</h3>")
-                    parts.append(table.to_html(classes="bd", border=0))
+                    parts.append(table.rename_axis(None).to_html(classes="bd", border=0))
                     parts += [f"<p class=note>†{i}: {html.escape(n)}</p>" for i, n in enumerate(notes, 1)]
             except ValueError as err:
                 parts.append(f"<p class=warn>No BD table: {html.escape(str(err))}</p>")
@@ -172,7 +172,7 @@ thead th{border-bottom:1px solid #888} tbody tr:nth-child(odd){background:#f6f6f
 pre{max-height:300px;overflow:auto;background:#f4f4f4;padding:.5em;font-size:12px}
 #viewer .controls{display:flex;flex-wrap:wrap;gap:1em;align-items:center;margin:.5em 0}
 #viewer .pair{display:flex;gap:8px} #viewer .pair figure{flex:1;min-width:0} #viewer img{width:100%;display:block;image-rendering:pixelated}
-#viewer .slider{position:relative;display:inline-block;width:100%} #viewer .slider .top{position:absolute;left:0;top:0}
+#viewer .slider{position:relative;display:inline-block;width:100%;max-width:900px} #viewer .slider .top{position:absolute;left:0;top:0}
 #viewer .cap{font-size:13px;color:#333;margin:.3em 0}
 </style></head><body>
 """
@@ -246,7 +246,14 @@ _VIEWER_JS = r"""
       $('v-side').hidden = slider; $('v-slide').hidden = !slider;
     });
   });
+  // A link can open the viewer in a given state: report.html#mode=slider&codec=webp&rate=2&split=30
+  var want = {};
+  location.hash.replace(/^#/, '').split('&').forEach(function (kv) { var p = kv.split('='); if (p[0]) want[p[0]] = decodeURIComponent(p[1] || ''); });
   pickImage(0);
+  if (want.codec && codecs().indexOf(want.codec) >= 0) { $('v-codec').value = codecs().indexOf(want.codec); pickCodec(codecs().indexOf(want.codec)); }
+  if (want.rate) { state.rate = Math.max(0, Math.min(+want.rate || 0, points().length - 1)); $('v-rate').value = state.rate; show(); }
+  if (want.split) { $('v-split').value = +want.split; split(); }
+  if (want.mode === 'slider') { document.querySelector('input[name=v-mode][value=slider]').click(); }
   document.body.setAttribute('data-viewer', 'ready');
 })();
 """

@@ -124,7 +124,7 @@ def save_figure(fig, stem, formats: tuple[str, ...] | list[str]) -> list:
         fmt = fmt.strip().lower().lstrip(".")
         if fmt not in ("pdf", "png", "svg"):
             raise ValueError(f"unknown figure format {fmt!r}; use pdf, png or svg")
-        path = stem.with_suffix(f".{fmt}")
+        path = stem.parent / f"{stem.name}.{fmt}"  # not with_suffix: stems may hold dots ("0.1bpp")
         fig.savefig(path, format=fmt, dpi=DPI)
         paths.append(path)
     plt.close(fig)

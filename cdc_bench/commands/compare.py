@@ -1,0 +1,74 @@
+"""``cdc-bench compare``: the same crop of one image across codecs at matched bitrate, original first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..registry import UnknownNameError
+
+
+def _parse_at(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    try:
+        x, y = (int(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give the crop's top-left corner as X,Y (pixels)") from None
+    return x, y
+
+
+@click.command("compare")
+@click.argument("results", type=click.Path(exists=True, path_type=Path))
+@click.option("--image", required=True, help="Image name as in the results, e.g. kodim23.")
+@click.option("--bpp", "target", type=float, required=True, help="Target rate: each codec shows its closest point.")
+@click.option("--crop", type=click.IntRange(min=8), default=256, show_default=True, help="Square crop size (px).")
+@click.option("--at", "at_text", help="Top-left corner X,Y of the crop (default: centred).")
+@click.option("--dataset", help="Dataset, when the image name occurs in several.")
+@click.option("--codecs", help="Only these codecs (comma-separated).")
+@click.option("--metrics", default="psnr,ms-ssim", show_default=True, help="Values printed under each tile.")
+@click.option("--original", type=click.Path(exists=True, path_type=Path),
+              help="The original image file (or a folder with <image>.*) if the dataset cannot be found.")
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), help="Where datasets live.")
+@click.option("--format", "formats", default="png,pdf", show_default=True, help="Comma-separated: png, pdf, svg.")
+@click.option("--width", type=click.Choice(["3.3", "6.9"]), default="6.9", show_default=True,
+              help="Figure width in inches.")
+@click.option("--columns", type=click.IntRange(min=1), help="Tiles per row (default: 4 at 6.9 in, 2 at 3.3 in).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default RESULTS/figures).")
+def command(results, image, target, crop, at_text, dataset, codecs, metrics, original, data_root, formats, width,
+            columns, out) -> None:
+    """Tiles of one crop: original, then each codec at the rate point closest to --bpp on this image, each
+    labelled with codec, real bpp and metric values. Needs reconstructions saved by `cdc-bench run --save-recon`.
+    """
+    from ..plots.compare import CompareError, comparison_tiles, find_original, matched_rows, plot_tiles
+    from ..plots.inputs import InputError, load_results, split_list
+    from ..plots.frames import metric_spec
+
+    at = _parse_at(at_text)
+    try:
+        res = load_results(results)
+        specs = [metric_spec(m) for m in split_list(metrics)]
+        rows = matched_rows(res.frame, image, target, dataset, split_list(codecs) or None)
+        first = rows.iloc[0]
+        root = data_root or _data_root(res.runs)
+        reference = find_original(first["dataset"], image, first.get("preprocess"), original, root)
+        tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
+        out = out or res.out_dir / "figures"
+        stem = out / f"compare_{first['dataset']}_{image}_{target:g}bpp"
+        written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
+    except (CompareError, InputError, UnknownNameError, ValueError) as err:
+        raise click.ClickException(str(err)) from None
+    for _, row in rows.iterrows():
+        click.echo(f"{row['codec']:>12} q={row['quality']}: {row['bpp']:.4f} bpp (target {target:g})")
+    for path in written:
+        click.echo(str(path))
+
+
+def _data_root(runs: list[dict]) -> str | None:
+    """The data root the last run used, if it recorded one."""
+    for manifest in reversed(runs):
+        root = (manifest.get("settings") or {}).get("data_root")
+        if root:
+            return root
+    return None
