@@ -1,0 +1,72 @@
+"""Datasets: names to image files, with checksums, safe downloads and errors that say what to do.
+
+``get_dataset("kodak")`` looks for ``<data root>/kodak/kodim01.png ...``; ``default`` is five photographs shipped
+inside scikit-image (works offline); ``folder:PATH`` is any folder of images. The data root is, in order:
+the ``data_root`` argument (``--data-root``), ``$CDC_BENCH_DATA``, the repository's ``datasets/`` folder when
+running from a checkout, else ``~/.cache/cdc-bench/datasets`` (``$CDC_BENCH_CACHE/datasets``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..download import cache_dir
+from ..registry import UnknownNameError
+from .core import Dataset, DatasetError, DatasetStatus, ImageItem, ManifestDataset
+from .local import EmbeddedDataset, FolderDataset
+from .manifest import MANIFEST_DIR, DatasetManifest, ManifestError, builtin_manifests, load_manifest
+
+__all__ = ["Dataset", "DatasetError", "DatasetManifest", "DatasetStatus", "ImageItem", "ManifestError",
+           "UnknownNameError", "dataset_from_manifest", "dataset_names", "default_data_root", "get_dataset",
+           "load_manifest"]
+
+DEFAULT = "default"
+FOLDER_PREFIX = "folder:"
+
+
+def default_data_root() -> Path:
+    """``$CDC_BENCH_DATA``, else ``<repo>/datasets`` in a source checkout, else ``<cache>/datasets``."""
+    env = os.environ.get("CDC_BENCH_DATA")
+    if env:
+        return Path(env).expanduser()
+    if MANIFEST_DIR.is_dir() and (MANIFEST_DIR.parent / "pyproject.toml").is_file():
+        return MANIFEST_DIR  # a checkout: images go to datasets/<name>/, which .gitignore keeps out of git
+    return cache_dir() / "datasets"
+
+
+def dataset_names() -> list[str]:
+    """Every known dataset name (``folder:PATH`` is accepted too but is not a name)."""
+    return [DEFAULT, *sorted(builtin_manifests())]
+
+
+def dataset_from_manifest(manifest: DatasetManifest | dict[str, Any] | str | Path,
+                          data_root: Path | None = None) -> ManifestDataset:
+    """A dataset from any manifest (a dict, a JSON path or a loaded one): for your own sets, and for tests."""
+    if not isinstance(manifest, DatasetManifest):
+        manifest = load_manifest(manifest)
+    return ManifestDataset(manifest, Path(data_root) if data_root else default_data_root())
+
+
+def get_dataset(spec: str, data_root: Path | None = None, download: bool = False) -> Dataset:
+    """The dataset named ``spec`` (``kodak``, ``default``, ``folder:PATH``...).
+
+    With ``download=True`` a missing or damaged named dataset is fetched now (sha256-verified); errors are
+    :class:`DatasetError`. Unknown names raise :class:`UnknownNameError` listing the valid ones.
+    """
+    spec = spec.strip()
+    if spec == DEFAULT:
+        return EmbeddedDataset()
+    if spec.startswith(FOLDER_PREFIX):
+        path = spec[len(FOLDER_PREFIX):].strip()
+        if not path:
+            raise DatasetError("folder: needs a path, e.g. folder:/data/my-images")
+        return FolderDataset(path)
+    manifests = builtin_manifests()
+    if spec not in manifests:
+        raise UnknownNameError("dataset", spec, [*dataset_names(), "folder:PATH"])
+    dataset = dataset_from_manifest(manifests[spec], data_root)
+    if download:
+        dataset.fetch()
+    return dataset

@@ -1,0 +1,182 @@
+"""Datasets as the runner sees them: a sorted list of named image files, or an error that says how to get them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..download import sha256_of
+from ..images import IMAGE_SUFFIXES
+from .manifest import DatasetManifest
+
+# Written beside the images after a verified zip was extracted: each member's real sha256 and size. The zip's
+# checksum is the authority, so later checks use this record (CLIC has no published per-image checksums, and
+# DIV2K's per-image values were transcribed by hand).
+EXTRACTION_RECORD = ".cdc-bench-extracted.json"
+SHOWN = 8  # names listed in a message before "and N more"
+
+
+class DatasetError(Exception):
+    """A dataset is absent, incomplete or corrupted. The message names the files, the URL(s) and the folder."""
+
+
+@dataclass
+class ImageItem:
+    name: str  # file name without extension, e.g. "kodim01": the image's key in the results store
+    path: Path
+
+
+@dataclass
+class DatasetStatus:
+    """How much of a dataset is on disk. ``expected`` is None for a folder, whose content defines the set."""
+
+    name: str
+    where: Path
+    present: int
+    expected: int | None
+    missing: list[str] = field(default_factory=list)
+    corrupted: list[tuple[str, str]] = field(default_factory=list)  # (file name, why)
+    verified: bool = False  # sha256 was checked (not only presence and size)
+    names_known: bool = True  # False when only a count is known: missing files cannot be named
+    note: str = ""
+
+    @property
+    def complete(self) -> bool:
+        count_ok = self.expected is None or self.present == self.expected
+        return count_ok and self.present > 0 and not self.missing and not self.corrupted
+
+    def summary(self) -> str:
+        """One line: ``kodak: 3 of 24 images missing: kodim05.png, ...; 1 corrupted: kodim07.png (sha256 mismatch)``."""
+        if not self.where.exists():
+            return f"{self.name}: not found (expected at {self.where})"
+        if self.complete:
+            check = "sha256 verified" if self.verified else "presence and size checked; --verify checks sha256"
+            of = f" of {self.expected}" if self.expected is not None else ""
+            return f"{self.name}: {self.present}{of} images present at {self.where} ({check})"
+        parts = []
+        if self.missing:
+            parts.append(f"{len(self.missing)} of {self.expected} images missing: {_names(self.missing)}")
+        elif not self.names_known and self.expected is not None and self.present != self.expected:
+            parts.append(f"{self.present} of {self.expected} images found at {self.where} (no per-image list "
+                         "is known, so the missing names cannot be given)")
+        elif self.present == 0:
+            parts.append(f"no images at {self.where}")
+        if self.corrupted:
+            shown = ", ".join(f"{name} ({why})" for name, why in self.corrupted[:SHOWN])
+            more = f" and {len(self.corrupted) - SHOWN} more" if len(self.corrupted) > SHOWN else ""
+            parts.append(f"{len(self.corrupted)} corrupted: {shown}{more}")
+        return f"{self.name}: " + "; ".join(parts)
+
+
+def _names(names: list[str]) -> str:
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (hidden files and partial downloads skipped), sorted by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+class Dataset:
+    """A named set of images. Subclasses fill ``status`` and ``_paths``; ``images`` is shared."""
+
+    name: str
+    where: Path
+    source_url: str = ""
+
+    def status(self, verify: bool = False) -> DatasetStatus:
+        raise NotImplementedError
+
+    def how_to_fix(self, status: DatasetStatus) -> str:
+        return ""
+
+    def fetch(self) -> DatasetStatus:
+        """Download what is missing (sha256-verified); datasets that cannot be downloaded just report status."""
+        return self.status()
+
+    def _paths(self, status: DatasetStatus) -> list[Path]:
+        raise NotImplementedError
+
+    def images(self, verify: bool = False) -> list[ImageItem]:
+        """The images, sorted by name. Raises :class:`DatasetError` when absent, incomplete or (verify) corrupted."""
+        status = self.status(verify=verify)
+        if not status.complete:
+            fix = self.how_to_fix(status)
+            raise DatasetError(status.summary() + (f"\n{fix}" if fix else ""))
+        items = [ImageItem(p.stem, p) for p in self._paths(status)]
+        return sorted(items, key=lambda item: item.name)
+
+
+class ManifestDataset(Dataset):
+    """A dataset described by a manifest, kept under ``data_root/<name>/``."""
+
+    def __init__(self, manifest: DatasetManifest, data_root: Path):
+        self.manifest = manifest
+        self.name = manifest.name
+        self.data_root = Path(data_root)
+        self.where = self.data_root / manifest.name
+        self.source_url = manifest.source_url
+
+    def record(self) -> dict[str, dict] | None:
+        """The extraction record (file name -> {sha256, bytes}), if the images came from a verified zip here."""
+        path = self.where / EXTRACTION_RECORD
+        try:
+            files = json.loads(path.read_text(encoding="utf-8"))["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return files if isinstance(files, dict) else None
+
+    def expected_files(self) -> dict[str, tuple[str | None, int | None]] | None:
+        """File name -> (sha256, bytes) the dataset must hold, or None when only the count is known."""
+        record = self.record()
+        if self.manifest.files is not None:
+            expected = {f.name: (f.sha256, f.bytes) for f in self.manifest.files}
+            for name, info in (record or {}).items():
+                if name in expected:
+                    expected[name] = (info.get("sha256"), info.get("bytes"))
+            return expected
+        if record is not None and len(record) == self.manifest.count:
+            return {name: (info.get("sha256"), info.get("bytes")) for name, info in record.items()}
+        return None
+
+    def status(self, verify: bool = False) -> DatasetStatus:
+        expected = self.expected_files()
+        if expected is None:
+            found = image_files(self.where)
+            return DatasetStatus(self.name, self.where, len(found), self.manifest.count, verified=False,
+                                 names_known=False)
+        missing, corrupted, present = [], [], 0
+        for name, (sha, size) in sorted(expected.items()):
+            path = self.where / name
+            if not path.is_file():
+                missing.append(name)
+                continue
+            present += 1
+            actual = path.stat().st_size
+            if size is not None and actual != size:
+                corrupted.append((name, f"{actual} bytes, expected {size}"))
+            elif verify and sha is not None and sha256_of(path) != sha:
+                corrupted.append((name, "sha256 mismatch"))
+        checked = verify and all(sha for sha, _ in expected.values())
+        return DatasetStatus(self.name, self.where, present, len(expected), missing, corrupted, verified=checked)
+
+    def _paths(self, status: DatasetStatus) -> list[Path]:
+        expected = self.expected_files()
+        if expected is None:
+            return image_files(self.where)
+        return [self.where / name for name in expected]
+
+    def how_to_fix(self, status: DatasetStatus) -> str:
+        from .fetch import how_to_fix
+
+        return how_to_fix(self, status)
+
+    def fetch(self) -> DatasetStatus:
+        from .fetch import fetch_dataset
+
+        return fetch_dataset(self)
