@@ -107,15 +107,28 @@ class FactorizedCoder(EntropyModel):
         return super().decompress(strings, indexes, medians.dtype, medians)
 
 
+class FastGaussianConditional(GaussianConditional):
+    """CompressAI's GaussianConditional with an O(n log L) scale-index search.
+
+    ``build_indexes`` loops over the table (L passes over the tensor); with our 200-level table that dominated
+    the coding time of a Kodak-sized latent. ``bucketize`` returns the same index: the number of table
+    entries (last excluded) strictly below the scale, i.e. the smallest table scale >= the actual scale.
+    """
+
+    def build_indexes(self, scales: Tensor) -> Tensor:
+        scales = self.lower_bound_scale(scales)
+        return torch.bucketize(scales.contiguous(), self.scale_table[:-1].to(scales)).int()
+
+
 class LatentCoder:
     """Both entropy models of a CDC compressor: hyper-latent (factorised) and latent (conditional Gaussian)."""
 
     def __init__(self, prior: FlexiblePrior, scales: Sequence[float] | None = None,
                  precision: int = PRECISION) -> None:
         self.hyper = FactorizedCoder(prior, precision=precision)
-        self.gaussian = GaussianConditional(list(scales or scale_table()), scale_bound=SCALE_MIN,
-                                            tail_mass=TAIL_MASS, entropy_coder="ans",
-                                            entropy_coder_precision=precision)
+        self.gaussian = FastGaussianConditional(list(scales or scale_table()), scale_bound=SCALE_MIN,
+                                                tail_mass=TAIL_MASS, entropy_coder="ans",
+                                                entropy_coder_precision=precision)
         self.gaussian.update()
 
     # -- hyper-latent --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from compressai.entropy_models import EntropyBottleneck
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
 from cdc_bench.cdc.entropy import LatentCoder, estimated_bits, gaussian_likelihood, scale_table
 from cdc_bench.cdc.prior import FlexiblePrior
@@ -130,3 +130,13 @@ def test_scale_table_starts_at_cdc_clamp():
     table = scale_table()
     assert table[0] == 0.1 and table[-1] == 256.0
     assert all(b / a < 1.05 for a, b in zip(table, table[1:]))
+
+
+def test_fast_scale_indexes_equal_compressai():
+    coder = LatentCoder(trained_like_prior(2))
+    gen = torch.Generator().manual_seed(5)
+    scales = torch.exp(torch.empty(4, 2, 30, 30).uniform_(math.log(0.01), math.log(1000.0), generator=gen))
+    table = coder.gaussian.scale_table
+    scales.view(-1)[: len(table)] = table  # exact table values hit the boundary case
+    expected = GaussianConditional.build_indexes(coder.gaussian, scales)
+    assert torch.equal(coder.gaussian.build_indexes(scales), expected)
