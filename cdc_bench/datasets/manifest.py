@@ -131,8 +131,9 @@ def _is_sha256(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
-def builtin_manifests(folder: Path = MANIFEST_DIR) -> dict[str, DatasetManifest]:
-    """The manifests shipped in the repository's ``datasets/`` folder, by name."""
+def builtin_manifests(folder: Path | None = None) -> dict[str, DatasetManifest]:
+    """The manifests shipped in the repository's ``datasets/`` folder (or ``folder``), by name."""
+    folder = MANIFEST_DIR if folder is None else folder
     manifests = {}
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
