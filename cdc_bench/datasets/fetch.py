@@ -18,14 +18,15 @@ def archive_path(dataset: ManifestDataset) -> Path:
     return dataset.data_root / DOWNLOADS / dataset.manifest.archive.filename
 
 
-def how_to_fix(dataset: ManifestDataset, status: DatasetStatus) -> str:
+def how_to_fix(dataset: ManifestDataset, status: DatasetStatus, *, offline_only: bool = False) -> str:
     """What to run, or which URL to fetch by hand and where to put it (the offline route)."""
     manifest = dataset.manifest
     command = f"cdc-bench download {manifest.name} --data-root {dataset.data_root}"
+    run = "" if offline_only else f"Fix: run `{command}` (or add --download to `cdc-bench run`). "
     if manifest.archive is not None:
         archive = manifest.archive
         size = f", {archive.bytes / 1e6:.0f} MB" if archive.bytes else ""
-        return (f"Fix: run `{command}` (or add --download to `cdc-bench run`). Offline: fetch {archive.url} "
+        return (f"{run}Offline: fetch {archive.url} "
                 f"(sha256 {archive.sha256}{size}) elsewhere, put it at {archive_path(dataset)} and run the same "
                 f"command, or unzip its images into {dataset.where}")
     names = set(status.missing) | {name for name, _ in status.corrupted}
@@ -34,7 +35,7 @@ def how_to_fix(dataset: ManifestDataset, status: DatasetStatus) -> str:
     if len(urls) > 4:
         listed = f" (all URLs are in {manifest.source_path})" if manifest.source_path else ""
         shown += f"\n  ... {len(urls)} files in all{listed}"
-    return (f"Fix: run `{command}` (or add --download to `cdc-bench run`). Offline: download\n  {shown}\n"
+    return (f"{run}Offline: download\n  {shown}\n"
             f"into {dataset.where}")
 
 
@@ -67,7 +68,8 @@ def _fetch_files(dataset: ManifestDataset, status: DatasetStatus, progress: bool
             download(entry.url, dataset.where / entry.name, entry.sha256, what=f"{dataset.name}/{entry.name}",
                      progress=progress)
         except DownloadError as err:
-            raise DatasetError(f"{dataset.name}: {err}.\n{how_to_fix(dataset, dataset.status())}") from None
+            raise DatasetError(f"{dataset.name}: {err}.\n"
+                               f"{how_to_fix(dataset, dataset.status(), offline_only=True)}") from None
 
 
 def _fetch_archive(dataset: ManifestDataset, progress: bool) -> None:
@@ -78,7 +80,9 @@ def _fetch_archive(dataset: ManifestDataset, progress: bool) -> None:
         download(archive.url, zip_path, archive.sha256, what=f"{dataset.name} ({archive.filename})",
                  progress=progress)
     except DownloadError as err:
-        raise DatasetError(f"{dataset.name}: {err}.\nOr unzip its images into {dataset.where}") from None
+        raise DatasetError(f"{dataset.name}: {err}, then run `cdc-bench download {dataset.name} --data-root "
+                           f"{dataset.data_root}` to check and extract it; or unzip its images into "
+                           f"{dataset.where}") from None
     try:
         digests = extract_images(zip_path, dataset.where)
     except UnsafeArchiveError as err:
