@@ -1,0 +1,78 @@
+"""DDIM sampling for CDC as small functions over a denoiser callable (k-diffusion style, SPEC §6).
+
+The network knows nothing of schedules; the schedule is a `SampleSchedule` computed once; one DDIM step is a
+function of (denoiser, x, schedule, position, context). `decode_image` wires a `CDCModel` to them.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .schedules import SampleSchedule, sample_schedule
+
+Denoiser = Callable[[Tensor, Tensor, Sequence[Tensor]], Tensor]  # (x, time_in (B,1), context) -> network output
+
+
+def ddim_step(denoise: Denoiser, x: Tensor, schedule: SampleSchedule, i: int, context: Sequence[Tensor],
+              eta: float = 0.0, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """One DDIM update at schedule position `i`; returns (x_prev, x0, raw network output)."""
+    a, a_prev, sigma = schedule.alphas[i], schedule.alphas_prev[i], schedule.sigmas[i] * eta
+    time_in = schedule.time_in[i].expand(x.shape[0], 1).to(x.dtype)
+    out = denoise(x, time_in, context)
+    sqrt_recip = torch.sqrt(1.0 / a)
+    sqrt_recipm1 = torch.sqrt(1.0 / a - 1)
+    if schedule.variant == "x":
+        x0 = out.clamp(-1.0, 1.0)  # the official compress() always clips the predicted x0
+        eps = (sqrt_recip * x - x0) / sqrt_recipm1
+        dir_coef = torch.sqrt(torch.clamp(1 - a_prev - sigma ** 2, min=0))
+    else:
+        eps = out  # no clamp: the released eps models use clip_noise="none"
+        x0 = sqrt_recip * x - sqrt_recipm1 * eps
+        dir_coef = torch.sqrt(1 - a_prev - sigma ** 2)
+    x_prev = torch.sqrt(a_prev) * x0 + dir_coef * eps
+    if eta > 0:
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x_prev = x_prev + sigma * noise
+    return x_prev, x0, out
+
+
+def sample_ddim(denoise: Denoiser, x_init: Tensor, schedule: SampleSchedule, context: Sequence[Tensor],
+                eta: float = 0.0, generator: torch.Generator | None = None,
+                callback: Callable[[dict[str, Any]], None] | None = None) -> Tensor:
+    """Run positions S−1 … 0 from `x_init` (already scaled by gamma; no schedule coefficient applies).
+
+    `callback` gets {"i", "x", "x0", "out", "time_in"} after every step. After the last step (ᾱ_prev = 1)
+    the result equals x0: clamped to [−1, 1] for x-param, unclamped for eps-param.
+    """
+    schedule = schedule.to(x_init.device)
+    x = x_init
+    for i in reversed(range(schedule.steps)):
+        x_new, x0, out = ddim_step(denoise, x, schedule, i, context, eta, generator)
+        if callback is not None:
+            callback({"i": i, "x": x, "x0": x0, "out": out, "time_in": schedule.time_in[i]})
+        x = x_new
+    return x
+
+
+def initial_state(shape: Sequence[int], gamma: float, generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
+    """gamma · N(0, I): CDC starts sampling from scaled Gaussian noise, not from the schedule's σ_max."""
+    return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype) * gamma
+
+
+def decode_image(model: Any, context: Sequence[Tensor], shape: Sequence[int], steps: int, gamma: float = 0.8,
+                 eta: float = 0.0, generator: torch.Generator | None = None, init: Tensor | None = None,
+                 callback: Callable[[dict[str, Any]], None] | None = None) -> Tensor:
+    """Sample an image B×3×H×W in model space ([−1, 1] for x-param, clamped) from context features.
+
+    `generator` (on the context's device) draws the initial state when `init` is None, and the per-step noise
+    when eta > 0: the same generator seed gives the same image.
+    """
+    device = context[0].device
+    schedule = sample_schedule(model.train_alphas_cumprod, steps, model.config.variant)
+    if init is None:
+        init = initial_state(shape, gamma, generator, device, context[0].dtype)
+    with torch.inference_mode():
+        return sample_ddim(model.denoise_fn, init.to(device), schedule, context, eta, generator, callback)
