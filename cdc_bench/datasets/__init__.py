@@ -16,7 +16,7 @@ from ..download import cache_dir
 from ..registry import UnknownNameError
 from .core import Dataset, DatasetError, DatasetStatus, ImageItem, ManifestDataset
 from .local import EmbeddedDataset, FolderDataset
-from .manifest import MANIFEST_DIR, DatasetManifest, ManifestError, builtin_manifests, load_manifest
+from .manifest import MANIFEST_DIR, DatasetManifest, ManifestError, builtin_manifests, in_checkout, load_manifest
 
 __all__ = ["Dataset", "DatasetError", "DatasetManifest", "DatasetStatus", "ImageItem", "ManifestError",
            "UnknownNameError", "dataset_from_manifest", "dataset_names", "default_data_root", "get_dataset",
@@ -31,7 +31,7 @@ def default_data_root() -> Path:
     env = os.environ.get("CDC_BENCH_DATA")
     if env:
         return Path(env).expanduser()
-    if MANIFEST_DIR.is_dir() and (MANIFEST_DIR.parent / "pyproject.toml").is_file():
+    if in_checkout():
         return MANIFEST_DIR  # a checkout: images go to datasets/<name>/, which .gitignore keeps out of git
     return cache_dir() / "datasets"
 

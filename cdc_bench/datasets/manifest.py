@@ -8,6 +8,7 @@ entry says which zip holds the images and its sha256.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 # The repository's manifest folder: <repo>/datasets next to the package. Images live in subfolders of the data root,
 # never here, unless the data root is this very folder (the default in a checkout; `.gitignore` keeps them out).
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "datasets"
+# Where an installed wheel would carry them, if pyproject ships them as data files ("share/cdc-bench/datasets").
+INSTALLED_MANIFEST_DIR = Path(sys.prefix) / "share" / "cdc-bench" / "datasets"
 
 
 class ManifestError(ValueError):
@@ -133,10 +136,19 @@ def _is_sha256(value: Any) -> bool:
 
 def builtin_manifests(folder: Path | None = None) -> dict[str, DatasetManifest]:
     """The manifests shipped in the repository's ``datasets/`` folder (or ``folder``), by name."""
-    folder = MANIFEST_DIR if folder is None else folder
+    if folder is None:
+        folder = MANIFEST_DIR if in_checkout() else INSTALLED_MANIFEST_DIR
     manifests = {}
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             manifest = load_manifest(path)
             manifests[manifest.name] = manifest
     return manifests
+
+
+def in_checkout() -> bool:
+    """True when running from a source checkout (or editable install) that has the manifest folder.
+
+    The pyproject check matters: in site-packages, ``<site-packages>/datasets`` is Hugging Face's package.
+    """
+    return MANIFEST_DIR.is_dir() and (MANIFEST_DIR.parent / "pyproject.toml").is_file()

@@ -111,8 +111,9 @@ def test_download_replaces_only_damaged_files(server, tmp_path: Path):
 
 def test_get_dataset_download_uses_shipped_manifests(server, tmp_path: Path, monkeypatch):
     served, base = server
-    manifests = tmp_path / "manifests"
-    manifests.mkdir()
+    manifests = tmp_path / "checkout" / "datasets"  # looks like a source checkout: datasets/ beside pyproject.toml
+    manifests.mkdir(parents=True)
+    (manifests.parent / "pyproject.toml").write_text("")
     (manifests / "tiny.json").write_text(json.dumps(per_file_manifest(served, base)))
     monkeypatch.setattr(manifest_module, "MANIFEST_DIR", manifests)
     root = tmp_path / "data"

@@ -207,3 +207,19 @@ def test_datasets_command_verify_fails_on_corruption(kodak_copy: Path):
     verified = CliRunner().invoke(main, ["datasets", "--data-root", str(kodak_copy), "--verify"])
     assert verified.exit_code == 1
     assert "1 corrupted" in verified.output
+
+
+def test_installed_copy_uses_shipped_data_files_and_the_cache(monkeypatch, tmp_path: Path):
+    from cdc_bench.datasets import manifest as manifest_module
+
+    site = tmp_path / "site-packages" / "datasets"  # e.g. Hugging Face's package: not a checkout
+    site.mkdir(parents=True)
+    installed = tmp_path / "share" / "cdc-bench" / "datasets"
+    installed.mkdir(parents=True)
+    shutil.copy(MANIFEST_DIR / "kodak.json", installed)
+    monkeypatch.setattr(manifest_module, "MANIFEST_DIR", site)
+    monkeypatch.setattr(manifest_module, "INSTALLED_MANIFEST_DIR", installed)
+    monkeypatch.delenv("CDC_BENCH_DATA", raising=False)
+    monkeypatch.setenv("CDC_BENCH_CACHE", str(tmp_path / "cache"))
+    assert dataset_names() == ["default", "kodak"]
+    assert default_data_root() == tmp_path / "cache" / "datasets"
