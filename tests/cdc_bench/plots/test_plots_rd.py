@@ -1,0 +1,104 @@
+"""RD curves from real measurements: dataset means, fixed codec styles, axis direction, files at paper size."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import plots_testdata as td  # noqa: E402
+
+from cdc_bench.plots.frames import curve_label, metric_spec, ok_rows, rd_points  # noqa: E402
+from cdc_bench.plots.published import resolve_reference  # noqa: E402
+from cdc_bench.plots.rd import plot_rd, rd_axes  # noqa: E402
+from cdc_bench.plots.style import DPI, codec_style, paper_style  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory, kodak_dir):
+    return td.load_frame(td.shared_results(tmp_path_factory, kodak_dir))
+
+
+def test_ok_rows_drops_failed_items(frame):
+    rows, dropped = ok_rows(frame)
+    assert dropped == 1
+    assert (rows["status"] == "ok").all()
+    assert len(rows) == len(frame) - 1
+
+
+def test_rd_points_are_dataset_means(frame):
+    rows, _ = ok_rows(frame)
+    specs = [metric_spec("psnr"), metric_spec("ms_ssim")]
+    points = rd_points(rows, specs)
+    sel = rows[(rows["codec"] == "jpeg") & (rows["quality"] == 30)]
+    got = points[(points["codec"] == "jpeg") & (points["quality"] == 30)].iloc[0]
+    assert got["bpp"] == pytest.approx(sel["bpp"].mean())
+    assert got["psnr"] == pytest.approx(sel["psnr"].mean())
+    assert got["ms_ssim"] == pytest.approx(sel["ms_ssim"].mean())
+    assert got["n_images"] == len(td.IMAGES)
+    # One point per rate point per codec; the failed webp q=95 item leaves no point behind.
+    assert len(points) == sum(len(q) for q in td.QUALITIES.values())
+
+
+def test_metric_direction_and_label_come_from_the_registry():
+    assert metric_spec("psnr").axis_label == "PSNR [dB] ↑"
+    assert metric_spec("ms-ssim").column == "ms_ssim"
+    assert metric_spec("ms_ssim").name == "ms-ssim"
+    with pytest.raises(KeyError, match="unknown metric"):
+        metric_spec("no-such-metric")
+
+
+def test_codec_style_is_fixed_and_distinct():
+    assert codec_style("jpeg") == codec_style("JPEG") == codec_style("jpeg")
+    assert codec_style("bpg_444_x265_ycbcr") == codec_style("bpg")   # published BPG wears BPG's colour
+    names = ["cdc", "cdc-eps", "hific", "msillm", "nogan", "bpg", "jpeg", "webp", "jpeg2000", "jpegxl"]
+    assert len({(codec_style(n)["color"], codec_style(n)["marker"]) for n in names}) == len(names)
+    assert codec_style("some-new-codec") == codec_style("some-new-codec")
+
+
+def test_curve_label_names_options():
+    assert curve_label("cdc", '{"steps": 65, "gamma": 0.8}') == "cdc (gamma=0.8, steps=65)"
+    assert curve_label("jpeg", "{}") == "jpeg"
+
+
+def test_axes_direction_published_dashed(frame):
+    rows, _ = ok_rows(frame)
+    spec = metric_spec("psnr")
+    points = rd_points(rows, [spec])
+    ref = resolve_reference("compressai:jpeg", "kodak")
+    with paper_style():
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        assert rd_axes(ax, points, spec, ref) == 3
+        labels = {line.get_label(): line for line in ax.get_lines()}
+        assert ax.get_ylabel() == "PSNR [dB] ↑"
+        assert labels["JPEG (published)"].get_linestyle() == "--"
+        assert labels["jpeg"].get_linestyle() == "-"
+        # The same codec has the same colour measured and published.
+        assert labels["jpeg"].get_color() == labels["JPEG (published)"].get_color()
+        y = labels["webp"].get_ydata()
+        assert np.all(np.diff(y) > 0)  # quality rises with rate on real data
+        plt.close(fig)
+
+
+@pytest.mark.parametrize("width", [3.3, 6.9])
+def test_plot_rd_files_at_paper_size(frame, tmp_path, width):
+    from PIL import Image
+    from pypdf import PdfReader
+
+    rows, _ = ok_rows(frame)
+    specs = [metric_spec("psnr"), metric_spec("ms-ssim")]
+    written = plot_rd(rd_points(rows, specs), specs, tmp_path, ("pdf", "png"), width)
+    assert sorted(p.name for p in written) == ["rd_kodak_ms-ssim.pdf", "rd_kodak_ms-ssim.png",
+                                               "rd_kodak_psnr.pdf", "rd_kodak_psnr.png"]
+    with Image.open(tmp_path / "rd_kodak_psnr.png") as img:
+        assert img.size[0] == round(width * DPI)                      # exactly the width asked for
+        assert abs(img.size[1] - width * 0.75 * DPI) <= 1
+    page = PdfReader(tmp_path / "rd_kodak_psnr.pdf").pages[0]
+    assert float(page.mediabox.width) == pytest.approx(width * 72, abs=0.5)
+    text = page.extract_text()
+    assert "PSNR" in text and "jpeg" in text and "webp" in text   # TrueType text, not outlines
