@@ -38,8 +38,12 @@ def command(data_root: Path | None, verify: bool) -> None:
             state = "[dim]absent[/dim]"
         else:
             bits = []
-            if status.missing or (status.expected is not None and status.present != status.expected):
-                bits.append(f"{len(status.missing) or abs(status.expected - status.present)} missing")
+            if status.missing:
+                bits.append(f"{len(status.missing)} missing")
+            elif status.expected is not None and status.present < status.expected:
+                bits.append(f"{status.expected - status.present} missing")
+            elif status.expected is not None and status.present > status.expected:
+                bits.append(f"{status.present - status.expected} more than expected")
             if status.corrupted:
                 bits.append(f"{len(status.corrupted)} corrupted")
                 damaged = True

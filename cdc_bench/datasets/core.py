@@ -51,15 +51,22 @@ class DatasetStatus:
         if not self.where.exists():
             return f"{self.name}: not found (expected at {self.where})"
         if self.complete:
-            check = "sha256 verified" if self.verified else "presence and size checked; --verify checks sha256"
+            if self.verified:
+                check = "sha256 verified"
+            elif self.expected is None:
+                check = "a folder: nothing to check against"
+            elif not self.names_known:
+                check = "image count checked; no per-image checksums are known"
+            else:
+                check = "presence and size checked; --verify checks sha256"
             of = f" of {self.expected}" if self.expected is not None else ""
             return f"{self.name}: {self.present}{of} images present at {self.where} ({check})"
         parts = []
         if self.missing:
             parts.append(f"{len(self.missing)} of {self.expected} images missing: {_names(self.missing)}")
         elif not self.names_known and self.expected is not None and self.present != self.expected:
-            parts.append(f"{self.present} of {self.expected} images found at {self.where} (no per-image list "
-                         "is known, so the missing names cannot be given)")
+            parts.append(f"{self.present} images found at {self.where}, {self.expected} expected (no per-image "
+                         "list is known, so the files cannot be named)")
         elif self.present == 0:
             parts.append(f"no images at {self.where}")
         if self.corrupted:

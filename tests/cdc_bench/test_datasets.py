@@ -114,7 +114,16 @@ def test_count_only_dataset_reports_how_many_are_there(tmp_path: Path):
         Image.fromarray(np.full((4, 4, 3), i, np.uint8)).save(folder / f"img{i}.png")
     status = get_dataset("clic2020-professional-valid", tmp_path).status()
     assert (status.present, status.expected, status.complete) == (3, 41, False)
-    assert "3 of 41 images found" in status.summary()
+    assert f"3 images found at {folder}, 41 expected" in status.summary()
+    for i in range(3, 41):
+        Image.fromarray(np.full((4, 4, 3), i, np.uint8)).save(folder / f"img{i}.png")
+    status = get_dataset("clic2020-professional-valid", tmp_path).status(verify=True)
+    assert status.complete and not status.verified
+    assert "image count checked; no per-image checksums are known" in status.summary()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / "extra.png")
+    result = CliRunner().invoke(main, ["datasets", "--data-root", str(tmp_path)], env={"COLUMNS": "250"})
+    line = next(row for row in result.output.splitlines() if "│ clic2020-professional-valid" in row)
+    assert "42/41" in line and "1 more than expected" in line
 
 
 def test_folder_spec_lists_images_sorted(tmp_path: Path):
