@@ -45,14 +45,15 @@ def fetch_dataset(dataset: ManifestDataset, *, progress: bool = True) -> Dataset
     Raises :class:`DatasetError` naming the URL and the folder when a download fails (offline) or a checksum
     does not match.
     """
-    status = dataset.status()
+    # sha256 of what is already there is checked too: a download command should leave a verified copy behind.
+    status = dataset.status(verify=True)
     if status.complete:
         return status
     if dataset.manifest.archive is not None:
         _fetch_archive(dataset, progress)
     else:
         _fetch_files(dataset, status, progress)
-    status = dataset.status()
+    status = dataset.status(verify=True)
     if not status.complete:
         raise DatasetError(f"{status.summary()}\nafter downloading; {how_to_fix(dataset, status)}")
     return status

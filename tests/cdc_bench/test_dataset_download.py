@@ -102,11 +102,17 @@ def test_download_replaces_only_damaged_files(server, tmp_path: Path):
     served, base = server
     dataset = dataset_from_manifest(per_file_manifest(served, base), tmp_path / "data")
     dataset.fetch()
-    (dataset.where / "img1.png").write_bytes(b"truncated")
+    good0 = (dataset.where / "img0.png").stat().st_mtime_ns
     (dataset.where / "img2.png").unlink()
-    assert dataset.status().missing == ["img2.png"]
-    dataset.fetch()
-    assert dataset.status(verify=True).complete
+    same_size = bytearray((served / "img1.png").read_bytes())
+    same_size[-20] ^= 1
+    (dataset.where / "img1.png").write_bytes(bytes(same_size))
+    status = dataset.status(verify=True)
+    assert status.missing == ["img2.png"] and status.corrupted == [("img1.png", "sha256 mismatch")]
+    status = dataset.fetch()
+    assert status.complete and status.verified
+    assert (dataset.where / "img1.png").read_bytes() == (served / "img1.png").read_bytes()
+    assert (dataset.where / "img0.png").stat().st_mtime_ns == good0  # a good file is not fetched again
 
 
 def test_get_dataset_download_uses_shipped_manifests(server, tmp_path: Path, monkeypatch):
