@@ -1,0 +1,51 @@
+"""Speed figure from the speed command's JSON (real timings of a linear workload)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import plots_testdata as td  # noqa: E402
+
+from cdc_bench.plots.speed import SpeedReportError, plot_speed, read_speed  # noqa: E402
+
+
+def test_reads_the_speed_schema(tmp_path):
+    path = td.speed_json(tmp_path / "speed.json")
+    report = json.loads(path.read_text())
+    runs, fits = read_speed(path)
+    assert list(runs["steps"]) == [2, 4, 8]
+    assert list(runs["decode_s_median"]) == [r["decode"]["median"] for r in report["rows"]]
+    assert (runs["decode_s_q1"] <= runs["decode_s_median"]).all()
+    assert fits["b"].item() == pytest.approx(report["fits"][0]["b"])
+    assert fits["b"].item() > 0   # more decodes per "step" take longer
+
+
+def test_reads_the_flat_form():
+    runs, fits = read_speed({"runs": [{"codec": "cdc", "size": "256x256", "steps": s, "decode_s_median": m}
+                                      for s, m in ((10, 1.0), (20, 2.0))],
+                             "fits": [{"codec": "cdc", "size": "256x256", "a": 0.0, "b": 0.1}]})
+    assert list(runs["size"]) == ["256×256", "256×256"] and fits["b"].item() == 0.1
+
+
+def test_plot_speed_annotates_cost_per_step(tmp_path):
+    path = td.speed_json(tmp_path / "speed.json")
+    b = json.loads(path.read_text())["fits"][0]["b"]
+    written = plot_speed([path], tmp_path / "speed", ("svg", "png"))
+    svg = written[0].read_text()
+    assert f"{b * 1e3:.3g} ms/step" in svg
+    assert written[1].stat().st_size > 1000
+
+
+def test_bad_report_names_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"codec": "cdc", "rows": [{"width": 8, "height": 8, "steps": 2}]}))
+    with pytest.raises(SpeedReportError, match="bad.json: missing field 'decode'"):
+        read_speed(bad)
+    bad.write_text(json.dumps({"codec": "cdc", "rows": []}))
+    with pytest.raises(SpeedReportError, match="no runs with a step count"):
+        read_speed(bad)
