@@ -1,0 +1,57 @@
+"""``cdc-bench compare`` end to end from saved reconstructions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plots"))
+import plots_testdata as td  # noqa: E402
+
+from cdc_bench.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, kodak_dir):
+    return td.shared_results(tmp_path_factory, kodak_dir)
+
+
+def test_compare_writes_png_and_pdf(results, kodak_dir, tmp_path):
+    from PIL import Image
+    from pypdf import PdfReader
+
+    originals = td.write_originals(tmp_path / "orig", kodak_dir)
+    res = CliRunner().invoke(main, ["compare", str(results), "--image", "kodim23", "--crop", "128", "--bpp", "0.5",
+                                    "--original", str(originals), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    png = tmp_path / "o" / "compare_kodak_kodim23_0.5bpp.png"
+    pdf = png.with_suffix(".pdf")
+    with Image.open(png) as img:
+        assert img.size[0] == 2070
+    text = PdfReader(pdf).pages[0].extract_text()
+    assert "Original" in text and "jpeg" in text and "webp" in text
+    assert "(target 0.5)" in res.output
+
+
+def test_compare_at_corner_and_codec_filter(results, kodak_dir, tmp_path):
+    originals = td.write_originals(tmp_path / "orig", kodak_dir)
+    res = CliRunner().invoke(main, ["compare", str(results), "--image", "kodim01", "--crop", "64", "--at", "0,0",
+                                    "--bpp", "1", "--codecs", "webp", "--original", str(originals / "kodim01.png"),
+                                    "--format", "png", "--width", "3.3", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "webp" in res.output and "jpeg" not in res.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image", "kodim99", "--bpp", "0.5"], "no successful results for image 'kodim99'"),
+    (["--image", "kodim23", "--bpp", "0.5", "--at", "1"], "give the crop's top-left corner as X,Y"),
+    (["--image", "kodim23", "--bpp", "0.5", "--at", "500,0"], "does not fit"),
+])
+def test_compare_bad_input(results, kodak_dir, tmp_path, args, message):
+    originals = td.write_originals(tmp_path / "orig", kodak_dir)
+    res = CliRunner().invoke(main, ["compare", str(results), "--original", str(originals), "--out", str(tmp_path),
+                                    *args])
+    assert res.exit_code != 0 and message in res.output
