@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..codec import Codec, CodecError, CodecUnavailable, parse_rate_points
+from ..download import DownloadError
 from ..registry import UnknownNameError, get_codec_class
 from .environment import environment, load_average
 from .fit import fit_linear
@@ -138,6 +139,23 @@ class _Plan:
             self.use_random_weights(avail.reason)
         self.steps: list[int | None] = self._steps()
 
+    def check_weights(self, rate: Any) -> None:
+        """Switch to random weights, without trying a download, when the released ones are not on disk.
+
+        Codecs that declare ``required_weights(rate_points)`` (CDC) say which weight files a rate point needs.
+        """
+        if not self.can_fall_back or not hasattr(self.cls, "required_weights"):
+            return
+        from ..weights import get_weight
+
+        try:
+            names = self.cls(self.options, device=self.config.device).required_weights([rate])
+        except Exception:  # noqa: BLE001 - a wrong option is reported when the codec is built for real
+            return
+        missing = [get_weight(n) for n in names if not get_weight(n).present()]
+        if missing:
+            self.use_random_weights("; ".join(f"{w.name} not found at {w.path}" for w in missing))
+
     def _steps(self) -> list[int | None]:
         cfg = self.config
         if not self.has_steps:
@@ -191,10 +209,10 @@ def _measure_row(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) -
         for i in range(cfg.warmup):
             try:
                 codec.decode(codec.encode(image, rate))
-            except CodecUnavailable as err:
+            except (CodecUnavailable, DownloadError) as err:
                 if i > 0 or not plan.can_fall_back:
                     raise
-                plan.use_random_weights(err.reason)
+                plan.use_random_weights(getattr(err, "reason", str(err)))
                 codec = plan.codec(steps)
                 codec.decode(codec.encode(image, rate))
         reset_cuda_peak(cfg.device)
@@ -211,7 +229,7 @@ def _measure_row(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) -
                 seconds, recon = timed(lambda: codec.decode(data), sync)
                 decode_times.append(seconds)
         dec_cuda = cuda_peak_mib(cfg.device)
-    except CodecError as err:
+    except (CodecError, DownloadError) as err:
         raise SpeedError(f"{where}: {type(err).__name__}: {err}") from None
     if not isinstance(recon, np.ndarray) or recon.shape != image.shape:
         got = getattr(recon, "shape", type(recon).__name__)
@@ -270,6 +288,7 @@ def _run(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None)
     notes: list[str] = []
     plan = _Plan(config, notes)
     rate = plan.rate()
+    plan.check_weights(rate)
     env = environment(config.device)
     env["load_before"] = load_average()
     rows: list[dict[str, Any]] = []

@@ -21,6 +21,7 @@ from cdc_bench.speed import (SCHEMA, PeakRSS, SpeedConfig, SpeedError, SpeedRepo
                              soft_differences, summarize, synthetic_image)
 from cdc_bench.speed.bench import RANDOM_NOTE
 from cdc_bench.speed.plot import plot_speed
+from cdc_bench.weights import WeightFile, WeightsMissing, get_weight, register_weight
 
 HEADER = struct.Struct(">HHB")
 
@@ -107,6 +108,33 @@ class CheckpointCodec(ConvStackCodec):
             raise CodecUnavailable("checkpoint toy.pt not found in the cache", "cdc-bench weights fetch")
 
 
+class DeclaredWeightsCodec(ConvStackCodec):
+    """Like CDC: ``required_weights`` names a registered weight file; released weights load it at encode time."""
+
+    name = "speedtoy-declared"
+    settings = {"steps": 2, "channels": 4, "weights": "released"}
+
+    def required_weights(self, rate_points):
+        return [] if self.options["weights"] == "random" else ["speedtoy-declared.pt"]
+
+    def encode(self, image, rate):
+        if self.options["weights"] == "released":
+            get_weight("speedtoy-declared.pt").ensure(allow_download=False)
+        return super().encode(image, rate)
+
+
+class DownloadFailsCodec(ConvStackCodec):
+    """Released weights are fetched lazily at the first encode, and the fetch fails (offline)."""
+
+    name = "speedtoy-offline"
+    settings = {"steps": 2, "channels": 4, "weights": "released"}
+
+    def encode(self, image, rate):
+        if self.options["weights"] == "released":
+            raise WeightsMissing("weight file toy-offline.pt is missing: download http://x/toy.pt to /nowhere")
+        return super().encode(image, rate)
+
+
 class WrongShapeCodec(ConvStackCodec):
     name = "speedtoy-wrong"
 
@@ -114,7 +142,8 @@ class WrongShapeCodec(ConvStackCodec):
         return super().decode(data)[:-1]
 
 
-for _cls in (ConvStackCodec, FlatCodec, CheckpointCodec, WrongShapeCodec):
+for _cls in (ConvStackCodec, FlatCodec, CheckpointCodec, DeclaredWeightsCodec, DownloadFailsCodec,
+             WrongShapeCodec):
     register(_cls)
 
 
@@ -280,6 +309,25 @@ def test_missing_checkpoint_falls_back_to_random_weights_and_says_so():
     assert report["options"]["weights"] == "random"
     assert any("speedtoy-ckpt.weights=random" in n for n in report["notes"])
     assert RANDOM_NOTE in report["notes"]
+
+
+def test_absent_declared_weights_mean_random_weights_without_a_download(tmp_path):
+    where = tmp_path / "speedtoy-declared.pt"
+    register_weight(WeightFile("speedtoy-declared.pt", "http://127.0.0.1:9/none.pt", where))
+    report = run_speed(SpeedConfig("speedtoy-declared", sizes=[(16, 16)], repeats=1))
+    assert report["random_weights"] is True
+    assert any(str(where) in n and "not found" in n for n in report["notes"])
+    where.write_bytes(b"present")  # now the released weights are there: they are used
+    report = run_speed(SpeedConfig("speedtoy-declared", sizes=[(16, 16)], repeats=1))
+    assert report["weights"] == "released" and report["random_weights"] is False
+
+
+def test_failed_download_at_first_encode_falls_back_to_random_weights():
+    report = run_speed(SpeedConfig("speedtoy-offline", steps=[1, 2], sizes=[(16, 16)], repeats=1))
+    assert report["random_weights"] is True and len(report["rows"]) == 2
+    assert any("toy-offline.pt is missing" in n for n in report["notes"])
+    with pytest.raises(SpeedError, match="WeightsMissing: weight file toy-offline.pt"):
+        run_speed(SpeedConfig("speedtoy-offline", options={"weights": "released"}, sizes=[(16, 16)], repeats=1))
 
 
 def test_explicit_released_weights_are_not_replaced():
