@@ -1,0 +1,101 @@
+"""The DDIM sampler as a function over a denoiser callable: update rule, clamping, seeding, callbacks."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cdc_bench.cdc.checkpoint import build_cdc
+from cdc_bench.cdc.model import CDCConfig
+from cdc_bench.cdc.sampler import ddim_step, decode_image, initial_state, sample_ddim
+from cdc_bench.cdc.schedules import sample_schedule, training_buffers
+
+ACP_X = training_buffers("cosine", 8193, True)["train_alphas_cumprod"]
+ACP_EPS = training_buffers("linear", 20000, False)["train_alphas_cumprod"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: thread start-up dominates, and on a loaded machine 2 threads are several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_x_param_step_matches_ddim_formula_and_clamps():
+    sched = sample_schedule(ACP_X, 5, "x")
+    x = torch.randn(1, 3, 4, 4)
+    raw = torch.randn(1, 3, 4, 4) * 3  # outside [-1, 1]: must be clamped before use
+    x_prev, x0, out = ddim_step(lambda x_, t, c: raw.clone(), x, sched, 3, [])
+    a, ap = sched.alphas[3], sched.alphas_prev[3]
+    x0_ref = raw.clamp(-1, 1)
+    eps = (torch.sqrt(1 / a) * x - x0_ref) / torch.sqrt(1 / a - 1)
+    torch.testing.assert_close(x0, x0_ref)
+    torch.testing.assert_close(out, raw)  # the raw output is reported unclamped
+    torch.testing.assert_close(x_prev, torch.sqrt(ap) * x0_ref + torch.sqrt(1 - ap) * eps, rtol=1e-5, atol=1e-5)
+
+
+def test_eps_param_step_has_no_clamp():
+    sched = sample_schedule(ACP_EPS, 4, "eps")
+    x, eps = torch.randn(1, 3, 4, 4) * 5, torch.randn(1, 3, 4, 4)
+    x_prev, x0, _ = ddim_step(lambda x_, t, c: eps, x, sched, 2, [])
+    a, ap = sched.alphas[2], sched.alphas_prev[2]
+    x0_ref = torch.sqrt(1 / a) * x - torch.sqrt(1 / a - 1) * eps
+    torch.testing.assert_close(x0, x0_ref)
+    assert float(x0.abs().max()) > 1
+    torch.testing.assert_close(x_prev, torch.sqrt(ap) * x0_ref + torch.sqrt(1 - ap) * eps, rtol=1e-5, atol=1e-5)
+
+
+def test_last_step_returns_x0_and_time_inputs_are_passed():
+    seen = []
+
+    def denoise(x, t, c):
+        seen.append(t.clone())
+        return torch.full_like(x, 0.25)
+
+    sched = sample_schedule(ACP_X, 3, "x")
+    out = sample_ddim(denoise, torch.randn(2, 3, 4, 4), sched, [])
+    torch.testing.assert_close(out, torch.full((2, 3, 4, 4), 0.25))
+    assert [t.shape for t in seen] == [(2, 1)] * 3
+    assert [float(t[0, 0]) for t in seen] == pytest.approx([8192 / 8193, 4096 / 8193, 0.0])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    config = CDCConfig(dim=8, context_channels=8, dim_mults=(1, 1, 2, 2, 2, 3), context_dim_mults=(1, 1, 2, 2),
+                       comp_dim=8, comp_dim_mults=(1, 1, 2, 2), reverse_dim_mults=(2, 2, 1, 1),
+                       hyper_dims_mults=(2, 2, 2), comp_out_channels=8)
+    model = build_cdc(config, seed=0)
+    with torch.inference_mode():
+        context = model.compress(torch.rand(1, 3, 64, 64) * 2 - 1).context
+    return model, context
+
+
+def test_same_generator_seed_same_image_and_eta_noise(tiny):
+    model, context = tiny
+
+    def run(seed, eta):
+        g = torch.Generator().manual_seed(seed)
+        return decode_image(model, context, (1, 3, 64, 64), steps=3, eta=eta, generator=g)
+
+    torch.testing.assert_close(run(0, 0.0), run(0, 0.0), rtol=0, atol=0)
+    torch.testing.assert_close(run(5, 1.0), run(5, 1.0), rtol=0, atol=0)
+    assert not torch.equal(run(0, 0.0), run(1, 0.0))
+    assert not torch.equal(run(0, 0.0), run(0, 1.0))  # eta > 0 injects noise
+    assert float(run(3, 0.0).abs().max()) <= 1.0
+
+
+def test_initial_state_is_scaled_gaussian():
+    g = torch.Generator().manual_seed(0)
+    x = initial_state((4, 3, 64, 64), 0.8, g)
+    assert float(x.std()) == pytest.approx(0.8, rel=0.03)
+    torch.testing.assert_close(x, torch.randn((4, 3, 64, 64), generator=torch.Generator().manual_seed(0)) * 0.8)
+
+
+def test_decode_runs_in_inference_mode_and_calls_once_per_step(tiny):
+    model, context = tiny
+    calls = []
+    out = decode_image(model, context, (1, 3, 64, 64), steps=4, callback=calls.append,
+                       generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 4 and [c["i"] for c in calls] == [3, 2, 1, 0]
+    assert out.is_inference() and not out.requires_grad
