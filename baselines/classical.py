@@ -10,11 +10,11 @@ libheif (pillow-heif) and is checked against CompressAI's ``bpg_444_x265_ycbcr.j
 from __future__ import annotations
 
 import io
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, CodecUnavailable, check_image
+from cdc_bench.codec import Availability, BitstreamError, check_image
 
 from ._pillow import DECODE_ERRORS, PillowCodec, choice, float_rate, int_rate
 
@@ -259,4 +259,4 @@ class HEVC(PillowCodec):
         return out
 
 
-__all__ = ["JPEG", "WebP", "JPEG2000", "JPEGXL", "AVIF", "HEVC", "CodecUnavailable"]
+__all__ = ["JPEG", "WebP", "JPEG2000", "JPEGXL", "AVIF", "HEVC", "BPG_QPS", "QUALITIES_5_TO_95"]
