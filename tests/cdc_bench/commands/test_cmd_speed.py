@@ -166,3 +166,20 @@ def test_one_point_codec_jpeg(tmp_path):
     report = json.loads(out.read_text())
     assert len(report["rows"]) == 1 and report["rows"][0]["steps"] is None and report["fits"] == []
     assert report["rows"][0]["bytes"] > 0
+
+
+@pytest.mark.parametrize("codec", ["cdc", "cdc-eps"])
+def test_cdc_variants_with_random_weights(tmp_path, codec):
+    """Both CDC variants: the released architecture with random weights, steps really reach the sampler."""
+    pytest.importorskip("cdc_bench.cdc.codec", reason="the CDC codec module is not installed")
+    out = tmp_path / f"{codec}.json"
+    result = CliRunner().invoke(main, ["speed", "-c", codec, "-o", f"{codec}.weights=random", "--steps", "1,2",
+                                       "--size", "64x64", "--repeats", "1", "--warmup", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "random weights" in result.output
+    report = json.loads(out.read_text())
+    assert report["random_weights"] is True and report["weights"] == "random"
+    assert report["env"]["dtype"] == "fp32"
+    assert [r["codec_info"]["cdc_steps"] for r in report["rows"]] == [1, 2]
+    assert all(r["codec_info"]["cdc_weights"] == "random" for r in report["rows"])
+    assert [f["phase"] for f in report["fits"]] == ["encode", "decode"]
