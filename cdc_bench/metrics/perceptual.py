@@ -174,15 +174,16 @@ def load_dists(device: str = "cpu"):
     from piq.perceptual import VGG16_LAYERS, ContentLoss
 
     vgg_path, alpha_beta_path = _resolve(VGG16, DISTS_ALPHA_BETA)
-    vgg = torchvision.models.vgg16(weights=None)
-    vgg.load_state_dict(_load(vgg_path))
+    features = torchvision.models.vgg16(weights=None).features
+    state = _load(vgg_path)  # DISTS uses the convolutional part only; the classifier may be absent
+    features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
     weights = _load(alpha_beta_path)
     channels = [3, 64, 128, 256, 512, 512]
     layer_weights = list(torch.split(weights["alpha"], channels, dim=1)) + list(
         torch.split(weights["beta"], channels, dim=1))
     model = piq.DISTS.__new__(piq.DISTS)
     # The same arguments piq.DISTS.__init__ passes (piq 0.8), with the feature extractor built here.
-    ContentLoss.__init__(model, feature_extractor=vgg.features,
+    ContentLoss.__init__(model, feature_extractor=features,
                          layers=[VGG16_LAYERS[name] for name in ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")],
                          weights=layer_weights, replace_pooling=True, reduction="none",
                          normalize_features=False, allow_layers_weights_mismatch=True)
