@@ -23,9 +23,12 @@ class ChannelLayerNorm(nn.Module):
         self.b = nn.Parameter(torch.zeros(1, dim, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        var = torch.var(x, dim=1, unbiased=False, keepdim=True)
-        mean = torch.mean(x, dim=1, keepdim=True)
-        return (x - mean) / (var + self.eps).sqrt() * self.g + self.b
+        # Two-pass biased variance: the same maths as torch.var(unbiased=False), but torch.var's strided
+        # reduction over the channel axis of an NCHW tensor is ~4x slower on CPU (it was 18% of a denoiser call).
+        mean = x.mean(dim=1, keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(dim=1, keepdim=True)
+        return centred / (var + self.eps).sqrt() * self.g + self.b
 
 
 class Block(nn.Module):
