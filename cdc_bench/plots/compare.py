@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .frames import MetricSpec, curve_label, ok_rows
+from .frames import MetricSpec, curve_label, ok_rows, short_labels
 from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
 
 
@@ -45,11 +45,13 @@ def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: st
         rows = rows[rows["dataset"] == dataset]
         if rows.empty:
             raise CompareError(f"image {image!r} has no results in dataset {dataset!r}; it is in {', '.join(datasets)}")
-    if codecs:
+    labels = short_labels(zip(rows["codec"], rows["options"]))
+    rows = rows.assign(_gap=(rows["bpp"] - target_bpp).abs(),
+                       label=[labels[(str(c), str(o))] for c, o in zip(rows["codec"], rows["options"])])
+    if codecs:  # after labelling, so a tile is named the same with or without the filter
         rows = rows[rows["codec"].isin(codecs)]
         if rows.empty:
             raise CompareError(f"none of {', '.join(codecs)} has results for {image!r}")
-    rows = rows.assign(_gap=(rows["bpp"] - target_bpp).abs())
     best = rows.loc[rows.groupby(["codec", "options"], sort=False)["_gap"].idxmin()]
     return best.drop(columns="_gap").sort_values(["bpp", "codec"]).reset_index(drop=True)
 
@@ -123,7 +125,8 @@ def tile_title(row: pd.Series, metrics: Sequence[MetricSpec]) -> str:
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
         parts.append(f"{value:.2f} dB" if "[dB]" in m.label else f"{m.label} {value:.3f}")
-    return f"{curve_label(row['codec'], row['options'])}\n" + " · ".join(parts)
+    label = row.get("label") if isinstance(row.get("label"), str) else curve_label(row["codec"], row["options"])
+    return f"{label}\n" + " · ".join(parts)
 
 
 def comparison_tiles(out_dir: str | Path, rows: pd.DataFrame, original: np.ndarray, size: int,

@@ -83,6 +83,39 @@ def curve_label(codec: str, options: str | dict | None) -> str:
     return f"{codec} ({opts})" if opts else codec
 
 
+def _options_dict(options: str | dict | None) -> dict:
+    if isinstance(options, dict):
+        return options
+    try:
+        value = json.loads(options) if isinstance(options, str) and options.strip() else {}
+    except json.JSONDecodeError:
+        return {"options": options}
+    return value if isinstance(value, dict) else {"options": value}
+
+
+def short_labels(pairs) -> dict[tuple[str, str], str]:
+    """Legend names for (codec, options) pairs that say no more than needed.
+
+    The runner stores every option with its default (``hevc`` becomes ``preset=veryslow, chroma=444, ...``);
+    a legend only needs the options that differ between the option sets of one codec, and none when the codec
+    has a single option set.
+    """
+    by_codec: dict[str, list[str]] = {}
+    for codec, options in dict.fromkeys((str(c), str(o)) for c, o in pairs):
+        by_codec.setdefault(codec, []).append(options)
+    labels = {}
+    for codec, variants in by_codec.items():
+        if len(variants) == 1:
+            labels[(codec, variants[0])] = codec
+            continue
+        dicts = [_options_dict(v) for v in variants]
+        keys = sorted({k for d in dicts for k in d})
+        differ = [k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in dicts}) > 1]
+        for options, d in zip(variants, dicts):
+            labels[(codec, options)] = curve_label(codec, {k: d.get(k) for k in differ})
+    return labels
+
+
 def rd_points(frame: pd.DataFrame, metrics: list[MetricSpec],
               dataset_metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """Dataset mean of bpp and each metric per rate point of each (dataset, codec, options).
@@ -121,6 +154,7 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricSpec],
     counts = points.groupby(["dataset", "codec", "options"])["n_images"].transform("nunique")
     if (counts > 1).any():
         log.warning("some rate points average over fewer images than others (failed items); see n_images")
-    points.insert(3, "label", [curve_label(c, o) for c, o in zip(points["codec"], points["options"])])
+    labels = short_labels(zip(points["codec"], points["options"]))
+    points.insert(3, "label", [labels[(str(c), str(o))] for c, o in zip(points["codec"], points["options"])])
     return points.sort_values(["dataset", "label", "bpp"]).reset_index(drop=True)
 

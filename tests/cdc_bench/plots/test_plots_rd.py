@@ -102,3 +102,15 @@ def test_plot_rd_files_at_paper_size(frame, tmp_path, width):
     assert float(page.mediabox.width) == pytest.approx(width * 72, abs=0.5)
     text = page.extract_text()
     assert "PSNR" in text and "jpeg" in text and "webp" in text   # TrueType text, not outlines
+
+
+def test_short_labels_show_only_options_that_differ():
+    from cdc_bench.plots.frames import short_labels
+
+    pairs = [("hevc", '{"preset": "veryslow", "chroma": "444"}'),
+             ("cdc", '{"steps": 65, "gamma": 0.8, "rho": 0.9}'), ("cdc", '{"steps": 17, "gamma": 0.8, "rho": 0.9}'),
+             ("cdc", '{"steps": 65, "gamma": 0.8, "rho": 0.9}')]
+    labels = short_labels(pairs)
+    assert labels[pairs[0]] == "hevc"
+    assert labels[pairs[1]] == "cdc (steps=65)" and labels[pairs[2]] == "cdc (steps=17)"
+    assert len(labels) == 3

@@ -56,7 +56,7 @@ def test_viewer_data_holds_every_saved_reconstruction(page):
     html = page.read_text()
     payload = html.split('<script type="application/json" id="viewer-data">')[1].split("</script>")[0]
     data = json.loads(payload)
-    assert data[0]["image"] == "kodim23" and data[0]["original"].startswith("data:image/png;base64,")
+    assert data[0]["image"] == "kodim23" and data[0]["original"].startswith("data:image/webp;base64,")
     assert sorted(data[0]["curves"]) == ["jpeg", "webp"]
     assert [len(v) for v in data[0]["curves"].values()] == [5, 5]
     bpps = [p["bpp"] for p in data[0]["curves"]["jpeg"]]
@@ -88,8 +88,8 @@ def test_browser_runs_the_page_without_console_errors(page, tmp_path):
     assert 'data-viewer="ready"' in dom   # the viewer script ran to its end
     codec_select = dom.split('id="v-codec"')[1].split("</select>")[0]
     assert codec_select.count("<option") == 2 and "jpeg" in codec_select and "webp" in codec_select
-    assert re.search(r'id="v-recon"[^>]*src="data:image/png;base64,', dom) or \
-        re.search(r'src="data:image/png;base64,[^"]*"[^>]*id="v-recon"', dom)
+    assert re.search(r'id="v-recon"[^>]*src="data:image/webp;base64,', dom) or \
+        re.search(r'src="data:image/webp;base64,[^"]*"[^>]*id="v-recon"', dom)
 
 
 @pytest.mark.parametrize("fragment", ["", "#mode=slider&codec=webp&rate=1&split=40"])
@@ -112,3 +112,20 @@ def test_screenshot_shows_figures_and_viewer(page, tmp_path, fragment):
     lower = img[img.shape[0] // 2:]
     assert lower.std() > 20
     assert len(np.unique(lower.reshape(-1, 3)[::7], axis=0)) > 2000
+
+
+def test_viewer_images_are_the_exact_reconstructions(page, tmp_path_factory, kodak_dir):
+    import base64
+    import io
+
+    from PIL import Image
+
+    from cdc_bench.store import recon_path
+
+    html = page.read_text()
+    data = json.loads(html.split('id="viewer-data">')[1].split("</script>")[0])
+    point = data[0]["curves"]["jpeg"][0]
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(point["src"].split(",", 1)[1]))).convert("RGB"))
+    results = td.shared_results(tmp_path_factory, kodak_dir)
+    saved = np.asarray(Image.open(recon_path(results, "kodak", "jpeg", "{}", point["quality"], "kodim23")))
+    assert np.array_equal(decoded, saved)   # lossless: the viewer shows the codec's real artefacts
