@@ -12,7 +12,8 @@ from rich.table import Table
 @click.option("--download", is_flag=True, help="Fetch the missing files (verified by sha256).")
 @click.option("--verify", is_flag=True, help="Also check the sha256 of every present file (reads each file).")
 @click.option("--only", default=None, metavar="NAMES", help="Comma-separated weight names to show or fetch.")
-def command(download: bool, verify: bool, only: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON (one object per file).")
+def command(download: bool, verify: bool, only: str | None, as_json: bool) -> None:
     """List the weight files of every metric and codec; with --download, fetch the missing ones.
 
     Files are never downloaded mid-sweep: `cdc-bench run` checks them first and stops with this list's advice.
@@ -38,6 +39,16 @@ def command(download: bool, verify: bool, only: str | None) -> None:
             except WeightsMissing as err:
                 failures.append(str(err))
 
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"name": w.name, "used_by": w.used_by, "present": w.present(),
+                                "path": str(w.locate() or w.path), "url": w.url, "sha256": w.sha256,
+                                "sha256_ok": w.verify() if verify else None, "note": w.note} for w in weights],
+                              indent=1))
+        if failures:
+            raise SystemExit(1)
+        return
     console = Console(width=200, emoji=False)
     table = Table(show_lines=True)
     for col in ("weight", "used by", "status", "where", "url / sha256"):
