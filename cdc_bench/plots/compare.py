@@ -119,20 +119,21 @@ def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
 
 
 def tile_title(row: pd.Series, metrics: Sequence[MetricSpec]) -> str:
-    parts = [f"{row['bpp']:.3f} bpp"]
+    """Three short lines (name, rate, metrics) so four tiles fit side by side on a 6.9 in page."""
+    values = []
     for m in metrics:
         value = row.get(m.column)
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
-        parts.append(f"{value:.2f} dB" if "[dB]" in m.label else f"{m.label} {value:.3f}")
+        values.append(f"{value:.2f} dB" if "[dB]" in m.label else f"{m.label} {value:.3f}")
     label = row.get("label") if isinstance(row.get("label"), str) else curve_label(row["codec"], row["options"])
-    return f"{label}\n" + " · ".join(parts)
+    return "\n".join([label, f"{row['bpp']:.3f} bpp", " · ".join(values)]).rstrip()
 
 
 def comparison_tiles(out_dir: str | Path, rows: pd.DataFrame, original: np.ndarray, size: int,
                      at: tuple[int, int] | None, metrics: Sequence[MetricSpec]) -> list[Tile]:
     top, left, ch, cw = crop_box(original.shape, size, at)
-    tiles = [Tile(f"Original\n{original.shape[1]}×{original.shape[0]}, crop at x={left}, y={top}",
+    tiles = [Tile(f"Original\n{original.shape[1]}×{original.shape[0]}\ncrop x={left}, y={top}",
                   original[top:top + ch, left:left + cw])]
     for _, row in rows.iterrows():
         recon = load_recon(out_dir, row)
@@ -156,11 +157,11 @@ def plot_tiles(tiles: Sequence[Tile], stem: str | Path, formats: Sequence[str] =
     with paper_style(width):
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(rows, cols, figsize=(width, rows * (cell * h / w + 0.38)), squeeze=False,
+        fig, axes = plt.subplots(rows, cols, figsize=(width, rows * (cell * h / w + 0.42)), squeeze=False,
                                  layout="constrained")
         for ax in axes.flat:
             ax.axis("off")
         for ax, tile in zip(axes.flat, tiles):
             ax.imshow(tile.image, interpolation="nearest")
-            ax.set_title(tile.title, fontsize=6 if width <= 4 else 7, color=tile.color, pad=2)
+            ax.set_title(tile.title, fontsize=6, color=tile.color, pad=2, linespacing=1.1)
         return save_figure(fig, stem, formats)
