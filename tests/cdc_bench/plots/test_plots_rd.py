@@ -114,3 +114,50 @@ def test_short_labels_show_only_options_that_differ():
     assert labels[pairs[0]] == "hevc"
     assert labels[pairs[1]] == "cdc (steps=65)" and labels[pairs[2]] == "cdc (steps=17)"
     assert len(labels) == 3
+
+
+def test_dataset_level_metric_joins_its_rate_points(frame, tmp_path_factory, kodak_dir, tmp_path):
+    """FID comes from the dataset-metrics table, one value per rate point, beside the mean bpp of the images.
+
+    The values here are real Fréchet distances (the project's own ``fid_from_features``) between 8x8 pixel
+    blocks of the originals and of the saved reconstructions: not Inception features, but real numbers that
+    fall as quality rises, which is all the plumbing needs.
+    """
+    import shutil
+
+    from PIL import Image
+
+    from cdc_bench.images import load_image
+    from cdc_bench.metrics.frechet import fid_from_features
+    from cdc_bench.store import ResultsStore, quality_text, recon_path
+
+    results = tmp_path / "res"
+    shutil.copytree(td.shared_results(tmp_path_factory, kodak_dir), results)
+
+    def blocks(img):
+        img = img.astype(np.float64)
+        h, w = (s - s % 8 for s in img.shape[:2])
+        return img[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 192)
+
+    originals = np.concatenate([blocks(load_image(kodak_dir / f"{n}.png", f"center-crop:{td.CROP}")[0])
+                                for n in td.IMAGES])
+    stored = {}
+    with ResultsStore(results, create=False) as store:
+        for q in td.QUALITIES["jpeg"]:
+            recon = np.concatenate([blocks(np.asarray(Image.open(recon_path(results, "kodak", "jpeg", "{}",
+                                                                            quality_text(q), n))))
+                                    for n in td.IMAGES])
+            stored[q] = fid_from_features(originals, recon)
+            store.put_dataset_metric({"dataset": "kodak", "codec": "jpeg", "options": "{}", "quality": quality_text(q),
+                                      "metric": "fid", "protocol": "blocks8", "value": stored[q]})
+        dm = store.dataset_metrics_frame()
+    rows, _ = ok_rows(frame)
+    fid = metric_spec("fid")
+    assert fid.axis_label == "FID ↓" and fid.dataset_level
+    points = rd_points(rows, [metric_spec("psnr"), fid], dm)
+    jpeg = points[points["codec"] == "jpeg"].set_index("quality")
+    assert {q: jpeg.loc[q, "fid"] for q in stored} == pytest.approx(stored)
+    assert points.loc[points["codec"] == "webp", "fid"].isna().all()   # no FID stored for webp: no point
+    assert stored[90] < stored[10]
+    written = plot_rd(points, [fid], tmp_path / "figs", ("png",))
+    assert [p.name for p in written] == ["rd_kodak_fid.png"]
