@@ -32,16 +32,18 @@ def read_speed(report: Mapping[str, Any] | str | Path) -> tuple[pd.DataFrame, pd
         except (OSError, json.JSONDecodeError) as err:
             raise SpeedReportError(f"{source}: cannot read speed JSON ({err})") from None
     codec = str(report.get("codec", "codec"))
+    # Random weights time the released architecture faithfully; the legend says so, as the speed command does.
+    tag = " (random weights)" if report.get("random_weights") else ""
     runs, fits = [], []
     try:
         for r in report.get("rows", []):
             if r.get("steps") is None:
                 continue
             dec = r["decode"]
-            runs.append({"codec": codec, "size": f"{r['width']}×{r['height']}", "steps": r["steps"],
+            runs.append({"codec": codec, "tag": tag, "size": f"{r['width']}×{r['height']}", "steps": r["steps"],
                          "decode_s_median": dec["median"], "decode_s_q1": dec.get("q1"), "decode_s_q3": dec.get("q3")})
         for r in report.get("runs", []):
-            runs.append({"codec": str(r.get("codec", codec)), "size": str(r["size"]).replace("x", "×"),
+            runs.append({"codec": str(r.get("codec", codec)), "tag": tag, "size": str(r["size"]).replace("x", "×"),
                          "steps": r["steps"], "decode_s_median": r["decode_s_median"],
                          "decode_s_q1": r.get("decode_s_q1"), "decode_s_q3": r.get("decode_s_q3")})
         for f in report.get("fits", []):
@@ -76,7 +78,7 @@ def plot_speed(reports: Sequence[Mapping[str, Any] | str | Path], stem: str | Pa
             if group["decode_s_q1"].notna().all() and group["decode_s_q3"].notna().all():
                 yerr = np.vstack([y - group["decode_s_q1"].to_numpy(float), group["decode_s_q3"].to_numpy(float) - y])
             ax.errorbar(x, y, yerr=yerr, fmt=style["marker"], color=style["color"], capsize=1.5,
-                        label=f"{codec} {size}")
+                        label=f"{codec} {size}{group['tag'].iloc[0]}")
             fit = fits[(fits["codec"] == codec) & (fits["size"] == size)]
             if fit.empty:
                 continue

@@ -49,3 +49,17 @@ def test_bad_report_names_the_file(tmp_path):
     bad.write_text(json.dumps({"codec": "cdc", "rows": []}))
     with pytest.raises(SpeedReportError, match="no runs with a step count"):
         read_speed(bad)
+
+
+def test_reads_a_real_speed_command_report(tmp_path):
+    """``speed_cdc_random_64px.json`` was written by `cdc-bench speed -c cdc --steps 1,2,4 --size 64x64
+    --repeats 2 -o cdc.weights=random --threads 1 --out ...` (CPU): the reader must keep up with its schema."""
+    path = Path(__file__).resolve().parent / "speed_cdc_random_64px.json"
+    report = json.loads(path.read_text())
+    runs, fits = read_speed(path)
+    assert list(runs["steps"]) == [r["steps"] for r in report["rows"]]
+    assert list(runs["decode_s_median"]) == [r["decode"]["median"] for r in report["rows"]]
+    decode_fit = next(f for f in report["fits"] if f["phase"] == "decode")
+    assert fits["b"].item() == pytest.approx(decode_fit["b"]) and len(fits) == 1   # decode phase only
+    svg = plot_speed([path], tmp_path / "speed", ("svg",))[0].read_text()
+    assert "random weights" in svg and f"{decode_fit['b'] * 1e3:.3g} ms/step" in svg
