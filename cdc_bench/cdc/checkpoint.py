@@ -34,7 +34,13 @@ def load_state_dict_from_file(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise CheckpointError(f"CDC checkpoint {path}: no such file")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            # mmap: the x-param files hold two weight copies (~432 MB); only the EMA half is ever read.
+            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as err:
+            if "mmap" not in str(err):  # legacy (non-zip) files cannot be memory-mapped
+                raise
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a loadable checkpoint"
         raise CheckpointError(f"CDC checkpoint {path}: cannot be read with torch.load(weights_only=True): "
                               f"{type(err).__name__}: {err}") from None

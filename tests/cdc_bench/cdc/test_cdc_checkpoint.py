@@ -139,3 +139,12 @@ def test_build_cdc_is_seeded_and_leaves_global_rng_alone():
     key = "denoise_fn.final_conv.1.weight"
     assert torch.equal(a.state_dict()[key], b.state_dict()[key])
     assert not torch.equal(a.state_dict()[key], c.state_dict()[key])
+
+
+def test_legacy_non_zip_files_load_too(tmp_path, fixtures, x_ckpt):
+    """Zip files are memory-mapped; pre-1.6 (non-zip) files cannot be and take the plain path."""
+    path = tmp_path / "legacy.pt"
+    torch.save(x_ckpt, path, _use_new_zipfile_serialization=False)
+    legacy, current = load_state_dict_from_file(path), load_state_dict_from_file(fixtures / "xparam_ckpt.pt")
+    assert legacy.keys() == current.keys()
+    assert all(torch.equal(legacy[k], current[k]) for k in current)
