@@ -13,6 +13,7 @@ Layout (big-endian)::
     pad_h      I    padded height fed to the network (multiple of 64)
     pad_w      I    padded width
     timesteps  I    the model's T, so a decoder with other weights fails loudly instead of decoding noise
+    scale_crc  I    CRC32 of the latent's scale-table indexes (see below)
     z_len      I    bytes of the hyper-latent string
     y_len      I    bytes of the latent string
     z bytes, y bytes
@@ -20,6 +21,9 @@ Layout (big-endian)::
 
 The CRC costs 4 bytes per image but means a corrupted file raises :class:`BitstreamError` before it reaches the
 rANS decoder, which has no error detection of its own and would silently decode garbage.
+The scale-index CRC guards the one fragile step of learned entropy coding: the decoder recomputes the Gaussian
+scales from ẑ with its own float arithmetic, and if another device or library rounds one scale across a table
+boundary, the rANS decoder would silently desynchronise. With the CRC the decoder raises a clear error instead.
 The sampler's per-run options (steps, gamma, eta, seed) are decoder options, not part of the bitstream.
 """
 from __future__ import annotations
@@ -34,7 +38,7 @@ MAGIC = b"CDCb"
 FORMAT_VERSION = 1
 VARIANTS = ("x", "eps")
 _FIXED = struct.Struct(">4sBBBB")
-_SIZES = struct.Struct(">IIIIIII")
+_SIZES = struct.Struct(">IIIIIIII")
 _CRC = struct.Struct(">I")
 
 
@@ -47,6 +51,7 @@ class Header:
     padded_height: int
     padded_width: int
     num_timesteps: int
+    scale_crc: int = 0
     coder: int = 1
 
     def __post_init__(self) -> None:
@@ -66,7 +71,7 @@ def pack(header: Header, z_string: bytes, y_string: bytes) -> bytes:
         _FIXED.pack(MAGIC, FORMAT_VERSION, VARIANTS.index(header.variant), header.coder, len(model_id)),
         model_id,
         _SIZES.pack(header.height, header.width, header.padded_height, header.padded_width,
-                    header.num_timesteps, len(z_string), len(y_string)),
+                    header.num_timesteps, header.scale_crc, len(z_string), len(y_string)),
         z_string,
         y_string,
     ])
@@ -87,7 +92,7 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     pos = _FIXED.size + id_len
     if len(data) < pos + _SIZES.size + _CRC.size:
         raise BitstreamError(f"CDC bitstream truncated: {len(data)} bytes, header needs {pos + _SIZES.size + 4}")
-    h, w, ph, pw, steps, z_len, y_len = _SIZES.unpack_from(data, pos)
+    h, w, ph, pw, steps, scale_crc, z_len, y_len = _SIZES.unpack_from(data, pos)
     pos += _SIZES.size
     expected = pos + z_len + y_len + _CRC.size
     if len(data) != expected:
@@ -98,7 +103,7 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
         raise BitstreamError("CDC bitstream is corrupted (CRC32 mismatch)")
     try:
         model_id = data[_FIXED.size:_FIXED.size + id_len].decode()
-        header = Header(VARIANTS[variant], model_id, h, w, ph, pw, steps, coder)
+        header = Header(VARIANTS[variant], model_id, h, w, ph, pw, steps, scale_crc, coder)
     except (UnicodeDecodeError, IndexError, ValueError) as err:
         raise BitstreamError(f"CDC bitstream header is invalid: {err}") from None
     return header, data[pos:pos + z_len], data[pos + z_len:pos + z_len + y_len]

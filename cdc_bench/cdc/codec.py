@@ -11,6 +11,7 @@ needs it, SPEC §4), and the decoded image is cropped back; bpp is over the orig
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -103,6 +104,11 @@ class _CDCBase(Codec):
         super().__init__(options, device)
         self._last_bits: float | None = None
         self._last_info: dict[str, Any] = {}
+        if self.options["checkpoint"]:
+            # One local file is one rate point: label it with the file's lambda when its name carries one
+            # (official names contain "-b<lambda>-"), else 0. Planners that read instance.rate_points use it.
+            found = re.search(r"-b(\d+(?:\.\d+)?)-", Path(self.options["checkpoint"]).name)
+            self.rate_points = (float(found.group(1)) if found else 0.0,)
 
     # -- configuration ---------------------------------------------------------------------------------------
     def validate_options(self) -> None:
@@ -211,7 +217,7 @@ class _CDCBase(Codec):
             y_strings, y_hat = loaded.coder.encode_latent(y.cpu(), mean, scale)
             self._last_bits = float(estimated_bits(loaded.coder.hyper.prior, z_hat, y_hat, mean, scale)[0])
         header = Header(self.variant, loaded.model_id, height, width, padded.shape[0], padded.shape[1],
-                        int(loaded.model.config.num_timesteps))
+                        int(loaded.model.config.num_timesteps), scale_crc=loaded.coder.scale_indexes_crc(scale))
         return pack(header, z_strings[0], y_strings[0])
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -250,6 +256,12 @@ class _CDCBase(Codec):
             z_hat = loaded.coder.decode_hyper([z for _, z, _ in parsed],
                                               (len(parsed), loaded.z_channels, ph // factor, pw // factor))
             mean, scale = (t.float().cpu() for t in comp.hyper_synthesis(z_hat.to(self.device)))
+            for i, (header, _, _) in enumerate(parsed):
+                if loaded.coder.scale_indexes_crc(scale[i:i + 1]) != header.scale_crc:
+                    raise BitstreamError(
+                        "the decoder's entropy model disagrees with the encoder's (scale-index CRC mismatch): the "
+                        "hyper-decoder rounded differently on this device/dtype/library version. Decode on the "
+                        "kind of device that encoded it, in fp32")
             y_hat = loaded.coder.decode_latent([y for _, _, y in parsed], mean, scale)
             context = comp.context(y_hat.to(self.device))  # once per image, reused by every step
             x0 = self._sample(loaded.model, context, (len(parsed), 3, ph, pw))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from typing import Sequence
 
 import torch
@@ -153,6 +154,11 @@ class LatentCoder:
         strings = self.gaussian.compress(y, indexes, means=mean)
         y_hat = self.gaussian.quantize(y, "dequantize", mean)
         return strings, y_hat
+
+    def scale_indexes_crc(self, scale: Tensor) -> int:
+        """CRC32 of the scale-table index of every element: equal on encoder and decoder iff their tables agree."""
+        indexes = self.gaussian.build_indexes(scale.float().cpu())
+        return zlib.crc32(indexes.numpy().astype("<i4").tobytes())
 
     @torch.no_grad()
     def decode_latent(self, strings: list[bytes], mean: Tensor, scale: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ import pytest
 from cdc_bench.cdc.bitstream import MAGIC, Header, pack, unpack
 from cdc_bench.codec import BitstreamError
 
-HEADER = Header("x", "released:x:0.0032", 512, 767, 512, 768, 8193)
+HEADER = Header("x", "released:x:0.0032", 512, 767, 512, 768, 8193, scale_crc=0xDEADBEEF)
 
 
 def test_round_trip():
@@ -14,8 +14,8 @@ def test_round_trip():
     header, z, y = unpack(data)
     assert header == HEADER
     assert z == b"zz\x00z" and y == b"y" * 1000
-    # fixed overhead: 8 fixed + id + 28 sizes + 4 crc
-    assert len(data) == 8 + len(HEADER.model_id) + 28 + 4 + 4 + 1000
+    # fixed overhead: 8 fixed + id + 32 sizes + 4 crc
+    assert len(data) == 8 + len(HEADER.model_id) + 32 + 4 + 4 + 1000
 
 
 def test_eps_variant_and_empty_strings():

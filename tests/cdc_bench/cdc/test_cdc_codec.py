@@ -137,6 +137,26 @@ def test_bad_streams_are_clear_errors(fixtures, crop, xcodec):
         CDCXParam(FAST).decode(data)
 
 
+def test_scale_index_mismatch_is_detected(fixtures, crop, xcodec):
+    """If the decoder's scales fell into other table bins than the encoder's, it says so instead of decoding noise."""
+    import dataclasses
+
+    from cdc_bench.cdc.bitstream import pack
+
+    header, z, y = unpack(xcodec.encode(crop, 0.0))
+    tampered = pack(dataclasses.replace(header, scale_crc=header.scale_crc ^ 1), z, y)
+    with pytest.raises(BitstreamError, match="scale-index CRC"):
+        xcodec.decode(tampered)
+
+
+def test_checkpoint_rate_point_label(fixtures, tmp_path):
+    assert CDCXParam({"checkpoint": str(fixtures / "xparam_ckpt.pt")}).rate_points == (0.0,)
+    named = tmp_path / "image-l2-use_weight5-vimeo-d64-t8193-b0.0064-x-cosine-01-float32-aux0.0_2.pt"
+    named.write_bytes(b"")
+    assert CDCXParam({"checkpoint": str(named)}).rate_points == (0.0064,)
+    assert CDCXParam().rate_points == CDCXParam.rate_points
+
+
 def test_stream_refuses_other_weights(fixtures, crop, tmp_path):
     """A checkpoint with the same architecture but other weights must not decode the stream into noise."""
     ckpt = torch.load(fixtures / "xparam_ckpt.pt", map_location="cpu", weights_only=True)
