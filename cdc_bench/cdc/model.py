@@ -3,7 +3,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from torch import Tensor, nn
@@ -32,7 +32,6 @@ class CDCConfig:
     comp_out_channels: int = 64
     num_timesteps: int = 8193
     beta_schedule: str = "cosine"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # provenance notes only
 
     def __post_init__(self) -> None:
         if self.variant not in ("x", "eps"):
@@ -42,7 +41,6 @@ class CDCConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.pop("extra")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -51,7 +49,7 @@ class CDCConfig:
         `BigCompressor`, `GaussianDiffusion`, as in the fixtures' `*_config.json`)."""
         if "Unet" in data:
             return cls.from_official(data)
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown CDC config keys {unknown}; known: {sorted(known)}")

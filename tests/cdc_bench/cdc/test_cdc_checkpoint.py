@@ -148,3 +148,11 @@ def test_legacy_non_zip_files_load_too(tmp_path, fixtures, x_ckpt):
     legacy, current = load_state_dict_from_file(path), load_state_dict_from_file(fixtures / "xparam_ckpt.pt")
     assert legacy.keys() == current.keys()
     assert all(torch.equal(legacy[k], current[k]) for k in current)
+
+
+@pytest.mark.parametrize("variant", ["x", "eps"])
+def test_config_round_trip_and_validation(variant):
+    config = RELEASED_CONFIGS[variant]
+    assert CDCConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="variant"):
+        CDCConfig(variant="v")
