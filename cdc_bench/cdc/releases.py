@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..codec import CodecError
-from ..download import DownloadError, cache_dir, offline_message
+from ..download import DownloadError, cache_dir
 from ..weights import WeightFile, get_weight, register_weight
 
 REPO_ID = "rhyang/CDC_params"
@@ -127,8 +127,9 @@ def _hub_fetch(weight: WeightFile) -> Path:
         local = hf_hub_download(weight.repo_id, weight.filename, revision=weight.revision,
                                 endpoint=os.environ.get("HF_ENDPOINT") or None)
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
-        raise DownloadError(offline_message(weight.name, weight.url, weight.path,
-                                            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"))
+        # WeightFile.ensure wraps this with the file, URL and folder; only the hub's reason is added here.
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        raise DownloadError(f"huggingface_hub: {type(err).__name__}: {first_line}") from None
     return Path(local)
 
 
