@@ -1,8 +1,9 @@
 """Measure a codec's encode and decode time (and peak memory) against its number of denoising steps.
 
-For every image size and step count: build the codec with ``steps=N``, run ``warmup`` untimed encode+decode
-rounds (model loading, allocator and cuDNN warm-up), then ``repeats`` timed encodes and ``repeats`` timed decodes
-of the last bitstream. Codecs without a ``steps`` option are measured once per size (one row).
+For every image size: build the codec for every step count (``steps=N``) and run ``warmup`` untimed
+encode+decode rounds each (model loading, allocator and cuDNN warm-up); then ``repeats`` timed rounds, each
+encoding and decoding once at every step count in turn. Each call is timed alone (``perf_counter``, CUDA
+synchronised) under its own peak-memory sampler. Codecs without a ``steps`` option give one row per size.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..download import DownloadError
 from ..registry import UnknownNameError, get_codec_class
 from .environment import environment, load_average
 from .fit import fit_linear
-from .measure import PeakRSS, cuda_peak_mib, reset_cuda_peak, summarize, synchronizer, timed
+from .measure import MIB, PeakRSS, cuda_peak_mib, reset_cuda_peak, summarize, synchronizer, timed
 
 SCHEMA = "cdc-bench-speed/1"
 STEPS_OPTION = "steps"
@@ -138,6 +139,7 @@ class _Plan:
                                  + (f" Fix: {avail.fix}" if avail.fix else ""))
             self.use_random_weights(avail.reason)
         self.steps: list[int | None] = self._steps()
+        self.last_codec: Codec | None = None
 
     def check_weights(self, rate: Any) -> None:
         """Switch to random weights, without trying a download, when the released ones are not on disk.
@@ -199,54 +201,95 @@ class _Plan:
         return points[len(points) // 2] if points else None
 
 
-def _measure_row(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) -> tuple[dict[str, Any], Codec]:
+class _Point:
+    """One step count of one size: its codec and what its timed calls measured."""
+
+    def __init__(self, steps: int | None, codec: Codec):
+        self.steps, self.codec = steps, codec
+        self.encode: list[float] = []
+        self.decode: list[float] = []
+        self.data, self.recon = b"", None
+        self.rss_before = 0
+        self.peak_rss = {"encode": 0, "decode": 0}
+        self.rss_increase = {"encode": 0, "decode": 0}
+        self.cuda: dict[str, float | None] = {"encode": None, "decode": None}
+
+    def run(self, phase: str, fn: Callable[[], Any], device: str, sync: Callable[[], None]) -> Any:
+        reset_cuda_peak(device)
+        with PeakRSS() as mem:
+            seconds, out = timed(fn, sync)
+        getattr(self, phase).append(seconds)
+        if not self.rss_before:
+            self.rss_before = mem.baseline_bytes
+        self.peak_rss[phase] = max(self.peak_rss[phase], mem.peak_bytes)
+        self.rss_increase[phase] = max(self.rss_increase[phase], mem.peak_bytes - mem.baseline_bytes)
+        cuda = cuda_peak_mib(device)
+        if cuda is not None:
+            self.cuda[phase] = max(self.cuda[phase] or 0.0, cuda)
+        return out
+
+
+def _warmed_codec(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) -> Codec:
+    """Build the codec for ``steps`` and run the untimed warm-up rounds (switching to random weights if the
+    released ones turn out to be unobtainable on the first one)."""
+    codec = plan.codec(steps)
+    for i in range(plan.config.warmup):
+        try:
+            codec.decode(codec.encode(image, rate))
+        except (CodecUnavailable, DownloadError) as err:
+            if i > 0 or not plan.can_fall_back:
+                raise
+            plan.use_random_weights(getattr(err, "reason", str(err)))
+            codec = plan.codec(steps)
+            codec.decode(codec.encode(image, rate))
+    return codec
+
+
+def _measure_size(plan: _Plan, image: np.ndarray, rate: Any) -> list[dict[str, Any]]:
+    """All step counts at one size. The timed rounds interleave the step counts (round 1: every step count,
+    round 2: every step count, ...): load from other processes that drifts during a run then spreads over all
+    step counts instead of inflating the last ones, which would bend the fit and fake a per-step cost."""
     cfg = plan.config
     height, width = image.shape[:2]
-    where = f"{cfg.codec} at {width}x{height}" + (f", steps={steps}" if steps is not None else "")
     sync = synchronizer(cfg.device)
-    codec = plan.codec(steps)
+    points: list[_Point] = []
+    where = f"{cfg.codec} at {width}x{height}"
     try:
-        for i in range(cfg.warmup):
-            try:
-                codec.decode(codec.encode(image, rate))
-            except (CodecUnavailable, DownloadError) as err:
-                if i > 0 or not plan.can_fall_back:
-                    raise
-                plan.use_random_weights(getattr(err, "reason", str(err)))
-                codec = plan.codec(steps)
-                codec.decode(codec.encode(image, rate))
-        reset_cuda_peak(cfg.device)
-        encode_times, data = [], b""
-        with PeakRSS() as enc_mem:
-            for _ in range(cfg.repeats):
-                seconds, data = timed(lambda: codec.encode(image, rate), sync)
-                encode_times.append(seconds)
-        enc_cuda = cuda_peak_mib(cfg.device)
-        reset_cuda_peak(cfg.device)
-        decode_times, recon = [], None
-        with PeakRSS() as dec_mem:
-            for _ in range(cfg.repeats):
-                seconds, recon = timed(lambda: codec.decode(data), sync)
-                decode_times.append(seconds)
-        dec_cuda = cuda_peak_mib(cfg.device)
+        for steps in plan.steps:
+            where = f"{cfg.codec} at {width}x{height}" + (f", steps={steps}" if steps is not None else "")
+            points.append(_Point(steps, _warmed_codec(plan, steps, image, rate)))
+        for _ in range(cfg.repeats):
+            for point in points:
+                where = f"{cfg.codec} at {width}x{height}" + (
+                    f", steps={point.steps}" if point.steps is not None else "")
+                codec = point.codec
+                point.data = point.run("encode", lambda: codec.encode(image, rate), cfg.device, sync)
+                data = point.data
+                point.recon = point.run("decode", lambda: codec.decode(data), cfg.device, sync)
     except (CodecError, DownloadError) as err:
         raise SpeedError(f"{where}: {type(err).__name__}: {err}") from None
-    if not isinstance(recon, np.ndarray) or recon.shape != image.shape:
-        got = getattr(recon, "shape", type(recon).__name__)
-        raise SpeedError(f"{where}: decode returned {got}, expected an image of shape {image.shape}")
-    row = {
-        "width": width, "height": height, "steps": steps,
-        "bytes": len(data), "bpp": 8 * len(data) / (width * height),
-        "encode": summarize(encode_times), "decode": summarize(decode_times),
-        "memory": {
-            "rss_before_mib": enc_mem.baseline_mib,
-            "decode_rss_increase_mib": dec_mem.peak_mib - dec_mem.baseline_mib,
-            "encode_peak_rss_mib": enc_mem.peak_mib, "decode_peak_rss_mib": dec_mem.peak_mib,
-            "encode_cuda_max_allocated_mib": enc_cuda, "decode_cuda_max_allocated_mib": dec_cuda,
-        },
-        "codec_info": _json_safe(codec.extra_metrics()),
-    }
-    return row, codec
+    plan.last_codec = points[-1].codec
+    rows = []
+    for point in points:
+        where = f"{cfg.codec} at {width}x{height}" + (f", steps={point.steps}" if point.steps is not None else "")
+        if not isinstance(point.recon, np.ndarray) or point.recon.shape != image.shape:
+            got = getattr(point.recon, "shape", type(point.recon).__name__)
+            raise SpeedError(f"{where}: decode returned {got}, expected an image of shape {image.shape}")
+        rows.append({
+            "width": width, "height": height, "steps": point.steps,
+            "bytes": len(point.data), "bpp": 8 * len(point.data) / (width * height),
+            "encode": summarize(point.encode), "decode": summarize(point.decode),
+            "memory": {
+                "rss_before_mib": point.rss_before / MIB,
+                "encode_peak_rss_mib": point.peak_rss["encode"] / MIB,
+                "decode_peak_rss_mib": point.peak_rss["decode"] / MIB,
+                "decode_rss_increase_mib": point.rss_increase["decode"] / MIB,
+                "encode_cuda_max_allocated_mib": point.cuda["encode"],
+                "decode_cuda_max_allocated_mib": point.cuda["decode"],
+            },
+            "codec_info": _json_safe(point.codec.extra_metrics()),
+        })
+    return rows
 
 
 def fits_for(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -292,15 +335,13 @@ def _run(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None)
     env = environment(config.device)
     env["load_before"] = load_average()
     rows: list[dict[str, Any]] = []
-    codec: Codec | None = None
     for width, height in config.sizes:
         image = image_at(config.image, width, height) if config.image else synthetic_image(width, height)
-        for steps in plan.steps:
-            row, codec = _measure_row(plan, steps, image, rate)
+        for row in _measure_size(plan, image, rate):
             rows.append(row)
             if progress is not None:
                 progress(row)
-    assert codec is not None
+    codec = plan.last_codec  # the configuration measured last, for its dtype and weights
     env["load_after"] = load_average()
     env["dtype"] = _codec_dtype(codec)
     weights = codec.options.get(WEIGHTS_OPTION)
