@@ -135,6 +135,23 @@ class DownloadFailsCodec(ConvStackCodec):
         return super().encode(image, rate)
 
 
+CALLS: list[tuple[str, int]] = []
+
+
+class LoggingCodec(ConvStackCodec):
+    """Records the order of its calls, to check how the run loop schedules them."""
+
+    name = "speedtoy-log"
+
+    def encode(self, image, rate):
+        CALLS.append(("encode", self.options["steps"]))
+        return super().encode(image, rate)
+
+    def decode(self, data):
+        CALLS.append(("decode", self.options["steps"]))
+        return super().decode(data)
+
+
 class WrongShapeCodec(ConvStackCodec):
     name = "speedtoy-wrong"
 
@@ -142,7 +159,7 @@ class WrongShapeCodec(ConvStackCodec):
         return super().decode(data)[:-1]
 
 
-for _cls in (ConvStackCodec, FlatCodec, CheckpointCodec, DeclaredWeightsCodec, DownloadFailsCodec,
+for _cls in (ConvStackCodec, FlatCodec, CheckpointCodec, DeclaredWeightsCodec, DownloadFailsCodec, LoggingCodec,
              WrongShapeCodec):
     register(_cls)
 
@@ -277,6 +294,13 @@ def test_run_speed_measures_every_size_and_step_count():
     assert fits == {(32, 24, "encode"), (32, 24, "decode"), (16, 16, "encode"), (16, 16, "decode")}
     assert not report["random_weights"]
     json.dumps(report)  # JSON-ready as returned
+
+
+def test_timed_rounds_interleave_step_counts_after_the_warm_up():
+    CALLS.clear()
+    run_speed(SpeedConfig("speedtoy-log", steps=[1, 3], sizes=[(8, 8)], repeats=2, warmup=1))
+    warm = [("encode", 1), ("decode", 1), ("encode", 3), ("decode", 3)]
+    assert CALLS == warm + warm * 2  # warm-up for each step count, then round after round over all of them
 
 
 def test_run_speed_default_steps_threads_and_rate():
