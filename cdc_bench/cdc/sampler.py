@@ -64,15 +64,23 @@ def initial_state(shape: Sequence[int], gamma: float, generator: torch.Generator
 
 def decode_image(model: Any, context: Sequence[Tensor], shape: Sequence[int], steps: int, gamma: float = 0.8,
                  eta: float = 0.0, generator: torch.Generator | None = None, init: Tensor | None = None,
-                 callback: Callable[[dict[str, Any]], None] | None = None) -> Tensor:
+                 callback: Callable[[dict[str, Any]], None] | None = None, denoise: Denoiser | None = None) -> Tensor:
     """Sample an image B×3×H×W in model space ([−1, 1] for x-param, clamped) from context features.
 
     `generator` (on the context's device) draws the initial state when `init` is None, and the per-step noise
-    when eta > 0: the same generator seed gives the same image.
+    when eta > 0: the same generator seed gives the same image. `denoise` replaces `model.denoise_fn`, e.g. with
+    `compile_denoiser(model)`.
     """
     device = context[0].device
     schedule = sample_schedule(model.train_alphas_cumprod, steps, model.config.variant)
     if init is None:
         init = initial_state(shape, gamma, generator, device, context[0].dtype)
     with torch.inference_mode():
-        return sample_ddim(model.denoise_fn, init.to(device), schedule, context, eta, generator, callback)
+        return sample_ddim(denoise or model.denoise_fn, init.to(device), schedule, context, eta, generator, callback)
+
+
+def compile_denoiser(model: Any, **options: Any) -> Denoiser:
+    """`torch.compile` of the model's U-Net, for long runs: on a 2-core CPU it took ~5 min to compile at 256x256
+    and then ran a denoiser call about 2x faster than eager (measured alternating in one process, see the
+    report); it recompiles for every new image size, so it pays off only over many steps and images."""
+    return torch.compile(model.denoise_fn, **options)

@@ -99,3 +99,30 @@ def test_decode_runs_in_inference_mode_and_calls_once_per_step(tiny):
                        generator=torch.Generator().manual_seed(0))
     assert len(calls) == 4 and [c["i"] for c in calls] == [3, 2, 1, 0]
     assert out.is_inference() and not out.requires_grad
+
+
+def test_a_replacement_denoiser_is_used(tiny):
+    model, context = tiny
+    calls = []
+
+    def counting(x, t, c):
+        calls.append(t)
+        return model.denoise_fn(x, t, c)
+
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    ours = decode_image(model, context, (1, 3, 64, 64), steps=2, generator=g(), denoise=counting)
+    assert len(calls) == 2
+    torch.testing.assert_close(ours, decode_image(model, context, (1, 3, 64, 64), steps=2, generator=g()),
+                               rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_compiled_denoiser_matches_eager(tiny):
+    """torch.compile takes minutes on a small CPU: slow test."""
+    from cdc_bench.cdc.sampler import compile_denoiser
+
+    model, context = tiny
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    compiled = decode_image(model, context, (1, 3, 64, 64), steps=2, generator=g(), denoise=compile_denoiser(model))
+    eager = decode_image(model, context, (1, 3, 64, 64), steps=2, generator=g())
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-4)
