@@ -64,7 +64,8 @@ def _fits_table(report: dict[str, Any]) -> Table:
 
 
 def _compare_table(comparison: Any, old_path: Path) -> Table:
-    table = Table(title=escape(f"against {old_path} (ratio = new / old median; fail above {comparison.max_slowdown:g})"))
+    title = f"against {old_path} (ratio = new / old median; fail above {comparison.max_slowdown:g})"
+    table = Table(title=escape(title))
     for col in ("size", "steps", "phase", "old", "new", "ratio", ""):
         table.add_column(col, justify="right")
     for r in comparison.rows:
@@ -87,7 +88,8 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
 
 
 @click.command("speed")
-@click.option("--codec", "-c", required=True, help="Codec to measure (see `cdc-bench codecs`), e.g. cdc, cdc-eps, jpeg.")
+@click.option("--codec", "-c", required=True,
+              help="Codec to measure (see `cdc-bench codecs`), e.g. cdc, cdc-eps, jpeg.")
 @click.option("--steps", default=None, metavar="N,N,...",
               help="Step counts, e.g. 1,2,4,8,16,32,65 [default: the codec's own setting]. "
                    "Ignored (one row) for codecs without a steps option.")
@@ -120,7 +122,7 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
     its times are representative, its images are not. Exit status: 0 ok, 1 slower than --max-slowdown against
     --compare, 2 could not measure or compare.
     """
-    from ..speed import (SpeedConfig, SpeedError, SpeedReportError, compare_reports, load_report, mismatches,
+    from ..speed import (SpeedConfig, SpeedError, SpeedReportError, compare_reports, load_report,
                          parse_sizes, parse_steps, run_speed, save_report, soft_differences)
 
     console = Console(width=170, emoji=False)
@@ -184,7 +186,7 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         return
     _check_mismatch(old, report, compare_path, allow_mismatch, console)
     for note in soft_differences(old, report):
-        console.print(f"[yellow]note[/yellow]: " + escape(f"differs from {compare_path}: {note}"), highlight=False)
+        console.print("[yellow]note[/yellow]: " + escape(f"differs from {compare_path}: {note}"), highlight=False)
     comparison = compare_reports(old, report, max_slowdown)
     if not comparison.rows:
         raise SpeedFailure(f"no (size, steps) point measured in both runs; {compare_path} has "
@@ -209,7 +211,8 @@ def _check_mismatch(old: dict[str, Any], new: dict[str, Any], old_path: Path, al
         return
     what = "; ".join(found)
     if allow:
-        console.print("[yellow]warning[/yellow]: " + escape(f"comparing runs that differ ({what}) because of --allow-mismatch"),
+        console.print("[yellow]warning[/yellow]: "
+                      + escape(f"comparing runs that differ ({what}) because of --allow-mismatch"),
                       highlight=False)
         return
     raise SpeedFailure(f"refusing to compare with {old_path}: the runs differ ({what}). Measure under the same "
