@@ -172,8 +172,8 @@ def _previous_rows(store) -> dict[tuple, dict[str, Any]]:
     if df.empty or "features_sha1" not in df:
         return {}
     rows = df.astype(object).where(df.notna(), None).to_dict("records")
-    return {(r["dataset"], r["codec"], r["options"], str(r["quality"]), r["metric"], r["protocol"]): r
-            for r in rows}
+    return {(r["dataset"], r["codec"], r["options"], text, r["metric"], r["protocol"]): r
+            for r in rows for text in _quality_texts(r["quality"])}
 
 
 def _quality_texts(quality: Any) -> list[str]:
