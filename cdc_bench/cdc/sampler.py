@@ -76,7 +76,8 @@ def decode_image(model: Any, context: Sequence[Tensor], shape: Sequence[int], st
     if init is None:
         init = initial_state(shape, gamma, generator, device, context[0].dtype)
     with torch.inference_mode():
-        return sample_ddim(denoise or model.denoise_fn, init.to(device), schedule, context, eta, generator, callback)
+        net = denoise if denoise is not None else model.denoise_fn  # not `or`: a compiled module has no __len__
+        return sample_ddim(net, init.to(device), schedule, context, eta, generator, callback)
 
 
 def compile_denoiser(model: Any, **options: Any) -> Denoiser:
