@@ -271,12 +271,18 @@ class CompressAIZooCodec(Codec):
     # -- coding ----------------------------------------------------------------------------------------------
     def _check_rate(self, rate: Any) -> tuple[int | None, float | None]:
         if self.vbr:
-            step = float(rate)
-            if not 0.1 <= step <= 100 or not math.isfinite(step):
+            try:
+                step = float(rate)
+            except (TypeError, ValueError):
+                step = float("nan")
+            if not math.isfinite(step) or not 0.1 <= step <= 100:
                 raise CodecError(f"{self.name}: quantization step {rate!r} is out of range (use 1.0 to 10.0)")
             return None, step
-        quality = int(rate)
-        if quality != rate or quality not in self.rate_points:
+        try:
+            quality = int(float(rate))
+        except (TypeError, ValueError):
+            quality = -1
+        if quality != float(rate if quality >= 0 else -1) or quality not in self.rate_points:
             raise CodecError(f"{self.name}: quality {rate!r} is not one of {list(self.rate_points)}")
         return quality, None
 

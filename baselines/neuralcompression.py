@@ -289,10 +289,10 @@ class _HiFiCRelease(Codec):
 
     def _quality(self, rate: Any) -> int:
         try:
-            quality = int(rate)
+            quality = int(float(rate))
         except (TypeError, ValueError):
             quality = -1
-        if quality != rate or quality not in self.rate_points:
+        if quality < 0 or quality != float(rate) or quality not in self.rate_points:
             raise CodecError(f"{self.name}: quality {rate!r} is not one of {list(self.rate_points)}")
         return quality
 

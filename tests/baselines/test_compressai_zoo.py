@@ -182,3 +182,45 @@ def test_offline_missing_weights_name_file_url_and_folder(image):
     assert "compressai/cheng2020-anchor-mse-1" in message
     assert "https://compressai.s3.amazonaws.com/models/v1/cheng2020-anchor-1-dad2ebff.pth.tar" in message
     assert str(zoo.torch_hub_checkpoints()) in message
+
+
+# -- acceptance with the published weights (runs only where they are in the torch.hub cache) ------------------------
+#: (model, metric) -> published Kodak results: 8-bit decoded PSNR where CompressAI published it (the ms-ssim
+#: files in 8bit-decoded/ repeat the mse numbers, so the float-reconstruction CPU files are used for those).
+PUBLISHED = {
+    ("bmshj2018-hyperprior", "mse"): "8bit-decoded/kodak/compressai-bmshj2018-hyperprior_mse_ans_cuda.json",
+    ("mbt2018-mean", "mse"): "8bit-decoded/kodak/compressai-mbt2018-mean_mse_ans_cuda.json",
+    ("bmshj2018-factorized", "ms-ssim"): "kodak/compressai-bmshj2018-factorized_ms-ssim_cpu.json",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,metric", sorted(PUBLISHED))
+def test_kodak_matches_compressai_published_results(model, metric, kodak_dir, shared_dir, monkeypatch):
+    """Mean bpp and PSNR over the 24 Kodak images equal CompressAI's published JSON at every quality whose
+    pretrained weights are present (bpp within 0.5% + our 20-byte header, PSNR within 0.05 dB)."""
+    import json
+
+    from cdc_bench.images import read_image
+    from cdc_bench.metrics.distortion import psnr
+
+    monkeypatch.undo()  # the real torch.hub cache, read only: qualities without weights are not run
+    cls = zoo.FAMILY.codec_for(model)
+    present = [q for q in cls.rate_points if get_weight(zoo.weight_name(model, metric, q)).present()]
+    if not present:
+        pytest.skip(f"CompressAI's {model} {metric} weights are not in {zoo.torch_hub_checkpoints()}; fetch them with "
+                    f"cdc-bench run -d kodak -c compressai:{model} -o compressai:{model}.metric={metric}")
+    published = json.loads((shared_dir / "reference" / "published" / "compressai" / PUBLISHED[model, metric])
+                           .read_text())["results"]
+    images = [read_image(p)[0] for p in sorted(kodak_dir.glob("kodim*.png"))]
+    assert len(images) == 24
+    codec = cls({"metric": metric, "weights": "pretrained"})
+    for quality in present:
+        bpps, psnrs = [], []
+        for img in images:
+            data = codec.encode(img, quality)
+            bpps.append(8 * len(data) / (img.shape[0] * img.shape[1]))
+            psnrs.append(psnr(img, codec.decode(data)))
+        ref_bpp, ref_psnr = published["bpp"][quality - 1], published["psnr-rgb"][quality - 1]
+        assert abs(np.mean(bpps) - ref_bpp) < 0.005 * ref_bpp + 8 * 20 / (512 * 768), (quality, np.mean(bpps), ref_bpp)
+        assert abs(np.mean(psnrs) - ref_psnr) < 0.05, (quality, np.mean(psnrs), ref_psnr)
