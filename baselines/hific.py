@@ -27,6 +27,7 @@ from cdc_bench.weights import WeightFile, get_weight, register_provider, registe
 
 URL_PREFIX = "https://storage.googleapis.com/tensorflow_compression/metagraphs"
 RATES = ("lo", "mi", "hi")
+TFCI_CACHE = Path("/tmp/tfc_metagraphs")  # models/tfci.py's METAGRAPH_CACHE
 EXTRA_FIX = ('pip install ".[hific]"  (or: pip install "tensorflow~=2.14.0" "tensorflow-compression~=2.14.0"; '
              "tensorflow-compression 2.14 pins scipy~=1.11.0)")
 
@@ -40,7 +41,11 @@ class CachedWeight(WeightFile):
 
     def locate(self) -> Path | None:
         self.path = metagraph_dir() / self.path.name
-        return super().locate()
+        if self.path.exists():
+            return self.path
+        # tfci.py's own cache: a file fetched there by the reference tool is used as is.
+        tfci_copy = TFCI_CACHE / self.path.name
+        return tfci_copy if tfci_copy.exists() else None
 
     def missing_message(self) -> str:
         self.path = metagraph_dir() / self.path.name
