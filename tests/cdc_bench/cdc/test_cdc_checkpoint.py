@@ -156,3 +156,20 @@ def test_config_round_trip_and_validation(variant):
     assert CDCConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="variant"):
         CDCConfig(variant="v")
+
+
+@pytest.mark.parametrize("variant", ["x", "eps"])
+def test_released_model_has_exactly_the_manifest_layout(shared_dir, variant):
+    """Every key (buffers first, official order), shape and the parameter total of the released checkpoints."""
+    file = "manifest_xparam.json" if variant == "x" else "manifest_epsparam.json"
+    manifest = json.loads((shared_dir / "reference" / "cdc" / file).read_text())
+    entries = manifest["checkpoint_top_level"]["ema" if variant == "x" else "model"]
+    prefix = "ema_model." if variant == "x" else ""
+    expected = {k[len(prefix):]: v["shape"] for k, v in entries.items() if k.startswith(prefix)}
+    with torch.device("meta"):
+        model = CDCModel(RELEASED_CONFIGS[variant])
+    state = model.state_dict()
+    assert list(state) == list(expected)
+    assert {k: list(v.shape) for k, v in state.items()} == expected
+    assert sum(p.numel() for p in model.parameters()) == manifest["param_counts"]["denoise_fn+context_fn"]
+    assert (variant == "x") == ("train_snr" in state)
