@@ -112,7 +112,8 @@ def infer_config(state: Mapping[str, Tensor]) -> CDCConfig:
     resample = 2 if variant == "eps" else 1
     n_enc = _count(state, "context_fn.enc")
     enc = [_shape(state, f"context_fn.enc.{i}.0.block1.block.0.weight")[0] for i in range(n_enc)]
-    hyper = [_shape(state, f"context_fn.hyper_enc.{i}.0.weight")[0] for i in range(_count(state, "context_fn.hyper_enc"))]
+    n_hyper = _count(state, "context_fn.hyper_enc")
+    hyper = [_shape(state, f"context_fn.hyper_enc.{i}.0.weight")[0] for i in range(n_hyper)]
     n_dec = _count(state, "context_fn.dec")
     dec_in = [_shape(state, f"context_fn.dec.{i}.0.block1.block.0.weight")[1] for i in range(n_dec)]
     out_channels = _shape(state, f"context_fn.dec.{n_dec - 1}.{resample}.conv.weight")[1]
