@@ -1,6 +1,7 @@
 """Comparing two sets of Inception features: Fréchet distance (FID) and kernel distance (KID). Pure numpy/scipy.
 
-FID is the quantity of clean-fid's ``frechet_distance``, computed through eigenvalues (see there why). KID follows clean-fid's ``kernel_distance`` estimator (unbiased
+FID is the quantity of clean-fid's ``frechet_distance``, computed through eigenvalues (see there why).
+KID follows clean-fid's ``kernel_distance`` estimator (unbiased
 MMD^2 with the polynomial kernel ``(x.y / d + 1)^3`` over random subsets) but also returns the standard deviation
 over the subsets, as torch-fidelity and the KID paper report it, and draws the subsets from a seeded generator so
 a number can be reproduced; clean-fid returns only the mean and draws from numpy's global state.

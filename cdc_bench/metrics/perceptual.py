@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..weights import WeightFile, get_weight, register_weight
+from ..weights import WeightFile, register_weight
 from . import MetricInfo, register_metric
 
 
@@ -184,7 +184,7 @@ def load_dists(device: str = "cpu"):
     model = piq.DISTS.__new__(piq.DISTS)
     # The same arguments piq.DISTS.__init__ passes (piq 0.8), with the feature extractor built here.
     ContentLoss.__init__(model, feature_extractor=features,
-                         layers=[VGG16_LAYERS[name] for name in ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")],
+                         layers=[VGG16_LAYERS[n] for n in ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")],
                          weights=layer_weights, replace_pooling=True, reduction="none",
                          normalize_features=False, allow_layers_weights_mismatch=True)
     return model.to(device).eval()
