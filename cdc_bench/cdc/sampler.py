@@ -72,7 +72,8 @@ def decode_image(model: Any, context: Sequence[Tensor], shape: Sequence[int], st
     `compile_denoiser(model)`.
     """
     device = context[0].device
-    schedule = sample_schedule(model.train_alphas_cumprod, steps, model.config.variant)
+    schedule = sample_schedule(model.train_alphas_cumprod, steps, model.config.variant,
+                               index_time=model.config.embd_type == "index")
     if init is None:
         init = initial_state(shape, gamma, generator, device, context[0].dtype)
     with torch.inference_mode():

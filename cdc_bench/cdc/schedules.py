@@ -88,8 +88,11 @@ class SampleSchedule:
                                               (self.index, self.alphas, self.alphas_prev, self.sigmas, self.time_in)))
 
 
-def sample_schedule(alphas_cumprod: Tensor, steps: int, variant: str) -> SampleSchedule:
-    """DDIM schedule from the model's float32 `train_alphas_cumprod` buffer (the checkpoint's values)."""
+def sample_schedule(alphas_cumprod: Tensor, steps: int, variant: str, index_time: bool = False) -> SampleSchedule:
+    """DDIM schedule from the model's float32 `train_alphas_cumprod` buffer (the checkpoint's values).
+
+    `index_time`: the x-param U-Net with `embd_type="index"` takes the integer timestep, not index/T.
+    """
     alphas_cumprod = alphas_cumprod.detach().float().cpu()
     num_timesteps = alphas_cumprod.numel()
     index = schedule_indices(num_timesteps, steps, variant)
@@ -97,7 +100,7 @@ def sample_schedule(alphas_cumprod: Tensor, steps: int, variant: str) -> SampleS
     a_prev = torch.cat([torch.ones(1, dtype=torch.float32), a[:-1]])
     if variant == "x":
         sigmas = torch.sqrt(1 - a_prev) / torch.sqrt(1 - a) * torch.sqrt(1 - a / a_prev)
-        time_in = index.float() / num_timesteps
+        time_in = index.float() if index_time else index.float() / num_timesteps
     else:  # same maths, the official eps code's rounding order
         sigmas = torch.sqrt((1 - a_prev) / (1 - a)) * torch.sqrt(1 - a / a_prev)
         time_in = torch.arange(steps, dtype=torch.float32) / steps

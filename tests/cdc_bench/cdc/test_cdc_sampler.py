@@ -126,3 +126,16 @@ def test_compiled_denoiser_matches_eager(tiny):
     compiled = decode_image(model, context, (1, 3, 64, 64), steps=2, generator=g(), denoise=compile_denoiser(model))
     eager = decode_image(model, context, (1, 3, 64, 64), steps=2, generator=g())
     torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-4)
+
+
+def test_index_embedding_model_is_fed_timesteps():
+    config = CDCConfig(dim=8, context_channels=8, dim_mults=(1, 2), context_dim_mults=(1,), embd_type="index",
+                       comp_dim=8, comp_dim_mults=(1, 1, 1, 1), reverse_dim_mults=(1, 1, 1, 1),
+                       hyper_dims_mults=(1, 1, 1), comp_out_channels=8)
+    model = build_cdc(config)
+    with torch.inference_mode():
+        context = model.compress(torch.zeros(1, 3, 64, 64)).context
+    calls = []
+    decode_image(model, context[:1], (1, 3, 64, 64), steps=3, callback=calls.append,
+                 generator=torch.Generator().manual_seed(0))
+    assert [float(c["time_in"]) for c in calls] == [8192.0, 4096.0, 0.0]

@@ -88,3 +88,8 @@ def test_time_inputs():
     assert x.alphas_prev[0] == 1.0 and x.alphas_prev[1] == x.alphas[0]
     eps = sample_schedule(training_buffers("linear", 20000, False)["train_alphas_cumprod"], 3, "eps")
     assert eps.time_in.tolist() == pytest.approx([0.0, 1 / 3, 2 / 3])
+
+
+def test_index_embedding_gets_the_integer_timestep():
+    acp = training_buffers("cosine", 8193, True)["train_alphas_cumprod"]
+    assert sample_schedule(acp, 3, "x", index_time=True).time_in.tolist() == [0.0, 4096.0, 8192.0]
