@@ -6,7 +6,9 @@ over the whole process lifetime, so after the first large size every later row w
 ``tracemalloc`` sees only allocations made through Python's allocator, not torch's or numpy's C buffers, which is
 where a decoder's memory goes. A sampler can miss a spike shorter than its interval (5 ms), so the figure is a
 lower bound on the true peak; the final sample is taken before the sampler stops, so memory still held at the
-end is always counted. On CUDA the figure is ``torch.cuda.max_memory_allocated`` (exact, tensors only).
+end is always counted. RSS also includes memory the allocator kept from earlier work, and reusing it does not
+raise RSS: the figure is the process's peak footprint, not what one call allocated. On CUDA the figure is
+``torch.cuda.max_memory_allocated`` (exact, tensors only).
 """
 
 from __future__ import annotations

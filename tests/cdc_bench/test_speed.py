@@ -6,6 +6,7 @@ Timings are never asserted: only structure, bookkeeping and the logic applied to
 from __future__ import annotations
 
 import json
+import mmap
 import struct
 import time
 import zlib
@@ -229,23 +230,31 @@ def test_summarize_median_quartiles_and_range():
         summarize([])
 
 
+def _fresh_pages(size: int) -> mmap.mmap:
+    """``size`` bytes of newly mapped, written memory: new resident pages whatever the allocator already holds
+    (a malloc'd block could reuse pages an earlier test left resident, and then RSS would not rise)."""
+    buf = mmap.mmap(-1, size)
+    np.frombuffer(buf, dtype=np.uint8)[:] = 1
+    return buf
+
+
 def test_peak_rss_sees_a_transient_allocation():
     size = 200 * 1024 * 1024
     with PeakRSS() as mem:
-        block = np.ones(size // 8)  # written, so the pages are resident
+        block = _fresh_pages(size)
         deadline = time.monotonic() + 10
         # wait (bounded) until the sampler thread has run while the block was alive, then free it
         while mem.peak_bytes - mem.baseline_bytes < 0.75 * size and time.monotonic() < deadline:
             time.sleep(0.01)
-        del block
+        block.close()
     assert mem.peak_bytes - mem.baseline_bytes >= 0.75 * size
 
 
 def test_peak_rss_counts_memory_still_held_at_exit():
     with PeakRSS(interval=60) as mem:  # the thread never samples: only the exit sample can see it
-        block = np.ones(100 * 1024 * 1024 // 8)
+        block = _fresh_pages(100 * 1024 * 1024)
+    block.close()
     assert mem.peak_mib - mem.baseline_mib >= 75
-    del block
 
 
 def test_parse_size_steps():
