@@ -114,8 +114,9 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
               help="Compare even when device, sizes, dtype, threads or codec differ.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save a figure of time against steps (.pdf, .png, .svg).")
+@click.option("--quiet", "-q", is_flag=True, help="No line per timed round.")
 def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, threads, out, compare_path,
-            max_slowdown, allow_mismatch, plot) -> None:
+            max_slowdown, allow_mismatch, plot, quiet) -> None:
     """Time encoding and decoding against the number of denoising steps, with a fit time = a + b·steps.
 
     Without a checkpoint, CDC runs with the released architecture and random weights (-o cdc.weights=random):
@@ -159,9 +160,13 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         console.print(f"  {row['width']}x{row['height']} {label}: decode {_fmt_s(row['decode']['median'])}, "
                       f"encode {_fmt_s(row['encode']['median'])}", highlight=False)
 
+    def log(line: str) -> None:
+        if not quiet:
+            console.print(f"[dim]  {escape(line)}[/dim]", highlight=False)
+
     console.print(escape(f"measuring {codec} on {device} ..."), highlight=False)
     try:
-        report = run_speed(config, progress=progress)
+        report = run_speed(config, progress=progress, log=log)
     except UnknownNameError as err:
         raise click.UsageError(str(err)) from None
     except (SpeedError, CodecError) as err:

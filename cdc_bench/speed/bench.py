@@ -245,7 +245,8 @@ def _warmed_codec(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) 
     return codec
 
 
-def _measure_size(plan: _Plan, image: np.ndarray, rate: Any) -> list[dict[str, Any]]:
+def _measure_size(plan: _Plan, image: np.ndarray, rate: Any,
+                  log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """All step counts at one size. The timed rounds interleave the step counts (round 1: every step count,
     round 2: every step count, ...): load from other processes that drifts during a run then spreads over all
     step counts instead of inflating the last ones, which would bend the fit and fake a per-step cost."""
@@ -257,6 +258,8 @@ def _measure_size(plan: _Plan, image: np.ndarray, rate: Any) -> list[dict[str, A
     try:
         for steps in plan.steps:
             where = f"{cfg.codec} at {width}x{height}" + (f", steps={steps}" if steps is not None else "")
+            if log is not None and cfg.warmup:
+                log(f"{where}: warm-up")
             points.append(_Point(steps, _warmed_codec(plan, steps, image, rate)))
         for _ in range(cfg.repeats):
             for point in points:
@@ -266,6 +269,9 @@ def _measure_size(plan: _Plan, image: np.ndarray, rate: Any) -> list[dict[str, A
                 point.data = point.run("encode", lambda: codec.encode(image, rate), cfg.device, sync)
                 data = point.data
                 point.recon = point.run("decode", lambda: codec.decode(data), cfg.device, sync)
+                if log is not None:
+                    log(f"{where}: round {len(point.decode)}/{cfg.repeats}: encode {point.encode[-1]:.3g} s, "
+                        f"decode {point.decode[-1]:.3g} s")
     except (CodecError, DownloadError) as err:
         raise SpeedError(f"{where}: {type(err).__name__}: {err}") from None
     plan.last_codec = points[-1].codec
@@ -306,8 +312,12 @@ def fits_for(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return fits
 
 
-def run_speed(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the benchmark and return the report (a JSON-ready dict; see :data:`SCHEMA`)."""
+def run_speed(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None = None,
+              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the benchmark and return the report (a JSON-ready dict; see :data:`SCHEMA`).
+
+    ``progress`` receives each finished row (a size's rows finish together); ``log`` a line per timed round.
+    """
     if config.repeats < 1:
         raise SpeedError(f"--repeats must be at least 1, got {config.repeats}")
     if config.warmup < 0:
@@ -322,12 +332,13 @@ def run_speed(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | 
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _run(config, progress)
+        return _run(config, progress, log)
     finally:
         torch.set_num_threads(threads_before)  # a library call must not leave the process's thread count changed
 
 
-def _run(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+def _run(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None,
+         log: Callable[[str], None] | None) -> dict[str, Any]:
     notes: list[str] = []
     plan = _Plan(config, notes)
     rate = plan.rate()
@@ -337,7 +348,7 @@ def _run(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None)
     rows: list[dict[str, Any]] = []
     for width, height in config.sizes:
         image = image_at(config.image, width, height) if config.image else synthetic_image(width, height)
-        for row in _measure_size(plan, image, rate):
+        for row in _measure_size(plan, image, rate, log):
             rows.append(row)
             if progress is not None:
                 progress(row)

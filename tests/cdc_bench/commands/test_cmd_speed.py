@@ -73,6 +73,14 @@ def _scaled(path, factor, tmp_path, **env):
     return out
 
 
+def test_logs_each_timed_round_unless_quiet():
+    result = _invoke("--steps", "1,2")
+    assert result.exit_code == 0, result.output
+    assert "speedtoy-cmd at 16x16, steps=2: round 2/2" in result.output
+    result = _invoke("--steps", "1,2", "--quiet")
+    assert result.exit_code == 0 and "round 1/2" not in result.output
+
+
 def test_writes_report_with_rows_fit_and_environment(saved):
     report = json.loads(saved.read_text())
     assert [r["steps"] for r in report["rows"]] == [1, 2, 3]
