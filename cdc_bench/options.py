@@ -46,13 +46,15 @@ def build_plans(codec_names: list[str], option_args: Iterable[str], qualities: s
         cls = get_codec_class(name)
         opts = options_for(name, parsed)
         rates_text = opts.pop(RATE_OPTION, None) or qualities
+        instance = cls(opts)  # validates keys and values now, before any work starts
+        # The instance's rate points: an option may fix them (CDC with a local checkpoint has one).
+        defaults = list(instance.rate_points)
         try:
-            rates = parse_rate_points(rates_text, cls.rate_points) if rates_text else list(cls.rate_points)
+            rates = parse_rate_points(rates_text, defaults) if rates_text else defaults
         except ValueError as err:
             raise CodecError(f"rate points for {name}: {err}") from None
         if not rates:
             raise CodecError(f"codec {name} has no default rate points; give them with -o {name}.qualities=...")
-        instance = cls(opts)  # validates keys and values now, before any work starts
         # every option with its value, so each result records the full configuration
         plans.append(CodecPlan(name, dict(instance.options), rates))
     return plans

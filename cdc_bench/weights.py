@@ -66,7 +66,15 @@ class WeightFile:
 
 
 _registry: dict[str, WeightFile] = {}
-_providers: list[str] = []
+# Modules whose import registers weight files; imported lazily so listing weights needs no codec to be loaded.
+_providers: list[str] = [
+    "cdc_bench.metrics.perceptual",
+    "cdc_bench.metrics.inception",
+    "cdc_bench.cdc.releases",
+    "baselines.compressai_zoo",
+    "baselines.neuralcompression",
+    "baselines.hific",
+]
 
 
 def register_weight(weight: WeightFile) -> WeightFile:

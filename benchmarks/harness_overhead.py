@@ -1,0 +1,46 @@
+"""Harness overhead: wall time of a sweep against the sum of its items' pure encode + decode + metric times.
+
+    python benchmarks/harness_overhead.py --kodak ../shared/datasets/kodak --qualities 10,20,...,100
+
+Runs the same JPEG sweep over Kodak with 1 and then 2 worker processes, each into a fresh store, and prints
+overhead = wall / sum(work) - 1 for one worker and the speed-up of two workers over one, measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from cdc_bench.executor import ProcessExecutor
+from cdc_bench.images import IMAGE_SUFFIXES
+from cdc_bench.runner import CodecPlan, plan_tasks, sweep
+from cdc_bench.store import ResultsStore
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kodak", type=Path, default=Path(__file__).resolve().parents[2] / "shared/datasets/kodak")
+    parser.add_argument("--codec", default="jpeg")
+    parser.add_argument("--qualities", default="10,20,30,40,50,60,70,80,90,95")
+    parser.add_argument("--workers", default="1,2")
+    args = parser.parse_args()
+    images = [(p.stem, p) for p in sorted(args.kodak.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    rates = [int(q) for q in args.qualities.split(",")]
+    report = {"codec": args.codec, "images": len(images), "rate_points": rates, "runs": []}
+    for workers in (int(w) for w in args.workers.split(",")):
+        with tempfile.TemporaryDirectory() as out:
+            tasks = plan_tasks([("kodak", images)], [CodecPlan(args.codec, {}, rates)], out_dir=out)
+            summary = sweep(tasks, ResultsStore(out), ProcessExecutor(workers), run_id="bench", progress=False)
+            report["runs"].append({"workers": workers, "items": summary.ok, "failed": summary.failed,
+                                   "wall_s": summary.wall_s, "work_s": summary.work_s,
+                                   "overhead": summary.wall_s / summary.work_s - 1.0})
+    one = report["runs"][0]
+    for run in report["runs"]:
+        run["speedup_vs_first"] = one["wall_s"] / run["wall_s"]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
