@@ -43,3 +43,7 @@ def main(verbose: bool) -> None:
     """cdc-bench: rate-distortion-perception benchmarks for CDC and other image codecs."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+if __name__ == "__main__":
+    main()
