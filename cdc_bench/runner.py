@@ -58,6 +58,14 @@ def _codec(name: str, options: tuple[tuple[str, Any], ...], device: str) -> Code
     return create_codec(name, dict(options), device=device)
 
 
+@functools.lru_cache(maxsize=2)
+def _load(path: str, preprocess: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The last images read by this worker: a sweep runs an image's rate points one after another."""
+    image, notes = load_image(path, preprocess)
+    image.setflags(write=False)  # shared between tasks: no codec may change it
+    return image, tuple(notes)
+
+
 def base_row(task: Task) -> dict[str, Any]:
     dataset, image, codec, options, quality = task.key
     return {"dataset": dataset, "image": image, "codec": codec, "options": options, "quality": quality,
@@ -68,7 +76,7 @@ def run_task(task: Task) -> dict[str, Any]:
     """Encode, decode and measure one image at one rate point; failures become a row with status ``error``."""
     row = base_row(task)
     try:
-        original, notes = load_image(task.path, task.preprocess)
+        original, notes = _load(task.path, task.preprocess)
         row["height"], row["width"] = original.shape[:2]
         if notes:
             row["warnings"] = "; ".join(notes)
@@ -151,8 +159,8 @@ def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: l
     for dataset, images in datasets:
         for plan in codecs:
             options = tuple(sorted(plan.options.items()))
-            for rate in plan.rate_points:
-                for image, path in images:
+            for image, path in images:  # an image's rate points together, so workers reuse the decoded image
+                for rate in plan.rate_points:
                     tasks.append(Task(dataset, image, str(path), preprocess, plan.name, options, rate,
                                       tuple(metrics), device, str(out_dir), save_recon, fid_protocol))
     return tasks
