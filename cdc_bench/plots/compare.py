@@ -125,7 +125,7 @@ def tile_title(row: pd.Series, metrics: Sequence[MetricSpec]) -> str:
         value = row.get(m.column)
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
-        values.append(f"{value:.2f} dB" if "[dB]" in m.label else f"{m.label} {value:.3f}")
+        values.append(f"{value:.{m.precision}f} {m.unit}" if m.unit else f"{m.label} {value:.3f}")
     label = row.get("label") if isinstance(row.get("label"), str) else curve_label(row["codec"], row["options"])
     return "\n".join([label, f"{row['bpp']:.3f} bpp", " · ".join(values)]).rstrip()
 

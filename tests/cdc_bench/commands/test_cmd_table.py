@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -30,7 +31,9 @@ def test_markdown(results):
     assert res.exit_code == 0, res.output
     rows = [line for line in res.stdout.splitlines() if line.startswith("|")]
     assert len(rows) == 3 and "webp" in rows[2]
-    assert float(rows[2].split("|")[2].split()[0]) < 0   # BD-rate of WebP against JPEG, in %
+    cell = rows[2].split("|")[2]
+    assert float(cell.split()[0].rstrip("%")) < 0   # BD-rate of WebP against JPEG, in %
+    assert re.search(r"-\d+\.\d% \[-\d+\.\d, -\d+\.\d\]", cell), cell   # with its paired bootstrap interval
 
 
 def test_csv_matches_markdown(results):
