@@ -1,4 +1,4 @@
-"""``cdc-bench compare``: the same crop of one image across codecs at matched bitrate, original first."""
+"""``cdc-bench compare``: the same crop of one image across codecs at the rate point nearest a bitrate."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _parse_at(text: str | None) -> tuple[int, int] | None:
 @click.command("compare")
 @click.argument("results", type=click.Path(exists=True, path_type=Path))
 @click.option("--image", required=True, help="Image name as in the results, e.g. kodim23.")
-@click.option("--bpp", "target", type=float, required=True, help="Target rate: each codec shows its closest point.")
+@click.option("--bpp", "target", type=float, required=True, help="Target rate: each codec shows its rate point nearest to it on this image.")
 @click.option("--crop", type=click.IntRange(min=8), default=256, show_default=True, help="Square crop size (px).")
 @click.option("--at", "at_text", help="Top-left corner X,Y of the crop (default: centred).")
 @click.option("--dataset", help="Dataset, when the image name occurs in several.")
@@ -38,10 +38,10 @@ def _parse_at(text: str | None) -> tuple[int, int] | None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default RESULTS/figures).")
 def command(results, image, target, crop, at_text, dataset, codecs, metrics, original, data_root, formats, width,
             columns, out) -> None:
-    """Tiles of one crop: original, then each codec at the rate point closest to --bpp on this image, each
+    """Tiles of one crop: original, then each codec at its rate point nearest to --bpp on this image, each
     labelled with codec, real bpp and metric values. Needs reconstructions saved by `cdc-bench run --save-recon`.
     """
-    from ..plots.compare import CompareError, comparison_tiles, find_original, matched_rows, plot_tiles
+    from ..plots.compare import CompareError, comparison_tiles, find_original, matched_rows, plot_tiles, rate_text
     from ..plots.inputs import InputError, load_results, split_list
     from ..plots.frames import metric_spec
 
@@ -60,7 +60,8 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     except (CompareError, InputError, UnknownNameError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     for _, row in rows.iterrows():
-        click.echo(f"{row['codec']:>12} q={row['quality']}: {row['bpp']:.4f} bpp (target {target:g})")
+        click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['quality'])}: {row['bpp']:.4f} bpp "
+                   f"(nearest of its rate points to {target:g} bpp)")
     for path in written:
         click.echo(str(path))
 

@@ -1,7 +1,8 @@
-"""Visual comparison: the same crop of one image across codecs at matched bitrate, original first.
+"""Visual comparison: the same crop of one image across codecs near one bitrate, original first.
 
-For each (codec, options) the rate point whose bpp on this image is closest to the target is shown, so tiles are
-compared at (nearly) equal rate; each tile says its real bpp and metric values. Reconstructions come from the
+For each (codec, options) the rate point whose bpp on this image is nearest to the target is shown (the nearest
+of the points that were run, not a bitrate-matched encode), so tiles are compared at roughly equal rate; each
+tile says its real bpp and metric values. Reconstructions come from the
 runner's ``--save-recon`` files (:func:`cdc_bench.store.recon_path`).
 """
 
@@ -54,6 +55,18 @@ def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: st
             raise CompareError(f"none of {', '.join(codecs)} has results for {image!r}")
     best = rows.loc[rows.groupby(["codec", "options"], sort=False)["_gap"].idxmin()]
     return best.drop(columns="_gap").sort_values(["bpp", "codec"]).reset_index(drop=True)
+
+
+def rate_text(codec: str, quality) -> str:
+    """A rate point in the codec's own terms: ``compression ratio 100`` for JPEG 2000, ``quality 50`` for JPEG,
+    ``lambda 0.0032`` for CDC (from the codec's ``rate_label``), never a bare ``q=``."""
+    try:
+        from ..registry import get_codec_class
+
+        label = get_codec_class(str(codec)).rate_label
+    except Exception:  # a codec no longer installed still has its rows
+        label = "rate point"
+    return f"{label.split(' (')[0].strip() or 'rate point'} {quality}"
 
 
 def crop_box(shape: tuple[int, ...], size: int, at: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
