@@ -136,6 +136,11 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricSpec], m
                        "bpp_range": f"{bpp_range[0]:g}-{bpp_range[1]:g}" if bpp_range else "",
                        "note": "; ".join(n for n in (_tag("BD-rate", _name(r.note, anchor_label, label)),
                                                      _tag("BD-metric", _name(q.note, anchor_label, label))) if n)}
+                if m.dataset_level:   # FID/KID: the protocol and patch count belong beside the number
+                    from .frames import dataset_level_notes
+
+                    extra = "; ".join(dataset_level_notes(per[per["label"].isin([anchor_label, label])], [m]))
+                    row["note"] = "; ".join(n for n in (row["note"], extra) if n)
                 if boot is not None and frame is not None and not m.dataset_level:
                     row.update(_intervals(frame, ca, ct, m, boot, rate_fn, metric_fn))
                 rows.append(row)

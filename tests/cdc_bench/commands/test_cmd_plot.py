@@ -69,3 +69,80 @@ def test_plot_bad_input_is_explained(results, tmp_path, args, message):
 def test_plot_without_results_says_so(tmp_path):
     res = CliRunner().invoke(main, ["plot", str(tmp_path)])
     assert res.exit_code != 0 and "no results in" in res.output and "cdc-bench run" in res.output
+
+
+def _pdf_text(path) -> str:
+    from pypdf import PdfReader
+
+    return PdfReader(path).pages[0].extract_text()
+
+
+def test_subset_title_and_published_overlay_warning(results, tmp_path):
+    # The shared results hold 2 of Kodak's 24 images: the title says so, and published full-Kodak curves
+    # drawn over them get a warning in the figure and on the terminal.
+    out = tmp_path / "f"
+    res = CliRunner().invoke(main, ["plot", str(results), "--metrics", "psnr", "--format", "pdf",
+                                    "--reference", "compressai:jpeg", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = _pdf_text(out / "rd_kodak_psnr.pdf")
+    assert "kodak (2 of 24 images)" in text
+    assert "published curves are full-dataset means" in " ".join(text.split())
+    assert "warning: kodak (2 of 24 images), psnr: published curves are full-dataset means" in res.output
+
+
+def test_local_reference_is_labelled_by_its_file_name(results, tmp_path):
+    mine = tmp_path / "my-codec.csv"
+    mine.write_text("bpp,psnr\n0.3,30\n0.6,33\n1.2,36\n")
+    res = CliRunner().invoke(main, ["plot", str(results), "--metrics", "psnr", "--format", "pdf",
+                                    "--reference", str(mine), "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    text = _pdf_text(tmp_path / "f" / "rd_kodak_psnr.pdf")
+    assert "my-codec.csv" in text and "(published)" not in text
+    assert "full-dataset" not in res.output   # a local file is not a published full-dataset curve
+
+
+def test_ms_ssim_in_db_and_axis_limits(results, tmp_path):
+    res = CliRunner().invoke(main, ["plot", str(results), "--metrics", "ms-ssim", "--format", "svg",
+                                    "--xlim", "0,0.5", "--ylim", "10,20", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    import re
+
+    svg = (tmp_path / "f" / "rd_kodak_ms-ssim.svg").read_text()
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)   # SVG text stays text (svg.fonttype none)
+    assert "MS-SSIM [dB] ↑" in texts
+    assert texts[:6] == ["0.0", "0.1", "0.2", "0.3", "0.4", "0.5"]   # x ticks end at --xlim's 0.5
+    assert "20" in texts and "22" not in texts                        # y ticks end at --ylim's 20
+    lin = CliRunner().invoke(main, ["plot", str(results), "--metrics", "ms-ssim", "--format", "svg",
+                                    "--ms-ssim-linear", "--out", str(tmp_path / "g")])
+    assert lin.exit_code == 0 and "MS-SSIM [dB]" not in (tmp_path / "g" / "rd_kodak_ms-ssim.svg").read_text()
+    bad = CliRunner().invoke(main, ["plot", str(results), "--xlim", "1", "--out", str(tmp_path)])
+    assert bad.exit_code != 0 and "--xlim '1': give two numbers LO,HI" in bad.output
+
+
+def test_several_results_folders_in_one_plot(results, tmp_path):
+    import shutil
+
+    other = tmp_path / "run-b"
+    shutil.copytree(results, other)
+    res = CliRunner().invoke(main, ["plot", str(results), str(other), "--metrics", "psnr", "--format", "pdf",
+                                    "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    assert "40 rows used" in res.output
+    text = _pdf_text(tmp_path / "f" / "rd_kodak_psnr.pdf")
+    assert "jpeg (results=run-b)" in text and f"jpeg (results={results.name})" in text
+
+
+def test_intervals_are_bands_unless_no_ci(results):
+    from cdc_bench.plots.frames import metric_spec, ok_rows, rd_points
+    from cdc_bench.stats import Bootstrap
+
+    frame, _ = ok_rows(td.load_frame(results))
+    points = rd_points(frame, [metric_spec("psnr")], boot=Bootstrap(n_resamples=200))
+    assert ((points["psnr_lo"] <= points["psnr"]) & (points["psnr"] <= points["psnr_hi"])).all()
+    assert (points["psnr_hi"] > points["psnr_lo"]).all()
+    assert "psnr_lo" not in rd_points(frame, [metric_spec("psnr")]).columns
+
+
+def test_plot_help_names_only_real_options():
+    res = CliRunner().invoke(main, ["plot", "--help"])
+    assert res.exit_code == 0 and "speed --json" not in res.output and "speed --out" in res.output
