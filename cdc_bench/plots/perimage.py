@@ -76,7 +76,7 @@ def plot_per_image(per_image: pd.DataFrame, stem: str | Path, formats: Sequence[
             for i, codec in enumerate(codecs):
                 values = per.loc[per["codec"] == codec, "bd_rate_pct"].to_numpy()
                 style = codec_style(codec.split(" ")[0])
-                ax.boxplot(values, positions=[i], vert=False, widths=0.5, showfliers=False,
+                ax.boxplot(values, positions=[i], orientation="horizontal", widths=0.5, showfliers=False,
                            medianprops={"color": style["color"]}, boxprops={"linewidth": 0.6},
                            whiskerprops={"linewidth": 0.6}, capprops={"linewidth": 0.6})
                 ax.plot(values, i + rng.uniform(-0.15, 0.15, len(values)), linestyle="none", alpha=0.8,

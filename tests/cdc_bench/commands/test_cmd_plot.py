@@ -146,3 +146,74 @@ def test_intervals_are_bands_unless_no_ci(results):
 def test_plot_help_names_only_real_options():
     res = CliRunner().invoke(main, ["plot", "--help"])
     assert res.exit_code == 0 and "speed --json" not in res.output and "speed --out" in res.output
+
+
+@pytest.fixture(scope="module")
+def cdc_sweep(tmp_path_factory):
+    """A real small CDC sweep with random weights (a 64 px crop of one embedded image, 1-2 DDIM steps, two
+    gammas) plus JPEG and WebP, measured with PSNR and LPIPS (stand-in AlexNet trunk: the real one cannot be
+    downloaded here; the figure code only needs real numbers of the right kind)."""
+    import os
+
+    import torch
+    import torchvision
+
+    from cdc_bench.metrics import perceptual
+
+    root = tmp_path_factory.mktemp("cdc-sweep")
+    hub = root / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), hub / "alexnet-owt-7be5be79.pth")
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(root / "torch")
+    perceptual.load_lpips.cache_clear()
+    out = root / "res"
+    base = ["run", "-d", "default", "--limit", "1", "--preprocess", "center-crop:64", "-m", "psnr,lpips",
+            "--out", str(out), "--workers", "0", "--quiet"]
+    try:
+        for gamma, steps in (("0.0", "1"), ("0.8", "1"), ("0.0", "2")):
+            res = CliRunner().invoke(main, base + ["-c", "cdc", "-q", "0.0032", "-o", "cdc.weights=random",
+                                                   "-o", f"cdc.gamma={gamma}", "-o", f"cdc.steps={steps}"])
+            assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(main, base + ["-c", "jpeg,webp", "-q", "50,95"])
+        assert res.exit_code == 0, res.output
+    finally:
+        perceptual.load_lpips.cache_clear()
+        if old is None:
+            os.environ.pop("TORCH_HOME", None)
+        else:
+            os.environ["TORCH_HOME"] = old
+    return out
+
+
+def test_rdp_figure_from_a_real_random_weights_cdc_sweep(cdc_sweep, tmp_path):
+    res = CliRunner().invoke(main, ["plot", str(cdc_sweep), "--kind", "rdp", "--trace", "cdc.gamma",
+                                    "--metrics", "psnr,lpips", "--format", "pdf,png", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(_pdf_text(tmp_path / "rdp_default_cdc-gamma.pdf").split())
+    assert "gamma traced" in text and "[random weights]" in text   # marked as random in the legend
+    assert "gamma=0" in text and "gamma=0.8" in text               # each traced point is labelled
+    assert "default (1 of 5 images)" in text and "PSNR [dB]" in text and "LPIPS" in text
+    assert "random weights: these points show the harness" in text
+    assert "jpeg" in text or "does not reach" in res.output       # classical codecs as points at that rate
+    assert "random weights" in res.output
+
+
+def test_trace_figure_quality_and_time_against_steps(cdc_sweep, tmp_path):
+    res = CliRunner().invoke(main, ["plot", str(cdc_sweep), "--kind", "trace", "--trace", "cdc.steps",
+                                    "--metrics", "psnr,lpips", "--format", "pdf", "--width", "6.9",
+                                    "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(_pdf_text(tmp_path / "trace_default_cdc-steps.pdf").split())
+    assert "Decode time [s]" in text and "steps" in text and "[random weights]" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--kind", "rdp"], "needs --trace"),
+    (["--kind", "rdp", "--trace", "cdc.eta"], "only one value of eta"),
+    (["--kind", "rdp", "--trace", "hific.gamma"], "no hific rows"),
+])
+def test_rdp_bad_trace_is_explained(cdc_sweep, tmp_path, args, message):
+    res = CliRunner().invoke(main, ["plot", str(cdc_sweep), "--out", str(tmp_path), *args])
+    assert res.exit_code != 0 and message in res.output
