@@ -67,7 +67,7 @@ def per_file_manifest(served: Path, base: str, n: int = 3) -> dict:
 
 def make_zip(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
     return buf.getvalue()
@@ -253,3 +253,94 @@ def test_duplicate_names_in_zip_are_rejected(tmp_path: Path):
     bad.write_bytes(make_zip({"x/a.png": png_bytes(1), "y/a.png": png_bytes(2)}))
     with pytest.raises(UnsafeArchiveError, match="would both become a.png"):
         extract_images(bad, tmp_path / "out")
+
+
+# --- size limits on archives, and files already in place that fail their checksum ---------------------------
+
+
+def test_zip_that_expands_far_beyond_the_manifest_is_rejected_before_extraction(server, tmp_path: Path,
+                                                                                  monkeypatch):
+    from cdc_bench.datasets import archive as archive_module
+
+    monkeypatch.setattr(archive_module, "SLACK", 0)  # limit = 4x the expected size, so a small test zip trips it
+    served, base = server
+    members = {"a.png": png_bytes(1), "b.png": b"\0" * 2_000_000}  # a 2 MB member in a zip of a few kB
+    manifest = zip_manifest(served, base, members, count=2)
+    assert manifest["archive"]["bytes"] < 10_000
+    dataset = dataset_from_manifest(manifest, tmp_path / "data")
+    with pytest.raises(DatasetError) as err:
+        dataset.fetch()
+    message = str(err.value)
+    limit = 4 * manifest["archive"]["bytes"]
+    assert f"tiny.zip: its images would expand to {2_000_000 + len(png_bytes(1)):,} bytes" in message
+    assert f"over the limit of {limit:,} bytes for this dataset; nothing was extracted" in message
+    assert not (dataset.where / "a.png").exists() and not (dataset.where / "b.png").exists()
+
+
+def test_zip_with_too_many_members_is_rejected(tmp_path: Path):
+    bad = tmp_path / "many.zip"
+    bad.write_bytes(make_zip({f"d/{i}.txt": b"" for i in range(300)} | {"a.png": png_bytes(1)}))
+    with pytest.raises(UnsafeArchiveError, match="holds 301 members, over the limit of 260"):
+        extract_images(bad, tmp_path / "out", max_members=4 * 1 + 256)
+    with pytest.raises(UnsafeArchiveError, match="would expand to"):
+        extract_images(bad, tmp_path / "out", max_bytes=100)
+    assert not (tmp_path / "out" / "a.png").exists()
+    assert extract_images(bad, tmp_path / "out", max_members=301)  # within the limits: extracted
+
+
+def test_zip_larger_than_the_free_disk_is_rejected(tmp_path: Path, monkeypatch):
+    from cdc_bench.datasets import archive as archive_module
+
+    monkeypatch.setattr(archive_module, "_free_bytes", lambda dest: 10)
+    bad = tmp_path / "a.zip"
+    bad.write_bytes(make_zip({"a.png": png_bytes(1)}))
+    with pytest.raises(UnsafeArchiveError, match=r"need [\d,]+ bytes but only 10 are free"):
+        extract_images(bad, tmp_path / "out")
+
+
+def test_wrong_zip_already_in_downloads_says_it_fails_its_sha256(tmp_path: Path):
+    base = f"http://127.0.0.1:{closed_port()}"  # offline: the file cannot be fetched again
+    zipped = {"name": "tz", "count": 1, "archive": {"url": f"{base}/tz.zip", "sha256": "2" * 64}}
+    dataset = dataset_from_manifest(zipped, tmp_path / "data")
+    placed = tmp_path / "data" / ".downloads" / "tz.zip"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(make_zip({"a.png": png_bytes(1)}))
+    with pytest.raises(DatasetError) as err:
+        dataset.fetch()
+    message = str(err.value)
+    assert (f"{placed}: this file fails its sha256 (expected {'2' * 64}, got {sha(placed.read_bytes())}): "
+            "delete it or replace it") in message
+    assert "could not download" not in message
+    assert placed.exists() and not dataset.where.exists()  # the user's file is left for them to inspect
+
+
+def test_wrong_zip_in_downloads_is_replaced_by_a_verified_download(server, tmp_path: Path):
+    served, base = server
+    dataset = dataset_from_manifest(zip_manifest(served, base, {"a.png": png_bytes(1)}, count=1), tmp_path / "d")
+    placed = tmp_path / "d" / ".downloads" / "tiny.zip"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(b"an older, different zip")
+    assert dataset.fetch().complete
+    assert (dataset.where / "a.png").read_bytes() == png_bytes(1)
+
+
+def test_download_longer_than_the_manifest_size_is_stopped(server, tmp_path: Path):
+    from cdc_bench.download import ChecksumMismatch, download
+
+    served, base = server
+    (served / "big.bin").write_bytes(b"x" * 5000)
+    dest = tmp_path / "out" / "big.bin"
+    with pytest.raises(ChecksumMismatch, match="longer than the expected 1,000 bytes"):
+        download(f"{base}/big.bin", dest, sha(b"x" * 1000), size=1000, progress=False)
+    assert not dest.exists() and not list(dest.parent.glob("*.part"))
+    assert download(f"{base}/big.bin", dest, sha(b"x" * 5000), size=5000, progress=False) == dest
+
+
+def test_a_zip_waiting_in_downloads_is_pointed_out(tmp_path: Path):
+    zipped = {"name": "tz", "count": 1, "archive": {"url": "http://127.0.0.1:9/tz.zip", "sha256": "2" * 64}}
+    dataset = dataset_from_manifest(zipped, tmp_path / "data")
+    placed = tmp_path / "data" / ".downloads" / "tz.zip"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(b"whatever")
+    with pytest.raises(DatasetError, match=f"{placed} is already there: run `cdc-bench download tz"):
+        dataset.images()
