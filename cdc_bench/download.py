@@ -13,15 +13,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .errors import ChecksumMismatch, DownloadError
+
+__all__ = ["CHUNK", "ChecksumMismatch", "DownloadError", "cache_dir", "download", "mismatch_message",
+           "offline_message", "sha256_of"]
+
 CHUNK = 1 << 20
-
-
-class DownloadError(Exception):
-    """A file could not be fetched or failed its checksum. The message says what to do instead."""
-
-
-class ChecksumMismatch(DownloadError):
-    """A file (downloaded now, or already at its place) does not have the sha256 it must have."""
 
 
 def sha256_of(path: str | Path) -> str:

@@ -19,6 +19,8 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from .errors import ConfigError, ImageReadError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp", ".gif")
 
 # 64 Mpx of 8-bit RGB is 192 MB before a codec or metric makes its float copies; the largest images of the usual
@@ -33,8 +35,12 @@ _ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180°", 4: "mirrored top-
                  6: "rotated 90° clockwise", 7: "transversed", 8: "rotated 90° counter-clockwise"}
 
 
-class ImageReadError(Exception):
-    """An image file could not be read (missing, unreadable, truncated, too large); the message names it."""
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageOptionError", "ImageReadError", "InputWarning", "Preprocess",
+           "center_crop", "load_image", "pixel_limit", "read_image", "resize_crop", "save_png", "to_rgb8"]
+
+
+class ImageOptionError(ConfigError, ValueError):
+    """A bad preprocessing protocol or pixel limit (a ValueError too, for callers that caught that before)."""
 
 
 class InputWarning(UserWarning):
@@ -50,9 +56,9 @@ def pixel_limit(limit: int | None = None) -> int | None:
         try:
             limit = int(text.replace("_", ""))
         except ValueError:
-            raise ValueError(f"{MAX_PIXELS_ENV}={text!r}: give a whole number of pixels (0: no limit)") from None
+            raise ImageOptionError(f"{MAX_PIXELS_ENV}={text!r}: give a whole number of pixels (0: no limit)") from None
     if limit < 0:
-        raise ValueError(f"max_pixels must be >= 0 (0: no limit), got {limit}")
+        raise ImageOptionError(f"max_pixels must be >= 0 (0: no limit), got {limit}")
     return limit or None
 
 
@@ -188,7 +194,7 @@ class Preprocess:
             return cls()
         kind, _, size = text.partition(":")
         if kind not in ("center-crop", "resize-crop") or not size.isdigit() or int(size) < 1:
-            raise ValueError(f"unknown preprocessing {text!r}; use none, center-crop:N or resize-crop:N")
+            raise ImageOptionError(f"unknown preprocessing {text!r}; use none, center-crop:N or resize-crop:N")
         return cls(kind, int(size))
 
     def __str__(self) -> str:

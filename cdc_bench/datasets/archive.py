@@ -16,6 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
 
 # The images in a dataset zip are already compressed (PNG, JPEG): they expand to about the zip's size. A zip may
@@ -27,7 +28,7 @@ MAX_EXTRACT_BYTES = 64 << 30
 MEMBER_SLACK = 256
 
 
-class UnsafeArchiveError(Exception):
+class UnsafeArchiveError(DatasetError):
     """A zip member would escape the target folder or is a link, or the zip is too large; the message says which."""
 
 

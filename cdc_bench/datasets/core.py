@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..download import sha256_of
+from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES, InputWarning
 from .manifest import DatasetManifest
 
@@ -17,10 +18,6 @@ from .manifest import DatasetManifest
 # DIV2K's per-image values were transcribed by hand).
 EXTRACTION_RECORD = ".cdc-bench-extracted.json"
 SHOWN = 8  # names listed in a message before "and N more"
-
-
-class DatasetError(Exception):
-    """A dataset is absent, incomplete or corrupted. The message names the files, the URL(s) and the folder."""
 
 
 @dataclass

@@ -344,3 +344,16 @@ def test_a_zip_waiting_in_downloads_is_pointed_out(tmp_path: Path):
     placed.write_bytes(b"whatever")
     with pytest.raises(DatasetError, match=f"{placed} is already there: run `cdc-bench download tz"):
         dataset.images()
+
+
+def test_errors_are_the_shared_hierarchy_and_old_names_still_import():
+    from cdc_bench import datasets, download, errors, images
+    from cdc_bench.datasets import archive, manifest
+
+    assert images.ImageReadError is errors.ImageReadError
+    assert datasets.DatasetError is errors.DatasetError
+    assert download.DownloadError is errors.DownloadError and download.ChecksumMismatch is errors.ChecksumMismatch
+    assert issubclass(archive.UnsafeArchiveError, errors.DatasetError)
+    assert issubclass(manifest.ManifestError, errors.DatasetError) and issubclass(manifest.ManifestError, ValueError)
+    assert issubclass(images.ImageOptionError, errors.ConfigError) and images.ImageOptionError.exit_code == 2
+    assert datasets.UnknownNameError is errors.UnknownNameError
