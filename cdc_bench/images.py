@@ -36,7 +36,7 @@ _ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180°", 4: "mirrored top-
 
 
 __all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageOptionError", "ImageReadError", "InputWarning", "Preprocess",
-           "center_crop", "load_image", "pixel_limit", "read_image", "resize_crop", "save_png", "to_rgb8"]
+           "center_crop", "load_image", "pixel_limit", "probe_image", "read_image", "resize_crop", "save_png", "to_rgb8"]
 
 
 class ImageOptionError(ConfigError, ValueError):
@@ -97,19 +97,34 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndar
     unreadable, truncated or too large file.
     """
     path = Path(path)
-    limit = pixel_limit(max_pixels)
+    with _opened(path, pixel_limit(max_pixels)) as img:
+        img.load()
+        notes = _frame_and_orientation_notes(img, path.name)
+        image, converted = to_rgb8(img, path.name)
+        if img.mode in ("RGB", "RGBA") and _looks_16bit(path):
+            # Pillow reads 16-bit-per-channel PNGs as 8-bit by keeping the high byte; say so.
+            converted.insert(0, f"{path.name}: 16-bit RGB converted to 8-bit")
+        return image, converted + notes
+
+
+def probe_image(path: str | Path, max_pixels: int | None = None) -> list[str]:
+    """Check a file from its header only (no pixel is decoded): the notes a read would add about frames and EXIF
+    orientation, or :class:`ImageReadError` for what would fail early (dangling link, unreadable header, too
+    large). Cheap enough to run over a whole dataset before a sweep starts."""
+    path = Path(path)
+    with _opened(path, pixel_limit(max_pixels)) as img:
+        return _frame_and_orientation_notes(img, path.name)
+
+
+@contextmanager
+def _opened(path: Path, limit: int | None) -> Iterator[Image.Image]:
+    """``Image.open`` with the size checked before anything is decoded, and every failure named."""
     if path.is_symlink() and not path.exists():
         raise ImageReadError(f"{path}: dangling symbolic link (its target {os.readlink(path)} does not exist)")
     try:
         with _pillow_limit(limit), Image.open(path) as img:
             _check_size(path, img.size, limit)
-            img.load()
-            notes = _frame_and_orientation_notes(img, path.name)
-            image, converted = to_rgb8(img, path.name)
-            if img.mode in ("RGB", "RGBA") and _looks_16bit(path):
-                # Pillow reads 16-bit-per-channel PNGs as 8-bit by keeping the high byte; say so.
-                converted.insert(0, f"{path.name}: 16-bit RGB converted to 8-bit")
-            return image, converted + notes
+            yield img
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except Image.DecompressionBombError as err:

@@ -225,3 +225,19 @@ def test_resize_crop_covers_any_box():
     assert resize_crop(image, 100, 100).shape == (100, 100, 3)
     assert np.array_equal(resize_crop(image, 80, 50), image)  # already the size: untouched
     assert np.array_equal(Preprocess.parse("resize-crop:40").apply(image), resize_crop(image, 40, 40))
+
+
+def test_probe_checks_headers_without_decoding(tmp_path):
+    from cdc_bench.images import probe_image
+
+    frames = [Image.new("RGB", (10, 8), c) for c in ((1, 2, 3), (4, 5, 6))]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert probe_image(tmp_path / "anim.gif") == ["anim.gif: 2 frames (GIF); only the first frame is used"]
+    (tmp_path / "bomb.png").write_bytes(_png(12000, 12000, idat=b"not even valid data"))
+    with pytest.raises(ImageReadError, match=r"bomb\.png: too large"):
+        probe_image(tmp_path / "bomb.png")
+    good = _save(Image.new("RGB", (5, 5)), tmp_path / "g.png")
+    assert probe_image(good) == []
+    (tmp_path / "junk.png").write_bytes(b"junk")
+    with pytest.raises(ImageReadError, match=r"junk\.png: cannot read image"):
+        probe_image(tmp_path / "junk.png")
