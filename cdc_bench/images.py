@@ -35,8 +35,9 @@ _ORIENTATIONS = {2: "mirrored left-right", 3: "rotated 180°", 4: "mirrored top-
                  6: "rotated 90° clockwise", 7: "transversed", 8: "rotated 90° counter-clockwise"}
 
 
-__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageOptionError", "ImageReadError", "InputWarning", "Preprocess",
-           "center_crop", "load_image", "pixel_limit", "probe_image", "read_image", "resize_crop", "save_png", "to_rgb8"]
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageOptionError", "ImageReadError", "InputWarning",
+           "Preprocess", "center_crop", "load_image", "pixel_limit", "probe_image", "read_image", "resize_crop",
+           "save_png", "to_rgb8"]
 
 
 class ImageOptionError(ConfigError, ValueError):
@@ -252,12 +253,8 @@ def load_image(path: str | Path, preprocess: Preprocess | str | None = None,
     return pre.apply(image), notes
 
 
-def warn_conversions(notes: list[str]) -> None:
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-
-
 def save_png(image: np.ndarray, path: str | Path) -> None:
+    """Write a PNG through a temporary name, so a killed write never leaves a half file under ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
