@@ -140,4 +140,7 @@ def _write_members(archive: zipfile.ZipFile, images: list[zipfile.ZipInfo], stag
         except (zipfile.BadZipFile, OSError, EOFError) as err:  # CRC error or truncated member
             raise UnsafeArchiveError(f"{zip_path}: member {info.filename!r} is damaged ({err}); "
                                      "nothing was extracted") from None
+        except (RuntimeError, NotImplementedError) as err:  # encrypted, or a method zipfile lacks (deflate64)
+            raise UnsafeArchiveError(f"{zip_path}: member {info.filename!r} cannot be extracted ({err}); unzip "
+                                     "the images by hand into the dataset folder; nothing was extracted") from None
         digests[base] = digest.hexdigest()

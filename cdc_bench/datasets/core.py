@@ -107,8 +107,12 @@ def warn_listing(name: str, folder: Path, paths: list[Path]) -> None:
         if dangling(path):
             warnings.warn(f"{name}: {path.name} is a dangling symbolic link (its target {os.readlink(path)} does "
                           "not exist); it is listed and its rows will fail", InputWarning, stacklevel=3)
-    skipped = sorted(p.name for p in folder.iterdir()
-                     if not p.name.startswith(".") and not _image_name(p) and (p.is_file() or dangling(p)))
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir()]
+    special = sorted(p.name for p in entries if _image_name(p) and not p.is_file() and not dangling(p))
+    if special:
+        warnings.warn(f"{name}: skipped {_names(special)}: not a regular file (a pipe, socket or device)",
+                      InputWarning, stacklevel=3)
+    skipped = sorted(p.name for p in entries if not _image_name(p))
     if skipped:
         warnings.warn(f"{name}: {len(skipped)} file{'s' * (len(skipped) != 1)} skipped, not an image by its suffix "
                       f"({', '.join(IMAGE_SUFFIXES)}): {_names(skipped)}", InputWarning, stacklevel=3)

@@ -357,3 +357,17 @@ def test_errors_are_the_shared_hierarchy_and_old_names_still_import():
     assert issubclass(manifest.ManifestError, errors.DatasetError) and issubclass(manifest.ManifestError, ValueError)
     assert issubclass(images.ImageOptionError, errors.ConfigError) and images.ImageOptionError.exit_code == 2
     assert datasets.UnknownNameError is errors.UnknownNameError
+
+
+@pytest.mark.parametrize("patch, why", [((6, 8, 0x1), "is encrypted"), ((8, 10, 9), "compression method")])
+def test_encrypted_or_unsupported_members_are_a_clear_error(tmp_path: Path, patch, why):
+    """Flags patched into the headers by hand: zipfile writes neither encrypted nor deflate64 members."""
+    local_at, central_at, value = patch
+    data = bytearray(make_zip({"a.png": png_bytes(1)}))
+    data[data.index(b"PK\x03\x04") + local_at] |= value
+    data[data.index(b"PK\x01\x02") + central_at] |= value
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(UnsafeArchiveError, match=f"member 'a.png' cannot be extracted .*{why}"):
+        extract_images(bad, tmp_path / "out")
+    assert not (tmp_path / "out" / "a.png").exists()

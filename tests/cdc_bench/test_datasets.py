@@ -279,6 +279,16 @@ def test_folder_lists_dangling_links_and_gifs_and_names_what_it_skips(hostile: P
     assert any("1 file skipped" in m and "notes.txt" in m for m in messages)
 
 
+def test_folder_names_a_pipe_with_an_image_suffix(tmp_path: Path):
+    import os
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "pipe.png")  # opening it would block: skipped, but said so
+    with pytest.warns(UserWarning, match=r"skipped pipe\.png: not a regular file"):
+        items = get_dataset(f"folder:{tmp_path}").images()
+    assert [i.name for i in items] == ["a"]
+
+
 def test_manifest_dataset_names_a_dangling_link(kodak_copy: Path):
     target = kodak_copy / "kodak" / "kodim05.png"
     target.unlink()
