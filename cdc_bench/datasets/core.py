@@ -102,7 +102,8 @@ def _image_name(path: Path) -> bool:
 
 def warn_listing(name: str, folder: Path, paths: list[Path]) -> None:
     """Warn, naming the files, about what a folder listing will not read as expected: dangling links (listed;
-    their rows fail) and files skipped because their suffix is not an image suffix."""
+    their rows fail), pipes or devices with an image suffix (skipped: opening one could block) and files skipped
+    because their suffix is not an image suffix. Hidden files and subfolders are skipped without a word."""
     for path in paths:
         if dangling(path):
             warnings.warn(f"{name}: {path.name} is a dangling symbolic link (its target {os.readlink(path)} does "
