@@ -167,7 +167,7 @@ def _name(note: str, anchor: str, test: str) -> str:
         "(anchor curve)", f"(anchor {anchor})").replace("(test curve)", f"({test})")
 
 
-def per_image_matrices(frame: pd.DataFrame, curve: pd.DataFrame, column: str, source: str | None
+def per_image_matrices(frame: pd.DataFrame, curve: pd.DataFrame, column: str, source: str | None = None
                        ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """images x rate points of bpp and of the metric for one curve (rows of ``frame`` with status ok)."""
     first = curve.iloc[0]
@@ -192,7 +192,10 @@ def _intervals(frame, ca, ct, m, boot, rate_fn, metric_fn) -> dict:
 
     out = {"bd_rate_lo": np.nan, "bd_rate_hi": np.nan, "bd_metric_lo": np.nan, "bd_metric_hi": np.nan,
            "ci_level": boot.level, "ci_resamples": boot.n_resamples, "ci_seed": boot.seed, "ci_images": 0}
-    ma, mt = per_image_matrices(frame, ca, m.column, m.source), per_image_matrices(frame, ct, m.column, m.source)
+    from .frames import source_column
+
+    src = source_column(m)
+    ma, mt = per_image_matrices(frame, ca, m.column, src), per_image_matrices(frame, ct, m.column, src)
     if ma is None or mt is None:
         return out
     images = ma[0].index.intersection(mt[0].index)
@@ -209,11 +212,9 @@ def _intervals(frame, ca, ct, m, boot, rate_fn, metric_fn) -> dict:
 
 
 def _transform(m: MetricSpec):
-    if m.source is None:
-        return lambda v: v
-    from .frames import to_db
+    from .frames import source_column, to_db
 
-    return to_db
+    return (lambda v: v) if source_column(m) == m.column else to_db
 
 
 def _tag(what: str, note: str) -> str:

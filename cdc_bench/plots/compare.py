@@ -61,7 +61,7 @@ def rate_text(codec: str, quality) -> str:
     """A rate point in the codec's own terms: ``compression ratio 100`` for JPEG 2000, ``quality 50`` for JPEG,
     ``lambda 0.0032`` for CDC (from the codec's ``rate_label``), never a bare ``q=``."""
     try:
-        from ..registry import get_codec_class
+        from ..codecs import get_codec_class
 
         label = get_codec_class(str(codec)).rate_label
     except Exception:  # a codec no longer installed still has its rows

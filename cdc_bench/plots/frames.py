@@ -4,76 +4,43 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from dataclasses import dataclass
+from dataclasses import replace
 
 import pandas as pd
+
+from ..metrics import MetricInfo
 
 log = logging.getLogger(__name__)
 
 GROUP = ["dataset", "codec", "options", "quality"]
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """What a figure or table needs to know about a metric, read from the metric registry's metadata."""
+# Figures and tables read the metric registry's own metadata (label, unit, precision, direction, dataset-level);
+# the alias keeps the name the plotting code has always used.
+MetricSpec = MetricInfo
 
-    name: str
-    column: str
-    label: str                  # without unit: "PSNR"
-    lower_better: bool | None   # None: unknown (a column no registered metric claims)
-    dataset_level: bool = False
-    unit: str = ""              # "dB", "" ...
-    precision: int = 4          # decimals of a value in tables
-    source: str | None = None   # a derived display column (MS-SSIM in dB) is computed from this column
-
-    @property
-    def arrow(self) -> str:
-        return "" if self.lower_better is None else ("↓" if self.lower_better else "↑")
-
-    @property
-    def unit_label(self) -> str:
-        """``PSNR [dB]``, ``LPIPS (AlexNet)``."""
-        return f"{self.label} [{self.unit}]" if self.unit else self.label
-
-    @property
-    def axis_label(self) -> str:
-        """e.g. ``PSNR [dB] ↑``: the direction is written on the axis."""
-        return f"{self.unit_label} {self.arrow}".strip()
+# Display columns computed from a stored one: MS-SSIM in dB, as CompressAI plots it.
+DERIVED = {"ms_ssim_db": "ms_ssim"}
 
 
-def _split_unit(label: str) -> tuple[str, str]:
-    # Until every MetricInfo declares ``unit``, older labels carry it as "PSNR [dB]".
-    found = re.match(r"^(.*?)\s*\[([^\]]+)\]\s*$", label)
-    return (found.group(1), found.group(2)) if found else (label, "")
+def source_column(spec: MetricInfo) -> str:
+    """The results column a metric's values come from (``ms_ssim`` for the dB display of MS-SSIM)."""
+    return DERIVED.get(spec.column, spec.column)
 
 
-def metric_spec(name: str, ms_ssim_db: bool = False) -> MetricSpec:
+def metric_spec(name: str, ms_ssim_db: bool = False) -> MetricInfo:
     """Resolve a metric by CLI name (``ms-ssim``) or column (``ms_ssim``) through the metric registry.
 
     Direction, unit, precision and label come from :mod:`cdc_bench.metrics`, never from this module. With
     ``ms_ssim_db``, MS-SSIM is shown as CompressAI plots it: -10 log10(1 - MS-SSIM) in dB (column
     ``ms_ssim_db``, derived from dataset means by :func:`add_derived`).
     """
-    from ..metrics import METRICS, get_metric, metric_for_column
-    from ..registry import UnknownNameError
+    from ..metrics import lookup_metric
 
-    info = metric_for_column(name)
-    if info is None:
-        try:
-            info = get_metric(name)
-        except UnknownNameError:
-            raise UnknownNameError("metric", name, sorted(METRICS)) from None
-    label, unit = _split_unit(info.label)
-    unit = getattr(info, "unit", None) if getattr(info, "unit", None) is not None else unit
-    precision = getattr(info, "precision", None)
-    precision = int(precision) if precision is not None else (2 if unit == "dB" else 4)
-    if unit == "bpp":
-        unit = ""
-    spec = MetricSpec(info.name, info.column, label, info.lower_better, info.dataset_level, unit, precision)
+    info = lookup_metric(name)
     if ms_ssim_db and info.column == "ms_ssim":
-        spec = MetricSpec(info.name, "ms_ssim_db", label, info.lower_better, False, "dB", 2, source="ms_ssim")
-    return spec
+        return replace(info, column="ms_ssim_db", unit="dB", precision=2, range=(0.0, None))
+    return info
 
 
 def to_db(values):
@@ -88,11 +55,12 @@ def add_derived(points: pd.DataFrame, metrics) -> pd.DataFrame:
     """Add the display columns of derived metrics (MS-SSIM in dB) from the dataset means and their bounds."""
     points = points.copy()
     for spec in metrics:
-        if spec.source is None:
+        source = DERIVED.get(spec.column)
+        if source is None:
             continue
         for suffix in ("", "_lo", "_hi"):
-            if f"{spec.source}{suffix}" in points:
-                points[f"{spec.column}{suffix}"] = to_db(points[f"{spec.source}{suffix}"])
+            if f"{source}{suffix}" in points:
+                points[f"{spec.column}{suffix}"] = to_db(points[f"{source}{suffix}"])
     return points
 
 
@@ -214,9 +182,9 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricSpec], dataset_metrics: p
     """
     from ..summary import dataset_means
 
-    sources = [m.source or m.column for m in metrics if not m.dataset_level]
+    sources = [source_column(m) for m in metrics if not m.dataset_level]
     per_image = list(dict.fromkeys(c for c in sources if c in frame))
-    missing = [m.name for m in metrics if not m.dataset_level and (m.source or m.column) not in frame]
+    missing = [m.name for m in metrics if not m.dataset_level and source_column(m) not in frame]
     if missing:
         log.warning("no %s column in the results; those metrics are skipped", ", ".join(missing))
     if frame.empty:

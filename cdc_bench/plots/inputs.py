@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .frames import MetricSpec, metric_spec
+from .frames import MetricSpec, metric_spec, source_column
 from .published import PublishedCurve, resolve_reference
 
 
@@ -111,7 +111,7 @@ def parse_metrics(text: str | None, results: Results, ms_ssim_db: bool = False) 
     stored = set(results.dataset_metrics["metric"].str.lower()) if "metric" in results.dataset_metrics else set()
     for name in metric_names():
         spec = metric_spec(name, ms_ssim_db)
-        column = spec.source or spec.column
+        column = source_column(spec)
         has_values = column in results.frame and results.frame[column].notna().any()
         if has_values or (spec.dataset_level and spec.name.lower() in stored):
             specs.append(spec)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .bdrate import _anchor_label, _bd_functions, _transform, per_image_matrices
-from .frames import MetricSpec
+from .frames import MetricSpec, source_column
 from .style import COLUMN_WIDTH, codec_style, paper_style, save_figure
 
 
@@ -28,8 +28,9 @@ def per_image_bd(points: pd.DataFrame, frame: pd.DataFrame, anchor: str, metrics
             for m in metrics:
                 if m.dataset_level or m.column not in per:
                     continue
-                ma = per_image_matrices(frame, a.dropna(subset=[m.column]), m.column, m.source)
-                mt = per_image_matrices(frame, curve.dropna(subset=[m.column]), m.column, m.source)
+                src = source_column(m)
+                ma = per_image_matrices(frame, a.dropna(subset=[m.column]), m.column, src)
+                mt = per_image_matrices(frame, curve.dropna(subset=[m.column]), m.column, src)
                 if ma is None or mt is None:
                     continue
                 tf = _transform(m)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .frames import MetricSpec, dataset_level_notes, dataset_title, subset_warning, to_db
+from .frames import MetricSpec, dataset_level_notes, dataset_title, source_column, subset_warning, to_db
 from .published import PublishedCurve
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, PUBLISHED_LINESTYLE, codec_style, paper_style, save_figure
 
@@ -55,8 +55,9 @@ def rd_axes(ax, points: pd.DataFrame, metric: MetricSpec, published: Sequence[Pu
         drawn += 1
     for ref in published:
         ref_points = ref.points
-        if metric.source and metric.source in ref_points:   # MS-SSIM in dB, from the file's linear values
-            ref_points = ref_points.assign(**{metric.column: to_db(ref_points[metric.source])})
+        source = source_column(metric)
+        if source != metric.column and source in ref_points:   # MS-SSIM in dB, from the file's linear values
+            ref_points = ref_points.assign(**{metric.column: to_db(ref_points[source])})
         if metric.column not in ref_points or ref_points[metric.column].notna().sum() == 0:
             log.info("%s has no %s values; not drawn on that axis", ref.legend, metric.name)
             continue

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .bdrate import _label, bd_table, wide_table
 from .frames import (RANDOM_WEIGHTS, MetricSpec, dataset_level_notes, dataset_title, ok_rows, rd_points,
-                     short_labels, subset_warning)
+                     short_labels, source_column, subset_warning)
 from .published import PublishedCurve
 from .rd import figure_notes, rd_axes
 from .style import COLUMN_WIDTH, paper_style
@@ -193,7 +193,7 @@ def _per_image_html(rows: pd.DataFrame, metrics: Sequence[MetricSpec]) -> str:
     if rows.empty:
         return ""
     labels = short_labels(zip(rows["codec"], rows["options"]))
-    cols = [m.source or m.column for m in metrics if not m.dataset_level and (m.source or m.column) in rows]
+    cols = [source_column(m) for m in metrics if not m.dataset_level and source_column(m) in rows]
     table = rows.assign(curve=[labels[(str(c), str(o))] for c, o in zip(rows["codec"], rows["options"])])
     table = table[["image", "curve", "quality", "bpp"] + list(dict.fromkeys(cols))].sort_values(
         ["image", "curve", "bpp"]).round(4)

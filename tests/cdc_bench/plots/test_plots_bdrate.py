@@ -135,7 +135,7 @@ def test_csv_round_trips(tidy):
 
 
 def test_unknown_direction_metric_still_tabulates():
-    spec = MetricSpec("custom", "custom", "Custom", None)
+    spec = MetricSpec("custom", "custom", lower_better=None, label="Custom")
     frame = pd.DataFrame({"dataset": ["d"] * 4, "codec": ["a", "a", "b", "b"], "options": ["{}"] * 4,
                           "label": ["a", "a", "b", "b"], "quality": [1, 2, 1, 2], "bpp": [0.1, 0.2, 0.08, 0.16],
                           "custom": [1.0, 2.0, 1.0, 2.0]})
