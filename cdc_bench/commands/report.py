@@ -57,8 +57,8 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
         names = split_list(viewer_images)
         if not names:  # the first image that has any saved reconstruction
             for _, row in frame.iterrows():
-                if recon_path(row.get("_out_dir") or res.out_dir, row["dataset"], row["codec"], row["options"], quality_text(row["quality"]),
-                              row["image"]).is_file():
+                if recon_path(row.get("_out_dir") or res.out_dir, row["dataset"], row["codec"], row["_options"],
+                              quality_text(row["quality"]), row["image"]).is_file():
                     names = [row["image"]]
                     break
         viewers = []

@@ -122,8 +122,9 @@ def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
 
     from ..store import quality_text, recon_path
 
-    path = recon_path(out_dir, row["dataset"], row["codec"], row["options"], quality_text(row["quality"]),
-                      row["image"])
+    options = row.get("_options") if isinstance(row.get("_options"), str) else row["options"]
+    path = recon_path(row.get("_out_dir") or out_dir, row["dataset"], row["codec"], options,
+                      quality_text(row["quality"]), row["image"])
     if not path.is_file():
         raise CompareError(f"no saved reconstruction of {row['dataset']}/{row['image']} by {row['codec']} at "
                            f"{row['quality']} (expected {path}); re-run that sweep with `cdc-bench run ... "

@@ -62,7 +62,8 @@ def load_many(paths: Sequence[str | Path]) -> Results:
             seen[pair] = seen.get(pair, 0) + 1
     frames, dms, runs = [], [], []
     for r, name in zip(loaded, names):
-        frame = r.frame.assign(_out_dir=str(r.out_dir))
+        # _out_dir and _options: where this row's files are (reconstructions are named by the stored options).
+        frame = r.frame.assign(_out_dir=str(r.out_dir), _options=r.frame.get("options"))
         dm = r.dataset_metrics.copy()
         if len(loaded) > 1:
             frame["options"] = [_tag(o, name) if seen.get((c, o), 0) > 1 else o

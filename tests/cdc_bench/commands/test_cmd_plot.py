@@ -221,3 +221,20 @@ def test_trace_figure_quality_and_time_against_steps(cdc_sweep, tmp_path):
 def test_rdp_bad_trace_is_explained(cdc_sweep, tmp_path, args, message):
     res = CliRunner().invoke(main, ["plot", str(cdc_sweep), "--out", str(tmp_path), *args])
     assert res.exit_code != 0 and message in res.output
+
+
+def test_fid_figure_names_protocol_and_flags_too_few_patches(results, tmp_path):
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from test_export import add_dataset_metrics
+
+    copy = tmp_path / "res"
+    shutil.copytree(results, copy)
+    add_dataset_metrics(copy)
+    res = CliRunner().invoke(main, ["plot", str(copy), "--metrics", "fid,kid", "--format", "pdf",
+                                    "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(_pdf_text(tmp_path / "f" / "rd_kodak_fid.pdf").split())
+    assert "FID (fid256)" in text and "96 patches" in text and "UNRELIABLE" in text
+    assert "fid: FID: protocol fid256, 96 patches; UNRELIABLE" in res.output
