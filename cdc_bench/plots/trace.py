@@ -117,6 +117,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out
             fig, ax = plt.subplots(figsize=(width, width * 0.8), layout="constrained")
             style = codec_style(codec)
             random = any(RANDOM_WEIGHTS in str(v) for v in line["label"])
+            labels: list[tuple[str, float, float, str]] = []
             for k, (rest, part) in enumerate(line.groupby("rest", sort=True)):
                 label = f"{codec}, {option} traced" + (f" ({rest})" if rest else "") + (
                     f" [{RANDOM_WEIGHTS}]" if random else "")
@@ -128,8 +129,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out
                                 ecolor=style["color"], elinewidth=0.6, capsize=1.5, alpha=0.7)
                 for _, row in part.iterrows():
                     value = f"{row['value']:g}" if isinstance(row["value"], (int, float)) else str(row["value"])
-                    ax.annotate(f"{option}={value}", (row[dist.column], row[perc.column]),
-                                textcoords="offset points", xytext=(3, 3), fontsize=5.5, color=style["color"])
+                    labels.append((f"{option}={value}", row[dist.column], row[perc.column], style["color"]))
             for (other, options), curve in per[per["codec"] != codec].groupby(["codec", "options"], sort=True):
                 value = at_rate(curve, bpp, [dist.column, perc.column])
                 if not value or len(value) < 2:
@@ -148,6 +148,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out
                 ax.set_xlim(*xlim)
             if ylim:
                 ax.set_ylim(*ylim)
+            _annotate(ax, labels)
             ax.legend(loc="best")
             figure_notes(fig, notes, width)
             written += save_figure(fig, Path(out_dir) / f"rdp_{_safe(dataset)}_{_safe(codec)}-{_safe(option)}",
@@ -155,6 +156,18 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
     return written
+
+
+def _annotate(ax, labels) -> None:
+    """Label traced points, skipping a label that would print over one already placed (coinciding points)."""
+    placed: list[np.ndarray] = []
+    box = np.array([6.0 * max((len(t) for t, *_ in labels), default=1), 12.0])  # label size in display px
+    for text, x, y, color in labels:
+        at = ax.transData.transform((x, y))
+        if any((np.abs(at - p) < box).all() for p in placed):
+            continue
+        placed.append(at)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=5.5, color=color)
 
 
 def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out_dir: str | Path,
@@ -217,7 +230,7 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, o
                 axes.flat[len(panels)].legend(handles, labels, title="rate point", loc="center", fontsize=5.5,
                                               title_fontsize=6)
             else:
-                fig.legend(handles, labels, title="rate point", loc="outside lower center", ncols=2, fontsize=5.5,
+                fig.legend(handles, labels, title="rate point", loc="outside right upper", fontsize=5.5,
                            title_fontsize=6)
             random = f" [{RANDOM_WEIGHTS}]" if notes else ""
             fig.suptitle(f"{title}\n{codec}{random}, {option} traced", fontsize=7.5)
