@@ -40,9 +40,11 @@ def dataset_metrics_table(store: ResultsStore, fid_bootstrap: int = 0, seed: int
     frame["value_hi"] = float("nan")
     frame["interval"] = ""
     kid = frame["metric"] == "kid"
-    frame.loc[kid, "value_lo"] = frame.loc[kid, "value"] - frame.loc[kid, "std"]
-    frame.loc[kid, "value_hi"] = frame.loc[kid, "value"] + frame.loc[kid, "std"]
-    frame.loc[kid, "interval"] = "value ± std over KID subsets"
+    if kid.any():
+        value, std = (pd.to_numeric(frame.loc[kid, c], errors="coerce") for c in ("value", "std"))
+        frame.loc[kid, "value_lo"] = value - std
+        frame.loc[kid, "value_hi"] = value + std
+        frame.loc[kid, "interval"] = "value ± std over KID subsets"
     frame.loc[frame["metric"] == "fid", "interval"] = "none (FID has no per-image values; export --fid-bootstrap N)"
     if fid_bootstrap > 0:
         _fid_intervals(store, frame, fid_bootstrap, seed)

@@ -104,3 +104,38 @@ def test_random_weights_name_in_compressai_json():
                           "psnr": [20.0, 21.0], "status": ["ok", "ok"]})
     (_, _, payload), = compressai_results(frame)
     assert payload["name"] == "cdc [random weights]"
+
+
+def test_fid_bootstrap_over_cached_patch_features(tmp_path, tmp_path_factory, kodak_dir):
+    """--fid-bootstrap reads the per-item feature cache (OUT/features/<protocol>/) as the FID module wrote it
+    and resamples patches; the interval brackets the stored FID."""
+    from cdc_bench.metrics import fid
+    from cdc_bench.metrics.frechet import fid_from_features
+    from cdc_bench.store import ResultsStore, item_key
+
+    out = tmp_path / "res"
+    shutil.copytree(td.shared_results(tmp_path_factory, kodak_dir), out)
+    rng = np.random.default_rng(1)
+    with ResultsStore(out, create=False) as store:
+        frame = store.frame()
+        rows = frame[(frame["status"] == "ok") & (frame["codec"] == "jpeg") & (frame["quality"] == 50)]
+        origs, recons = [], []
+        for _, row in rows.iterrows():
+            orig = rng.normal(0, 1, (60, 8)).astype(np.float32)
+            recon = (orig + rng.normal(0.2, 0.6, orig.shape)).astype(np.float32)
+            fid._save(fid.original_features_path(out, "kodak", row["image"], "fid256"), orig,
+                      {"extractor": "test", "image_sha1": row["image"]})
+            key = item_key("kodak", row["image"], "jpeg", row["options"], "50")
+            fid._save(fid.features_dir(out, "fid256") / f"{key}.npy", recon,
+                      {"extractor": "test", "original_sha1": row["image"]})
+            origs.append(orig)
+            recons.append(recon)
+        value = fid_from_features(np.concatenate(origs), np.concatenate(recons))
+        store.put_dataset_metric({"dataset": "kodak", "codec": "jpeg", "options": rows["options"].iloc[0],
+                                  "quality": "50", "metric": "fid", "protocol": "fid256", "value": value,
+                                  "n_images": 2, "n_patches": 120, "feature_extractor": "test"})
+    res = CliRunner().invoke(main, ["export", str(out), "--format", "csv", "--fid-bootstrap", "40"])
+    assert res.exit_code == 0, res.output
+    row = pd.read_csv(out / "export" / "dataset_metrics.csv").iloc[0]
+    assert row["value_lo"] < row["value"] < row["value_hi"]
+    assert row["interval"].startswith("95% percentile bootstrap over patches (40 resamples")
