@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..registry import UnknownNameError
-
 
 def _parse_at(text: str | None) -> tuple[int, int] | None:
     if not text:
@@ -41,24 +39,21 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     """Tiles of one crop: original, then each codec at its rate point nearest to --bpp on this image, each
     labelled with codec, real bpp and metric values. Needs reconstructions saved by `cdc-bench run --save-recon`.
     """
-    from ..plots.compare import CompareError, comparison_tiles, find_original, matched_rows, plot_tiles, rate_text
-    from ..plots.inputs import InputError, load_results, split_list
+    from ..plots.compare import comparison_tiles, find_original, matched_rows, plot_tiles, rate_text
+    from ..plots.inputs import load_results, split_list
     from ..plots.frames import metric_spec
 
     at = _parse_at(at_text)
-    try:
-        res = load_results(results)
-        specs = [metric_spec(m) for m in split_list(metrics)]
-        rows = matched_rows(res.frame, image, target, dataset, split_list(codecs) or None)
-        first = rows.iloc[0]
-        root = data_root or _data_root(res.runs)
-        reference = find_original(first["dataset"], image, first.get("preprocess"), original, root)
-        tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
-        out = out or res.out_dir / "figures"
-        stem = out / f"compare_{first['dataset']}_{image}_{target:g}bpp"
-        written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
-    except (CompareError, InputError, UnknownNameError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    res = load_results(results)
+    specs = [metric_spec(m) for m in split_list(metrics)]
+    rows = matched_rows(res.frame, image, target, dataset, split_list(codecs) or None)
+    first = rows.iloc[0]
+    root = data_root or _data_root(res.runs)
+    reference = find_original(first["dataset"], image, first.get("preprocess"), original, root)
+    tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
+    out = out or res.out_dir / "figures"
+    stem = out / f"compare_{first['dataset']}_{image}_{target:g}bpp"
+    written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
     for _, row in rows.iterrows():
         click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['quality'])}: {row['bpp']:.4f} bpp "
                    f"(nearest of its rate points to {target:g} bpp)")

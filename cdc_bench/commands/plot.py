@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..registry import UnknownNameError
 
 KINDS = ("rd", "rdp", "trace")
 
@@ -71,10 +70,9 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
     """
     from ..plots.frames import ok_rows, rd_points
     from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, split_list
-    from ..plots.published import ReferenceError
     from ..plots.rd import plot_rd
     from ..plots.speed import SpeedReportError, plot_speed
-    from ..plots.trace import TraceError, plot_rdp, plot_trace
+    from ..plots.trace import plot_rdp, plot_trace
 
     if not results and not speed_files:
         raise click.UsageError("give a RESULTS folder, or --speed JSON files, or both")
@@ -113,7 +111,7 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
             click.echo(f"{len(frame)} rows used, {dropped} left out (status not ok)")
         if speed_files:
             written += plot_speed(list(speed_files), out / "speed", fmt, w)
-    except (InputError, ReferenceError, SpeedReportError, TraceError, UnknownNameError, ValueError) as err:
+    except SpeedReportError as err:
         raise click.ClickException(str(err)) from None
     for text in dict.fromkeys(warnings):
         click.echo(f"warning: {text}", err=True)

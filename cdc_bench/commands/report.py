@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..registry import UnknownNameError
 from .plot import bootstrap_from, ci_options
 
 
@@ -41,7 +40,6 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     from ..plots.compare import CompareError, find_original
     from ..plots.frames import ok_rows
     from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, split_list
-    from ..plots.published import ReferenceError
     from ..plots.report import build_report, data_uri, viewer_data
     from ..plots.speed import SpeedReportError, plot_speed
     from ..store import recon_path, quality_text
@@ -85,7 +83,7 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
                             published=published, viewers=viewers, speed_svg=speed_uri,
                             title=title or f"cdc-bench report: {', '.join(Path(r).name for r in results)}",
                             boot=bootstrap_from(ci_level, no_ci, ci_method, resamples, seed), bpp_range=window)
-    except (InputError, ReferenceError, SpeedReportError, UnknownNameError, ValueError) as err:
+    except SpeedReportError as err:
         raise click.ClickException(str(err)) from None
     out = out or res.out_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)

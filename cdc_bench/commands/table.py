@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..registry import UnknownNameError
 from .plot import bootstrap_from, ci_options
 
 
@@ -38,23 +37,20 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
     from ..plots.perimage import per_image_bd, plot_per_image, summary_lines
 
     boot = bootstrap_from(ci_level, no_ci, ci_method, resamples, seed)
-    try:
-        window = parse_range(bpp_range, "--bpp-range")
-        res = load_many(results)
-        frame, dropped = ok_rows(res.frame)
-        if codecs:
-            keep = set(split_list(codecs)) | {anchor.split(" (")[0]}
-            frame = frame[frame["codec"].isin(keep)]
-        if frame.empty:
-            raise InputError(f"no successful rows in {', '.join(map(str, results))}")
-        specs = parse_metrics(metrics, res)
-        points = rd_points(frame, specs, res.dataset_metrics)
-        if per_image:
-            tidy = per_image_bd(points, frame, anchor, specs, method, window)
-        else:
-            tidy = bd_table(points, anchor, specs, method, frame=frame, boot=boot, bpp_range=window)
-    except (InputError, UnknownNameError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    window = parse_range(bpp_range, "--bpp-range")
+    res = load_many(results)
+    frame, dropped = ok_rows(res.frame)
+    if codecs:
+        keep = set(split_list(codecs)) | {anchor.split(" (")[0]}
+        frame = frame[frame["codec"].isin(keep)]
+    if frame.empty:
+        raise InputError(f"no successful rows in {', '.join(map(str, results))}")
+    specs = parse_metrics(metrics, res)
+    points = rd_points(frame, specs, res.dataset_metrics)
+    if per_image:
+        tidy = per_image_bd(points, frame, anchor, specs, method, window)
+    else:
+        tidy = bd_table(points, anchor, specs, method, frame=frame, boot=boot, bpp_range=window)
     if tidy.empty:
         raise click.ClickException("nothing to compare: the results hold only the anchor")
     if per_image:

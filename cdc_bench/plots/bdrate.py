@@ -222,6 +222,8 @@ def _tag(what: str, note: str) -> str:
 
 
 def _anchor_label(per: pd.DataFrame, anchor: str, dataset: str) -> str:
+    from .inputs import InputError
+
     labels = sorted(per["label"].unique())
     if anchor in labels:
         return anchor
@@ -229,8 +231,8 @@ def _anchor_label(per: pd.DataFrame, anchor: str, dataset: str) -> str:
     if len(by_codec) == 1:
         return by_codec[0]
     if len(by_codec) > 1:
-        raise ValueError(f"anchor {anchor!r} has several option sets in {dataset}; name one: {', '.join(by_codec)}")
-    raise ValueError(f"anchor {anchor!r} not in the results of {dataset}; curves there: {', '.join(labels)}")
+        raise InputError(f"anchor {anchor!r} has several option sets in {dataset}; name one: {', '.join(by_codec)}")
+    raise InputError(f"anchor {anchor!r} not in the results of {dataset}; curves there: {', '.join(labels)}")
 
 
 # -- rendering ----------------------------------------------------------------------------------------------------

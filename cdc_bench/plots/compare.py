@@ -16,11 +16,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
 from .frames import MetricSpec, curve_label, ok_rows, short_labels
 from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
 
 
-class CompareError(ValueError):
+class CompareError(ConfigError, ValueError):
     """A comparison that cannot be made; the message names the item and the fix."""
 
 

@@ -8,11 +8,12 @@ from typing import Sequence
 
 import pandas as pd
 
+from ..errors import ConfigError
 from .frames import MetricSpec, metric_spec, source_column
 from .published import PublishedCurve, resolve_reference
 
 
-class InputError(ValueError):
+class InputError(ConfigError, ValueError):
     """Results or arguments that cannot be used; the message says what to do."""
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 DEFAULT_REFERENCES_DIR = Path(__file__).resolve().parent / "data" / "published"
 
 # Column names used by published files -> the results column of the same metric.
@@ -31,7 +33,7 @@ _DB_COLUMNS = {"ms-ssim-db-rgb": "ms_ssim", "ms-ssim-db": "ms_ssim"}
 _ILLM_MODELS = {"msillm": "MS-ILLM", "nogan": "No-GAN"}
 
 
-class ReferenceError(ValueError):
+class ReferenceError(ConfigError, ValueError):
     """A reference name or file that cannot be read; the message says what to do."""
 
 

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
 from .frames import RANDOM_WEIGHTS, MetricSpec, dataset_level_notes, dataset_title, rd_points
 from .rd import figure_notes
 from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
@@ -24,7 +25,7 @@ from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
 log = logging.getLogger(__name__)
 
 
-class TraceError(ValueError):
+class TraceError(ConfigError, ValueError):
     """A trace that the results cannot draw; the message says which runs to add."""
 
 
