@@ -236,9 +236,12 @@ def dataset_level_notes(points: pd.DataFrame, metrics) -> list[str]:
         if len(patches):
             lo, hi = int(patches.min()), int(patches.max())
             text += f", {lo} patches" if lo == hi else f", {lo}-{hi} patches"
-            if lo < MIN_FID_PATCHES:
+            if lo < MIN_FID_PATCHES and spec.column == "fid":
                 text += (f"; UNRELIABLE: fewer than {MIN_FID_PATCHES} patches (Inception's feature dimension), "
                          "so the covariance is singular and the value is biased upward")
+            elif lo < MIN_FID_PATCHES:
+                text += (f"; UNRELIABLE: fewer than {MIN_FID_PATCHES} patches; compare only with the same patch "
+                         "count, and read the subset std")
         if spec.column == "kid" and f"{spec.column}_std" in have:
             text += "; ± is the std over KID subsets"
         if spec.column == "fid":

@@ -44,6 +44,10 @@ def rd_axes(ax, points: pd.DataFrame, metric: MetricSpec, published: Sequence[Pu
         random = "[random weights]" in label
         ax.plot(curve["bpp"], curve[metric.column], linestyle=OPTION_LINESTYLES[k % len(OPTION_LINESTYLES)],
                 label=label, markerfacecolor="white" if random else style["color"], **style)
+        std = f"{metric.column}_std"   # KID: the std over its subsets, drawn as ± error bars
+        if ci and std in curve and curve[std].notna().any() and not (lo in curve and curve[lo].notna().any()):
+            ax.errorbar(curve["bpp"], curve[metric.column], yerr=curve[std].fillna(0), fmt="none",
+                        ecolor=style["color"], elinewidth=0.8, capsize=2)
         if ci and lo in curve and hi in curve and curve[lo].notna().any():
             if len(curve) > 1:
                 ax.fill_between(curve["bpp"], curve[lo], curve[hi], color=style["color"], alpha=0.18,
