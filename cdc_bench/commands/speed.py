@@ -185,8 +185,13 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
     if out is not None:
         console.print(escape(f"report written to {save_report(report, out)}"), highlight=False)
     if plot is not None:
-        figure, drawer = _plot(report, plot)
-        console.print(escape(f"figure written to {figure} (by {drawer})"), highlight=False)
+        figure = _plot(report, plot)
+        if figure is None:
+            console.print("[yellow]note[/yellow]: " + escape(f"no figure written to {plot}: {codec} has no steps "
+                                                             "option, so there is no time-against-steps curve"),
+                          highlight=False)
+        else:
+            console.print(escape(f"figure written to {figure}"), highlight=False)
     if old is None:
         return
     _check_mismatch(old, report, compare_path, allow_mismatch, console)
@@ -224,17 +229,10 @@ def _check_mismatch(old: dict[str, Any], new: dict[str, Any], old_path: Path, al
                        "conditions, or pass --allow-mismatch to compare anyway.")
 
 
-def _plot(report: dict[str, Any], path: Path) -> tuple[Path, str]:
-    """Draw through the figures module (``cdc_bench.plots.speed``) when it is installed and the report sweeps
-    steps; otherwise (a one-point codec, or no figures module) with this package's own figure."""
-    fmt = path.suffix.lower().lstrip(".")
-    if any(r.get("steps") is not None for r in report["rows"]):
-        try:
-            from ..plots.speed import plot_speed as figures_plot
-        except ImportError:
-            figures_plot = None
-        if figures_plot is not None:
-            return Path(figures_plot([report], path.with_suffix(""), formats=(fmt,))[0]), "cdc_bench.plots.speed"
-    from ..speed.plot import plot_speed
+def _plot(report: dict[str, Any], path: Path) -> Path | None:
+    """The speed figure (``cdc_bench.plots.speed``); ``None`` when no row has a step count to plot against."""
+    if not any(r.get("steps") is not None for r in report["rows"]):
+        return None
+    from ..plots.speed import plot_speed
 
-    return plot_speed(report, path), "cdc_bench.speed.plot"
+    return Path(plot_speed([report], path.with_suffix(""), formats=(path.suffix.lower().lstrip("."),))[0])

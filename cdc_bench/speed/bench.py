@@ -21,9 +21,9 @@ from ..download import DownloadError
 from ..registry import UnknownNameError, get_codec_class
 from .environment import environment, load_average
 from .fit import fit_linear
+from .report import SCHEMA
 from .measure import MIB, PeakRSS, cuda_peak_mib, reset_cuda_peak, summarize, synchronizer, timed
 
-SCHEMA = "cdc-bench-speed/1"
 STEPS_OPTION = "steps"
 WEIGHTS_OPTION = "weights"
 RANDOM_WEIGHTS = "random"

@@ -1,4 +1,8 @@
-"""Saving and loading speed reports (JSON), with errors that name the file and what is wrong with it."""
+"""Saving and loading speed reports (JSON), with errors that name the file and what is wrong with it.
+
+This module is the one home of the report format (``SCHEMA``) and of :class:`SpeedReportError`; the figures
+(``cdc_bench.plots.speed``) read reports through it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .bench import SCHEMA
 
+SCHEMA = "cdc-bench-speed/1"
 REQUIRED = ("schema", "codec", "env", "settings", "rows")
 
 
-class SpeedReportError(Exception):
-    """A saved speed report cannot be read or is not a cdc-bench speed report."""
+class SpeedReportError(ValueError):
+    """A saved speed report cannot be read or is not a cdc-bench speed report; the message names the file."""
 
 
 def save_report(report: dict[str, Any], path: str | Path) -> Path:
