@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 
-SCHEMA = "cdc-bench-speed/1"
-REQUIRED = ("schema", "codec", "env", "settings", "rows")
+#: /2: encode timed once per size (``encode`` list), CPU and CUDA-event clocks beside wall, decode-only fits
+SCHEMA = "cdc-bench-speed/2"
+REQUIRED = ("schema", "codec", "env", "settings", "encode", "rows")
 
 
 class SpeedReportError(ValueError):
@@ -40,14 +41,19 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise SpeedReportError(f"{path}: not a readable JSON file ({err})") from None
     if not isinstance(report, dict):
         raise SpeedReportError(f"{path}: not a cdc-bench speed report (top level is not an object)")
+    if report.get("schema", SCHEMA) != SCHEMA:
+        raise SpeedReportError(f"{path}: report format {report['schema']!r}, this version reads {SCHEMA!r} "
+                               "(encode timed once per size, CPU time beside wall time); measure the baseline "
+                               "again with this version")
     missing = [key for key in REQUIRED if key not in report]
     if missing:
         raise SpeedReportError(f"{path}: not a cdc-bench speed report (missing {', '.join(missing)})")
-    if report["schema"] != SCHEMA:
-        raise SpeedReportError(f"{path}: report format {report['schema']!r}, this version reads {SCHEMA!r}; "
-                               "re-run cdc-bench speed with the old commit to regenerate it")
     for i, row in enumerate(report["rows"]):
-        for key in ("width", "height", "steps", "encode", "decode"):
+        for key in ("width", "height", "steps", "decode"):
             if key not in row:
                 raise SpeedReportError(f"{path}: row {i} has no {key!r}")
+    for i, row in enumerate(report["encode"]):
+        for key in ("width", "height", "encode"):
+            if key not in row:
+                raise SpeedReportError(f"{path}: encode row {i} has no {key!r}")
     return report

@@ -146,6 +146,18 @@ class LoggingCodec(ConvStackCodec):
         return super().decode(data)
 
 
+class StepBitsCodec(ConvStackCodec):
+    """Writes its step count into the bitstream: the encoder depends on steps."""
+
+    name = "speedtoy-stepbits"
+
+    def encode(self, image, rate):
+        return bytes([self.options["steps"]]) + super().encode(image, rate)
+
+    def decode(self, data):
+        return super().decode(data[1:])
+
+
 class WrongShapeCodec(ConvStackCodec):
     name = "speedtoy-wrong"
 
@@ -154,7 +166,7 @@ class WrongShapeCodec(ConvStackCodec):
 
 
 for _cls in (ConvStackCodec, FlatCodec, CheckpointCodec, DeclaredWeightsCodec, DownloadFailsCodec, LoggingCodec,
-             WrongShapeCodec):
+             StepBitsCodec, WrongShapeCodec):
     register(_cls)
 
 

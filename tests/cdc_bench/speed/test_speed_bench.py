@@ -39,12 +39,18 @@ def test_run_speed_measures_every_size_and_step_count():
         (32, 24, 1), (32, 24, 3), (32, 24, 6), (16, 16, 1), (16, 16, 3), (16, 16, 6)]
     for row in report["rows"]:
         assert row["codec_info"] == {"steps_run": row["steps"]}  # the decoder really ran that many steps
-        assert row["encode"]["n"] == row["decode"]["n"] == 2
+        assert "encode" not in row  # encode is timed once per size, not per step count
+        assert row["decode"]["n"] == row["decode_cpu"]["n"] == 2 and row["decode_cuda"] is None
         assert row["decode"]["min"] <= row["decode"]["median"] <= row["decode"]["max"]
+        assert 0 < row["decode_cpu"]["median"]
         assert row["bytes"] > 5  # more than the toy codec's 5-byte header
         assert row["bpp"] == pytest.approx(8 * row["bytes"] / (row["width"] * row["height"]))
         assert row["memory"]["decode_peak_rss_mib"] >= row["memory"]["rss_before_mib"] > 0
         assert row["memory"]["decode_cuda_max_allocated_mib"] is None
+    assert [(e["width"], e["height"], e["encode"]["n"], e["encode_cpu"]["n"]) for e in report["encode"]] == [
+        (32, 24, 2, 2), (16, 16, 2, 2)]
+    assert report["encode"][0]["bytes"] == report["rows"][0]["bytes"]
+    assert report["gate_clock"] == "cpu" and report["load"]["cores"] >= 1
     assert report["rate"] == 4  # the middle of (2, 4)
     assert report["options"] == {"channels": 8}
     env = report["env"]
@@ -52,16 +58,22 @@ def test_run_speed_measures_every_size_and_step_count():
         assert key in env
     assert env["device"] == "cpu" and env["dtype"] == "float32"
     assert report["settings"]["sizes"] == ["32x24", "16x16"] and report["settings"]["steps"] == [1, 3, 6]
-    fits = {(f["width"], f["height"], f["phase"]) for f in report["fits"]}
-    assert fits == {(32, 24, "encode"), (32, 24, "decode"), (16, 16, "encode"), (16, 16, "decode")}
+    fits = {(f["width"], f["height"], f["phase"], f["clock"]) for f in report["fits"]}
+    assert fits == {(w, h, "decode", clock) for w, h in ((32, 24), (16, 16)) for clock in ("wall", "cpu")}
     assert not report["random_weights"]
     json.dumps(report)  # JSON-ready as returned
 
 
-def test_timed_rounds_interleave_step_counts_after_the_warm_up(calls):
+def test_rounds_encode_once_then_decode_every_step_count(calls):
     run_speed(SpeedConfig("speedtoy-log", steps=[1, 3], sizes=[(8, 8)], repeats=2, warmup=1))
     warm = [("encode", 1), ("decode", 1), ("encode", 3), ("decode", 3)]
-    assert calls == warm + warm * 2  # warm-up for each step count, then round after round over all of them
+    timed_round = [("encode", 1), ("decode", 1), ("decode", 3)]  # one encode per round, not one per step count
+    assert calls == warm + timed_round * 2
+
+
+def test_an_encoder_that_depends_on_steps_is_refused():
+    with pytest.raises(SpeedError, match="bitstream differs between step counts"):
+        run_speed(SpeedConfig("speedtoy-stepbits", steps=[1, 2], sizes=[(8, 8)], repeats=1, warmup=1))
 
 
 def test_run_speed_default_steps_threads_and_rate():

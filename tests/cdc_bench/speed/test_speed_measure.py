@@ -44,3 +44,19 @@ def test_peak_rss_counts_memory_still_held_at_exit():
         block = _fresh_pages(100 * 1024 * 1024)
     block.close()
     assert mem.peak_mib - mem.baseline_mib >= 75
+
+
+def test_timed_separates_cpu_time_from_waiting():
+    from cdc_bench.speed import timed
+
+    timing, out = timed(lambda: time.sleep(0.2) or "slept")
+    assert out == "slept" and timing.wall >= 0.2 and timing.cpu < 0.05 and timing.cuda is None
+
+
+def test_cpu_time_leaves_out_the_memory_samplers_thread():
+    from cdc_bench.speed import timed
+
+    with PeakRSS(interval=0.0005) as mem:
+        timing, _ = timed(lambda: time.sleep(0.3), other_cpu=lambda: mem.cpu_seconds)
+    assert mem.cpu_seconds > 0          # the sampler did use CPU meanwhile ...
+    assert timing.cpu < mem.cpu_seconds  # ... and it is not counted as the call's
