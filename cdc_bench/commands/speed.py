@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..codec import CodecError
-from ..registry import UnknownNameError
+from ..errors import UnknownNameError
 
 EXIT_REGRESSION = 1
 EXIT_ERROR = 2

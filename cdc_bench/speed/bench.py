@@ -18,6 +18,7 @@ import numpy as np
 
 from ..codec import Codec, CodecError, CodecUnavailable
 from ..download import DownloadError
+from ..errors import DownloadError as CoreDownloadError
 from .environment import environment, load_average
 from .fit import fit_linear
 from .load import LoadMonitor
@@ -85,28 +86,37 @@ class _Phase:
                 f"{p}_rss_increase_mib": self.rss_increase / MIB, f"{p}_cuda_max_allocated_mib": self.cuda_peak}
 
 
-def _data(encoded: Any) -> bytes:
-    """The bitstream of an encode result (``bytes`` or an ``Encoded`` with ``.data``)."""
-    return encoded if isinstance(encoded, (bytes, bytearray)) else encoded.data
+def _weights_unobtainable(err: BaseException) -> bool:
+    """A missing checkpoint or a failed download, raised as such or wrapped by the codec base's error mapping."""
+    kinds = (CodecUnavailable, DownloadError, CoreDownloadError)
+    return isinstance(err, kinds) or isinstance(err.__cause__, kinds)
 
 
-def _warmed_codec(plan: Plan, steps: int | None, image: np.ndarray, rate: Any) -> tuple[Codec, bytes | None]:
+def _encoded(out: Any) -> tuple[bytes, dict[str, Any]]:
+    """The bitstream and info of an encode result (``bytes``, or an ``Encoded`` with ``.data`` and ``.info``)."""
+    if isinstance(out, (bytes, bytearray)):
+        return bytes(out), {}
+    return out.data, dict(getattr(out, "info", None) or {})
+
+
+def _warmed_codec(plan: Plan, steps: int | None, image: np.ndarray,
+                  rate: Any) -> tuple[Codec, tuple[bytes, dict[str, Any]] | None]:
     """Build the codec for ``steps`` and run the untimed warm-up rounds (switching to random weights if the
-    released ones turn out to be unobtainable on the first one); also the warm-up's bitstream, if any."""
+    released ones turn out to be unobtainable on the first one); also the warm-up's bitstream and info, if any."""
     codec = plan.codec(steps)
-    data = None
+    encoded = None
     for i in range(plan.config.warmup):
         try:
-            data = _data(codec.encode(image, rate))
-            codec.decode(data)
-        except (CodecUnavailable, DownloadError) as err:
-            if i > 0 or not plan.can_fall_back:
+            encoded = _encoded(codec.encode(image, rate))
+            codec.decode(encoded[0])
+        except (CodecError, DownloadError, CoreDownloadError) as err:
+            if i > 0 or not plan.can_fall_back or not _weights_unobtainable(err):
                 raise
-            plan.use_random_weights(getattr(err, "reason", str(err)))
+            plan.use_random_weights(getattr(err, "reason", None) or str(err.__cause__ or err))
             codec = plan.codec(steps)
-            data = _data(codec.encode(image, rate))
-            codec.decode(data)
-    return codec, data
+            encoded = _encoded(codec.encode(image, rate))
+            codec.decode(encoded[0])
+    return codec, encoded
 
 
 def _where(plan: Plan, image: np.ndarray, steps: int | None = None) -> str:
@@ -127,22 +137,22 @@ def _measure_size(plan: Plan, image: np.ndarray, rate: Any, monitor: LoadMonitor
     where = _where(plan, image)
     codecs: dict[int | None, Codec] = {}
     try:
-        warm_streams = {}
+        warm: dict[int | None, tuple[bytes, dict[str, Any]] | None] = {}
         for steps in plan.steps:
             where = _where(plan, image, steps)
             if log is not None and cfg.warmup:
                 log(f"{where}: warm-up")
-            codecs[steps], warm_streams[steps] = _warmed_codec(plan, steps, image, rate)
-        if len({s for s in warm_streams.values() if s is not None}) > 1:
+            codecs[steps], warm[steps] = _warmed_codec(plan, steps, image, rate)
+        if len({w[0] for w in warm.values() if w is not None}) > 1:
             raise SpeedError(f"{_where(plan, image)}: the bitstream differs between step counts, so the encoder "
                              "depends on steps and one encode per size cannot stand for all of them")
         encoder = codecs[plan.steps[0]]
         encode = _Phase("encode")
         decodes = {steps: _Phase("decode") for steps in plan.steps}
-        data, recons = b"", {}
+        data, info, recons = b"", {}, {}
         for r in range(cfg.repeats):
             where = _where(plan, image)
-            data = _data(encode.run(lambda: encoder.encode(image, rate), cfg.device))
+            data, info = _encoded(encode.run(lambda: encoder.encode(image, rate), cfg.device))
             for steps, codec in codecs.items():
                 where = _where(plan, image, steps)
                 recons[steps] = decodes[steps].run(lambda: codec.decode(data), cfg.device)
@@ -152,11 +162,11 @@ def _measure_size(plan: Plan, image: np.ndarray, rate: Any, monitor: LoadMonitor
                                     for s, d in decodes.items())
                 log(f"{_where(plan, image)}: round {r + 1}/{cfg.repeats}: encode {encode.times['wall'][-1]:.3g} s, "
                     f"decode (steps: s) {decoded}")
-    except (CodecError, DownloadError) as err:
+    except (CodecError, DownloadError, CoreDownloadError) as err:
         raise SpeedError(f"{where}: {type(err).__name__}: {err}") from None
     plan.last_codec = codecs[plan.steps[-1]]
     size = {"width": width, "height": height, "bytes": len(data), "bpp": 8 * len(data) / (width * height)}
-    encode_row = {**size, **encode.summaries(), "memory": encode.memory()}
+    encode_row = {**size, **encode.summaries(), "memory": encode.memory(), "info": json_safe(info)}
     rows = []
     for steps, codec in codecs.items():
         recon = recons[steps]
@@ -164,9 +174,11 @@ def _measure_size(plan: Plan, image: np.ndarray, rate: Any, monitor: LoadMonitor
             got = getattr(recon, "shape", type(recon).__name__)
             raise SpeedError(f"{_where(plan, image, steps)}: decode returned {got}, "
                              f"expected an image of shape {image.shape}")
-        info = codec.extra_metrics() if hasattr(codec, "extra_metrics") else {}
+        # What the codec says about the decode: its own report of the last call where it has one, else the
+        # info of this step count's warm-up encode (which carries the decoder settings, e.g. CDC's steps).
+        said = codec.extra_metrics() if hasattr(codec, "extra_metrics") else (warm[steps] or (b"", {}))[1]
         rows.append({**size, "steps": steps, **decodes[steps].summaries(), "memory": decodes[steps].memory(),
-                     "codec_info": json_safe(info or {})})
+                     "codec_info": json_safe(said or {})})
     return encode_row, rows
 
 

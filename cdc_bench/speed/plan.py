@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..codec import Codec, CodecError, CodecUnavailable, parse_rate_points
-from ..registry import UnknownNameError, get_codec_class
+from ..codec import Codec, CodecError, CodecUnavailable
+from ..codecs import get_codec_class
+from ..errors import UnknownNameError
 
 STEPS_OPTION = "steps"
 WEIGHTS_OPTION = "weights"
@@ -198,8 +199,8 @@ class Plan:
         points = list(self.cls.rate_points)
         if self.config.rate is not None:
             try:
-                return parse_rate_points(str(self.config.rate), points)[0]
-            except (ValueError, IndexError):
+                return self.cls(self.options, device=self.config.device).validate_rate(str(self.config.rate))
+            except (ValueError, IndexError, CodecError):
                 raise SpeedError(f"rate {self.config.rate!r} is not a valid {self.cls.rate_label} "
                                  f"for {self.config.codec}") from None
         return points[len(points) // 2] if points else None

@@ -82,8 +82,8 @@ def test_plots_a_fresh_report_of_the_speed_harness(tmp_path):
     import numpy as np
     from pypdf import PdfReader
 
-    from cdc_bench.codec import Codec
-    from cdc_bench.registry import register
+    from cdc_bench.codec import Codec, Option
+    from cdc_bench.codecs import register
     from cdc_bench.speed import SpeedConfig, run_speed
 
     @register
@@ -92,12 +92,12 @@ def test_plots_a_fresh_report_of_the_speed_harness(tmp_path):
 
         name = "speedtoy-plot"
         rate_points = (6,)
-        settings = {"steps": 1}
+        option_specs = {"steps": Option(1)}
 
-        def encode(self, image, rate):
+        def _encode(self, image, rate):
             return bytes(image.shape[:2]) + zlib.compress(image.tobytes(), rate)
 
-        def decode(self, data):
+        def _decode(self, data):
             for _ in range(self.options["steps"]):
                 raw = zlib.decompress(data[2:])
             return np.frombuffer(raw, np.uint8).reshape(data[0], data[1], 3).copy()

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecUnavailable, check_image
-from cdc_bench.registry import register
+from cdc_bench.codec import BitstreamError, Codec, CodecConfigError, CodecUnavailable, Option
+from cdc_bench.codecs import register
 from cdc_bench.weights import WeightsMissing, get_weight
 
 HEADER = struct.Struct(">HHB")
@@ -30,7 +30,7 @@ class ConvStackCodec(Codec):
     name = "speedtoy"
     rate_label = "subsampling factor"
     rate_points = (2, 4)
-    settings = {"steps": 4, "channels": 8}
+    option_specs = {"steps": Option(4), "channels": Option(8)}
 
     def __init__(self, options=None, device="cpu"):
         super().__init__(options, device)
@@ -40,17 +40,16 @@ class ConvStackCodec(Codec):
         self.w2 = torch.randn(3, c, 3, 3, generator=gen) * 0.1
         self.steps_run = 0
 
-    def validate_options(self) -> None:
+    def check_options(self) -> None:
         if self.options["steps"] < 1:
-            raise ValueError("steps must be >= 1")
+            raise CodecConfigError("steps must be >= 1")
 
-    def encode(self, image: np.ndarray, rate) -> bytes:
-        check_image(image)
+    def _encode(self, image: np.ndarray, rate) -> bytes:
         factor = int(rate)
         small = np.ascontiguousarray(image[::factor, ::factor])
         return HEADER.pack(image.shape[0], image.shape[1], factor) + zlib.compress(small.tobytes())
 
-    def decode(self, data: bytes) -> np.ndarray:
+    def _decode(self, data: bytes) -> np.ndarray:
         if len(data) < HEADER.size:
             raise BitstreamError(f"{len(data)} bytes is shorter than the {HEADER.size}-byte header")
         h, w, factor = HEADER.unpack_from(data)
@@ -77,12 +76,12 @@ class FlatCodec(Codec):
 
     name = "speedtoy-flat"
     rate_points = (6,)
-    settings = {}
+    option_specs = {}
 
-    def encode(self, image, rate):
+    def _encode(self, image, rate):
         return HEADER.pack(image.shape[0], image.shape[1], int(rate)) + zlib.compress(image.tobytes(), int(rate))
 
-    def decode(self, data):
+    def _decode(self, data):
         h, w, _ = HEADER.unpack_from(data)
         return np.frombuffer(zlib.decompress(data[HEADER.size:]), np.uint8).reshape(h, w, 3).copy()
 
@@ -91,13 +90,9 @@ class CheckpointCodec(ConvStackCodec):
     """Like CDC: ``weights=released`` needs a checkpoint that is not here; ``weights=random`` always works."""
 
     name = "speedtoy-ckpt"
-    settings = {"steps": 2, "channels": 4, "weights": "released"}
+    option_specs = {"steps": Option(2), "channels": Option(4), "weights": Option("released")}
 
-    @classmethod
-    def availability(cls):
-        return Availability(False, "checkpoint toy.pt not found", "download it")
-
-    def validate_options(self):
+    def check_options(self):
         if self.options["weights"] == "released":
             raise CodecUnavailable("checkpoint toy.pt not found in the cache", "cdc-bench weights fetch")
 
@@ -106,27 +101,27 @@ class DeclaredWeightsCodec(ConvStackCodec):
     """Like CDC: ``required_weights`` names a registered weight file; released weights load it at encode time."""
 
     name = "speedtoy-declared"
-    settings = {"steps": 2, "channels": 4, "weights": "released"}
+    option_specs = {"steps": Option(2), "channels": Option(4), "weights": Option("released")}
 
     def required_weights(self, rate_points):
         return [] if self.options["weights"] == "random" else ["speedtoy-declared.pt"]
 
-    def encode(self, image, rate):
+    def _encode(self, image, rate):
         if self.options["weights"] == "released":
             get_weight("speedtoy-declared.pt").ensure(allow_download=False)
-        return super().encode(image, rate)
+        return super()._encode(image, rate)
 
 
 class DownloadFailsCodec(ConvStackCodec):
     """Released weights are fetched lazily at the first encode, and the fetch fails (offline)."""
 
     name = "speedtoy-offline"
-    settings = {"steps": 2, "channels": 4, "weights": "released"}
+    option_specs = {"steps": Option(2), "channels": Option(4), "weights": Option("released")}
 
-    def encode(self, image, rate):
+    def _encode(self, image, rate):
         if self.options["weights"] == "released":
             raise WeightsMissing("weight file toy-offline.pt is missing: download http://x/toy.pt to /nowhere")
-        return super().encode(image, rate)
+        return super()._encode(image, rate)
 
 
 CALLS: list[tuple[str, int]] = []
@@ -137,13 +132,13 @@ class LoggingCodec(ConvStackCodec):
 
     name = "speedtoy-log"
 
-    def encode(self, image, rate):
+    def _encode(self, image, rate):
         CALLS.append(("encode", self.options["steps"]))
-        return super().encode(image, rate)
+        return super()._encode(image, rate)
 
-    def decode(self, data):
+    def _decode(self, data):
         CALLS.append(("decode", self.options["steps"]))
-        return super().decode(data)
+        return super()._decode(data)
 
 
 class StepBitsCodec(ConvStackCodec):
@@ -151,18 +146,18 @@ class StepBitsCodec(ConvStackCodec):
 
     name = "speedtoy-stepbits"
 
-    def encode(self, image, rate):
-        return bytes([self.options["steps"]]) + super().encode(image, rate)
+    def _encode(self, image, rate):
+        return bytes([self.options["steps"]]) + super()._encode(image, rate)
 
-    def decode(self, data):
-        return super().decode(data[1:])
+    def _decode(self, data):
+        return super()._decode(data[1:])
 
 
 class WrongShapeCodec(ConvStackCodec):
     name = "speedtoy-wrong"
 
-    def decode(self, data):
-        return super().decode(data)[:-1]
+    def _decode(self, data):
+        return super()._decode(data)[:-1]
 
 
 for _cls in (ConvStackCodec, FlatCodec, CheckpointCodec, DeclaredWeightsCodec, DownloadFailsCodec, LoggingCodec,

@@ -48,9 +48,9 @@ def test_requested_reads_the_environment(monkeypatch):
 
 def test_run_speed_applies_the_hook_and_says_so(monkeypatch):
     monkeypatch.setenv(ENV, "1.3")
-    monkeypatch.setenv(TARGET_ENV, "conftest:ConvStackCodec.decode")
+    monkeypatch.setenv(TARGET_ENV, "conftest:ConvStackCodec._decode")
     report = run_speed(SpeedConfig("speedtoy", steps=[1], sizes=[(8, 8)], repeats=1, warmup=0))
-    assert report["env"]["test_slowdown"] == {"factor": 1.3, "target": "conftest:ConvStackCodec.decode"}
+    assert report["env"]["test_slowdown"] == {"factor": 1.3, "target": "conftest:ConvStackCodec._decode"}
     assert any(n.startswith("TEST HOOK") for n in report["notes"])
     monkeypatch.setenv(TARGET_ENV, "conftest:Nothing.here")
     with pytest.raises(SlowdownHookError, match="cannot be found"):
