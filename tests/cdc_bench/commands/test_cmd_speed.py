@@ -227,12 +227,13 @@ def test_cdc_variants_with_random_weights(tmp_path, codec):
         pytest.skip("the CDC codec is not yet ported to the codec base's option_specs (core contract)")
     out = tmp_path / f"{codec}.json"
     result = CliRunner().invoke(main, ["speed", "-c", codec, "-o", f"{codec}.weights=random", "--steps", "1,2",
-                                       "--size", "64x64", "--repeats", "1", "--warmup", "0", "--out", str(out)])
+                                       "--size", "64x64", "--repeats", "1", "--warmup", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "random weights" in result.output
     report = json.loads(out.read_text())
     assert report["random_weights"] is True and report["weights"] == "random"
     assert report["env"]["dtype"] == "fp32"
-    assert [r["codec_info"]["cdc_steps"] for r in report["rows"]] == [1, 2]
+    assert [r["codec_info"]["cdc_steps"] for r in report["rows"]] == [1, 2]  # each step count's own codec
+    assert report["encode"][0]["info"]["cdc_weights"] == "random"
     assert all(r["codec_info"]["cdc_weights"] == "random" for r in report["rows"])
     assert [(f["phase"], f["clock"]) for f in report["fits"]] == [("decode", "wall"), ("decode", "cpu")]
