@@ -91,11 +91,15 @@ def plot_speed(reports: Sequence[Mapping[str, Any] | str | Path], stem: str | Pa
             a, b = float(fit["a"].iloc[0]), float(fit["b"].iloc[0])
             xs = np.linspace(0, x.max(), 50)
             ax.plot(xs, a + b * xs, linestyle=style["linestyle"], color=style["color"], linewidth=0.8,
-                    label=f"fit: {a:.3g} s + {_per_step(b)}/step")
-            # The per-step cost is written on the line itself (mid-way, above it) as well as in the legend.
+                    label=f"fit {size}: {a:.3g} s + {_per_step(b)}/step")
+            # The per-step cost is written on the line itself as well as in the legend: below the line for even
+            # series (series run from small to large images, so the lower line first), above it for odd ones,
+            # so the labels of lines that run close do not overlap.
             xm = float(np.median(x))
-            ax.annotate(f"{_per_step(b)}/step", (xm, a + b * xm), textcoords="offset points", xytext=(-3, 3),
-                        ha="right", va="bottom", fontsize="small", color=style["color"])
+            below = style["index"] % 2 == 0
+            ax.annotate(f"{_per_step(b)}/step", (xm, a + b * xm), textcoords="offset points",
+                        xytext=(3, -3) if below else (-3, 3), ha="left" if below else "right",
+                        va="top" if below else "bottom", fontsize="small", color=style["color"])
         ax.set_xlabel("Denoising steps")
         ax.set_ylabel("Decode time per image [s] ↓")
         ax.set_xlim(left=0)
@@ -119,6 +123,7 @@ def _series_styles(series: Sequence[tuple[str, str]]) -> dict[tuple[str, str], d
             "marker": markers[i % len(markers)],
             "mfc": base["color"] if i % 2 == 0 else "white",
             "linestyle": OPTION_LINESTYLES[i % len(OPTION_LINESTYLES)],
+            "index": i,
         }
     return styles
 

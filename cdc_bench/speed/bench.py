@@ -19,9 +19,9 @@ import numpy as np
 from ..codec import Codec, CodecError, CodecUnavailable
 from ..download import DownloadError
 from ..errors import DownloadError as CoreDownloadError
-from .environment import environment, load_average
+from .environment import environment
 from .fit import fit_linear
-from .load import LoadMonitor
+from .load import LoadMonitor, load_average
 from .measure import MIB, PeakRSS, Timing, cuda_peak_mib, is_cuda, reset_cuda_peak, summarize, timed
 from .plan import (MEMORY_METHOD, RANDOM_NOTE, RANDOM_WEIGHTS, STEPS_OPTION, WEIGHTS_OPTION, Plan, SpeedConfig,
                    SpeedError, codec_dtype, image_at, json_safe, parse_size, parse_sizes, parse_steps,

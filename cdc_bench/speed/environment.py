@@ -21,14 +21,6 @@ def device_name(device: str) -> str:
     return cpu_model()
 
 
-def load_average() -> list[float] | None:
-    """1/5/15-minute load averages: other work on the machine slows the benchmark, so it is recorded."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
 #: the libraries a speed figure depends on
 VERSIONED = ("torch", "torchvision", "numpy", "compressai", "pillow", "scipy")
 

@@ -15,6 +15,14 @@ class MachineBusy(Exception):
     """The load average exceeded the number of cores and the caller asked to refuse (``--strict``)."""
 
 
+def load_average() -> list[float] | None:
+    """1/5/15-minute load averages (``None`` where the platform has none), recorded before and after a run."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
 def load_1min() -> float | None:
     """The 1-minute load average (``None`` where the platform has none)."""
     try:
