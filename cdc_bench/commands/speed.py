@@ -259,7 +259,7 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
     where = f"{worst.phase} at {worst.width}x{worst.height}" + (
         f" (steps {','.join(map(str, worst.steps))})" if worst.phase == "decode" else "")
     if comparison.regressed:
-        console.print(f"[red]regression[/red]: " + escape(
+        console.print("[red]regression[/red]: " + escape(
             f"{where} is {iv.ratio:.3f}x the baseline on {comparison.clock} time, {iv.confidence:.0%} interval "
             f"[{iv.low:.3f}, {iv.high:.3f}] lies above the limit {max_slowdown:g}"), highlight=False)
         raise SystemExit(EXIT_REGRESSION)

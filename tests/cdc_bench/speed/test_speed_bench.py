@@ -1,35 +1,15 @@
-"""``speed.bench``: parsing, the synthetic image and the measuring loop, with the small codecs of conftest.py."""
+"""``speed.bench``: the measuring loop, with the small codecs of conftest.py."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from cdc_bench.speed import SCHEMA, SpeedConfig, SpeedError, parse_size, parse_sizes, parse_steps, run_speed, synthetic_image
+from cdc_bench.speed import SCHEMA, SpeedConfig, SpeedError, run_speed
 from cdc_bench.speed.bench import RANDOM_NOTE
 from cdc_bench.weights import WeightFile, register_weight
-
-def test_parse_size_steps():
-    assert parse_size("768x512") == (768, 512)
-    assert parse_sizes("256x256, 768X512") == [(256, 256), (768, 512)]
-    assert parse_steps("1,2,4,65") == [1, 2, 4, 65]
-    for bad in ("768", "0x5", "ax4", "-1x4"):
-        with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
-            parse_size(bad)
-    for bad in ("0,1", "a", "", "2,2"):
-        with pytest.raises(ValueError):
-            parse_steps(bad)
-
-
-def test_synthetic_image_is_deterministic_and_textured():
-    a, b = synthetic_image(48, 32), synthetic_image(48, 32)
-    assert a.shape == (32, 48, 3) and a.dtype == np.uint8
-    assert np.array_equal(a, b)
-    assert a.std() > 20
-
 
 def test_run_speed_measures_every_size_and_step_count():
     config = SpeedConfig("speedtoy", steps=[1, 3, 6], sizes=[(32, 24), (16, 16)], repeats=2, warmup=1)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cdc_bench.speed import SpeedConfig, SpeedError, run_speed, timed
+from cdc_bench.speed import SpeedConfig, run_speed, timed
 from cdc_bench.speed.slowdown import ENV, TARGET_ENV, SlowdownHookError, injected_slowdown, requested
 
 
