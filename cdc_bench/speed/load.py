@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..errors import CdcBenchError
 
-class MachineBusy(Exception):
+
+class MachineBusy(CdcBenchError):
     """The load average exceeded the number of cores and the caller asked to refuse (``--strict``)."""
+
+    exit_code = 3
 
 
 def load_average() -> list[float] | None:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..codec import Codec, CodecError, CodecUnavailable
 from ..codecs import get_codec_class
-from ..errors import UnknownNameError
+from ..errors import CdcBenchError, UnknownNameError
 
 STEPS_OPTION = "steps"
 WEIGHTS_OPTION = "weights"
@@ -29,8 +29,11 @@ RANDOM_NOTE = ("random weights: the released architecture with randomly initiali
                "representative, reconstructions and bpp are not")
 
 
-class SpeedError(Exception):
-    """The benchmark cannot run as asked (bad size, codec unavailable, decode failed...); the message says why."""
+class SpeedError(CdcBenchError):
+    """The benchmark cannot run as asked (bad size, codec unavailable, decode failed...); the message says why.
+    Exit status 2 ("could not measure"), told apart from a regression (1)."""
+
+    exit_code = 2
 
 
 @dataclass

@@ -11,14 +11,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import CdcBenchError
+
 
 #: /2: encode timed once per size (``encode`` list), CPU and CUDA-event clocks beside wall, decode-only fits
 SCHEMA = "cdc-bench-speed/2"
 REQUIRED = ("schema", "codec", "env", "settings", "encode", "rows")
 
 
-class SpeedReportError(ValueError):
+class SpeedReportError(CdcBenchError, ValueError):
     """A saved speed report cannot be read or is not a cdc-bench speed report; the message names the file."""
+
+    exit_code = 2
 
 
 def save_report(report: dict[str, Any], path: str | Path) -> Path:

@@ -20,12 +20,14 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ..errors import ConfigError
+
 ENV = "CDC_BENCH_TEST_SLOWDOWN"
 TARGET_ENV = "CDC_BENCH_TEST_SLOWDOWN_TARGET"
 DEFAULT_TARGET = "cdc_bench.cdc.unet:Unet.forward"
 
 
-class SlowdownHookError(ValueError):
+class SlowdownHookError(ConfigError):
     """The test hook's variables are set to something unusable."""
 
 
