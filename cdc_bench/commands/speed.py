@@ -125,7 +125,7 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
                    "Ignored (one row) for codecs without a steps option.")
 @click.option("--size", "sizes", default="256x256", show_default=True, metavar="WxH[,WxH]",
               help="Image size(s), width x height, e.g. 768x512 or 256x256,768x512.")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed encodes and decodes per point.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed rounds; each encodes once and decodes at every step count (3+ for the gate's interval).")
 @click.option("--warmup", type=int, default=1, show_default=True, help="Untimed encode+decode rounds first.")
 @click.option("--option", "-o", "options", multiple=True, metavar="CODEC.KEY=VALUE",
               help="A codec option, e.g. -o cdc.weights=random (repeatable).")
