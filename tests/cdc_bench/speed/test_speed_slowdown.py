@@ -48,10 +48,14 @@ def test_requested_reads_the_environment(monkeypatch):
 
 def test_run_speed_applies_the_hook_and_says_so(monkeypatch):
     monkeypatch.setenv(ENV, "1.3")
-    monkeypatch.setenv(TARGET_ENV, "conftest:ConvStackCodec._decode")
+    import torch.nn.functional as F
+
+    original = F.conv2d
+    monkeypatch.setenv(TARGET_ENV, "torch.nn.functional:conv2d")  # the toy codec's decoder calls it every step
     report = run_speed(SpeedConfig("speedtoy", steps=[1], sizes=[(8, 8)], repeats=1, warmup=0))
-    assert report["env"]["test_slowdown"] == {"factor": 1.3, "target": "conftest:ConvStackCodec._decode"}
+    assert report["env"]["test_slowdown"] == {"factor": 1.3, "target": "torch.nn.functional:conv2d"}
     assert any(n.startswith("TEST HOOK") for n in report["notes"])
-    monkeypatch.setenv(TARGET_ENV, "conftest:Nothing.here")
+    assert F.conv2d is original  # undone after the run
+    monkeypatch.setenv(TARGET_ENV, "torch.nn.functional:no_such_function")
     with pytest.raises(SlowdownHookError, match="cannot be found"):
         run_speed(SpeedConfig("speedtoy", steps=[1], sizes=[(8, 8)], repeats=1, warmup=0))
