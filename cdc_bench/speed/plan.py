@@ -89,15 +89,9 @@ def synthetic_image(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 def image_at(path: str | Path, width: int, height: int) -> np.ndarray:
     """A real image resized to cover ``width x height`` (bicubic) and centre-cropped to it."""
-    from ..images import read_image
+    from ..images import read_image, resize_crop
 
-    image, _ = read_image(path)
-    h, w = image.shape[:2]
-    scale = max(width / w, height / h)
-    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
-    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BICUBIC))
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return np.ascontiguousarray(resized[top:top + height, left:left + width])
+    return resize_crop(read_image(path)[0], width, height)
 
 
 def option_defaults(cls: type[Codec]) -> dict[str, Any]:
