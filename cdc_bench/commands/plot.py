@@ -71,7 +71,7 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
     from ..plots.frames import ok_rows, rd_points
     from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, split_list
     from ..plots.rd import plot_rd
-    from ..plots.speed import SpeedReportError, plot_speed
+    from ..plots.speed import plot_speed
     from ..plots.trace import plot_rdp, plot_trace
 
     if not results and not speed_files:
@@ -87,32 +87,29 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
     out = out or ((first if first.is_dir() else first.parent) / "figures" if first else Path("figures"))
     boot = bootstrap_from(ci_level, no_ci, ci_method, resamples, seed)
     written, warnings = [], []
-    try:
-        limits = {"xlim": parse_range(xlim, "--xlim"), "ylim": parse_range(ylim, "--ylim")}
-        if results:
-            res = load_many(results)
-            frame, dropped = ok_rows(res.frame)
-            if codecs:
-                frame = frame[frame["codec"].isin(split_list(codecs))]
-            if frame.empty:
-                raise InputError(f"no successful rows in {', '.join(map(str, results))}"
-                                 + (f" for codecs {codecs}" if codecs else ""))
-            if kind == "rd":
-                specs = parse_metrics(metrics, res, ms_ssim_db)
-                points = rd_points(frame, specs, res.dataset_metrics, boot)
-                published = published_for(references, sorted(points["dataset"].unique()), references_dir)
-                written += plot_rd(points, specs, out, fmt, w, published, ci=boot is not None, runs=res.runs,
-                                   warnings_out=warnings, **limits)
-            else:
-                specs = parse_metrics(metrics or ("psnr,lpips" if kind == "rdp" else None), res, ms_ssim_db)
-                draw = plot_rdp if kind == "rdp" else plot_trace
-                written += draw(frame, specs, trace, out, fmt, w, boot=boot, at_bpp=at_bpp,
-                                dataset_metrics=res.dataset_metrics, runs=res.runs, warnings_out=warnings, **limits)
-            click.echo(f"{len(frame)} rows used, {dropped} left out (status not ok)")
-        if speed_files:
-            written += plot_speed(list(speed_files), out / "speed", fmt, w)
-    except SpeedReportError as err:
-        raise click.ClickException(str(err)) from None
+    limits = {"xlim": parse_range(xlim, "--xlim"), "ylim": parse_range(ylim, "--ylim")}
+    if results:
+        res = load_many(results)
+        frame, dropped = ok_rows(res.frame)
+        if codecs:
+            frame = frame[frame["codec"].isin(split_list(codecs))]
+        if frame.empty:
+            raise InputError(f"no successful rows in {', '.join(map(str, results))}"
+                             + (f" for codecs {codecs}" if codecs else ""))
+        if kind == "rd":
+            specs = parse_metrics(metrics, res, ms_ssim_db)
+            points = rd_points(frame, specs, res.dataset_metrics, boot)
+            published = published_for(references, sorted(points["dataset"].unique()), references_dir)
+            written += plot_rd(points, specs, out, fmt, w, published, ci=boot is not None, runs=res.runs,
+                               warnings_out=warnings, **limits)
+        else:
+            specs = parse_metrics(metrics or ("psnr,lpips" if kind == "rdp" else None), res, ms_ssim_db)
+            draw = plot_rdp if kind == "rdp" else plot_trace
+            written += draw(frame, specs, trace, out, fmt, w, boot=boot, at_bpp=at_bpp,
+                            dataset_metrics=res.dataset_metrics, runs=res.runs, warnings_out=warnings, **limits)
+        click.echo(f"{len(frame)} rows used, {dropped} left out (status not ok)")
+    if speed_files:
+        written += plot_speed(list(speed_files), out / "speed", fmt, w)
     for text in dict.fromkeys(warnings):
         click.echo(f"warning: {text}", err=True)
     for path in written:

@@ -41,50 +41,47 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     from ..plots.frames import ok_rows
     from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, split_list
     from ..plots.report import build_report, data_uri, viewer_data
-    from ..plots.speed import SpeedReportError, plot_speed
+    from ..plots.speed import plot_speed
     from ..store import recon_path, quality_text
 
-    try:
-        window = parse_range(bpp_range, "--bpp-range")
-        res = load_many(results)
-        frame, _ = ok_rows(res.frame)
-        if frame.empty:
-            raise InputError(f"no successful rows in {', '.join(map(str, results))}")
-        specs = parse_metrics(metrics, res, ms_ssim_db)
-        published = published_for(references, sorted(frame["dataset"].unique()), references_dir)
-        names = split_list(viewer_images)
-        if not names:  # the first image that has any saved reconstruction
-            for _, row in frame.iterrows():
-                if recon_path(row.get("_out_dir") or res.out_dir, row["dataset"], row["codec"], row["_options"],
-                              quality_text(row["quality"]), row["image"]).is_file():
-                    names = [row["image"]]
-                    break
-        viewers = []
-        root = data_root or _data_root(res.runs)
-        for name in names:
-            rows = frame[frame["image"] == name]
-            if rows.empty:
-                raise InputError(f"--viewer-images: no successful results for image {name!r}")
-            first = rows.iloc[0]
-            try:
-                reference = find_original(first["dataset"], name, first.get("preprocess"), original, root)
-            except CompareError as err:
-                click.echo(f"warning: viewer shows {name} without its original: {err}", err=True)
-                reference = None
-            viewers.append(viewer_data(res.out_dir, rows, name, reference, specs, first["dataset"], lossless))
-        speed_uri = None
-        if speed_files:
-            import tempfile
+    window = parse_range(bpp_range, "--bpp-range")
+    res = load_many(results)
+    frame, _ = ok_rows(res.frame)
+    if frame.empty:
+        raise InputError(f"no successful rows in {', '.join(map(str, results))}")
+    specs = parse_metrics(metrics, res, ms_ssim_db)
+    published = published_for(references, sorted(frame["dataset"].unique()), references_dir)
+    names = split_list(viewer_images)
+    if not names:  # the first image that has any saved reconstruction
+        for _, row in frame.iterrows():
+            if recon_path(row.get("_out_dir") or res.out_dir, row["dataset"], row["codec"], row["_options"],
+                          quality_text(row["quality"]), row["image"]).is_file():
+                names = [row["image"]]
+                break
+    viewers = []
+    root = data_root or _data_root(res.runs)
+    for name in names:
+        rows = frame[frame["image"] == name]
+        if rows.empty:
+            raise InputError(f"--viewer-images: no successful results for image {name!r}")
+        first = rows.iloc[0]
+        try:
+            reference = find_original(first["dataset"], name, first.get("preprocess"), original, root)
+        except CompareError as err:
+            click.echo(f"warning: viewer shows {name} without its original: {err}", err=True)
+            reference = None
+        viewers.append(viewer_data(res.out_dir, rows, name, reference, specs, first["dataset"], lossless))
+    speed_uri = None
+    if speed_files:
+        import tempfile
 
-            with tempfile.TemporaryDirectory() as tmp:
-                svg = plot_speed(list(speed_files), Path(tmp) / "speed", ["svg"])[0]
-                speed_uri = data_uri(svg.read_bytes(), "image/svg+xml")
-        page = build_report(res.frame, specs, runs=res.runs, dataset_metrics=res.dataset_metrics, anchor=anchor,
-                            published=published, viewers=viewers, speed_svg=speed_uri,
-                            title=title or f"cdc-bench report: {', '.join(Path(r).name for r in results)}",
-                            boot=bootstrap_from(ci_level, no_ci, ci_method, resamples, seed), bpp_range=window)
-    except SpeedReportError as err:
-        raise click.ClickException(str(err)) from None
+        with tempfile.TemporaryDirectory() as tmp:
+            svg = plot_speed(list(speed_files), Path(tmp) / "speed", ["svg"])[0]
+            speed_uri = data_uri(svg.read_bytes(), "image/svg+xml")
+    page = build_report(res.frame, specs, runs=res.runs, dataset_metrics=res.dataset_metrics, anchor=anchor,
+                        published=published, viewers=viewers, speed_svg=speed_uri,
+                        title=title or f"cdc-bench report: {', '.join(Path(r).name for r in results)}",
+                        boot=bootstrap_from(ci_level, no_ci, ci_method, resamples, seed), bpp_range=window)
     out = out or res.out_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
