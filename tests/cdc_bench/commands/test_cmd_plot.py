@@ -226,12 +226,9 @@ def test_rdp_bad_trace_is_explained(cdc_sweep, tmp_path, args, message):
 def test_fid_figure_names_protocol_and_flags_too_few_patches(results, tmp_path):
     import shutil
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from test_export import add_dataset_metrics
-
     copy = tmp_path / "res"
     shutil.copytree(results, copy)
-    add_dataset_metrics(copy)
+    td.add_dataset_metrics(copy)
     res = CliRunner().invoke(main, ["plot", str(copy), "--metrics", "fid,kid", "--format", "pdf",
                                     "--out", str(tmp_path / "f")])
     assert res.exit_code == 0, res.output

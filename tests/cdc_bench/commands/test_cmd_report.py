@@ -55,12 +55,9 @@ def test_report_unknown_viewer_image(results, tmp_path):
 def test_report_notes_fid_protocol_per_image_table_and_subset(results, tmp_path, kodak_dir):
     import shutil
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from test_export import add_dataset_metrics
-
     copy = tmp_path / "res"
     shutil.copytree(results, copy)
-    add_dataset_metrics(copy)
+    td.add_dataset_metrics(copy)
     originals = td.write_originals(tmp_path / "orig", kodak_dir)
     out = tmp_path / "report.html"
     res = CliRunner().invoke(main, ["report", str(copy), "--out", str(out), "--original", str(originals),

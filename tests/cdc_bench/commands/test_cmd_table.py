@@ -122,12 +122,9 @@ def test_per_image_bd_rate_and_its_figure(results, tmp_path):
 def test_fid_cells_carry_protocol_and_patch_count(results, tmp_path):
     import shutil
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from test_export import add_dataset_metrics
-
     copy = tmp_path / "res"
     shutil.copytree(results, copy)
-    add_dataset_metrics(copy)
+    td.add_dataset_metrics(copy)
     res = _run(copy, "--anchor", "jpeg", "--metrics", "fid")
     assert res.exit_code == 0, res.output
     assert "FID: protocol fid256, 96 patches; UNRELIABLE: fewer than 2048 patches" in res.stdout
