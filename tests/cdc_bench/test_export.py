@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "plots"))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, kodak_dir):
+def results(td, tmp_path_factory, kodak_dir):
     out = tmp_path_factory.mktemp("export") / "res"
     shutil.copytree(td.shared_results(tmp_path_factory, kodak_dir), out)
     td.add_dataset_metrics(out)
@@ -86,7 +82,7 @@ def test_random_weights_name_in_compressai_json():
     assert payload["name"] == "cdc [random weights]"
 
 
-def test_fid_bootstrap_over_cached_patch_features(tmp_path, tmp_path_factory, kodak_dir):
+def test_fid_bootstrap_over_cached_patch_features(td, tmp_path, tmp_path_factory, kodak_dir):
     """--fid-bootstrap reads the per-item feature cache (OUT/features/<protocol>/) as the FID module wrote it
     and resamples patches; the interval brackets the stored FID."""
     from cdc_bench.metrics import fid

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plots"))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, kodak_dir):
+def results(td, tmp_path_factory, kodak_dir):
     return td.shared_results(tmp_path_factory, kodak_dir)
 
 
@@ -48,7 +44,7 @@ def test_plot_default_out_and_metrics(results, tmp_path):
     assert names == ["rd_kodak_ms-ssim.svg", "rd_kodak_psnr.svg"]
 
 
-def test_plot_speed_only(tmp_path):
+def test_plot_speed_only(td, tmp_path):
     speed = td.speed_json(tmp_path / "speed.json")
     res = CliRunner().invoke(main, ["plot", "--speed", str(speed), "--format", "png", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0, res.output
@@ -132,7 +128,7 @@ def test_several_results_folders_in_one_plot(results, tmp_path):
     assert "jpeg (results=run-b)" in text and f"jpeg (results={results.name})" in text
 
 
-def test_intervals_are_bands_unless_no_ci(results):
+def test_intervals_are_bands_unless_no_ci(td, results):
     from cdc_bench.plots.frames import metric_spec, ok_rows, rd_points
     from cdc_bench.stats import Bootstrap
 
@@ -223,7 +219,7 @@ def test_rdp_bad_trace_is_explained(cdc_sweep, tmp_path, args, message):
     assert res.exit_code != 0 and message in res.output
 
 
-def test_fid_figure_names_protocol_and_flags_too_few_patches(results, tmp_path):
+def test_fid_figure_names_protocol_and_flags_too_few_patches(td, results, tmp_path):
     import shutil
 
     copy = tmp_path / "res"

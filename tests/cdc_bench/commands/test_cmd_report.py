@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plots"))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, kodak_dir):
+def results(td, tmp_path_factory, kodak_dir):
     return td.shared_results(tmp_path_factory, kodak_dir)
 
 
-def test_report(results, kodak_dir, tmp_path):
+def test_report(td, results, kodak_dir, tmp_path):
     originals = td.write_originals(tmp_path / "orig", kodak_dir)
     speed = td.speed_json(tmp_path / "speed.json")
     out = tmp_path / "r" / "report.html"
@@ -52,7 +48,7 @@ def test_report_unknown_viewer_image(results, tmp_path):
     assert res.exit_code != 0 and "no successful results for image 'kodim99'" in res.output
 
 
-def test_report_notes_fid_protocol_per_image_table_and_subset(results, tmp_path, kodak_dir):
+def test_report_notes_fid_protocol_per_image_table_and_subset(td, results, tmp_path, kodak_dir):
     import shutil
 
     copy = tmp_path / "res"

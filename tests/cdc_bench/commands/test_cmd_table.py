@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import io
 import re
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plots"))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, kodak_dir):
+def results(td, tmp_path_factory, kodak_dir):
     return td.shared_results(tmp_path_factory, kodak_dir)
 
 
@@ -119,7 +115,7 @@ def test_per_image_bd_rate_and_its_figure(results, tmp_path):
     assert len(tidy) == 2 and (tidy["bd_rate_pct"] < 0).all()
 
 
-def test_fid_cells_carry_protocol_and_patch_count(results, tmp_path):
+def test_fid_cells_carry_protocol_and_patch_count(td, results, tmp_path):
     import shutil
 
     copy = tmp_path / "res"

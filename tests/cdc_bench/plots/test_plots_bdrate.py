@@ -5,15 +5,11 @@ from __future__ import annotations
 import io
 import re
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.plots.bdrate import bd_metric, bd_rate, bd_table, to_csv, to_latex, to_markdown  # noqa: E402
 from cdc_bench.plots.frames import MetricSpec, metric_spec, ok_rows, rd_points  # noqa: E402
@@ -79,7 +75,7 @@ def test_non_monotonic_quality_is_noted():
 
 
 @pytest.fixture(scope="module")
-def tidy(tmp_path_factory, kodak_dir):
+def tidy(td, tmp_path_factory, kodak_dir):
     frame = td.load_frame(td.shared_results(tmp_path_factory, kodak_dir))
     rows, _ = ok_rows(frame)
     specs = [metric_spec("psnr"), metric_spec("ms-ssim")]

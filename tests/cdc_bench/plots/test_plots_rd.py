@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.plots.frames import curve_label, metric_spec, ok_rows, rd_points  # noqa: E402
 from cdc_bench.plots.published import resolve_reference  # noqa: E402
@@ -18,7 +14,7 @@ from cdc_bench.plots.style import DPI, codec_style, paper_style  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def frame(tmp_path_factory, kodak_dir):
+def frame(td, tmp_path_factory, kodak_dir):
     return td.load_frame(td.shared_results(tmp_path_factory, kodak_dir))
 
 
@@ -29,7 +25,7 @@ def test_ok_rows_drops_failed_items(frame):
     assert len(rows) == len(frame) - 1
 
 
-def test_rd_points_are_dataset_means(frame):
+def test_rd_points_are_dataset_means(td, frame):
     rows, _ = ok_rows(frame)
     specs = [metric_spec("psnr"), metric_spec("ms_ssim")]
     points = rd_points(rows, specs)
@@ -116,7 +112,7 @@ def test_short_labels_show_only_options_that_differ():
     assert len(labels) == 3
 
 
-def test_dataset_level_metric_joins_its_rate_points(frame, tmp_path_factory, kodak_dir, tmp_path):
+def test_dataset_level_metric_joins_its_rate_points(td, frame, tmp_path_factory, kodak_dir, tmp_path):
     """FID comes from the dataset-metrics table, one value per rate point, beside the mean bpp of the images.
 
     The values here are real Fréchet distances (the project's own ``fid_from_features``) between 8x8 pixel

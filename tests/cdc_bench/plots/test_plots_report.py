@@ -6,14 +6,11 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.plots.compare import find_original  # noqa: E402
 from cdc_bench.plots.frames import metric_spec, ok_rows  # noqa: E402
@@ -24,7 +21,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory, kodak_dir) -> Path:
+def page(td, tmp_path_factory, kodak_dir) -> Path:
     results = td.shared_results(tmp_path_factory, kodak_dir)
     frame = td.load_frame(results)
     from cdc_bench.store import ResultsStore
@@ -114,7 +111,7 @@ def test_screenshot_shows_figures_and_viewer(page, tmp_path, fragment):
     assert len(np.unique(lower.reshape(-1, 3)[::7], axis=0)) > 2000
 
 
-def test_viewer_images_are_close_and_small_by_default_exact_on_request(page, tmp_path_factory, kodak_dir):
+def test_viewer_images_are_close_and_small_by_default_exact_on_request(td, page, tmp_path_factory, kodak_dir):
     import base64
     import io
 

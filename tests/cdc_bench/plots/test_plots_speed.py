@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.plots.speed import SpeedReportError, plot_speed, read_speed  # noqa: E402
 
 
-def test_reads_the_speed_schema(tmp_path):
+def test_reads_the_speed_schema(td, tmp_path):
     path = td.speed_json(tmp_path / "speed.json")
     report = json.loads(path.read_text())
     runs, fits = read_speed(path)
@@ -32,7 +29,7 @@ def test_reads_the_flat_form():
     assert list(runs["size"]) == ["256×256", "256×256"] and fits["b"].item() == 0.1
 
 
-def test_plot_speed_annotates_cost_per_step(tmp_path):
+def test_plot_speed_annotates_cost_per_step(td, tmp_path):
     path = td.speed_json(tmp_path / "speed.json")
     b = json.loads(path.read_text())["fits"][0]["b"]
     written = plot_speed([path], tmp_path / "speed", ("svg", "png"))
