@@ -30,6 +30,7 @@ class Executor(Protocol):
 
 
 def _init_worker(threads: int) -> None:
+    """Give the worker its share of the cores (no oversubscription) and let it reuse freed memory."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         import torch
@@ -37,6 +38,24 @@ def _init_worker(threads: int) -> None:
         torch.set_num_threads(threads)
     except ImportError:
         pass
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """Keep freed memory in the worker instead of returning it to the OS after every item (glibc only).
+
+    An item's metrics allocate and free tensors of a few MB each; glibc hands such blocks back to the OS and the
+    next item page-faults them in again, which was ~40% of a JPEG item's CPU time (MS-SSIM on Kodak).
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 * 2 ** 20)   # blocks up to 32 MB (glibc's maximum) come from the reusable heap
+    mallopt(m_trim_threshold, 256 * 2 ** 20)  # and the heap is not trimmed until 256 MB of it are free
 
 
 class ProcessExecutor:
