@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--threads-per-worker", type=int, default=None, help="default: cores // workers")
     args = parser.parse_args()
+    import torch  # noqa: F401 - as `cdc-bench run` (--device auto) has it imported before it forks the workers;
+    # without it each worker imports torch itself (~1 s CPU), a fixed cost that is not the sweep's.
+
     images = [(p.stem, p) for p in sorted(args.kodak.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     rates = [int(q) for q in args.qualities.split(",")]
     report = {"codec": args.codec, "images": len(images), "rate_points": rates, "cores": os.cpu_count(), "runs": []}
