@@ -113,7 +113,8 @@ def compare(ref_rows: list[dict], rows: list[dict]) -> dict:
         means = []
         for q in sorted({k[1] for k in ref}):
             items = [k for k in ref if k[1] == q]
-            means.append(abs(statistics.fmean(ref[k][key] for k in items) - statistics.fmean(ours[k][key] for k in items)))
+            ref_mean, our_mean = (statistics.fmean(rows[k][key] for k in items) for rows in (ref, ours))
+            means.append(abs(ref_mean - our_mean))
         out[f"max_abs_diff_mean_{key}"] = max(means)
     return out
 

@@ -29,6 +29,21 @@ class Executor(Protocol):
         ...
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), not the machine's: a job pinned to a few cores must
+    not give every worker threads for all of the host's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity API (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def _threads_from_env() -> int | None:
+    """OMP_NUM_THREADS, when the user set it, is the threads per worker (as torch honours it in one process)."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def _init_worker(threads: int) -> None:
     """Give the worker its share of the cores (no oversubscription) and let it reuse freed memory."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -67,8 +82,7 @@ class ProcessExecutor:
 
     def __init__(self, workers: int = 1, threads_per_worker: int | None = None):
         self.workers = max(1, workers)
-        cores = os.cpu_count() or 1
-        self.threads = threads_per_worker or max(1, cores // self.workers)
+        self.threads = threads_per_worker or _threads_from_env() or max(1, usable_cores() // self.workers)
 
     def run(self, fn, tasks, timeout=None):
         from pebble import ProcessExpired, ProcessPool

@@ -8,18 +8,20 @@ the same float32 inputs, in the same operation order, but with less work per rat
 
 - the original's half of the statistics (its pyramid, blurred mean and variance at the 5 scales) is computed once
   per image and reused for every rate point of that image (the runner runs an image's rate points together);
-- the three blurs that depend on the reconstruction run as one grouped convolution per scale;
+- the three blurs that depend on the reconstruction (x, x², x·y) go through the filter as one batch per scale,
+  with the Gaussian window built once;
 - the full SSIM map is formed only at the coarsest scale, where it is used (finer scales need only the
   contrast-structure term);
 - no autograd (``inference_mode``).
 
-The blur of each channel is independent of the others in a grouped convolution and every other step is the same
-elementwise IEEE arithmetic, so the value is bit-identical to ``pytorch_msssim.ms_ssim`` on CompressAI's tensors
-(tests check this on Kodak crops).
+Each image of a batch and each channel is blurred on its own in pytorch_msssim's grouped convolution, and every
+other step is the same elementwise IEEE arithmetic in the same memory layout, so the value is bit-identical to
+``pytorch_msssim.ms_ssim`` on CompressAI's tensors (tests check this on Kodak crops).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass
@@ -82,7 +84,7 @@ class _OriginalCache:
 
     def get(self, original: np.ndarray, device: str) -> list[_Scale]:
         hit = getattr(self._local, "entry", None)
-        if hit is not None and hit[1] == device and hit[0].shape == original.shape and np.array_equal(hit[0], original):
+        if hit is not None and hit[1] == device and np.array_equal(hit[0], original):  # ~0.3 ms on Kodak
             return hit[2]
         scales = _original_scales(bench_tensor(original, device))
         self._local.entry = (np.array(original, copy=True), device, scales)
@@ -95,7 +97,9 @@ class _OriginalCache:
 _originals = _OriginalCache()
 
 
-def _window(channels: int, device):
+@functools.lru_cache(maxsize=8)
+def _window(channels: int, device: str):
+    """pytorch_msssim's 1-D Gaussian window, repeated per channel as its ms_ssim does."""
     from pytorch_msssim.ssim import _fspecial_gauss_1d
 
     return _fspecial_gauss_1d(WIN_SIZE, WIN_SIGMA).repeat([channels, 1, 1, 1]).to(device)
@@ -123,7 +127,7 @@ def _blur_stack(x, second, third=None):
     torch.mul(x, second, out=stack[1:2])
     if third is not None:
         torch.mul(x, third, out=stack[2:3])
-    return gaussian_filter(stack, _window(x.shape[1], x.device))[:, None]
+    return gaussian_filter(stack, _window(x.shape[1], str(x.device)))[:, None]
 
 
 def _original_scales(y) -> list[_Scale]:
