@@ -3,6 +3,7 @@
     python benchmarks/harness_vs_compressai.py                    # 4 Kodak images x 19 qualities, 5 rounds
     python benchmarks/harness_vs_compressai.py --smoke            # 1 image x 2 qualities, 1 round (a check only)
     python benchmarks/harness_vs_compressai.py --json results/harness_vs_compressai.json
+    python benchmarks/harness_vs_compressai.py --cli --no-workers  # also both command lines end to end
 
 Each timed run is a fresh Python process, and the two tools alternate (A B, B A, A B, ...), so neither inherits
 the other's warm caches and a slow spell of the machine hits both. Inside a run the clock starts after the imports
@@ -19,6 +20,9 @@ and the largest absolute difference of per-image and per-quality mean PSNR, MS-S
 Then it times cdc-bench alone with 1 worker (all cores' threads), 1 worker with 1 thread, and 2 workers (cores // 2
 threads each), alternating, and prints the 2-worker speed-up over each 1-worker setting.
 
+With ``--cli`` it also times both command lines end to end, imports included, alternating:
+``python -m compressai.utils.bench jpeg DIR -q ...`` against ``cdc-bench run -d folder:DIR -c jpeg -q ...``.
+
 Time it on a quiet machine: the figures are wall times.
 """
 
@@ -28,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -101,6 +106,33 @@ def run_child(tool: str, args: argparse.Namespace, workers: int = 1, threads: in
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def time_clis(images: list[Path], qualities: list[int], rounds: int) -> dict:
+    """Wall time of both command lines, each a fresh process, alternating; numbers are compared above."""
+    qps = ",".join(map(str, qualities))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    walls: dict[str, list[float]] = {"compressai": [], "cdc": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        for path in images:
+            shutil.copy(path, folder / path.name)
+        commands = {
+            "compressai": [sys.executable, "-m", "compressai.utils.bench", "jpeg", str(folder), "-q", qps],
+            "cdc": [sys.executable, "-m", "cdc_bench.cli", "run", "-d", f"folder:{folder}", "-c", "jpeg", "-q", qps,
+                    "--metrics", "psnr,ms-ssim", "--quiet"],
+        }
+        for rnd in range(rounds):
+            for tool in (("compressai", "cdc") if rnd % 2 == 0 else ("cdc", "compressai")):
+                cmd = commands[tool] + (["--out", str(Path(tmp) / f"out{rnd}")] if tool == "cdc" else [])
+                start = time.perf_counter()
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                walls[tool].append(time.perf_counter() - start)
+                if done.returncode:
+                    raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    ratios = [c / a for a, c in zip(walls["compressai"], walls["cdc"])]
+    return {"wall_s": walls, "ratio_median": statistics.median(ratios)}
+
+
 def compare(ref_rows: list[dict], rows: list[dict]) -> dict:
     """Largest absolute differences per image and of per-quality means (CompressAI's reported figures)."""
     ref = {(r["image"], int(r["quality"])): r for r in ref_rows}
@@ -126,6 +158,7 @@ def main() -> None:
     parser.add_argument("--qualities", default=DEFAULT_QUALITIES)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-workers", action="store_true", help="skip the 1 vs 2 workers timing")
+    parser.add_argument("--cli", action="store_true", help="also time both command lines end to end")
     parser.add_argument("--smoke", action="store_true", help="1 image, 2 qualities, 1 round: checks the script")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--child", choices=["compressai", "cdc"], help=argparse.SUPPRESS)
@@ -175,6 +208,8 @@ def main() -> None:
         median = {name: statistics.median(w) for name, w in walls.items()}
         report["speedup_2_workers_vs_1_worker"] = median["1 worker"] / median["2 workers"]
         report["speedup_2_workers_vs_1_worker_1_thread"] = median["1 worker x 1 thread"] / median["2 workers"]
+    if args.cli:
+        report["cli"] = time_clis(images, qualities, args.rounds)
     report["load_avg_end"] = os.getloadavg()[0]
 
     print(f"Kodak JPEG sweep: {len(images)} images x {len(qualities)} qualities, {args.rounds} alternating rounds, "
@@ -190,6 +225,10 @@ def main() -> None:
                   f"{statistics.median(info['wall_s']):.2f} s")
         print(f"  2-worker speed-up: {report['speedup_2_workers_vs_1_worker']:.2f}x over 1 worker, "
               f"{report['speedup_2_workers_vs_1_worker_1_thread']:.2f}x over 1 worker x 1 thread")
+    if "cli" in report:
+        cli_walls = {tool: statistics.median(w) for tool, w in report["cli"]["wall_s"].items()}
+        print(f"  command lines end to end: CompressAI median {cli_walls['compressai']:.2f} s, cdc-bench median "
+              f"{cli_walls['cdc']:.2f} s, ratio {report['cli']['ratio_median']:.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

@@ -61,8 +61,8 @@ def _faults_per_item_metrics(_):
 
 
 def test_workers_reuse_freed_memory():
-    """Without it every Kodak-size MS-SSIM page-faults its temporaries back in (4-10k faults a call, ~40% of an
-    item's CPU time); a worker keeps the memory, so most repeated calls fault nothing at all (median 0 here, ~7,800 without)."""
+    """Without it every Kodak-size item's metrics page-fault their temporaries back in (~7,800 faults a call here,
+    ~40% of an item's CPU time); a worker keeps the memory, so most repeated calls fault nothing (median 0)."""
     import ctypes
 
     try:
