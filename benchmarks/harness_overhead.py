@@ -19,7 +19,8 @@ from pathlib import Path
 
 from cdc_bench.executor import ProcessExecutor
 from cdc_bench.images import IMAGE_SUFFIXES
-from cdc_bench.runner import CodecPlan, plan_tasks, sweep
+from cdc_bench.options import CodecPlan
+from cdc_bench.runner import plan_tasks, sweep
 from cdc_bench.store import ResultsStore
 
 

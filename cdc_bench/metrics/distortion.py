@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import MetricInfo, register_metric
+from . import MetricInfo
 
 # pytorch_msssim's defaults, which CompressAI's bench uses.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -183,5 +183,5 @@ def ms_ssim(original: np.ndarray, recon: np.ndarray, device: str = "cpu") -> flo
         return _ms_ssim_tensor(bench_tensor(recon, device), _originals.get(original, device))
 
 
-register_metric(MetricInfo("psnr", "psnr", lower_better=False, label="PSNR [dB]", compute=psnr))
-register_metric(MetricInfo("ms-ssim", "ms_ssim", lower_better=False, label="MS-SSIM", compute=ms_ssim))
+PSNR = MetricInfo("psnr", "psnr", lower_better=False, label="PSNR", compute=psnr, unit="dB", precision=2)
+MS_SSIM = MetricInfo("ms-ssim", "ms_ssim", lower_better=False, label="MS-SSIM", compute=ms_ssim, range=(0.0, 1.0))
