@@ -105,10 +105,30 @@ def _window(channels: int, device: str):
     return _fspecial_gauss_1d(WIN_SIZE, WIN_SIGMA).repeat([channels, 1, 1, 1]).to(device)
 
 
+def _layout(x):
+    """The memory layout torch's ops give results of x: channels-last for CompressAI's full-size tensors."""
+    import torch
+
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _downsample(x):
+    """pytorch_msssim's ``F.avg_pool2d(x, 2, padding=[s % 2 for s in x.shape[2:]])``: the same sums in the same
+    order into the same memory layout (so the same bits), as four strided slices; avg_pool2d is ~4x slower on
+    these channels-last 3-channel images."""
+    import torch
     import torch.nn.functional as F
 
-    return F.avg_pool2d(x, kernel_size=2, padding=[s % 2 for s in x.shape[2:]])
+    layout = _layout(x)  # what avg_pool2d gives its output; it decides the next scale's convolution path
+    pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
+    if pad_h or pad_w:  # avg_pool2d's zero padding: windows start at -1; its bottom/right padding is never read
+        x = F.pad(x, (pad_w, 0, pad_h, 0))
+    shape = (*x.shape[:-2], x.shape[-2] // 2, x.shape[-1] // 2)
+    out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=layout)
+    torch.add(x[..., 0::2, 0::2], x[..., 0::2, 1::2], out=out)
+    return out.add_(x[..., 1::2, 0::2]).add_(x[..., 1::2, 1::2]).div_(4)
 
 
 def _blur_stack(x, second, third=None):
@@ -121,7 +141,7 @@ def _blur_stack(x, second, third=None):
     from pytorch_msssim.ssim import gaussian_filter
 
     parts = 2 if third is None else 3
-    layout = torch.channels_last if x.dim() == 4 and not x.is_contiguous() else torch.contiguous_format
+    layout = _layout(x)
     stack = torch.empty((parts * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device, memory_format=layout)
     stack[0:1].copy_(x)
     torch.mul(x, second, out=stack[1:2])
