@@ -11,10 +11,9 @@ from functools import partial
 import pytest
 from click.testing import CliRunner
 
-import cdc_bench.metrics.inception  # noqa: F401 - registers the Inception file (the lead registers providers)
-import cdc_bench.metrics.perceptual  # noqa: F401 - registers the LPIPS/DISTS files
 from cdc_bench import weights as weights_registry
 from cdc_bench.cli import main
+from cdc_bench.metrics import inception
 from cdc_bench.weights import WeightFile
 
 
@@ -26,6 +25,20 @@ def _invoke(*args):
 def empty_torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+@pytest.fixture
+def declare():
+    """Register a weight file for one test and take it away afterwards."""
+    names = []
+
+    def add(weight):
+        names.append(weight.name)
+        return weights_registry.register_weight(weight)
+
+    yield add
+    for name in names:
+        weights_registry.WEIGHTS.unregister(name)
 
 
 @pytest.fixture
@@ -65,28 +78,28 @@ def test_verify_checks_the_sha256(empty_torch_home):
     empty_torch_home.mkdir(parents=True)
     (empty_torch_home / "alexnet-owt-7be5be79.pth").write_bytes(b"not the real file")
     result = _invoke("--verify", "--json", "--only", "torchvision-alexnet,lpips-alex-v0.1")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a mismatch is a failure, not just a mark in the listing
     listing = {w["name"]: w for w in json.loads(result.output)}
     assert listing["torchvision-alexnet"]["present"] and listing["torchvision-alexnet"]["sha256_ok"] is False
     assert listing["lpips-alex-v0.1"]["sha256_ok"] is True
-    assert "MISMATCH" in _invoke("--verify", "--only", "torchvision-alexnet").output
+    table = _invoke("--verify", "--only", "torchvision-alexnet")
+    assert table.exit_code == 1 and "MISMATCH" in table.output
+    assert _invoke("--verify", "--only", "lpips-alex-v0.1").exit_code == 0
 
 
-def test_download_fetches_and_verifies(served_file, tmp_path, monkeypatch):
+def test_download_fetches_and_verifies(served_file, tmp_path, declare):
     url, sha = served_file
     target = tmp_path / "cache" / "model.pth"
-    monkeypatch.setitem(weights_registry._registry, "test-model",
-                        WeightFile("test-model", url, target, sha, used_by=["test"]))
+    declare(WeightFile("test-model", url, target, sha, used_by=["test"]))
     result = _invoke("--download", "--only", "test-model")
     assert result.exit_code == 0, result.output
     assert target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha
 
 
-def test_download_with_wrong_sha_fails_and_keeps_nothing(served_file, tmp_path, monkeypatch):
+def test_download_with_wrong_sha_fails_and_keeps_nothing(served_file, tmp_path, declare):
     url, _ = served_file
     target = tmp_path / "cache" / "model.pth"
-    monkeypatch.setitem(weights_registry._registry, "test-model",
-                        WeightFile("test-model", url, target, "0" * 64, used_by=["test"]))
+    declare(WeightFile("test-model", url, target, "0" * 64, used_by=["test"]))
     result = _invoke("--download", "--only", "test-model")
     assert result.exit_code == 1
     assert "expected" in result.output and str(target).replace(" ", "")[:15] in result.output.replace("\n", "")
@@ -96,3 +109,88 @@ def test_download_with_wrong_sha_fails_and_keeps_nothing(served_file, tmp_path, 
 def test_unknown_name_is_a_usage_error():
     result = _invoke("--only", "no-such-weight")
     assert result.exit_code == 2 and "no-such-weight" in result.output
+
+
+def test_only_takes_codec_and_metric_names(empty_torch_home):
+    listing = {w["name"] for w in json.loads(_invoke("--json", "--only", "lpips").output)}
+    assert listing == {"torchvision-alexnet", "lpips-alex-v0.1"}
+    listing = {w["name"] for w in json.loads(_invoke("--json", "--only", "hific,dists").output)}
+    assert {"hific/hific-lo.metagraph", "hific/hific-mi.metagraph", "hific/hific-hi.metagraph",
+            "torchvision-vgg16", "piq-dists"} <= listing
+    result = _invoke("--only", "lpipz")
+    assert result.exit_code == 2 and "Did you mean lpips" in result.output
+
+
+def test_planted_inception_file_fails_verify_and_is_never_used(tmp_path, monkeypatch):
+    # clean-fid's cache folder is world-writable /tmp by default: anyone can put a file there.
+    monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path))
+    (tmp_path / inception.CLEANFID_FILE).write_bytes(b"planted: not the Inception network")
+    result = _invoke("--verify", "--only", "inception-fid")
+    assert result.exit_code == 1 and "MISMATCH" in result.output
+    inception.load_inception.cache_clear()
+    try:
+        extractor = inception.load_inception("cpu")  # falls back to fid-helper's verified file
+    finally:
+        inception.load_inception.cache_clear()
+    assert extractor.path == inception.fidhelper_path()
+    assert extractor.name == f"{inception.EXTRACTOR_FIDHELPER} sha256:{inception.FIDHELPER_SHA256[:12]}"
+
+
+def test_inception_fails_clearly_when_no_file_verifies(tmp_path, monkeypatch):
+    monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path))
+    (tmp_path / inception.CLEANFID_FILE).write_bytes(b"planted")
+    monkeypatch.setattr(inception.FIDHELPER_WEIGHT, "sha256", "0" * 64)  # as if the packaged file were altered
+    inception.load_inception.cache_clear()
+    with pytest.raises(weights_registry.WeightChecksumMismatch) as err:
+        inception.load_inception("cpu")
+    inception.load_inception.cache_clear()
+    message = str(err.value)
+    assert str(tmp_path / inception.CLEANFID_FILE) in message and str(inception.fidhelper_path()) in message
+    assert "--download --only inception-fid" in message
+
+
+def test_packaged_fid_helper_file_is_pinned():
+    assert weights_registry.file_sha256(inception.fidhelper_path()) == inception.FIDHELPER_SHA256
+    assert inception.FIDHELPER_WEIGHT.verify() is True
+
+
+def test_locate_never_mutates_and_paths_follow_the_environment(tmp_path, monkeypatch):
+    weight = weights_registry.get_weight("torchvision-alexnet")
+    before = dict(vars(weight))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "a"))
+    assert weight.locate() is None and weight.path == tmp_path / "a" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "b"))
+    assert weight.path.parent == tmp_path / "b" / "hub" / "checkpoints"
+    weight.missing_message(), weight.verify(), weight.present()
+    assert dict(vars(weight)) == before
+
+
+def test_weight_files_are_found_through_codec_and_metric_declarations():
+    """No list of plug-in modules: a fresh interpreter finds the files of a codec and of a metric by name."""
+    import subprocess
+    import sys
+
+    code = ("from cdc_bench.weights import get_weight; import cdc_bench.weights as w; "
+            "assert not hasattr(w, '_providers'); "
+            "print(get_weight('hific/hific-mi.metagraph').used_by, get_weight('lpips-vgg-v0.1').used_by)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "['hific'] ['lpips-vgg']" in done.stdout
+
+
+def test_prefix_checksums_and_search_places(tmp_path, declare):
+    payload = b"checkpoint bytes"
+    elsewhere = tmp_path / "other-cache" / "model.pt"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(payload)
+    import hashlib as _h
+
+    digest = _h.sha256(payload).hexdigest()
+    weight = declare(WeightFile("test-prefix", "http://127.0.0.1:9/model.pt", lambda: tmp_path / "main" / "model.pt",
+                                digest[:8], used_by=["test"], search=lambda: [elsewhere]))
+    assert weight.locate() == elsewhere and weight.verify() is True
+    assert weight.ensure(allow_download=False) == elsewhere
+    elsewhere.write_bytes(b"changed")
+    assert weight.verify() is False
+    with pytest.raises(weights_registry.WeightChecksumMismatch):
+        weight.ensure(allow_download=False)
