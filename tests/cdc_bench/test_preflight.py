@@ -209,3 +209,18 @@ def test_cdc_steps_out_of_range_is_refused(folder):
         pytest.skip(f"the CDC codec is not ported to the new codec base in this branch yet: {err!r}")
     result = _run("-d", f"folder:{folder}", "-c", "cdc", "-o", "cdc.steps=99999", "--quiet")
     assert result.exit_code == 2 and "steps" in result.output and "Traceback" not in result.output
+
+
+def test_a_run_refuses_an_inception_file_that_fails_its_sha256(tmp_path, monkeypatch, folder):
+    from cdc_bench.metrics import inception
+
+    monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path))
+    (tmp_path / inception.CLEANFID_FILE).write_bytes(b"planted")
+    # fid-helper's verified file stands in: the run may go on, and will use that file
+    assert preflight.metric_problems("fid") == []
+    # with no verified file at all, the run stops before any work
+    monkeypatch.setattr(inception.FIDHELPER_WEIGHT, "sha256", "0" * 64)
+    out = tmp_path / "out"
+    result = _run("-d", f"folder:{folder}", "-c", "jpeg", "-m", "psnr,fid", "--out", str(out), "--quiet")
+    assert result.exit_code == 2, result.output
+    assert "sha256 mismatch" in result.output and "planted" not in result.output and not out.exists()
