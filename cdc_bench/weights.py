@@ -214,32 +214,33 @@ def _load_declarations() -> None:
                 entry.load()
             except Exception as err:  # noqa: BLE001 - a codec that cannot load declares nothing; `codecs` says why
                 log.debug("cannot load %s to list its weight files: %s", entry.source, err)
-    for name in WEIGHTS.names():  # weight files declared by entry point ("cdc_bench.weights")
+
+
+def _loaded(entries: dict) -> dict[str, WeightFile]:
+    found = {}
+    for name, entry in sorted(entries.items()):
         try:
-            WEIGHTS.get(name)
-        except Exception as err:  # noqa: BLE001
+            found[name] = entry.load()
+        except Exception as err:  # noqa: BLE001 - a broken plug-in is not a weight file
             log.debug("cannot load weight file plug-in %s: %s", name, err)
+    return found
 
 
 def all_weights() -> list[WeightFile]:
     _load_declarations()
-    found = []
-    for name in WEIGHTS.names():
-        try:
-            found.append(WEIGHTS.get(name))
-        except Exception:  # noqa: BLE001 - a broken plug-in is not a weight file
-            continue
-    return found
+    return list(_loaded(WEIGHTS.entries()).values())  # entries listed once: each listing scans entry points
 
 
 def get_weight(name: str) -> WeightFile:
     """A weight file by name; looks through every codec and metric only when the name is not yet known."""
-    if name not in WEIGHTS:
+    entries = WEIGHTS.entries()
+    if name not in entries:
         _load_declarations()
+        entries = WEIGHTS.entries()
+    if name not in entries:
+        raise UnknownNameError("weight file", name, sorted(entries))
     try:
-        return WEIGHTS.get(name)
-    except UnknownNameError:
-        raise
+        return entries[name].load()
     except Exception as err:  # noqa: BLE001
         raise WeightsMissing(f"weight file {name}: its plug-in cannot be loaded: {err}") from None
 

@@ -46,11 +46,9 @@ def command(download: bool, verify: bool, only: str | None, as_json: bool) -> No
     failures = []
     if download:
         for weight in weights:
-            if weight.present():
-                continue
             try:
-                weight.ensure(allow_download=True)
-            except WeightsMissing as err:
+                weight.ensure(allow_download=True)  # a present file is verified, not fetched again
+            except WeightsMissing as err:  # absent and not fetched, or failing its sha256
                 failures.append(str(err))
     checks = {w.name: w.verify() for w in weights} if verify else {}
     mismatched = [name for name, ok in checks.items() if ok is False]

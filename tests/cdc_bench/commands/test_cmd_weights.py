@@ -194,3 +194,12 @@ def test_prefix_checksums_and_search_places(tmp_path, declare):
     assert weight.verify() is False
     with pytest.raises(weights_registry.WeightChecksumMismatch):
         weight.ensure(allow_download=False)
+
+
+def test_download_reports_a_present_file_that_fails_its_sha256(tmp_path, declare):
+    target = tmp_path / "cache" / "model.pth"
+    target.parent.mkdir()
+    target.write_bytes(b"tampered")
+    declare(WeightFile("test-model", "http://127.0.0.1:9/model.pth", target, "0" * 64, used_by=["test"]))
+    result = _invoke("--download", "--only", "test-model")
+    assert result.exit_code == 1 and "fails its sha256" in result.output.replace("\n", "")
