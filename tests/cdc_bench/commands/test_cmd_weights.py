@@ -1,12 +1,10 @@
-"""``cdc-bench weights``: the listing, --verify, and --download from a local HTTP server (never the network)."""
+"""``cdc-bench weights``: the listing, --verify, --only, --download from a local HTTP server (never the network), and
+the pinning of FID's Inception file (a planted file is refused)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import http.server
-import threading
-from functools import partial
 
 import pytest
 from click.testing import CliRunner
@@ -42,19 +40,12 @@ def declare():
 
 
 @pytest.fixture
-def served_file(tmp_path):
-    """A file served over HTTP on 127.0.0.1 by a server started here."""
-    root = tmp_path / "served"
-    root.mkdir()
+def served_file(server):
+    """A file served over HTTP on 127.0.0.1 by the conftest's server."""
+    folder, base = server
     payload = b"weights " * 1000
-    (root / "model.pth").write_bytes(payload)
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/model.pth", hashlib.sha256(payload).hexdigest()
-    server.shutdown()
+    (folder / "model.pth").write_bytes(payload)
+    return f"{base}/model.pth", hashlib.sha256(payload).hexdigest()
 
 
 def test_lists_every_metric_file_with_url_sha_and_folder(empty_torch_home):
