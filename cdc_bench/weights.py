@@ -47,7 +47,7 @@ class WeightFile:
 
     name: str
     url: str
-    path: Path  # replaced below by a property that also accepts a callable
+    path: Path | Callable[[], Path]  # read through the property below: always a Path
     sha256: str | None = None
     used_by: list[str] = field(default_factory=list)
     fetch: Callable[["WeightFile"], Path] | None = None
