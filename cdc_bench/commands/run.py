@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .. import preflight
 from ..codec import CodecError
 from ..registry import UnknownNameError
 
@@ -22,14 +23,6 @@ def default_out(datasets: list[str]) -> Path:
     """``results/<datasets>``: the same command resumes into the same folder."""
     name = "+".join(re.sub(r"[^A-Za-z0-9._-]+", "_", d.rpartition("/")[2] or d) for d in datasets)
     return Path("results") / name
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @click.command("run")
@@ -47,21 +40,26 @@ def resolve_device(device: str) -> str:
               help="Results folder [default: results/<datasets>]. Rerunning into it resumes.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="CDC_BENCH_DATA", help="Folder holding local dataset copies (DIR/kodak/kodim01.png ...).")
-@click.option("--download/--no-download", default=False, help="Download missing datasets (sha256-verified).")
+@click.option("--download/--no-download", default=False,
+              help="Download missing datasets and weight files (sha256-verified).")
 @click.option("--preprocess", default="none", show_default=True,
               help="none | center-crop:N | resize-crop:N (CDC's DIV2K protocol: resize-crop:768).")
-@click.option("--workers", "-j", type=click.IntRange(0), default=1, show_default=True,
+@click.option("--workers", "-j", type=preflight.WORKERS, default=1, show_default=True,
               help="Worker processes (0: run in this process, no per-item timeout).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images of each dataset.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
-@click.option("--timeout", type=float, default=1800.0, show_default=True,
-              help="Seconds one item may take before its worker is stopped and the item marked 'timeout'.")
+@click.option("--device", type=preflight.DEVICE, default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+@click.option("--timeout", type=preflight.TIMEOUT, default="1800", show_default=True,
+              help="Seconds one item may take before its worker is stopped and the item marked 'timeout' "
+                   "('none': no timeout).")
 @click.option("--save-recon", is_flag=True, help="Keep every reconstruction as PNG under OUT/recon/.")
 @click.option("--retry-errors", is_flag=True, help="Recompute rows that ended in error or timeout.")
-@click.option("--fid-protocol", default="fid256", show_default=True, help="fid256 (HiFiC's patches) or clean.")
+@click.option("--fid-protocol", type=preflight.FID_PROTOCOL, default="fid256", show_default=True,
+              help="fid256 (HiFiC's patches) or clean.")
+@click.option("--skip-unavailable", is_flag=True, help="Leave out codecs and metrics that cannot run here "
+              "(missing dependency or weights), with a warning, instead of stopping.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(datasets, codecs, qualities, options, metrics, out, data_root, download, preprocess, workers, limit,
-            device, timeout, save_recon, retry_errors, fid_protocol, quiet) -> None:
+            device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, quiet) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
 
     Each result is written as soon as it is measured; a killed run resumes where it stopped when the same
@@ -75,7 +73,6 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     from ..options import build_plans
     from ..runner import plan_tasks, sweep
     from ..store import ResultsStore
-    from ..weights import WeightsMissing, ensure_all
 
     dataset_names, codec_names, metric_names = _split(datasets), _split(codecs), _split(metrics)
     try:
@@ -84,9 +81,12 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
         pre = Preprocess.parse(preprocess)
     except (UnknownNameError, CodecError, ValueError) as err:
         raise click.UsageError(str(err)) from None
-    device = resolve_device(device)
+    checked = preflight.check_run(plans, metric_infos, device, download, skip_unavailable,
+                                  warn=lambda text: click.echo(f"Warning: {text}", err=True))
+    plans, metric_infos = checked.plans, checked.metrics
+    metric_names = [m.name for m in metric_infos]
 
-    # Resolve datasets and weights before any work, so a missing file fails now, not after an hour.
+    # Resolve datasets before any work, so a missing file fails now, not after an hour.
     dataset_images = []
     try:
         for name in dataset_names:
@@ -97,15 +97,6 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
         raise click.UsageError(str(err)) from None
     except DatasetError as err:
         raise click.ClickException(str(err)) from None
-    from ..codecs import create_codec
-
-    needed = [w for info in metric_infos for w in info.weights]
-    for plan in plans:
-        needed += create_codec(plan.name, plan.options, device=device).required_weights(plan.rate_points)
-    try:
-        ensure_all(sorted(set(needed)))
-    except WeightsMissing as err:
-        raise click.ClickException(f"missing weight files (see `cdc-bench weights`):\n{err}") from None
 
     out = out or default_out(dataset_names)
     store = ResultsStore(out)
@@ -114,7 +105,8 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     run_id = new_run_id()
     settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
-                "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or "")}
+                "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or ""),
+                "skipped_unavailable": checked.skipped}
     manifest = build_manifest(run_id, settings, device)
     store.start_run(run_id, manifest)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from cdc_bench.download import sha256_of
 from cdc_bench.metrics import fid, get_metric, inception
 from cdc_bench.store import ResultsStore, item_key
 from cdc_bench.weights import WeightsMissing
@@ -40,9 +41,15 @@ def standin_inception(tmp_path, monkeypatch):
     torch.manual_seed(0)
     torch.jit.script(_StandIn().eval()).save(str(folder / inception.CLEANFID_FILE))
     monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(folder))
+    # pin the stand-in's sha256 (an unpinned file in clean-fid's folder is refused)
+    monkeypatch.setattr(inception.INCEPTION_WEIGHT, "sha256", sha256_of(folder / inception.CLEANFID_FILE))
     inception.load_inception.cache_clear()
     yield folder / inception.CLEANFID_FILE
     inception.load_inception.cache_clear()
+
+
+def extractor_of(path):
+    return f"{inception.EXTRACTOR_CLEANFID} sha256:{sha256_of(path)[:12]}"
 
 
 def _images(seed, n=3, shape=(512, 768, 3)):
@@ -74,7 +81,7 @@ def test_registered_as_dataset_level():
 
 def test_clean_fid_file_is_preferred_and_recorded(standin_inception):
     extractor = inception.load_inception("cpu")
-    assert extractor.name == inception.EXTRACTOR_CLEANFID and extractor.path == standin_inception
+    assert extractor.name.startswith(inception.EXTRACTOR_CLEANFID + " sha256:") and extractor.path == standin_inception
     feats = extractor.features(_images(0, n=3, shape=(256, 256, 3)), batch_size=2)
     assert feats.shape == (3, 2048) and feats.dtype == np.float32
     single = np.concatenate([extractor.features([im]) for im in _images(0, n=3, shape=(256, 256, 3))])
@@ -84,6 +91,7 @@ def test_clean_fid_file_is_preferred_and_recorded(standin_inception):
 def test_a_file_without_clean_fids_layout_is_refused(tmp_path, monkeypatch):
     torch.jit.script(torch.nn.Sequential(torch.nn.Identity())).save(str(tmp_path / inception.CLEANFID_FILE))
     monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path))
+    monkeypatch.setattr(inception.INCEPTION_WEIGHT, "sha256", sha256_of(tmp_path / inception.CLEANFID_FILE))
     inception.load_inception.cache_clear()
     with pytest.raises(WeightsMissing, match="layout"):
         inception.load_inception("cpu")
@@ -122,7 +130,7 @@ def test_record_and_compute_with_the_results_store(standin_inception, tmp_path):
     assert by["mild", "kid"]["value"] < by["harsh", "kid"]["value"] and by["harsh", "kid"]["std"] >= 0
     row = by["harsh", "fid"]
     assert (row["protocol"], row["n_images"], row["n_patches"], row["feature_extractor"]) == \
-        ("fid256", 3, 24, inception.EXTRACTOR_CLEANFID)
+        ("fid256", 3, 24, extractor_of(standin_inception))
 
     stored = store.dataset_metrics_frame()
     assert len(stored) == 6 and set(stored["metric"]) == {"fid", "kid"}
@@ -177,6 +185,6 @@ def test_fid_helper_network_ranks_jpeg_qualities(kodim23, tmp_path, monkeypatch)
         store.put_row(dict(dataset="kodak", image="kodim23", codec="jpeg", options="{}", quality=str(q),
                            status="ok"))
     rows = {r["quality"]: r for r in fid.compute_dataset_metrics(out, store, ["fid"])}
-    assert rows["5"]["feature_extractor"] == inception.EXTRACTOR_FIDHELPER
+    assert rows["5"]["feature_extractor"] == f"{inception.EXTRACTOR_FIDHELPER} sha256:{inception.FIDHELPER_SHA256[:12]}"
     assert rows["5"]["value"] > rows["95"]["value"] > 0
     inception.load_inception.cache_clear()
