@@ -35,17 +35,25 @@ def export_rows(store: ResultsStore, path: Path, fmt: str) -> Path:
 
 def compressai_results(frame: pd.DataFrame) -> list[tuple[str, str, dict]]:
     """``(dataset, file stem, result JSON)`` per (dataset, codec, options) group of the dataset means."""
-    means = dataset_means(frame).dropna(subset=["bpp"])
+    means = dataset_means(frame)
+    if "bpp" not in means:  # no row succeeded
+        return []
+    means = means.dropna(subset=["bpp"])
     out = []
-    for (dataset, codec, options), group in means.groupby(["dataset", "codec", "options"], sort=True):
+    for (dataset, codec, options, preprocess, device), group in means.groupby(
+            ["dataset", "codec", "options", "preprocess", "device"], sort=True):
         group = group.sort_values("bpp")
         results = {key: [float(v) for v in group[col]] for col, key in COMPRESSAI_KEYS.items()
                    if col in group and group[col].notna().all()}
-        results["quality"] = [q.item() if hasattr(q, "item") else q for q in group["quality"]]
+        rates = pd.to_numeric(group["quality"], errors="coerce")  # CompressAI lists numbers; names stay text
+        results["quality"] = [q if pd.isna(r) else (int(r) if float(r).is_integer() and "." not in q else float(r))
+                              for q, r in zip(group["quality"], rates)]
         label = short_options(options)
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", codec) + "-" + hashlib.sha1(options.encode()).hexdigest()[:8]
+        protocol = options if (preprocess, device) == ("none", "cpu") else f"{options}\x1f{preprocess}\x1f{device}"
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", codec) + "-" + hashlib.sha1(protocol.encode()).hexdigest()[:8]
         out.append((dataset, stem, {"name": codec, "description": f"cdc-bench: {codec} ({label}) on {dataset}, "
                                     f"mean over {int(group['n_images'].min())} images", "options": json.loads(options),
+                                    "preprocess": preprocess, "device": device,
                                     "results": results}))
     return out
 

@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 
-GROUP = ["dataset", "codec", "options", "quality"]
-NOT_AVERAGED = {"height", "width", "fid_patches"}
+GROUP = ["dataset", "codec", "options", "quality", "preprocess", "device"]  # the store key without the image
+NOT_AVERAGED = {"height", "width", "fid_patches", "rate"}
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -23,6 +23,7 @@ def dataset_means(frame: pd.DataFrame) -> pd.DataFrame:
 
     A group that lost images to errors is still averaged over the images it has; ``n_failed`` says so.
     """
+    frame = frame.assign(**{c: frame[c] if c in frame else d for c, d in (("preprocess", "none"), ("device", "cpu"))})
     if frame.empty:
         return pd.DataFrame(columns=GROUP + ["n_images", "n_failed"])
     ok = frame[frame["status"] == "ok"]
@@ -31,7 +32,8 @@ def dataset_means(frame: pd.DataFrame) -> pd.DataFrame:
     counts = frame.groupby(GROUP, sort=False)["status"].agg(
         n_images=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s != "ok").sum())).reset_index()
     out = counts.merge(means, on=GROUP, how="left")
-    return out.sort_values(["dataset", "codec", "options", "bpp"], na_position="last").reset_index(drop=True)
+    order = [c for c in ("dataset", "codec", "options", "bpp") if c in out]  # no bpp when nothing succeeded
+    return out.sort_values(order, na_position="last").reset_index(drop=True)
 
 
 def short_options(options: str, defaults: dict | None = None) -> str:

@@ -110,7 +110,7 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     out = out or default_out(dataset_names)
     store = ResultsStore(out)
     tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
-                       out_dir=out, save_recon=save_recon, fid_protocol=fid_protocol)
+                       save_recon=save_recon, fid_protocol=fid_protocol)
     run_id = new_run_id()
     settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
@@ -130,31 +130,39 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
                     retry_errors=retry_errors, progress=not quiet, on_row=report)
     dataset_rows = []
     if any(info.dataset_level for info in metric_infos):
-        from ..metrics.fid import compute_dataset_metrics
+        from ..dataset_metrics import compute_dataset_metrics
 
-        dataset_rows = compute_dataset_metrics(out, store, [m.name for m in metric_infos if m.dataset_level],
+        dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
                                                protocol=fid_protocol)
     manifest.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), summary=summary.as_dict())
     store.end_run(run_id, manifest)
     _print_summary(store, summary, failures, out, dataset_rows)
     store.close()
+    if summary.failed and not summary.ok and not summary.skipped:
+        raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
 
 
 def _print_summary(store, summary, failures, out, dataset_rows) -> None:
+    """Failures first, then the means of what succeeded; a run where nothing succeeded says so plainly."""
     from rich.console import Console
     from rich.markup import escape
 
     from ..summary import mean_table
 
     console = Console(width=140, emoji=False)
-    console.print(mean_table(store.frame()))
-    for row in dataset_rows:
-        std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
-        console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "
-                      f"({row['protocol']}, {row['n_patches']} patches): {row['value']:.4f}{std}")
     for line in failures[:20]:
         console.print(f"[red]{escape(line)}[/red]", highlight=False)
     if len(failures) > 20:
         console.print(f"... and {len(failures) - 20} more failures (see {out / 'results.csv'})")
+    frame = store.frame()
+    if (frame["status"] == "ok").any() if "status" in frame else False:
+        console.print(mean_table(frame))
+    else:
+        console.print("[red]No item succeeded[/red]: there are no measurements to summarise; the failures above "
+                      "(and the error column of results.csv) say why.", highlight=False)
+    for row in dataset_rows:
+        std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
+        console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "
+                      f"({row['protocol']}, {row['n_patches']} patches): {row['value']:.4f}{std}")
     console.print(f"{summary.ok} items measured, {summary.failed} failed, {summary.skipped} already in the store; "
                   f"{summary.wall_s:.1f} s. Results: {out / 'results.sqlite'} and {out / 'results.csv'}")
