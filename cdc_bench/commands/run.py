@@ -59,16 +59,21 @@ def resolve_device(device: str) -> str:
 @click.option("--save-recon", is_flag=True, help="Keep every reconstruction as PNG under OUT/recon/.")
 @click.option("--retry-errors", is_flag=True, help="Recompute rows that ended in error or timeout.")
 @click.option("--fid-protocol", default="fid256", show_default=True, help="fid256 (HiFiC's patches) or clean.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: a process pool on this machine; dask: a Dask cluster (--scheduler) or a local one.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+              help="Address of a running Dask scheduler (implies --executor dask).")
+@click.option("--shared-fs", is_flag=True,
+              help="Dask workers read the images from their paths (a shared folder) instead of receiving the bytes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(datasets, codecs, qualities, options, metrics, out, data_root, download, preprocess, workers, limit,
-            device, timeout, save_recon, retry_errors, fid_protocol, quiet) -> None:
+            device, timeout, save_recon, retry_errors, fid_protocol, executor, scheduler, shared_fs, quiet) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
 
     Each result is written as soon as it is measured; a killed run resumes where it stopped when the same
     command is run again. Bare `cdc-bench run` sweeps jpeg, webp and hevc over the embedded default images.
     """
     from ..datasets import DatasetError, get_dataset
-    from ..executor import InlineExecutor, ProcessExecutor
     from ..images import Preprocess
     from ..manifest import build_manifest, new_run_id
     from ..metrics import get_metric
@@ -115,10 +120,10 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
                 "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or "")}
+    pool = _executor(executor, scheduler, workers, device, shared_fs)
+    settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
     manifest = build_manifest(run_id, settings, device)
     store.start_run(run_id, manifest)
-
-    executor = InlineExecutor() if workers == 0 else ProcessExecutor(workers)
     failures: list[str] = []
 
     def report(row):
@@ -126,8 +131,12 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
             failures.append(f"{row['dataset']}/{row['image']} {row['codec']} q={row['quality']}: "
                             f"{row['status']}: {row.get('error')}")
 
-    summary = sweep(tasks, store, executor, run_id=run_id, timeout=None if workers == 0 else timeout,
-                    retry_errors=retry_errors, progress=not quiet, on_row=report)
+    try:
+        summary = sweep(tasks, store, pool, run_id=run_id, timeout=None if workers == 0 and executor == "local"
+                        and not scheduler else timeout, retry_errors=retry_errors, progress=not quiet, on_row=report)
+    finally:
+        if hasattr(pool, "close"):
+            pool.close()
     dataset_rows = []
     if any(info.dataset_level for info in metric_infos):
         from ..dataset_metrics import compute_dataset_metrics
@@ -140,6 +149,23 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     store.close()
     if summary.failed and not summary.ok and not summary.skipped:
         raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
+
+
+def _executor(kind: str, scheduler: str | None, workers: int, device: str, shared_fs: bool):
+    """The engine: a local pool (pebble), this process (--workers 0), or Dask (started here, link printed)."""
+    from ..executor import InlineExecutor, ProcessExecutor
+
+    if kind == "local" and not scheduler:
+        return InlineExecutor() if workers == 0 else ProcessExecutor(workers)
+    from ..dask_executor import DaskExecutor
+
+    pool = DaskExecutor(scheduler, max(1, workers), device=device, shared_fs=shared_fs).start()
+    info = pool.info()
+    where = f"scheduler {info['scheduler']}" if scheduler else f"local cluster at {info['scheduler']}"
+    link = pool.dashboard_link()
+    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or 'unavailable (pip install bokeh)'}",
+               err=True)
+    return pool
 
 
 def _print_summary(store, summary, failures, out, dataset_rows) -> None:
