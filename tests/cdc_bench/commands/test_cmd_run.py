@@ -157,3 +157,17 @@ def test_a_corrupt_results_folder_is_a_clear_error(folder, tmp_path):
     assert str(out / "results.sqlite") in result.output and "corrupt" in result.output
     res = CliRunner().invoke(main, ["export", str(out)])
     assert res.exit_code == 1 and "corrupt" in res.output
+
+
+def test_run_on_a_local_dask_cluster_records_the_executor(folder, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "jpeg", "-q", "20", "-m", "psnr",
+                                       "--out", str(out), "--executor", "dask", "--workers", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "Dask: 2 workers, local cluster at tcp://127.0.0.1" in result.output and "dashboard:" in result.output
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        (manifest,) = conn.execute("SELECT manifest FROM runs").fetchone()
+        statuses = dict(conn.execute("SELECT image, status FROM results"))
+    settings = json.loads(manifest)["settings"]
+    assert (settings["executor"], settings["workers"]) == ("dask", 2) and settings["scheduler"].startswith("tcp://")
+    assert statuses == {"im0": "ok", "im1": "ok", "im2": "ok", "grey": "ok", "broken": "error"}
