@@ -19,6 +19,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Callable
 
@@ -98,15 +99,18 @@ class IsolatedWorker:
         return proc.wait()
 
 
-_WORKER: IsolatedWorker | None = None
+_LOCAL = threading.local()
 
 
 def call_isolated(fn: Callable[[Any], Any], arg: Any, timeout: float | None = None, threads: int = 1) -> Any:
-    """``fn(arg)`` in this process's child (started on first use, restarted after a timeout or a crash)."""
-    global _WORKER
-    if _WORKER is None:
-        _WORKER = IsolatedWorker(threads)
-    return _WORKER.call(fn, arg, timeout)
+    """``fn(arg)`` in this thread's child (started on first use, restarted after a timeout or a crash).
+
+    One child per worker thread: a Dask worker with several threads runs that many tasks side by side.
+    """
+    worker = getattr(_LOCAL, "worker", None)
+    if worker is None:
+        worker = _LOCAL.worker = IsolatedWorker(threads)
+    return worker.call(fn, arg, timeout)
 
 
 def _child() -> None:
@@ -126,8 +130,9 @@ def _child() -> None:
         head = stdin.read(_HEADER.size)
         if len(head) < _HEADER.size:
             return
-        fn, arg = pickle.loads(stdin.read(_HEADER.unpack(head)[0]))
+        message = stdin.read(_HEADER.unpack(head)[0])
         try:
+            fn, arg = pickle.loads(message)
             answer = (True, fn(arg))
         except Exception as err:  # noqa: BLE001 - handed back to the caller, who decides
             answer = (False, err)
