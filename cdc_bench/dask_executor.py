@@ -26,10 +26,16 @@ from typing import Any, Callable, Iterable, Iterator
 from .errors import ConfigError
 
 
-def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, threads: int) -> Any:
-    """Runs on a Dask worker: the task, with its image bytes, in this worker's killable child process."""
+def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, threads: int | None) -> Any:
+    """Runs on a Dask worker: the task, with its image bytes, in this worker's killable child process.
+
+    ``threads=None`` (a remote cluster): the worker's own cores shared among its task slots.
+    """
     from .executor import TaskTimeout, WorkerDied
     from .isolated import call_isolated
+
+    if threads is None:
+        threads = max(1, len(os.sched_getaffinity(0)) // _worker_slots())
 
     if data is not None:
         task = replace(task, image_data=data)
@@ -65,7 +71,8 @@ class DaskExecutor:
         self.device = device
         self.shared_fs = shared_fs
         cores = os.cpu_count() or 1
-        self.threads = threads_per_worker or max(1, cores // self.workers)
+        # a local cluster shares this machine's cores; a remote worker divides its own (decided there)
+        self.threads = threads_per_worker or (None if scheduler else max(1, cores // self.workers))
         self.dashboard = dashboard
         self.connect_timeout = connect_timeout
         self.client = None
@@ -170,6 +177,15 @@ class DaskExecutor:
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _worker_slots() -> int:
+    try:
+        from distributed import get_worker
+
+        return max(1, get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 1
 
 
 def _gpu_count() -> int:

@@ -35,7 +35,7 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     from ..plots.published import ReferenceError
     from ..plots.report import build_report, data_uri, viewer_data
     from ..plots.speed import SpeedReportError, plot_speed
-    from ..store import recon_path, quality_text
+    from ..store import recon_path_for
 
     try:
         res = load_results(results)
@@ -47,8 +47,7 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
         names = split_list(viewer_images)
         if not names:  # the first image that has any saved reconstruction
             for _, row in frame.iterrows():
-                if recon_path(res.out_dir, row["dataset"], row["codec"], row["options"], quality_text(row["quality"]),
-                              row["image"]).is_file():
+                if recon_path_for(res.out_dir, row).is_file():
                     names = [row["image"]]
                     break
         viewers = []

@@ -107,10 +107,9 @@ def find_original(dataset: str, image: str, preprocess: str | None, original: st
 def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
     from PIL import Image
 
-    from ..store import quality_text, recon_path
+    from ..store import recon_path_for
 
-    path = recon_path(out_dir, row["dataset"], row["codec"], row["options"], quality_text(row["quality"]),
-                      row["image"])
+    path = recon_path_for(out_dir, row)  # the row's whole key (preprocess, device) names the file
     if not path.is_file():
         raise CompareError(f"no saved reconstruction of {row['dataset']}/{row['image']} by {row['codec']} at "
                            f"{row['quality']} (expected {path}); re-run that sweep with `cdc-bench run ... "

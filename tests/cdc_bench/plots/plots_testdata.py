@@ -56,7 +56,7 @@ def make_results(out_dir: Path, kodak_dir: Path, with_error: bool = True) -> Pat
 def _measure(out_dir: Path, kodak_dir: Path, pre: str, rows: list) -> None:
     from cdc_bench.images import load_image, save_png
     from cdc_bench.metrics.distortion import ms_ssim, psnr
-    from cdc_bench.store import quality_text, recon_path
+    from cdc_bench.store import quality_text, recon_path_for
 
     for name in IMAGES:
         original = load_image(kodak_dir / f"{name}.png", pre)[0]
@@ -70,7 +70,7 @@ def _measure(out_dir: Path, kodak_dir: Path, pre: str, rows: list) -> None:
                        "bytes": len(data), "bpp": 8 * len(data) / (h * w), "psnr": psnr(original, recon),
                        "ms_ssim": ms_ssim(original, recon), "status": "ok", "run_id": "test-run"}
                 rows.append(row)
-                save_png(recon, recon_path(out_dir, "kodak", codec, "{}", quality_text(q), name))
+                save_png(recon, recon_path_for(out_dir, row))  # where the runner keeps it (protocol in the path)
 
 
 def load_frame(out_dir: Path):

@@ -145,7 +145,8 @@ def test_dataset_level_metric_joins_its_rate_points(frame, tmp_path_factory, kod
     with ResultsStore(results) as store:  # writes: create=False opens read-only
         for q in td.QUALITIES["jpeg"]:
             recon = np.concatenate([blocks(np.asarray(Image.open(recon_path(results, "kodak", "jpeg", "{}",
-                                                                            quality_text(q), n))))
+                                                                            quality_text(q), n,
+                                                                            preprocess=f"center-crop:{td.CROP}"))))
                                     for n in td.IMAGES])
             stored[q] = fid_from_features(originals, recon)
             store.put_dataset_metric({"dataset": "kodak", "codec": "jpeg", "options": "{}", "quality": quality_text(q),
