@@ -204,8 +204,11 @@ def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> tuple[dict[s
 
 def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: list[CodecPlan], *,
                preprocess: str = "none", metrics: tuple[str, ...] = DEFAULT_METRICS, device: str = "cpu",
-               save_recon: bool = False, fid_protocol: str = "fid256", **_ignored: Any) -> list[Task]:
-    """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...])."""
+               save_recon: bool = False, fid_protocol: str = "fid256", out_dir: Any = None) -> list[Task]:
+    """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...]).
+
+    ``out_dir`` is accepted for older callers and unused: workers write nothing, the store keeps the artefacts.
+    """
     tasks = []
     for dataset, images in datasets:
         for plan in codecs:
