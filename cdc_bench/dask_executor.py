@@ -12,13 +12,15 @@ with the local pool. How it keeps the promises of the local pool:
 * **Lost workers.** A worker that dies mid-task has its task rerun on another worker by the scheduler (up to
   Dask's ``allowed-failures``); past that the item is recorded as ``env-error`` and retried on the next run.
   A killed client loses nothing that was stored: the same command resumes from the store.
-* **Memory.** At most a few tasks per worker are in flight, so image bytes of a large dataset are never all held.
+* **Memory.** At most 4 tasks per worker thread are in flight (the window widens as workers join), so the
+  image bytes of a large dataset are never all held at once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -77,6 +79,7 @@ class DaskExecutor:
         self.connect_timeout = connect_timeout
         self.client = None
         self.cluster = None
+        self._slots_at, self._slots_cached = -1e9, self.workers
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> "DaskExecutor":
@@ -133,6 +136,14 @@ class DaskExecutor:
         return {"executor": "dask", "scheduler": self.client.scheduler.address if self.client else self.scheduler,
                 "workers": n, "shared_fs": self.shared_fs}
 
+    def _slots(self) -> int:
+        """Task slots (worker threads) in the cluster, asked of the scheduler at most every 2 s."""
+        now = time.monotonic()
+        if now - self._slots_at > 2.0:
+            self._slots_cached = sum(self.client.nthreads().values()) or self.workers
+            self._slots_at = now
+        return self._slots_cached
+
     def dashboard_link(self) -> str | None:
         if self.client is None:
             return None
@@ -150,7 +161,6 @@ class DaskExecutor:
             self.start()
         pending = list(tasks)
         pending.reverse()  # pop() from the end keeps the planned order (an image's rate points together)
-        window = 4 * max(self.workers, len(self.client.scheduler_info().get("workers", {})), 1)
         futures: dict[Any, Any] = {}
         done = as_completed()
 
@@ -162,17 +172,19 @@ class DaskExecutor:
             futures[future] = task
             done.add(future)
 
-        try:
-            while pending and len(futures) < window:
+        def top_up() -> None:  # workers that join later (queued SLURM jobs) widen the window
+            while pending and len(futures) < 4 * max(1, self._slots()):
                 submit_next()
+
+        try:
+            top_up()
             for future in done:
                 task = futures.pop(future)
                 try:
                     result = future.result()
                 except Exception as err:  # noqa: BLE001 - KilledWorker, lost data: the environment's fault
                     result = WorkerDied(f"Dask could not run the item ({type(err).__name__}: {err})")
-                if pending:
-                    submit_next()
+                top_up()
                 yield task, result
         finally:
             for future in futures:

@@ -204,14 +204,19 @@ def test_readers_work_on_a_read_only_folder_holding_a_wal_store(tmp_path):
     conn.close()
     assert not (out / "results.sqlite-shm").exists()
     reader = tmp_path / "reader.py"
-    reader.write_text("import sys\nfrom cdc_bench.store import ResultsStore\ns = ResultsStore(sys.argv[1], create=False)\n"
-                      "print(len(s.frame()), len(s.runs()), len(s.dataset_metrics_frame()))\n")
+    reader.write_text("import sys\nfrom cdc_bench.store import ResultsStore\nfrom cdc_bench.errors import StoreError\n"
+                      "s = ResultsStore(sys.argv[1], create=False)\n"
+                      "print(len(s.frame()), len(s.runs()), len(s.dataset_metrics_frame()))\n"
+                      "try:\n    ResultsStore(sys.argv[1]).put_row(dict(s.frame().iloc[0], image='b'))\n"
+                      "except StoreError as err:\n    print(err)\n")
     script = (f"mount --bind {out} {out} && mount -o remount,bind,ro {out} && "
               f"! touch {out}/probe 2>/dev/null && {sys.executable} {reader} {out}")
     done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "1", "0"]
+    counts, writer = done.stdout.splitlines()
+    assert counts.split() == ["1", "1", "0"]
+    assert str(out / "results.sqlite") in writer and "not writable" in writer  # a writer gets a clear error
 
 
 def test_a_store_from_before_the_protocol_key_is_migrated(tmp_path):
