@@ -66,7 +66,8 @@ def main() -> None:
         by["dask", n]["wall_vs_pebble"] = round(by["dask", n]["wall_s"] / by["pebble", n]["wall_s"], 3)
     for engine in ("pebble", "dask"):
         for n in counts[1:]:
-            by[engine, n]["speedup_vs_%d" % counts[0]] = round(by[engine, counts[0]]["wall_s"] / by[engine, n]["wall_s"], 3)
+            first = by[engine, counts[0]]["wall_s"]
+            by[engine, n]["speedup_vs_%d" % counts[0]] = round(first / by[engine, n]["wall_s"], 3)
     print(json.dumps({"codec": args.codec, "images": len(images), "rate_points": rates, "tasks": len(tasks),
                       "runs": runs}, indent=2))
 

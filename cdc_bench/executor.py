@@ -26,7 +26,8 @@ class WorkerDied(EnvironmentFault):
 
 
 class Executor(Protocol):
-    def run(self, fn: Callable[[T], R], tasks: Iterable[T], timeout: float | None) -> Iterator[tuple[T, R | BaseException]]:
+    def run(self, fn: Callable[[T], R], tasks: Iterable[T],
+            timeout: float | None) -> Iterator[tuple[T, R | BaseException]]:
         """Yield ``(task, result)`` pairs in completion order; ``result`` is the exception when a task failed."""
         ...
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import tempfile
 import time
 import traceback

@@ -16,7 +16,6 @@ which also works on a read-only folder. Every failure of the store is a :class:`
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -30,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, StoreError
-from .store_schema import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, SCHEMA_VERSION, create_schema,
-                           migrate)
+from .store_schema import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, SCHEMA_VERSION,  # noqa: F401
+                           array_bytes, array_from_bytes, connect_readonly, create_schema, hint, migrate, sql_value)
 
 DB_NAME = "results.sqlite"
 CSV_NAME = "results.csv"
@@ -95,19 +94,6 @@ def recon_path_for(out_dir: str | Path, row: Mapping[str, Any]) -> Path:
                       device=dev if isinstance(dev, str) else "cpu")
 
 
-def _hint(err: BaseException) -> str:
-    text = str(err).lower()
-    if "full" in text or getattr(err, "errno", None) == 28:
-        return "the disk is full: free space and rerun (finished rows are kept)"
-    if "readonly" in text or "read-only" in text or "permission" in text or "unable to open" in text:
-        return "the folder is not writable: pass another --out, or fix its permissions"
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return "the file is corrupt: move it away and rerun into a fresh folder"
-    if "locked" in text or "busy" in text:
-        return "another process holds the store locked for too long; retry"
-    return "check the folder"
-
-
 class ResultsStore:
     """Rows of results under ``out_dir``. Safe to open from several processes at once.
 
@@ -124,7 +110,7 @@ class ResultsStore:
                              f"run `cdc-bench run --out {self.out_dir}` first")
         try:
             if self.readonly:
-                self._conn = _connect_readonly(self.path)
+                self._conn = connect_readonly(self.path)
                 self._check_version()
             else:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +122,7 @@ class ResultsStore:
                     migrate(self._conn)
                     create_schema(self._conn)
         except (sqlite3.Error, OSError) as err:
-            raise StoreError(f"{self.path}: cannot open the results store ({err}); {_hint(err)}") from None
+            raise StoreError(f"{self.path}: cannot open the results store ({err}); {hint(err)}") from None
 
     def _check_version(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -176,9 +162,9 @@ class ResultsStore:
                 conn.execute("ROLLBACK" if exc_type else "COMMIT")
             except sqlite3.Error as err:
                 if exc_type is None:
-                    raise StoreError(f"{self.store.path}: cannot write ({err}); {_hint(err)}") from None
+                    raise StoreError(f"{self.store.path}: cannot write ({err}); {hint(err)}") from None
             if exc_type is not None and issubclass(exc_type, (sqlite3.Error, OSError)):
-                raise StoreError(f"{self.store.path}: cannot write ({exc}); {_hint(exc)}") from None
+                raise StoreError(f"{self.store.path}: cannot write ({exc}); {hint(exc)}") from None
 
     def _write(self) -> "_Tx":
         return self._Tx(self)
@@ -187,7 +173,7 @@ class ResultsStore:
         try:
             return self._conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as err:
-            raise StoreError(f"{self.path}: cannot read ({err}); {_hint(err)}") from None
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
 
     # -- rows -----------------------------------------------------------------------------------------------
     def put_row(self, row: Mapping[str, Any]) -> None:
@@ -210,7 +196,7 @@ class ResultsStore:
                 if missing:
                     raise ValueError(f"result row lacks {missing}: {row}")
                 row["rate"] = _numeric(row["quality"])
-                row = {k: _sql_value(v) for k, v in row.items()}
+                row = {k: sql_value(v) for k, v in row.items()}
                 self._ensure_columns("results", row)
                 names = list(row)
                 marks = ", ".join("?" * len(names))
@@ -242,7 +228,7 @@ class ResultsStore:
         try:
             df = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, codec, options, image", self._conn)
         except (sqlite3.Error, pd.errors.DatabaseError) as err:
-            raise StoreError(f"{self.path}: cannot read ({err}); {_hint(err)}") from None
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
         return _with_text_quality(df)
 
     # -- artefacts: reconstructions and FID features --------------------------------------------------------
@@ -258,7 +244,7 @@ class ResultsStore:
             tmp.write_bytes(png)
             tmp.replace(path)
         except OSError as err:
-            raise StoreError(f"{path}: cannot write the reconstruction ({err}); {_hint(err)}") from None
+            raise StoreError(f"{path}: cannot write the reconstruction ({err}); {hint(err)}") from None
         return path
 
     def get_recon(self, row: Mapping[str, Any]) -> bytes | None:
@@ -273,13 +259,13 @@ class ResultsStore:
             self._conn.execute(
                 f"INSERT OR REPLACE INTO features ({', '.join(FEATURE_KEY)}, extractor, n, original_sha1, data) "
                 f"VALUES ({', '.join('?' * (len(FEATURE_KEY) + 4))})",
-                (*key, protocol, extractor, len(features), original_sha1, _array_bytes(features)))
+                (*key, protocol, extractor, len(features), original_sha1, array_bytes(features)))
             if original is not None:
                 self._conn.execute(
                     f"INSERT OR REPLACE INTO original_features ({', '.join(ORIGINAL_FEATURE_KEY)}, extractor, n, "
                     f"image_sha1, data) VALUES ({', '.join('?' * (len(ORIGINAL_FEATURE_KEY) + 4))})",
                     (dataset, image, preprocess, device, protocol, extractor, len(original), original_sha1,
-                     _array_bytes(original)))
+                     array_bytes(original)))
 
     def feature_keys(self, protocol: str) -> set[tuple[str, ...]]:
         """Result keys that have FID features for ``protocol``."""
@@ -300,7 +286,7 @@ class ResultsStore:
             return None
         (extractor, sha1, data), = rec
         (o_extractor, o_sha1, o_data), = orig
-        return {"features": _array(data), "original": _array(o_data), "extractor": extractor,
+        return {"features": array_from_bytes(data), "original": array_from_bytes(o_data), "extractor": extractor,
                 "original_extractor": o_extractor, "original_sha1": sha1, "stored_original_sha1": o_sha1,
                 "blob_sha1": hashlib.sha1(data + o_data).hexdigest()}
 
@@ -310,7 +296,7 @@ class ResultsStore:
         row.setdefault("preprocess", "none")
         row["device"] = device_kind(row.get("device") or "cpu")
         row["quality"] = quality_text(row["quality"])
-        row = {k: _sql_value(v) for k, v in row.items()}
+        row = {k: sql_value(v) for k, v in row.items()}
         row.setdefault("computed_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         with self._write():
             self._ensure_columns("dataset_metrics", row)
@@ -324,7 +310,7 @@ class ResultsStore:
             df = pd.read_sql_query("SELECT * FROM dataset_metrics ORDER BY dataset, codec, options, metric",
                                    self._conn)
         except (sqlite3.Error, pd.errors.DatabaseError) as err:
-            raise StoreError(f"{self.path}: cannot read ({err}); {_hint(err)}") from None
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
         return _with_text_quality(df)
 
     # -- runs -----------------------------------------------------------------------------------------------
@@ -350,7 +336,7 @@ class ResultsStore:
             self.frame().to_csv(tmp, index=False)
             tmp.replace(path)
         except OSError as err:
-            raise StoreError(f"{path}: cannot write the CSV ({err}); {_hint(err)}") from None
+            raise StoreError(f"{path}: cannot write the CSV ({err}); {hint(err)}") from None
         return path
 
     def close(self) -> None:
@@ -363,47 +349,12 @@ class ResultsStore:
         self.close()
 
 
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    """``mode=ro``; where the folder is not writable (a WAL database then cannot get its -shm file), the file is
-    opened ``immutable=1``: nobody can be writing to it there either."""
-    uri = path.resolve().as_uri()
-    writable = os.access(path.parent, os.W_OK)
-    conn = sqlite3.connect(f"{uri}?mode=ro" if writable else f"{uri}?immutable=1", uri=True, timeout=60.0)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
-        conn.close()
-        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    return conn
-
-
 def _numeric(quality: str) -> float | None:
     try:
         value = float(quality)
     except ValueError:
         return None
     return value if math.isfinite(value) else None
-
-
-def _sql_value(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):  # SQLite has no NaN; +-inf (PSNR of a lossless item) it keeps
-        return None
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value, default=str)
-    if hasattr(value, "item"):  # numpy scalars
-        return _sql_value(value.item())
-    return value
-
-
-def _array_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array, dtype=np.float32), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _array(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 def _with_text_quality(df: pd.DataFrame) -> pd.DataFrame:

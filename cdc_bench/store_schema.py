@@ -1,4 +1,5 @@
-"""The results store's tables, and the migration of stores written before the key held the whole protocol.
+"""The results store's SQLite layer: tables, value encoding, read-only connections, error hints, and the
+migration of stores written before the key held the whole protocol.
 
 Version 0 (cdc-bench before the store kept a version) keyed rows by ``(dataset, image, codec, options, quality)``:
 two runs with different ``--preprocess`` or ``--device`` shared rows. Version 1 adds both to the key. Migrating
@@ -10,9 +11,16 @@ protocol); the rows' ``fid_patches`` are cleared so that asking for FID again ex
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import os
 import sqlite3
 import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 SCHEMA_VERSION = 1
 KEY = ("dataset", "image", "codec", "options", "quality", "preprocess", "device")
@@ -21,7 +29,8 @@ BASE_COLUMNS: dict[str, str] = {
     "quality": "TEXT NOT NULL", "preprocess": "TEXT NOT NULL", "device": "TEXT NOT NULL", "rate": "REAL",
     "height": "INTEGER", "width": "INTEGER", "bytes": "INTEGER", "bpp": "REAL", "bpp_estimated": "REAL",
     "psnr": "REAL", "ms_ssim": "REAL", "encode_s": "REAL", "decode_s": "REAL", "metrics_s": "REAL",
-    "status": "TEXT NOT NULL", "measured": "TEXT", "error": "TEXT", "warnings": "TEXT", "run_id": "TEXT", "finished_at": "TEXT",
+    "status": "TEXT NOT NULL", "measured": "TEXT", "error": "TEXT", "warnings": "TEXT", "run_id": "TEXT",
+    "finished_at": "TEXT",
 }
 DATASET_METRIC_KEY = ("dataset", "codec", "options", "quality", "preprocess", "device", "metric", "protocol")
 DATASET_METRIC_COLUMNS: dict[str, str] = {
@@ -90,3 +99,51 @@ def migrate(conn: sqlite3.Connection) -> None:
     warnings.warn(f"results store upgraded to version {SCHEMA_VERSION}: {len(rows)} rows kept (now keyed by "
                   "preprocess and device too); earlier FID/KID values are kept in dataset_metrics_v0 only and are "
                   "recomputed when asked for", stacklevel=3)
+
+
+def hint(err: BaseException) -> str:
+    text = str(err).lower()
+    if "full" in text or getattr(err, "errno", None) == 28:
+        return "the disk is full: free space and rerun (finished rows are kept)"
+    if "readonly" in text or "read-only" in text or "permission" in text or "unable to open" in text:
+        return "the folder is not writable: pass another --out, or fix its permissions"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return "the file is corrupt: move it away and rerun into a fresh folder"
+    if "locked" in text or "busy" in text:
+        return "another process holds the store locked for too long; retry"
+    return "check the folder"
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """``mode=ro``; where the folder is not writable (a WAL database then cannot get its -shm file), the file is
+    opened ``immutable=1``: nobody can be writing to it there either."""
+    uri = path.resolve().as_uri()
+    writable = os.access(path.parent, os.W_OK)
+    conn = sqlite3.connect(f"{uri}?mode=ro" if writable else f"{uri}?immutable=1", uri=True, timeout=60.0)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn
+
+
+def sql_value(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):  # SQLite has no NaN; +-inf (PSNR of a lossless item) it keeps
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str)
+    if hasattr(value, "item"):  # numpy scalars
+        return sql_value(value.item())
+    return value
+
+
+def array_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def array_from_bytes(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)

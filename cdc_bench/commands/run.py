@@ -74,6 +74,7 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     command is run again. Bare `cdc-bench run` sweeps jpeg, webp and hevc over the embedded default images.
     """
     from ..datasets import DatasetError, get_dataset
+    from ..executor import InlineExecutor
     from ..images import Preprocess
     from ..manifest import build_manifest, new_run_id
     from ..metrics import get_metric
@@ -132,8 +133,8 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
                             f"{row['status']}: {row.get('error')}")
 
     try:
-        summary = sweep(tasks, store, pool, run_id=run_id, timeout=None if workers == 0 and executor == "local"
-                        and not scheduler else timeout, retry_errors=retry_errors, progress=not quiet, on_row=report)
+        summary = sweep(tasks, store, pool, run_id=run_id,
+                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors, progress=not quiet, on_row=report)
     finally:
         if hasattr(pool, "close"):
             pool.close()
@@ -181,7 +182,7 @@ def _print_summary(store, summary, failures, out, dataset_rows) -> None:
     if len(failures) > 20:
         console.print(f"... and {len(failures) - 20} more failures (see {out / 'results.csv'})")
     frame = store.frame()
-    if (frame["status"] == "ok").any() if "status" in frame else False:
+    if (frame["status"] == "ok").any():
         console.print(mean_table(frame))
     else:
         console.print("[red]No item succeeded[/red]: there are no measurements to summarise; the failures above "
