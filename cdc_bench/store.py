@@ -195,6 +195,7 @@ class ResultsStore:
                 missing = [k for k in KEY + ("status",) if not isinstance(row.get(k), str) or not row.get(k)]
                 if missing:
                     raise ValueError(f"result row lacks {missing}: {row}")
+                _check_options(row["options"])
                 row["rate"] = _numeric(row["quality"])
                 row = {k: sql_value(v) for k, v in row.items()}
                 self._ensure_columns("results", row)
@@ -347,6 +348,18 @@ class ResultsStore:
 
     def __exit__(self, *_) -> None:
         self.close()
+
+
+def _check_options(options: str) -> None:
+    """The options key must be strict JSON: no NaN or Infinity (they would make two runs' keys differ or match
+    by accident, and other JSON readers reject them)."""
+    def reject(token: str):
+        raise ConfigError(f"option value {token} is not a finite number (options {options})")
+
+    try:
+        json.loads(options, parse_constant=reject)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"the options key is not JSON ({err}): {options!r}") from None
 
 
 def _numeric(quality: str) -> float | None:

@@ -238,12 +238,13 @@ def test_shipped_image_bytes_give_the_same_row(images, tmp_path):
     assert b["status"] == "ok" and a["bpp"] == b["bpp"] and a["psnr"] == b["psnr"]
 
 
-def test_environment_errors_are_retried_by_default_item_errors_are_not(images, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fault", [OSError(errno.ENOSPC, "No space left on device"), MemoryError()])
+def test_environment_errors_are_retried_by_default_item_errors_are_not(images, tmp_path, monkeypatch, fault):
     store = ResultsStore(tmp_path / "out")
     tasks = _tasks(images[:2], rates=(8,))
 
-    def full_disk(self, image, rate):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full_disk(self, image, rate):  # the codec base wraps it in a CodecError; its cause decides
+        raise fault
 
     with monkeypatch.context() as m:
         m.setattr(QuantZlib, "_encode", full_disk)

@@ -80,6 +80,9 @@ def test_nan_never_reaches_the_key(tmp_path):
             quality_text(bad)
         with pytest.raises(ConfigError):
             store.put_row(_row(quality=bad))
+    for options in ('{"gamma": NaN}', '{"gamma": Infinity}', '{"gamma": -Infinity}'):
+        with pytest.raises(ConfigError, match="not a finite number"):
+            store.put_row(_row(options=options))
     store.put_row(_row(psnr=float("nan")))
     assert pd.isna(store.frame()["psnr"].iloc[0])
 
