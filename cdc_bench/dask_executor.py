@@ -87,6 +87,9 @@ class DaskExecutor:
         from distributed import Client
 
         dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"})
+        if logging.getLogger().level > logging.DEBUG:  # the local scheduler's chatter would bury the sweep's lines
+            for name in ("distributed", "bokeh", "tornado"):
+                logging.getLogger(name).setLevel(logging.WARNING)
         if self.scheduler:
             try:
                 self.client = Client(self.scheduler, timeout=f"{self.connect_timeout}s")
