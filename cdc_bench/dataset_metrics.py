@@ -32,30 +32,14 @@ def compute_dataset_metrics(store: ResultsStore, metrics: list[str], protocol: s
     out: list[dict] = []
     for values, group in df.groupby(GROUP, sort=True):
         ident = dict(zip(GROUP, values))
-        label = f"{ident['dataset']} {ident['codec']} q={ident['quality']}"
         if (group["status"] != "ok").any():
             continue
-        loaded = [store.load_features(tuple(dict(ident, image=image)[k] for k in KEY), protocol)
-                  for image in group["image"]]
-        if any(item is None for item in loaded):
+        loaded = load_group_features(store, ident, group["image"].tolist(), protocol)
+        if loaded is None:
             continue
-        if any(item["original_sha1"] != item["stored_original_sha1"] for item in loaded):
-            warnings.warn(f"{label}: stored original features belong to a different original; rerun these items")
-            continue
-        extractors = {item[k] for item in loaded for k in ("extractor", "original_extractor")}
-        if len(extractors) != 1:
-            warnings.warn(f"{label}: features come from different Inception files ({', '.join(sorted(extractors))}); "
-                          f"rerun with --retry-errors after removing the group's rows")
-            continue
-        recon = np.concatenate([item["features"] for item in loaded])
-        orig = np.concatenate([item["original"] for item in loaded])
-        if len(recon) < 2:
-            warnings.warn(f"{label}: {len(recon)} {protocol} feature vectors; FID/KID need at least 2 "
-                          "(images under 256 px give no FID/256 patch)")
-            continue
-        fingerprint = hashlib.sha1("".join(item["blob_sha1"] for item in loaded).encode()).hexdigest()
+        recon, orig, extractor, fingerprint = loaded
         base = dict(ident, protocol=protocol, n_images=len(group), n_patches=len(recon),
-                    feature_extractor=next(iter(extractors)), features_sha1=fingerprint)
+                    feature_extractor=extractor, features_sha1=fingerprint)
         for metric in wanted:
             row = previous.get(tuple(ident[k] for k in GROUP) + (metric, protocol))
             if row is None or row.get("features_sha1") != fingerprint:
@@ -65,6 +49,31 @@ def compute_dataset_metrics(store: ResultsStore, metrics: list[str], protocol: s
                 store.put_dataset_metric(row)
             out.append(row)
     return out
+
+
+def load_group_features(store: ResultsStore, ident: dict[str, Any], images: list[str], protocol: str
+                        ) -> tuple[np.ndarray, np.ndarray, str, str] | None:
+    """``(recon features, original features, extractor, fingerprint)`` of one group's images, stacked; None (with a
+    warning where it is not just "not measured yet") when the group cannot give a value."""
+    label = f"{ident['dataset']} {ident['codec']} q={ident['quality']}"
+    loaded = [store.load_features(tuple(dict(ident, image=image)[k] for k in KEY), protocol) for image in images]
+    if not loaded or any(item is None for item in loaded):
+        return None
+    if any(item["original_sha1"] != item["stored_original_sha1"] for item in loaded):
+        warnings.warn(f"{label}: stored original features belong to a different original; rerun these items")
+        return None
+    extractors = {item[k] for item in loaded for k in ("extractor", "original_extractor")}
+    if len(extractors) != 1:
+        warnings.warn(f"{label}: features come from different Inception files ({', '.join(sorted(extractors))})")
+        return None
+    recon = np.concatenate([item["features"] for item in loaded])
+    orig = np.concatenate([item["original"] for item in loaded])
+    if len(recon) < 2:
+        warnings.warn(f"{label}: {len(recon)} {protocol} feature vectors; FID/KID need at least 2 "
+                      "(images under 256 px give no FID/256 patch)")
+        return None
+    fingerprint = hashlib.sha1("".join(item["blob_sha1"] for item in loaded).encode()).hexdigest()
+    return recon, orig, next(iter(extractors)), fingerprint
 
 
 def _previous_rows(store: ResultsStore) -> dict[tuple, dict[str, Any]]:

@@ -135,7 +135,7 @@ def test_csv_round_trips(tidy):
 
 
 def test_unknown_direction_metric_still_tabulates():
-    spec = MetricSpec("custom", "custom", "Custom", None)
+    spec = MetricSpec("custom", "custom", lower_better=None, label="Custom")
     frame = pd.DataFrame({"dataset": ["d"] * 4, "codec": ["a", "a", "b", "b"], "options": ["{}"] * 4,
                           "label": ["a", "a", "b", "b"], "quality": [1, 2, 1, 2], "bpp": [0.1, 0.2, 0.08, 0.16],
                           "custom": [1.0, 2.0, 1.0, 2.0]})
@@ -161,3 +161,22 @@ def test_latex_table_compiles(tidy, tmp_path):
 
     text = PdfReader(tmp_path / "table.pdf").pages[0].extract_text()
     assert "webp" in text and "BD-rate PSNR" in text
+
+
+def test_non_monotonic_note_names_the_curve_at_fault():
+    # The anchor's quality dips at its third point; the note must blame the anchor, not the test curve.
+    frame = pd.DataFrame({"dataset": ["d"] * 8, "codec": ["a"] * 4 + ["b"] * 4, "options": ["{}"] * 8,
+                          "label": ["a"] * 4 + ["b"] * 4, "quality": [1, 2, 3, 4] * 2,
+                          "bpp": [0.1, 0.2, 0.4, 0.8] * 2, "psnr": [30.0, 32.0, 31.0, 35.0, 30.5, 32.5, 34.5, 36.5]})
+    got = bd_table(frame, "a", [metric_spec("psnr")])
+    assert "quality not monotonic in rate (anchor a)" in got["note"].iloc[0]
+    swapped = bd_table(frame, "b", [metric_spec("psnr")])
+    assert "quality not monotonic in rate (a)" in swapped["note"].iloc[0]
+
+
+def test_clip_curve_interpolates_the_window_ends():
+    from cdc_bench.plots.bdrate import clip_curve
+
+    bpp, q = clip_curve([0.1, 0.4, 1.6], [30.0, 34.0, 38.0], 0.2, 0.8)
+    assert bpp.tolist() == [0.2, 0.4, 0.8]
+    assert q.tolist() == pytest.approx([32.0, 34.0, 36.0])   # linear in log-rate

@@ -90,3 +90,11 @@ def test_original_of_another_size_is_refused(results, frame, kodak_dir):
     full = find_original("kodak", "kodim23", None, kodak_dir)   # a folder: finds kodim23.png, no crop
     with pytest.raises(CompareError, match="same preprocessing"):
         comparison_tiles(results, matched_rows(frame, "kodim23", 0.5), full, 64, None, [])
+
+
+def test_rate_text_uses_the_codecs_rate_label():
+    from cdc_bench.plots.compare import rate_text
+
+    assert rate_text("jpeg2000", 100) == "compression ratio 100"   # not "q=100"
+    assert rate_text("jpeg", 50) == "quality 50"
+    assert rate_text("no-such-codec", 3) == "rate point 3"
