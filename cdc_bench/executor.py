@@ -11,20 +11,23 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
+from .errors import CdcBenchError, EnvironmentFault
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-class TaskTimeout(Exception):
+class TaskTimeout(CdcBenchError):
     """A task ran past its time limit; its worker was killed."""
 
 
-class WorkerDied(Exception):
-    """The worker process running a task died (crash, out of memory)."""
+class WorkerDied(EnvironmentFault):
+    """The worker process running a task died (crash, out of memory): an environment error, retried next run."""
 
 
 class Executor(Protocol):
-    def run(self, fn: Callable[[T], R], tasks: Iterable[T], timeout: float | None) -> Iterator[tuple[T, R | BaseException]]:
+    def run(self, fn: Callable[[T], R], tasks: Iterable[T],
+            timeout: float | None) -> Iterator[tuple[T, R | BaseException]]:
         """Yield ``(task, result)`` pairs in completion order; ``result`` is the exception when a task failed."""
         ...
 

@@ -52,19 +52,21 @@ def dataset_metrics_table(store: ResultsStore, fid_bootstrap: int = 0, seed: int
 
 
 def _fid_intervals(store: ResultsStore, frame: pd.DataFrame, n: int, seed: int) -> None:
-    from .metrics import fid
+    from .dataset_metrics import GROUP, load_group_features
     from .stats import Bootstrap, fid_patch_bootstrap
-    from .store import item_key
 
     rows = store.frame()
     for i, row in frame[frame["metric"] == "fid"].iterrows():
-        group = rows[(rows["dataset"] == row["dataset"]) & (rows["codec"] == row["codec"])
-                     & (rows["options"] == row["options"]) & (rows["quality"].astype(str) == str(row["quality"]))]
-        loaded = fid._load_group(store.out_dir, row["protocol"], row["dataset"], row["codec"], row["options"],
-                                 row["quality"], group["image"].tolist(), item_key)
+        defaults = {"preprocess": "none", "device": "cpu"}
+        ident = {k: str(row[k]) if isinstance(row.get(k), str) or k == "quality" else defaults.get(k) for k in GROUP}
+        mask = pd.Series(True, index=rows.index)
+        for k in GROUP:
+            mask &= rows[k].astype(str) == ident[k]
+        group = rows[mask]
+        loaded = load_group_features(store, ident, group["image"].tolist(), row["protocol"])
         if loaded is None:
             continue
-        _, recon, orig, _, _ = loaded
+        recon, orig, _, _ = loaded
         lo, hi = fid_patch_bootstrap(orig, recon, Bootstrap(n_resamples=max(n, 10), seed=seed))
         frame.loc[i, ["value_lo", "value_hi"]] = lo, hi
         frame.loc[i, "interval"] = f"95% percentile bootstrap over patches ({max(n, 10)} resamples, seed {seed})"
@@ -101,12 +103,16 @@ def export_rows(store: ResultsStore, path: Path, fmt: str, fid_bootstrap: int = 
     return [path]
 
 
-def _dataset_keys(table: pd.DataFrame, dataset: str, codec: str, options: str, qualities) -> dict:
+def _dataset_keys(table: pd.DataFrame, dataset: str, codec: str, options: str, qualities,
+                  preprocess: str = "none", device: str = "cpu") -> dict:
     """Extra CompressAI-JSON keys (``fid``, ``kid``, ``kid-std``, ``fid-protocol``, ...) aligned with bpp."""
     out: dict = {}
     if table.empty:
         return out
     mine = table[(table["dataset"] == dataset) & (table["codec"] == codec) & (table["options"] == options)]
+    for column, value in (("preprocess", preprocess), ("device", device)):  # the rest of the store key
+        if column in mine:
+            mine = mine[mine[column].fillna(value) == value]
     for metric, per in mine.groupby("metric"):
         protocol = per["protocol"].iloc[0]
         per = per[per["protocol"] == protocol].set_index(per["quality"].astype(str))
@@ -136,22 +142,31 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
     """``(dataset, file stem, result JSON)`` per (dataset, codec, options) group of the dataset means."""
     from .plots.frames import RANDOM_WEIGHTS, is_random_weights
 
-    means = dataset_means(frame).dropna(subset=["bpp"])
+    means = dataset_means(frame)
+    if "bpp" not in means:  # no row succeeded
+        return []
+    means = means.dropna(subset=["bpp"])
     table = dataset_metrics if dataset_metrics is not None else pd.DataFrame()
     out = []
-    for (dataset, codec, options), group in means.groupby(["dataset", "codec", "options"], sort=True):
+    for (dataset, codec, options, preprocess, device), group in means.groupby(
+            ["dataset", "codec", "options", "preprocess", "device"], sort=True):
         group = group.sort_values("bpp")
         results = {key: [float(v) for v in group[col]] for col, key in COMPRESSAI_KEYS.items()
                    if col in group and group[col].notna().all()}
-        qualities = [q.item() if hasattr(q, "item") else q for q in group["quality"]]
+        rates = pd.to_numeric(group["quality"], errors="coerce")  # CompressAI lists numbers; names stay text
+        qualities = [q if pd.isna(r) else (int(r) if float(r).is_integer() and "." not in q else float(r))
+                     for q, r in zip(group["quality"].astype(str), rates)]
         results["quality"] = qualities
-        results.update(_dataset_keys(table, dataset, codec, options, qualities))
+        results.update(_dataset_keys(table, dataset, codec, options, group["quality"].astype(str).tolist(),
+                                     preprocess, device))
         label = short_options(options)
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", codec) + "-" + hashlib.sha1(options.encode()).hexdigest()[:8]
+        protocol = options if (preprocess, device) == ("none", "cpu") else f"{options}\x1f{preprocess}\x1f{device}"
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", codec) + "-" + hashlib.sha1(protocol.encode()).hexdigest()[:8]
         # CompressAI's plot puts "name" in the legend: a random-weights run must say so there too.
         name = f"{codec} [{RANDOM_WEIGHTS}]" if is_random_weights(options) else codec
         out.append((dataset, stem, {"name": name, "description": f"cdc-bench: {codec} ({label}) on {dataset}, "
                                     f"mean over {int(group['n_images'].min())} images", "options": json.loads(options),
+                                    "preprocess": preprocess, "device": device,
                                     "results": results}))
     return out
 

@@ -11,8 +11,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from .stats import Bootstrap
 
-GROUP = ["dataset", "codec", "options", "quality"]
-NOT_AVERAGED = {"height", "width", "fid_patches"}
+GROUP = ["dataset", "codec", "options", "quality", "preprocess", "device"]  # the store key without the image
+NOT_AVERAGED = {"height", "width", "fid_patches", "rate"}
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -33,6 +33,7 @@ def dataset_means(frame: pd.DataFrame, columns: list[str] | None = None, boot: "
     bootstrap interval of the mean over images (:mod:`cdc_bench.stats`). A group that lost images to errors is
     still averaged over the images it has; ``n_failed`` says so.
     """
+    frame = frame.assign(**{c: frame[c] if c in frame else d for c, d in (("preprocess", "none"), ("device", "cpu"))})
     if frame.empty:
         return pd.DataFrame(columns=GROUP + ["n_images", "n_failed"])
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame

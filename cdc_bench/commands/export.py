@@ -18,19 +18,21 @@ import click
                    "seconds per value); 0 = none. KID always carries its std over subsets.")
 def command(results: Path, fmt: str, output: Path | None, fid_bootstrap: int) -> None:
     """Export a results folder written by `cdc-bench run`; FID/KID go to dataset_metrics.csv beside the CSV."""
+    from ..errors import StoreError
     from ..export import export_compressai, export_rows
     from ..store import ResultsStore
 
-    try:
-        store = ResultsStore(results, create=False)
-    except FileNotFoundError as err:
-        raise click.ClickException(str(err)) from None
-    if fmt == "compressai-json":
-        paths = export_compressai(store, output or results / "export" / "compressai", fid_bootstrap)
-        for path in paths:
-            click.echo(str(path))
-        if not paths:
-            raise click.ClickException(f"no successful results in {results} to export")
-        return
-    for path in export_rows(store, output or results / "export" / f"results.{fmt}", fmt, fid_bootstrap):
+    with ResultsStore(results, create=False) as store:  # read-only: export works on a folder you cannot write
+        try:
+            if fmt == "compressai-json":
+                paths = export_compressai(store, output or results / "export" / "compressai", fid_bootstrap)
+                if not paths:
+                    raise click.ClickException(
+                        f"no successful results in {results} to export ({len(store.frame())} rows, none with "
+                        "status ok; see the error column of results.csv)")
+            else:
+                paths = export_rows(store, output or results / "export" / f"results.{fmt}", fmt, fid_bootstrap)
+        except OSError as err:
+            raise StoreError(f"cannot write the export ({err}); pass --output to a writable place") from None
+    for path in paths:
         click.echo(str(path))

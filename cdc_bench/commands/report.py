@@ -42,7 +42,7 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, split_list
     from ..plots.report import build_report, data_uri, viewer_data
     from ..plots.speed import plot_speed
-    from ..store import recon_path, quality_text
+    from ..store import recon_path_for
 
     window = parse_range(bpp_range, "--bpp-range")
     res = load_many(results)
@@ -54,8 +54,7 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     names = split_list(viewer_images)
     if not names:  # the first image that has any saved reconstruction
         for _, row in frame.iterrows():
-            if recon_path(row.get("_out_dir") or res.out_dir, row["dataset"], row["codec"], row["_options"],
-                          quality_text(row["quality"]), row["image"]).is_file():
+            if recon_path_for(row.get("_out_dir") or res.out_dir, {**row, "options": row["_options"]}).is_file():
                 names = [row["image"]]
                 break
     viewers = []

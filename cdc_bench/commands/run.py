@@ -57,16 +57,23 @@ def default_out(datasets: list[str]) -> Path:
               help="fid256 (HiFiC's patches) or clean.")
 @click.option("--skip-unavailable", is_flag=True, help="Leave out codecs and metrics that cannot run here "
               "(missing dependency or weights), with a warning, instead of stopping.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: a process pool on this machine; dask: a Dask cluster (--scheduler) or a local one.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+              help="Address of a running Dask scheduler (implies --executor dask).")
+@click.option("--shared-fs", is_flag=True,
+              help="Dask workers read the images from their paths (a shared folder) instead of receiving the bytes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(datasets, codecs, qualities, options, metrics, out, data_root, download, preprocess, workers, limit,
-            device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, quiet) -> None:
+            device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, executor, scheduler, shared_fs,
+            quiet) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
 
     Each result is written as soon as it is measured; a killed run resumes where it stopped when the same
     command is run again. Bare `cdc-bench run` sweeps jpeg, webp and hevc over the embedded default images.
     """
     from ..datasets import DatasetError, get_dataset
-    from ..executor import InlineExecutor, ProcessExecutor
+    from ..executor import InlineExecutor
     from ..images import Preprocess
     from ..manifest import build_manifest, new_run_id
     from ..metrics import get_metric
@@ -101,16 +108,16 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     out = out or default_out(dataset_names)
     store = ResultsStore(out)
     tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
-                       out_dir=out, save_recon=save_recon, fid_protocol=fid_protocol)
+                       save_recon=save_recon, fid_protocol=fid_protocol)
     run_id = new_run_id()
     settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
                 "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or ""),
                 "skipped_unavailable": checked.skipped}
+    pool = _executor(executor, scheduler, workers, device, shared_fs)
+    settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
     manifest = build_manifest(run_id, settings, device)
     store.start_run(run_id, manifest)
-
-    executor = InlineExecutor() if workers == 0 else ProcessExecutor(workers)
     failures: list[str] = []
 
     def report(row):
@@ -118,35 +125,64 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
             failures.append(f"{row['dataset']}/{row['image']} {row['codec']} q={row['quality']}: "
                             f"{row['status']}: {row.get('error')}")
 
-    summary = sweep(tasks, store, executor, run_id=run_id, timeout=None if workers == 0 else timeout,
-                    retry_errors=retry_errors, progress=not quiet, on_row=report)
+    try:
+        summary = sweep(tasks, store, pool, run_id=run_id,
+                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors, progress=not quiet, on_row=report)
+    finally:
+        if hasattr(pool, "close"):
+            pool.close()
     dataset_rows = []
     if any(info.dataset_level for info in metric_infos):
-        from ..metrics.fid import compute_dataset_metrics
+        from ..dataset_metrics import compute_dataset_metrics
 
-        dataset_rows = compute_dataset_metrics(out, store, [m.name for m in metric_infos if m.dataset_level],
+        dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
                                                protocol=fid_protocol)
     manifest.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), summary=summary.as_dict())
     store.end_run(run_id, manifest)
     _print_summary(store, summary, failures, out, dataset_rows)
     store.close()
+    if summary.failed and not summary.ok and not summary.skipped:
+        raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
+
+
+def _executor(kind: str, scheduler: str | None, workers: int, device: str, shared_fs: bool):
+    """The engine: a local pool (pebble), this process (--workers 0), or Dask (started here, link printed)."""
+    from ..executor import InlineExecutor, ProcessExecutor
+
+    if kind == "local" and not scheduler:
+        return InlineExecutor() if workers == 0 else ProcessExecutor(workers)
+    from ..dask_executor import DaskExecutor
+
+    pool = DaskExecutor(scheduler, max(1, workers), device=device, shared_fs=shared_fs).start()
+    info = pool.info()
+    where = f"scheduler {info['scheduler']}" if scheduler else f"local cluster at {info['scheduler']}"
+    link = pool.dashboard_link()
+    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or 'unavailable (pip install bokeh)'}",
+               err=True)
+    return pool
 
 
 def _print_summary(store, summary, failures, out, dataset_rows) -> None:
+    """Failures first, then the means of what succeeded; a run where nothing succeeded says so plainly."""
     from rich.console import Console
     from rich.markup import escape
 
     from ..summary import mean_table
 
     console = Console(width=140, emoji=False)
-    console.print(mean_table(store.frame()))
-    for row in dataset_rows:
-        std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
-        console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "
-                      f"({row['protocol']}, {row['n_patches']} patches): {row['value']:.4f}{std}")
     for line in failures[:20]:
         console.print(f"[red]{escape(line)}[/red]", highlight=False)
     if len(failures) > 20:
         console.print(f"... and {len(failures) - 20} more failures (see {out / 'results.csv'})")
+    frame = store.frame()
+    if (frame["status"] == "ok").any():
+        console.print(mean_table(frame))
+    else:
+        console.print("[red]No item succeeded[/red]: there are no measurements to summarise; the failures above "
+                      "(and the error column of results.csv) say why.", highlight=False)
+    for row in dataset_rows:
+        std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
+        console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "
+                      f"({row['protocol']}, {row['n_patches']} patches): {row['value']:.4f}{std}")
     console.print(f"{summary.ok} items measured, {summary.failed} failed, {summary.skipped} already in the store; "
                   f"{summary.wall_s:.1f} s. Results: {out / 'results.sqlite'} and {out / 'results.csv'}")

@@ -121,11 +121,11 @@ def find_original(dataset: str, image: str, preprocess: str | None, original: st
 def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
     from PIL import Image
 
-    from ..store import quality_text, recon_path
+    from ..store import recon_path_for
 
     options = row.get("_options") if isinstance(row.get("_options"), str) else row["options"]
-    path = recon_path(row.get("_out_dir") or out_dir, row["dataset"], row["codec"], options,
-                      quality_text(row["quality"]), row["image"])
+    # the row's whole key (preprocess, device too) names the file
+    path = recon_path_for(row.get("_out_dir") or out_dir, {**row, "options": options})
     if not path.is_file():
         raise CompareError(f"no saved reconstruction of {row['dataset']}/{row['image']} by {row['codec']} at "
                            f"{row['quality']} (expected {path}); re-run that sweep with `cdc-bench run ... "

@@ -83,32 +83,28 @@ def test_random_weights_name_in_compressai_json():
 
 
 def test_fid_bootstrap_over_cached_patch_features(td, tmp_path, tmp_path_factory, kodak_dir):
-    """--fid-bootstrap reads the per-item feature cache (OUT/features/<protocol>/) as the FID module wrote it
-    and resamples patches; the interval brackets the stored FID."""
-    from cdc_bench.metrics import fid
+    """--fid-bootstrap reads the per-item features the store keeps (as the runner stores them) and resamples
+    patches; the interval brackets the stored FID."""
     from cdc_bench.metrics.frechet import fid_from_features
-    from cdc_bench.store import ResultsStore, item_key
+    from cdc_bench.store import KEY, ResultsStore
 
     out = tmp_path / "res"
     shutil.copytree(td.shared_results(tmp_path_factory, kodak_dir), out)
     rng = np.random.default_rng(1)
-    with ResultsStore(out, create=False) as store:
+    with ResultsStore(out) as store:  # writes features: create=False opens read-only
         frame = store.frame()
-        rows = frame[(frame["status"] == "ok") & (frame["codec"] == "jpeg") & (frame["quality"] == 50)]
+        rows = frame[(frame["status"] == "ok") & (frame["codec"] == "jpeg") & (frame["quality"] == "50")]
         origs, recons = [], []
         for _, row in rows.iterrows():
             orig = rng.normal(0, 1, (60, 8)).astype(np.float32)
             recon = (orig + rng.normal(0.2, 0.6, orig.shape)).astype(np.float32)
-            fid._save(fid.original_features_path(out, "kodak", row["image"], "fid256"), orig,
-                      {"extractor": "test", "image_sha1": row["image"]})
-            key = item_key("kodak", row["image"], "jpeg", row["options"], "50")
-            fid._save(fid.features_dir(out, "fid256") / f"{key}.npy", recon,
-                      {"extractor": "test", "original_sha1": row["image"]})
+            store.put_features(tuple(row[k] for k in KEY), "fid256", recon, "test", row["image"], orig)
             origs.append(orig)
             recons.append(recon)
         value = fid_from_features(np.concatenate(origs), np.concatenate(recons))
         store.put_dataset_metric({"dataset": "kodak", "codec": "jpeg", "options": rows["options"].iloc[0],
-                                  "quality": "50", "metric": "fid", "protocol": "fid256", "value": value,
+                                  "quality": "50", "preprocess": rows["preprocess"].iloc[0],
+                                  "metric": "fid", "protocol": "fid256", "value": value,
                                   "n_images": 2, "n_patches": 120, "feature_extractor": "test"})
     res = CliRunner().invoke(main, ["export", str(out), "--format", "csv", "--fid-bootstrap", "40"])
     assert res.exit_code == 0, res.output

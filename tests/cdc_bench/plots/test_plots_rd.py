@@ -29,8 +29,8 @@ def test_rd_points_are_dataset_means(td, frame):
     rows, _ = ok_rows(frame)
     specs = [metric_spec("psnr"), metric_spec("ms_ssim")]
     points = rd_points(rows, specs)
-    sel = rows[(rows["codec"] == "jpeg") & (rows["quality"] == 30)]
-    got = points[(points["codec"] == "jpeg") & (points["quality"] == 30)].iloc[0]
+    sel = rows[(rows["codec"] == "jpeg") & (rows["quality"] == "30")]  # the rate point is text (the store's key)
+    got = points[(points["codec"] == "jpeg") & (points["quality"] == "30")].iloc[0]
     assert got["bpp"] == pytest.approx(sel["bpp"].mean())
     assert got["psnr"] == pytest.approx(sel["psnr"].mean())
     assert got["ms_ssim"] == pytest.approx(sel["ms_ssim"].mean())
@@ -138,10 +138,11 @@ def test_dataset_level_metric_joins_its_rate_points(td, frame, tmp_path_factory,
     originals = np.concatenate([blocks(load_image(kodak_dir / f"{n}.png", f"center-crop:{td.CROP}")[0])
                                 for n in td.IMAGES])
     stored = {}
-    with ResultsStore(results, create=False) as store:
+    with ResultsStore(results) as store:  # writes: create=False opens read-only
         for q in td.QUALITIES["jpeg"]:
             recon = np.concatenate([blocks(np.asarray(Image.open(recon_path(results, "kodak", "jpeg", "{}",
-                                                                            quality_text(q), n))))
+                                                                            quality_text(q), n,
+                                                                            preprocess=f"center-crop:{td.CROP}"))))
                                     for n in td.IMAGES])
             stored[q] = fid_from_features(originals, recon)
             store.put_dataset_metric({"dataset": "kodak", "codec": "jpeg", "options": "{}", "quality": quality_text(q),
@@ -152,7 +153,7 @@ def test_dataset_level_metric_joins_its_rate_points(td, frame, tmp_path_factory,
     assert fid.axis_label == "FID ↓" and fid.dataset_level
     points = rd_points(rows, [metric_spec("psnr"), fid], dm)
     jpeg = points[points["codec"] == "jpeg"].set_index("quality")
-    assert {q: jpeg.loc[q, "fid"] for q in stored} == pytest.approx(stored)
+    assert {q: jpeg.loc[quality_text(q), "fid"] for q in stored} == pytest.approx(stored)
     assert points.loc[points["codec"] == "webp", "fid"].isna().all()   # no FID stored for webp: no point
     assert stored[90] < stored[10]
     written = plot_rd(points, [fid], tmp_path / "figs", ("png",))
