@@ -13,6 +13,7 @@ from ..metrics import MetricInfo
 log = logging.getLogger(__name__)
 
 GROUP = ["dataset", "codec", "options", "quality"]
+PROTOCOL = ["preprocess", "device"]  # also part of a result's identity (cdc_bench.summary.GROUP)
 
 
 # Figures and tables read the metric registry's own metadata (label, unit, precision, direction, dataset-level);
@@ -205,19 +206,34 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricSpec], dataset_metrics: p
                 "protocol": f"{spec.column}_protocol", "value_lo": f"{spec.column}_lo",
                 "value_hi": f"{spec.column}_hi"}
         values = values[values["protocol"] == protocol]
-        values = values[GROUP + [c for c in keep if c in values]].rename(columns=keep)
-        # Join on the text of quality: the store makes it numeric only where every value is a number.
-        keys = ["dataset", "codec", "options", "_q"]
-        points = points.assign(_q=points["quality"].astype(str)).merge(
-            values.assign(_q=values["quality"].astype(str)).drop(columns="quality"), on=keys, how="left"
-        ).drop(columns="_q")
-    points = add_derived(points, metrics)
+        keys = GROUP + [c for c in PROTOCOL if c in values and c in points]
+        values = values[keys + [c for c in keep if c in values]].rename(columns=keep)
+        points = points.merge(values, on=keys, how="left")
+    points = fold_protocol(add_derived(points, metrics))
     counts = points.groupby(["dataset", "codec", "options"])["n_images"].transform("nunique")
     if (counts > 1).any():
         log.warning("some rate points average over fewer images than others (failed items); see n_images")
     labels = short_labels(zip(points["codec"], points["options"]))
     points.insert(3, "label", [labels[(str(c), str(o))] for c, o in zip(points["codec"], points["options"])])
     return points.sort_values(["dataset", "label", "bpp"]).reset_index(drop=True)
+
+
+def fold_protocol(points: pd.DataFrame) -> pd.DataFrame:
+    """Make runs of one codec under different preprocessing or devices separate curves with their own labels.
+
+    Curves are identified by (codec, options); where a codec was run under several preprocess or device
+    values, those values join its options (so the legend names them) instead of being drawn as one line.
+    """
+    for column in PROTOCOL:
+        if column not in points or points.empty:
+            continue
+        varies = points.groupby(["dataset", "codec"])[column].transform("nunique") > 1
+        if varies.any():
+            points = points.copy()
+            points.loc[varies, "options"] = [
+                json.dumps({**_options_dict(o), column: v}, sort_keys=True, separators=(",", ":"))
+                for o, v in zip(points.loc[varies, "options"], points.loc[varies, column])]
+    return points
 
 
 MIN_FID_PATCHES = 2048   # Inception's feature dimension: fewer samples give a singular covariance

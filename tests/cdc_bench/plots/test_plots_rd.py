@@ -146,7 +146,8 @@ def test_dataset_level_metric_joins_its_rate_points(td, frame, tmp_path_factory,
                                     for n in td.IMAGES])
             stored[q] = fid_from_features(originals, recon)
             store.put_dataset_metric({"dataset": "kodak", "codec": "jpeg", "options": "{}", "quality": quality_text(q),
-                                      "metric": "fid", "protocol": "blocks8", "value": stored[q]})
+                                      "metric": "fid", "protocol": "blocks8", "value": stored[q],
+                                      "preprocess": f"center-crop:{td.CROP}", "device": "cpu"})
         dm = store.dataset_metrics_frame()
     rows, _ = ok_rows(frame)
     fid = metric_spec("fid")
@@ -158,3 +159,19 @@ def test_dataset_level_metric_joins_its_rate_points(td, frame, tmp_path_factory,
     assert stored[90] < stored[10]
     written = plot_rd(points, [fid], tmp_path / "figs", ("png",))
     assert [p.name for p in written] == ["rd_kodak_fid.png"]
+
+
+def test_runs_under_two_preprocessings_are_two_curves_not_one():
+    import pandas as pd
+
+    from cdc_bench.metrics import get_metric
+    from cdc_bench.plots.frames import rd_points
+
+    rows = [dict(dataset="kodak", image=img, codec="jpeg", options="{}", quality=q, preprocess=pre, device="cpu",
+                 bpp=bpp, psnr=psnr, status="ok")
+            for pre, shift in (("none", 0.0), ("center-crop:256", 3.0))
+            for img in ("a", "b") for q, bpp, psnr in (("10", 0.2, 25.0 + shift), ("50", 0.8, 30.0 + shift))]
+    points = rd_points(pd.DataFrame(rows), [get_metric("psnr")])
+    assert len(points) == 4 and points["label"].nunique() == 2
+    crop = points[points["label"].str.contains("center-crop:256")]
+    assert list(crop["psnr"]) == [28.0, 33.0]
