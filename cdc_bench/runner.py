@@ -51,6 +51,8 @@ class Task:
     fid_protocol: str = "fid256"
     image_data: bytes | None = None   # the file's bytes, for workers that cannot read ``path``
     recon_png: bytes | None = None    # measure only: the saved reconstruction (no encode/decode)
+    target_bpp: float | None = None   # matched bitrate: search the rate point for this bpp (quality is its label)
+    match: str = "below"
 
     @property
     def options_text(self) -> str:
@@ -124,8 +126,12 @@ def run_task(task: Task) -> TaskResult:
         codec = _codec(task.codec, task.options, task.device)
 
         start = time.perf_counter()
-        encoded = codec.encode(original, task.quality)
-        row["encode_s"] = time.perf_counter() - start
+        if task.target_bpp is None:
+            encoded = codec.encode(original, task.quality)
+            row["encode_s"] = time.perf_counter() - start
+        else:
+            encoded = _match(codec, original, task, row)
+            row["match_s"] = time.perf_counter() - start
         data = encoded.data
         pixels = original.shape[0] * original.shape[1]
 
@@ -155,6 +161,27 @@ def run_task(task: Task) -> TaskResult:
         row["traceback"] = traceback.format_exc(limit=6)
     row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     return result
+
+
+def _match(codec: Codec, original: np.ndarray, task: Task, row: dict[str, Any]):
+    """Find the rate point for the task's target bpp; the row records the target, the point and every probe."""
+    import json
+
+    from .matching import match_rate
+
+    found = match_rate(codec, original, task.target_bpp, task.match)
+    row.update(target_bpp=found.target_bpp, matched_rate=quality_text(found.rate), match_met=found.met,
+               probes=json.dumps([[quality_text(r), b] for r, b in found.probes]))
+    if not found.met:
+        row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
+            f"target {found.target_bpp:g} bpp not reached: the lowest rate point of {task.codec} gives "
+            f"{found.bpp:.4g} bpp")]))
+    return found.encoded
+
+
+def target_label(target: float, mode: str = "below") -> str:
+    """The rate-point text of a matched row: ``bpp<=0.1`` (at most the target) or ``bpp~0.1`` (nearest)."""
+    return f"bpp{'<=' if mode == 'below' else '~'}{target:g}"
 
 
 def _measure_only(task: Task, original: np.ndarray, result: TaskResult) -> TaskResult:
@@ -203,19 +230,26 @@ def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> tuple[dict[s
 
 def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: list[CodecPlan], *,
                preprocess: str = "none", metrics: tuple[str, ...] = DEFAULT_METRICS, device: str = "cpu",
-               save_recon: bool = False, fid_protocol: str = "fid256", out_dir: Any = None) -> list[Task]:
+               save_recon: bool = False, fid_protocol: str = "fid256", out_dir: Any = None,
+               target_bpp: Iterable[float] = (), match: str = "below") -> list[Task]:
     """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...]).
 
-    ``out_dir`` is accepted for older callers and unused: workers write nothing, the store keeps the artefacts.
+    With ``target_bpp``, each codec runs once per target instead of at its rate points: the worker searches the
+    rate point whose real bpp meets the target (:mod:`cdc_bench.matching`), and the row's rate point is the
+    target's label (``bpp<=0.2``). ``out_dir`` is accepted for older callers and unused: workers write nothing.
     """
+    targets = list(target_bpp)
     tasks = []
     for dataset, images in datasets:
         for plan in codecs:
             options = tuple(sorted(plan.options.items()))
             for image, path in images:  # an image's rate points together, so workers reuse the decoded image
-                for rate in plan.rate_points:
-                    tasks.append(Task(dataset, image, str(path), preprocess, plan.name, options, rate,
-                                      tuple(metrics), device, save_recon, fid_protocol))
+                common = (dataset, image, str(path), preprocess, plan.name, options)
+                for rate in ([] if targets else plan.rate_points):
+                    tasks.append(Task(*common, rate, tuple(metrics), device, save_recon, fid_protocol))
+                for target in targets:
+                    tasks.append(Task(*common, target_label(target, match), tuple(metrics), device, save_recon,
+                                      fid_protocol, target_bpp=float(target), match=match))
     return tasks
 
 
@@ -292,6 +326,7 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
                 summary.failed += 1
             if on_row:
                 on_row(row)
+            bar.set_postfix_str(_describe(task), refresh=False)
             bar.update(1)
             if time.perf_counter() - last_csv > csv_every_s:
                 store.write_csv()
@@ -331,3 +366,8 @@ def _progress(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="item", desc="cdc-bench", disable=not enabled, dynamic_ncols=True)
+
+
+def _describe(task: Task) -> str:
+    """What the progress bar shows while an item runs: its codec, image and rate point."""
+    return f"{task.codec} {task.image} {quality_text(task.quality)}"
