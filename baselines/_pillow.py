@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecError, CodecUnavailable, check_image
+from cdc_bench.codec import Availability, BitstreamError, Codec, CodecConfigError
 
 #: What Pillow and its plug-ins raise on bytes they cannot parse (truncated, corrupt, another format).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, IndexError, KeyError)
@@ -24,11 +24,10 @@ def int_rate(codec: str, rate: Any, low: int, high: int, label: str) -> int:
     try:
         value = float(rate)
     except (TypeError, ValueError):
-        raise CodecError(f"{codec}: rate point {rate!r} is not a number; expected an integer {label} "
-                         f"in {low}..{high}") from None
-    if not value.is_integer() or not low <= value <= high:
-        raise CodecError(f"{codec}: rate point {rate!r} is out of range; expected an integer {label} "
-                         f"in {low}..{high}")
+        value = math.nan
+    if not math.isfinite(value) or not value.is_integer() or not low <= value <= high:
+        raise CodecConfigError(f"{codec}: rate point {rate!r} is invalid; expected an integer {label} "
+                               f"in {low}..{high}")
     return int(value)
 
 
@@ -39,16 +38,8 @@ def float_rate(codec: str, rate: Any, low: float, label: str) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value) or value <= low:
-        raise CodecError(f"{codec}: rate point {rate!r} is invalid; expected a {label} greater than {low}")
+        raise CodecConfigError(f"{codec}: rate point {rate!r} is invalid; expected a {label} greater than {low:g}")
     return value
-
-
-def choice(codec: str, key: str, value: Any, valid: tuple[str, ...]) -> str:
-    """Check an option against its valid values (options arrive as text or int from the command line)."""
-    text = str(value)
-    if text not in valid:
-        raise CodecError(f"option {codec}.{key}={value!r} is not valid; choose one of {', '.join(valid)}")
-    return text
 
 
 def decode_with_pillow(data: bytes, pil_format: str, codec: str) -> np.ndarray:
@@ -73,7 +64,10 @@ def decode_with_pillow(data: bytes, pil_format: str, codec: str) -> np.ndarray:
 
 
 class PillowCodec(Codec):
-    """A codec whose bitstream is the file Pillow writes for ``pil_format``; subclasses give ``save_args``."""
+    """A codec whose bitstream is the file Pillow writes for ``pil_format``; subclasses give ``save_args``.
+
+    The rate point is an integer in :attr:`rate_range` unless a subclass overrides :meth:`validate_rate`.
+    """
 
     #: Pillow's format name; decoding checks the bytes are of this format
     pil_format: ClassVar[str] = ""
@@ -83,10 +77,15 @@ class PillowCodec(Codec):
     feature: ClassVar[str | None] = None
     #: how to get the missing library
     install_fix: ClassVar[str] = "pip install --upgrade pillow"
+    #: valid integer rate points (inclusive)
+    rate_range: ClassVar[tuple[int, int]] = (0, 100)
 
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
-        """Pillow ``Image.save`` keyword arguments for one rate point and image shape (validate the rate here)."""
+        """Pillow ``Image.save`` keyword arguments for one validated rate point and image shape."""
         raise NotImplementedError
+
+    def validate_rate(self, rate: Any) -> Any:
+        return int_rate(self.name, rate, *self.rate_range, self.rate_label.partition(" (")[0])
 
     @classmethod
     def availability(cls) -> Availability:
@@ -104,22 +103,14 @@ class PillowCodec(Codec):
             return Availability(False, f"{cls.name}: Pillow cannot write {cls.pil_format}", cls.install_fix)
         return Availability(True)
 
-    def _require(self) -> None:
-        status = type(self).availability()
-        if not status.ok:
-            raise CodecUnavailable(status.reason, status.fix)
-
-    def encode(self, image: np.ndarray, rate: Any) -> bytes:
+    def _encode(self, image: np.ndarray, rate: Any) -> bytes:
         from PIL import Image
 
-        check_image(image)
-        args = self.save_args(rate, image.shape)
-        self._require()
         buf = io.BytesIO()
         # These formats carry width and height themselves and accept any size (1x1 included): no padding.
-        Image.fromarray(np.ascontiguousarray(image)).save(buf, format=self.pil_format, **args)
+        Image.fromarray(np.ascontiguousarray(image)).save(buf, format=self.pil_format,
+                                                          **self.save_args(rate, image.shape))
         return buf.getvalue()
 
-    def decode(self, data: bytes) -> np.ndarray:
-        self._require()
-        return decode_with_pillow(bytes(data), self.pil_format, self.name)
+    def _decode(self, data: bytes) -> np.ndarray:
+        return decode_with_pillow(data, self.pil_format, self.name)

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, check_image
+from cdc_bench.codec import Availability, BitstreamError, Option
 
-from ._pillow import DECODE_ERRORS, PillowCodec, choice, float_rate, int_rate
+from ._pillow import DECODE_ERRORS, PillowCodec, float_rate
 
 #: CompressAI's 19 quality points for Pillow codecs (jpeg.json, webp.json)
 QUALITIES_5_TO_95 = tuple(range(5, 100, 5))
@@ -31,25 +31,20 @@ class JPEG(PillowCodec):
     description = "JPEG (libjpeg-turbo via Pillow), as CompressAI's jpeg.json"
     rate_label = "quality (1-100)"
     rate_points = QUALITIES_5_TO_95
-    settings = {"subsampling": "420", "optimize": False}
-    settings_help = {
-        "subsampling": "chroma subsampling: 420 (Pillow's and CompressAI's default), 422 or 444",
-        "optimize": "optimised Huffman tables (off in CompressAI's bench)",
+    rate_range = (1, 100)
+    option_specs = {
+        "subsampling": Option("420", "chroma subsampling (420 is Pillow's and CompressAI's default)",
+                              choices=tuple(_SUBSAMPLING)),
+        "optimize": Option(False, "optimised Huffman tables (off in CompressAI's bench)"),
     }
     details = ("Pillow JPEG, baseline sequential, standard Huffman tables, quality q (IJG scaling of the Annex K "
                "tables), YCbCr 4:2:0 unless subsampling is set; no metadata")
     pil_format = "JPEG"
     feature = "jpg"
 
-    def validate_options(self) -> None:
-        choice(self.name, "subsampling", self.options["subsampling"], tuple(_SUBSAMPLING))
-
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
-        return {
-            "quality": int_rate(self.name, rate, 1, 100, "quality"),
-            "subsampling": _SUBSAMPLING[str(self.options["subsampling"])],
-            "optimize": bool(self.options["optimize"]),
-        }
+        return {"quality": rate, "subsampling": _SUBSAMPLING[self.options["subsampling"]],
+                "optimize": self.options["optimize"]}
 
 
 class WebP(PillowCodec):
@@ -57,18 +52,14 @@ class WebP(PillowCodec):
     description = "WebP lossy (libwebp via Pillow), as CompressAI's webp.json"
     rate_label = "quality (0-100)"
     rate_points = QUALITIES_5_TO_95
-    settings = {"method": 4}
-    settings_help = {"method": "libwebp effort 0 (fast) .. 6 (slow); 4 is Pillow's and CompressAI's default"}
+    option_specs = {"method": Option(4, "libwebp effort, fast to slow (4: Pillow's and CompressAI's default)",
+                                     range=(0, 6))}
     details = "Pillow WebP, lossy VP8, 4:2:0, quality q, method 4 (libwebp default), no metadata"
     pil_format = "WEBP"
     feature = "webp"
 
-    def validate_options(self) -> None:
-        int_rate(self.name, self.options["method"], 0, 6, "method")
-
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
-        return {"quality": int_rate(self.name, rate, 0, 100, "quality"), "method": int(self.options["method"]),
-                "lossless": False}
+        return {"quality": rate, "method": self.options["method"], "lossless": False}
 
 
 class JPEG2000(PillowCodec):
@@ -77,21 +68,20 @@ class JPEG2000(PillowCodec):
     rate_label = "compression ratio (24/bpp)"
     # The ratios of CompressAI's jpeg2000.json (ffmpeg -compression_level 10..190), low rate first.
     rate_points = tuple(range(190, 0, -10))
-    settings = {"irreversible": True, "num_resolutions": 6}
-    settings_help = {
-        "irreversible": "9/7 irreversible wavelet + ICT (true) or 5/3 reversible wavelet + RCT (false)",
-        "num_resolutions": "wavelet decomposition levels + 1 (OpenJPEG default 6)",
+    option_specs = {
+        "irreversible": Option(True, "9/7 irreversible wavelet + ICT (true) or 5/3 reversible wavelet + RCT (false)"),
+        "num_resolutions": Option(6, "wavelet decomposition levels + 1 (OpenJPEG default 6)", range=(1, 32)),
     }
     details = ("Pillow/OpenJPEG J2K codestream (no JP2 box), irreversible 9/7 DWT, mct=1 (ICT), one quality "
                "layer at quality_mode='rates' with ratio r (target 24/r bpp), 64x64 code blocks, LRCP")
     pil_format = "JPEG2000"
     feature = "jpg_2000"
 
-    def validate_options(self) -> None:
-        int_rate(self.name, self.options["num_resolutions"], 1, 32, "num_resolutions")
+    def validate_rate(self, rate: Any) -> float:
+        return float_rate(self.name, rate, 1.0, "compression ratio (uncompressed 24-bit size / coded size)")
 
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
-        ratio = float_rate(self.name, rate, 1.0, "compression ratio (uncompressed 24-bit size / coded size)")
+        ratio = rate
         # OpenJPEG needs 2**(levels - 1) <= the smaller side: small images get fewer levels (the decoder reads
         # the level count from the codestream, so this needs no side information).
         levels = int(self.options["num_resolutions"])
@@ -112,19 +102,16 @@ class JPEGXL(PillowCodec):
     description = "JPEG XL lossy (libjxl via pillow-jxl-plugin)"
     rate_label = "quality (0-100, libjxl distance mapping)"
     rate_points = (10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95)
-    settings = {"effort": 7}
-    settings_help = {"effort": "libjxl effort 1 (fast) .. 9 (slow); 7 is libjxl's default"}
+    rate_range = (0, 99)
+    option_specs = {"effort": Option(7, "libjxl effort, fast to slow (7: libjxl's default)", range=(1, 10))}
     details = ("pillow-jxl-plugin / libjxl, VarDCT lossy, quality q mapped by libjxl to a Butteraugli distance, "
                "effort 7, bare codestream (no container), XYB colour space")
     pil_format = "JXL"
     plugin = "pillow_jxl"
     install_fix = "pip install pillow-jxl-plugin"
 
-    def validate_options(self) -> None:
-        int_rate(self.name, self.options["effort"], 1, 10, "effort")
-
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
-        return {"quality": int_rate(self.name, rate, 0, 99, "quality"), "effort": int(self.options["effort"]),
+        return {"quality": rate, "effort": self.options["effort"],
                 "lossless": False, "use_container": False}
 
 
@@ -133,27 +120,18 @@ class AVIF(PillowCodec):
     description = "AVIF / AV1 intra (libavif + libaom via Pillow)"
     rate_label = "quality (0-100)"
     rate_points = (10, 20, 30, 40, 50, 60, 70, 80, 90)
-    settings = {"speed": 6, "subsampling": "420"}
-    settings_help = {
-        "speed": "libavif speed 0 (slowest, best) .. 10; 6 is Pillow's default",
-        "subsampling": "chroma subsampling: 420 (Pillow's default), 422 or 444",
+    option_specs = {
+        "speed": Option(6, "libavif speed, slowest/best to fastest (6: Pillow's default)", range=(0, 10)),
+        "subsampling": Option("420", "chroma subsampling (420: Pillow's default)", choices=tuple(_SUBSAMPLING)),
     }
     details = ("Pillow AVIF (libavif, AV1 still picture), quality q, speed 6, YUV 4:2:0 unless subsampling is "
                "set, full range, BT.601 matrix, no metadata")
     pil_format = "AVIF"
     feature = "avif"
 
-    def validate_options(self) -> None:
-        int_rate(self.name, self.options["speed"], 0, 10, "speed")
-        choice(self.name, "subsampling", self.options["subsampling"], tuple(_SUBSAMPLING))
-
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
-        return {
-            "quality": int_rate(self.name, rate, 0, 100, "quality"),
-            "speed": int(self.options["speed"]),
-            "subsampling": _SUBSAMPLING[str(self.options["subsampling"])],
-            "range": "full",
-        }
+        return {"quality": rate, "speed": self.options["speed"],
+                "subsampling": _SUBSAMPLING[self.options["subsampling"]], "range": "full"}
 
 
 class HEVC(PillowCodec):
@@ -171,11 +149,14 @@ class HEVC(PillowCodec):
     description = "HEVC intra (x265 via pillow-heif/libheif) with BPG 0.9.8's settings; BPG-equivalent"
     rate_label = "QP (BPG -q, 0-50)"
     rate_points = BPG_QPS
-    settings = {"preset": "veryslow", "chroma": "444", "tu_intra_depth": 3}
-    settings_help = {
-        "preset": "x265 preset (BPG's default compression level 8 = veryslow)",
-        "chroma": "YCbCr chroma format: 444 (BPG -f 444), 422 or 420",
-        "tu_intra_depth": "x265 max intra TU quad-tree depth (veryslow: 3; libheif would force 2)",
+    rate_range = (0, 50)
+    option_specs = {
+        "preset": Option("veryslow", "x265 preset (BPG's default compression level 8 = veryslow)",
+                         choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                                  "slower", "veryslow", "placebo")),
+        "chroma": Option("444", "YCbCr chroma format (444: BPG -f 444)", choices=tuple(_SUBSAMPLING)),
+        "tu_intra_depth": Option(3, "x265 max intra TU quad-tree depth (veryslow: 3; libheif would force 2)",
+                                 range=(1, 4)),
     }
     details = ("pillow-heif/libheif + x265: full-range BT.601 YCbCr 4:4:4 8-bit, one intra frame, preset veryslow, "
                "tune ssim, psy-rd 0, psy-rdoq 0, tu-intra-depth 3, constant QP = q + 1 (as bpgenc), HEIF "
@@ -183,14 +164,6 @@ class HEVC(PillowCodec):
     pil_format = "HEIF"
     plugin = "pillow_heif"
     install_fix = "pip install --upgrade pillow-heif  (its wheels bundle libheif with x265 and libde265)"
-
-    _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")
-
-    def validate_options(self) -> None:
-        choice(self.name, "preset", self.options["preset"], self._PRESETS)
-        choice(self.name, "chroma", self.options["chroma"], tuple(_SUBSAMPLING))
-        int_rate(self.name, self.options["tu_intra_depth"], 1, 4, "tu_intra_depth")
 
     @classmethod
     def availability(cls) -> Availability:
@@ -206,7 +179,7 @@ class HEVC(PillowCodec):
         return Availability(True)
 
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
-        qp = int_rate(self.name, rate, 0, 50, "QP")
+        qp = rate
         return {
             "chroma": str(self.options["chroma"]),
             "tile_size": 0,  # one coded picture, as BPG; a grid would code tiles independently
@@ -226,11 +199,10 @@ class HEVC(PillowCodec):
             },
         }
 
-    def encode(self, image: np.ndarray, rate: Any) -> bytes:
-        check_image(image)
-        args = self.save_args(rate, image.shape)
-        self._require()
+    def _encode(self, image: np.ndarray, rate: Any) -> bytes:
         import pillow_heif
+
+        args = self.save_args(rate, image.shape)
 
         h, w = image.shape[:2]
         # libheif pads to x265's minimum size itself and records the true size in the container (ispe).
@@ -239,13 +211,9 @@ class HEVC(PillowCodec):
         heif.save(buf, format="HEIF", **args)
         return buf.getvalue()
 
-    def decode(self, data: bytes) -> np.ndarray:
-        self._require()
+    def _decode(self, data: bytes) -> np.ndarray:
         import pillow_heif
 
-        data = bytes(data)
-        if not data:
-            raise BitstreamError("hevc: empty bitstream")
         try:
             heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
             if len(heif) != 1:

@@ -14,6 +14,7 @@ import warnings
 import click
 
 from . import __version__, commands
+from .errors import CdcBenchError
 
 
 class _Group(click.Group):
@@ -34,6 +35,14 @@ class _Group(click.Group):
         if module is None:
             return None
         return importlib.import_module(module).command
+
+    def invoke(self, ctx: click.Context):
+        """Errors cdc-bench raises on purpose end in their message and exit code, never in a traceback."""
+        try:
+            return super().invoke(ctx)
+        except CdcBenchError as err:
+            click.echo(f"Error: {err}", err=True)
+            ctx.exit(err.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,35 +4,23 @@ A codec turns one 8-bit RGB image (``H x W x 3`` ``uint8`` numpy array) into byt
 those bytes back into an image. The decoder sees only the bytes and the codec's configuration (its options),
 never the original image or the rate point: whatever it needs must be in the bitstream.
 
-Adapters subclass :class:`Codec` and implement only :meth:`Codec.encode` and :meth:`Codec.decode`; the runner
-does the timing, bpp and metrics. Options are declared as class-level defaults in :attr:`Codec.settings` and
-can be set from the command line as ``-o NAME.KEY=VALUE``; every result row records them.
+As in CompressAI's bench codecs (``run`` / ``_run_impl``), the base class does the shared work: the public
+:meth:`Codec.encode` and :meth:`Codec.decode` check the image, the codec's availability and the rate point, and
+map every unexpected exception to a :class:`CodecError`. An adapter declares its options once as :class:`Option`
+and implements only :meth:`Codec._encode` and :meth:`Codec._decode`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-
-class CodecError(Exception):
-    """An encode or decode failed for a reason the user can act on (bad bitstream, bad option...)."""
-
-
-class CodecUnavailable(CodecError):
-    """The codec cannot run on this machine; ``fix`` says what to install or download."""
-
-    def __init__(self, reason: str, fix: str = ""):
-        super().__init__(reason + (f" Fix: {fix}" if fix else ""))
-        self.reason = reason
-        self.fix = fix
-
-
-class BitstreamError(CodecError):
-    """The bytes handed to a decoder are truncated, corrupted or not from this codec."""
+from .errors import (BitstreamError, CdcBenchError, CodecConfigError, CodecError,  # noqa: F401 - re-exported
+                     CodecUnavailable)
 
 
 @dataclass(frozen=True)
@@ -42,47 +30,102 @@ class Availability:
     fix: str = ""
 
 
-def parse_value(text: str, default: Any) -> Any:
-    """Convert an option given as text on the command line to the type of its default."""
+def parse_value(text: Any, default: Any) -> Any:
+    """Convert an option given as text on the command line to the type of its default.
+
+    Raises ``ValueError`` for text of the wrong type and for NaN or infinite numbers (they would make the
+    stored options key invalid JSON and compare unequal to themselves).
+    """
     if not isinstance(text, str):
-        return text
-    if isinstance(default, bool):
+        value = text
+    elif isinstance(default, bool):
         low = text.strip().lower()
         if low in ("1", "true", "yes", "on"):
             return True
         if low in ("0", "false", "no", "off"):
             return False
         raise ValueError(f"expected a boolean (true/false), got {text!r}")
-    if isinstance(default, int):
-        return int(text)
-    if isinstance(default, float):
-        return float(text)
-    if isinstance(default, (list, tuple)):
-        return [parse_value(t, default[0] if default else "") for t in text.split(",") if t.strip()]
-    if default is None:
-        # No type to follow: keep numbers as numbers, everything else as text.
-        for cast in (int, float):
+    elif isinstance(default, int):
+        value = int(text)
+    elif isinstance(default, float):
+        value = float(text)
+    elif isinstance(default, (list, tuple)):
+        return [parse_value(t.strip(), default[0] if default else "") for t in text.split(",") if t.strip()]
+    elif default is None:
+        value = text
+        for cast in (int, float):  # no type to follow: keep numbers as numbers, everything else as text
             try:
-                return cast(text)
+                value = cast(text)
+                break
             except ValueError:
                 pass
-    return text
+    else:
+        value = text
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text!r}")
+    return value
 
 
-def parse_rate_points(text: str | Sequence[Any], like: Sequence[Any]) -> list[Any]:
-    """Parse ``"10,50,90"`` into rate points of the same type as the codec's defaults."""
-    items = text.split(",") if isinstance(text, str) else list(text)
-    template = like[0] if like else 0.0
-    return [parse_value(str(item).strip(), template) for item in items if str(item).strip()]
+@dataclass(frozen=True)
+class Option:
+    """One codec option, declared once: its default (whose type is the option's type), help, and valid values."""
+
+    default: Any
+    help: str = ""
+    choices: tuple | None = None
+    range: tuple[float | None, float | None] | None = None  # inclusive bounds; None for an open side
+
+    def parse(self, codec: str, key: str, value: Any) -> Any:
+        """The option's value from text or a Python value; raises :class:`CodecConfigError` naming what is valid."""
+        try:
+            parsed = parse_value(value, self.default)
+        except (TypeError, ValueError) as err:
+            raise CodecConfigError(f"option {codec}.{key}={value!r}: {err}; {self.describe()}") from None
+        if self.choices is not None and parsed not in self.choices and str(parsed) not in map(str, self.choices):
+            raise CodecConfigError(f"option {codec}.{key}={value!r} is not valid; {self.describe()}")
+        if self.choices is not None and parsed not in self.choices:
+            parsed = next(c for c in self.choices if str(c) == str(parsed))
+        if self.range is not None:
+            low, high = self.range
+            if not isinstance(parsed, (int, float)) or isinstance(parsed, bool) \
+                    or (low is not None and parsed < low) or (high is not None and parsed > high):
+                raise CodecConfigError(f"option {codec}.{key}={value!r} is out of range; {self.describe()}")
+        return parsed
+
+    def describe(self) -> str:
+        """What values are valid, in words (for errors and ``cdc-bench codecs``)."""
+        if self.choices is not None:
+            return "choose one of " + ", ".join(map(str, self.choices))
+        if self.range is not None:
+            low, high = self.range
+            kind = "an integer" if isinstance(self.default, int) and not isinstance(self.default, bool) else "a number"
+            if low is not None and high is not None:
+                return f"expected {kind} in {low:g}..{high:g}"
+            return f"expected {kind} {'>= ' + format(low, 'g') if low is not None else '<= ' + format(high, 'g')}"
+        if isinstance(self.default, bool):
+            return "expected true or false"
+        return f"expected a value like {self.default!r}"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """What an encoder produced: the bitstream, plus what the runner records beside it."""
+
+    data: bytes
+    #: likelihood-estimated bits (learned codecs); reported beside the real rate, never instead of it
+    estimated_bits: float | None = None
+    #: numbers to store beside the row (e.g. ``{"steps": 65}``)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def canonical_options(options: Mapping[str, Any]) -> str:
-    """A stable text form of a codec's options: the key under which results are stored."""
-    return json.dumps(dict(sorted(options.items())), sort_keys=True, separators=(",", ":"), default=str)
+    """A stable text form of a codec's options: part of the key under which results are stored."""
+    return json.dumps(dict(sorted(options.items())), sort_keys=True, separators=(",", ":"), default=str,
+                      allow_nan=False)
 
 
 class Codec:
-    """Base class of all codecs. Subclasses set the class attributes and implement encode/decode."""
+    """Base class of all codecs. Subclasses set the class attributes and implement ``_encode``/``_decode``."""
 
     #: registry name, e.g. ``"jpeg"``
     name: ClassVar[str] = ""
@@ -92,36 +135,35 @@ class Codec:
     rate_label: ClassVar[str] = "quality"
     #: the default rate points, low rate first where that is natural
     rate_points: ClassVar[tuple[Any, ...]] = ()
-    #: option name -> default value (the type of the default is the option's type)
-    settings: ClassVar[dict[str, Any]] = {}
-    #: option name -> one-line help
-    settings_help: ClassVar[dict[str, str]] = {}
-    #: a fixed description of what the codec does (library, flags); shown in ``cdc-bench codecs``
+    #: option name -> declaration
+    option_specs: ClassVar[dict[str, Option]] = {}
+    #: a fixed description of what the codec does (library, flags); shown in ``cdc-bench codecs --details``
     details: ClassVar[str] = ""
 
     def __init__(self, options: Mapping[str, Any] | None = None, device: str = "cpu"):
         options = dict(options or {})
-        unknown = sorted(set(options) - set(self.settings))
+        unknown = sorted(set(options) - set(self.option_specs))
         if unknown:
-            valid = ", ".join(sorted(self.settings)) or "none"
-            raise CodecError(f"codec {self.name!r} has no option {', '.join(unknown)}; valid options: {valid}")
-        self.options: dict[str, Any] = dict(self.settings)
+            valid = ", ".join(sorted(self.option_specs)) or "none"
+            raise CodecConfigError(f"codec {self.name!r} has no option {', '.join(unknown)}; valid options: {valid}")
+        self.options: dict[str, Any] = {key: spec.default for key, spec in self.option_specs.items()}
         for key, value in options.items():
-            try:
-                self.options[key] = parse_value(value, self.settings[key])
-            except ValueError as err:
-                raise CodecError(f"option {self.name}.{key}: {err}") from None
+            self.options[key] = self.option_specs[key].parse(self.name, key, value)
         self.device = device
-        self.validate_options()
+        self.check_options()
 
     # -- to implement -------------------------------------------------------------------------------------
-    def encode(self, image: np.ndarray, rate: Any) -> bytes:
-        """Compress an ``H x W x 3`` uint8 RGB image at one rate point into a self-contained bitstream."""
+    def _encode(self, image: np.ndarray, rate: Any) -> Encoded | bytes:
+        """Compress a checked ``H x W x 3`` uint8 image at a validated rate point into a self-contained bitstream."""
         raise NotImplementedError
 
-    def decode(self, data: bytes) -> np.ndarray:
+    def _decode(self, data: bytes) -> np.ndarray:
         """Reconstruct the ``H x W x 3`` uint8 RGB image from the bytes alone."""
         raise NotImplementedError
+
+    def _decode_batch(self, datas: Sequence[bytes]) -> list[np.ndarray]:
+        """Decode several bitstreams; override where batching is faster (same results as one at a time)."""
+        return [self._decode(data) for data in datas]
 
     # -- optional hooks -----------------------------------------------------------------------------------
     @classmethod
@@ -129,22 +171,73 @@ class Codec:
         """Whether this codec can run here, and if not, why and how to fix it."""
         return Availability(True)
 
-    def validate_options(self) -> None:
-        """Raise :class:`CodecError` for option values that make no sense."""
+    def check_options(self) -> None:
+        """Raise :class:`CodecConfigError` for combinations of option values that make no sense."""
+
+    def validate_rate(self, rate: Any) -> Any:
+        """Return one rate point in the codec's own type, or raise :class:`CodecConfigError` naming the valid range.
+
+        Called for every rate point before a sweep starts, so a bad one fails at once, not item by item. The
+        default converts text to the type of the codec's default rate points.
+        """
+        like = self.rate_points[0] if self.rate_points else None
+        try:
+            return parse_value(rate, like)
+        except (TypeError, ValueError) as err:
+            raise CodecConfigError(f"{self.name}: rate point {rate!r}: {err}") from None
 
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
         """Names (in :mod:`cdc_bench.weights`) of the weight files these rate points need, checked before a sweep."""
         return []
 
-    def estimated_bits(self) -> float | None:
-        """Likelihood-estimated bits of the last :meth:`encode`, for learned codecs; ``None`` otherwise."""
-        return None
+    # -- the shared work ----------------------------------------------------------------------------------
+    def require_available(self) -> None:
+        status = type(self).availability()
+        if not status.ok:
+            raise CodecUnavailable(status.reason, status.fix)
 
-    def extra_metrics(self) -> dict[str, Any]:
-        """Codec-specific numbers of the last encode/decode to store beside the result (e.g. steps used)."""
-        return {}
+    def encode(self, image: np.ndarray, rate: Any) -> Encoded:
+        """Compress an image at one rate point. Raises :class:`CodecError` (never another exception type)."""
+        check_image(image)
+        self.require_available()
+        rate = self.validate_rate(rate)
+        try:
+            out = self._encode(image, rate)
+        except CdcBenchError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a library's own error, named for the user
+            raise CodecError(f"{self.name}: encode failed: {type(err).__name__}: {err}") from err
+        encoded = out if isinstance(out, Encoded) else Encoded(out)
+        if not isinstance(encoded.data, (bytes, bytearray)) or not encoded.data:
+            raise CodecError(f"{self.name}: the encoder returned {type(encoded.data).__name__} of length "
+                             f"{len(encoded.data) if hasattr(encoded.data, '__len__') else '?'}; expected bytes")
+        return encoded if isinstance(encoded.data, bytes) else Encoded(bytes(encoded.data), encoded.estimated_bits,
+                                                                        encoded.info)
 
-    # -- shared helpers -----------------------------------------------------------------------------------
+    def decode(self, data: bytes) -> np.ndarray:
+        """Reconstruct an image from its bytes. Raises :class:`BitstreamError` on bytes it cannot decode."""
+        return self.decode_batch([data])[0]
+
+    def decode_batch(self, datas: Sequence[bytes]) -> list[np.ndarray]:
+        """Decode several bitstreams (a codec may batch them); each result is checked like :meth:`decode`'s."""
+        self.require_available()
+        datas = [bytes(d) if isinstance(d, (bytes, bytearray, memoryview)) else d for d in datas]
+        for data in datas:
+            if not isinstance(data, bytes) or not data:
+                raise BitstreamError(f"{self.name}: empty or non-bytes bitstream")
+        try:
+            images = self._decode_batch(datas) if len(datas) > 1 else [self._decode(datas[0])]
+        except CdcBenchError:
+            raise
+        except Exception as err:  # noqa: BLE001 - incl. MemoryError: bytes that claim an absurd size
+            raise BitstreamError(f"{self.name}: cannot decode the bitstream: {type(err).__name__}: {err}") from err
+        for image in images:
+            try:
+                check_image(image)
+            except CodecError as err:
+                raise BitstreamError(f"{self.name}: the decoder returned an invalid image: {err}") from None
+        return images
+
     @property
     def options_key(self) -> str:
         return canonical_options(self.options)

@@ -1,151 +1,111 @@
-"""The codec registry: built-in and third-party codecs, found through Python entry points.
+"""One registry class for everything that is found by name: codecs, metrics, datasets, weight files.
 
-A third party adds a codec without touching this repository by declaring, in its own ``pyproject.toml``::
-
-    [project.entry-points."cdc_bench.codecs"]
-    mycodec = "my_package.module:MyCodec"
-
-The entry point names a :class:`~cdc_bench.codec.Codec` subclass, or a *family*: an object with
-``variants() -> list[str]`` and ``codec_for(variant) -> type[Codec]``, reached as ``family:variant``
-(``compressai:mbt2018-mean``). Entry points are loaded lazily, so a codec whose dependencies are missing
-still shows up in ``cdc-bench codecs`` with the import error as its reason.
+As in pyiqa: decorator registration, aliases, lazy registration by import path (so listing names imports nothing
+heavy), plug-ins from Python entry points loaded once, and "did you mean ...?" on unknown names.
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
-from .codec import Availability, Codec
+from .errors import UnknownNameError  # noqa: F401 - re-exported: the error every registry raises
 
-ENTRY_POINT_GROUP = "cdc_bench.codecs"
-
-
-class UnknownNameError(KeyError):
-    """An unknown codec (or dataset, metric...) name; the message lists the valid ones."""
-
-    def __init__(self, kind: str, name: str, valid: list[str]):
-        close = difflib.get_close_matches(name, valid, n=3)
-        hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        self.message = f"unknown {kind} {name!r}.{hint} Valid names: {', '.join(valid)}"
-        super().__init__(self.message)
-
-    def __str__(self) -> str:
-        return self.message
+T = TypeVar("T")
 
 
 @dataclass
-class CodecEntry:
+class Entry(Generic[T]):
+    """One registered name: how to load its object, and where it comes from (for listings and errors)."""
+
     name: str
-    loader: Callable[[], Any]
     source: str
+    loader: Callable[[], T]
+    aliases: tuple[str, ...] = ()
+    _loaded: list = field(default_factory=list, repr=False)
 
-    def load(self) -> Any:
-        return self.loader()
-
-
-_explicit: dict[str, CodecEntry] = {}
-
-
-def register(cls: type[Codec] | None = None, *, name: str | None = None):
-    """Register a codec class in this process (a decorator). Entry points are the way for installed packages."""
-
-    def deco(c: type[Codec]) -> type[Codec]:
-        key = name or c.name
-        _explicit[key] = CodecEntry(key, lambda: c, f"{c.__module__}:{c.__qualname__}")
-        return c
-
-    return deco(cls) if cls is not None else deco
+    def load(self) -> T:
+        if not self._loaded:
+            self._loaded.append(self.loader())
+        return self._loaded[0]
 
 
-def unregister(name: str) -> None:
-    _explicit.pop(name, None)
-
-
-def _entries() -> dict[str, CodecEntry]:
-    found: dict[str, CodecEntry] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, CodecEntry(ep.name, ep.load, ep.value))
-    found.update(_explicit)
-    return found
-
-
-def _is_family(obj: Any) -> bool:
-    return hasattr(obj, "codec_for") and hasattr(obj, "variants")
-
-
-def codec_names(expand_families: bool = True) -> list[str]:
-    """Every registered codec name; families are expanded to ``family:variant`` when they load."""
-    names = []
-    for name, entry in sorted(_entries().items()):
-        if expand_families:
-            try:
-                obj = entry.load()
-            except Exception:  # noqa: BLE001 - a broken plug-in is reported by describe_codecs
-                names.append(name)
-                continue
-            if _is_family(obj):
-                names.extend(f"{name}:{v}" for v in obj.variants())
-                continue
-        names.append(name)
-    return names
-
-
-def get_codec_class(name: str) -> type[Codec]:
-    """The codec class for ``name`` (``jpeg`` or ``family:variant``). Raises :class:`UnknownNameError`."""
-    entries = _entries()
-    base, _, variant = name.partition(":")
-    entry = entries.get(name) or entries.get(base)
-    if entry is None:
-        raise UnknownNameError("codec", name, codec_names())
-    obj = entry.load()
-    if _is_family(obj):
-        if not variant:
-            raise UnknownNameError("codec", name, [f"{base}:{v}" for v in obj.variants()])
-        if variant not in obj.variants():
-            raise UnknownNameError("codec", name, [f"{base}:{v}" for v in obj.variants()])
-        return obj.codec_for(variant)
-    if variant:
-        raise UnknownNameError("codec", name, codec_names())
+def import_target(target: str) -> Any:
+    """``"package.module:attr"`` -> the object (``"package.module"`` -> the module)."""
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
     return obj
 
 
-def create_codec(name: str, options: dict[str, Any] | None = None, device: str = "cpu") -> Codec:
-    """Instantiate a codec by name with options (values may be strings from the command line)."""
-    return get_codec_class(name)(options, device=device)
+class Registry(Generic[T]):
+    """Names -> objects of one kind. Explicit registrations win over entry points of the same name."""
 
+    def __init__(self, kind: str, entry_point_group: str | None = None):
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._explicit: dict[str, Entry[T]] = {}
+        self._plugins: dict[str, Entry[T]] = {}
 
-@dataclass
-class CodecInfo:
-    name: str
-    source: str
-    description: str = ""
-    rate_label: str = ""
-    rate_points: tuple = ()
-    settings: dict | None = None
-    details: str = ""
-    availability: Availability = Availability(True)
+    # -- registration -------------------------------------------------------------------------------------
+    def register(self, obj: T | None = None, *, name: str | None = None, aliases: Iterable[str] = ()):
+        """Register ``obj`` under ``name`` (default ``obj.name``); usable as ``@registry.register`` or a call."""
 
+        def add(target: T) -> T:
+            key = name or getattr(target, "name", None)
+            if not key:
+                raise ValueError(f"a {self.kind} needs a name to be registered: {target!r}")
+            source = f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', key)}"
+            self._explicit[key] = Entry(key, source, lambda: target, tuple(aliases))
+            return target
 
-def describe_codecs() -> list[CodecInfo]:
-    """Everything ``cdc-bench codecs`` shows: each codec, its rate points, settings, and availability."""
-    infos = []
-    for name, entry in sorted(_entries().items()):
+        return add(obj) if obj is not None else add
+
+    def register_lazy(self, name: str, target: str, aliases: Iterable[str] = ()) -> None:
+        """Register ``"package.module:attr"``, imported the first time the name is used."""
+        self._explicit[name] = Entry(name, target, lambda: import_target(target), tuple(aliases))
+
+    def unregister(self, name: str) -> None:
+        self._explicit.pop(name, None)
+
+    # -- look-up ------------------------------------------------------------------------------------------
+    def entries(self) -> dict[str, Entry[T]]:
+        """Every entry by name, entry points first and explicit registrations over them.
+
+        Entry points are listed afresh each time (a package installed meanwhile shows up); an entry point
+        already loaded keeps its loaded object.
+        """
+        plugins: dict[str, Entry[T]] = {}
+        if self.entry_point_group:
+            for ep in metadata.entry_points(group=self.entry_point_group):
+                known = self._plugins.get(ep.name)
+                plugins.setdefault(ep.name, known if known and known.source == ep.value
+                                   else Entry(ep.name, ep.value, ep.load))
+        self._plugins = plugins
+        return {**plugins, **self._explicit}
+
+    def names(self) -> list[str]:
+        return sorted(self.entries())
+
+    def resolve(self, name: str) -> str:
+        """The registered name for ``name`` or one of its aliases; :class:`UnknownNameError` otherwise."""
+        entries = self.entries()
+        if name in entries:
+            return name
+        for entry in entries.values():
+            if name in entry.aliases:
+                return entry.name
+        raise UnknownNameError(self.kind, name, sorted(entries))
+
+    def get(self, name: str) -> T:
+        return self.entries()[self.resolve(name)].load()
+
+    def __contains__(self, name: str) -> bool:
         try:
-            obj = entry.load()
-        except Exception as err:  # noqa: BLE001 - show, don't crash
-            infos.append(CodecInfo(name, entry.source, availability=Availability(
-                False, f"cannot import {entry.source}: {type(err).__name__}: {err}",
-                "install the package that provides it (see README)")))
-            continue
-        classes = [(f"{name}:{v}", obj.codec_for(v)) for v in obj.variants()] if _is_family(obj) else [(name, obj)]
-        for full, cls in classes:
-            try:
-                avail = cls.availability()
-            except Exception as err:  # noqa: BLE001
-                avail = Availability(False, f"availability check failed: {err}")
-            infos.append(CodecInfo(full, entry.source, cls.description, cls.rate_label, tuple(cls.rate_points),
-                                   dict(cls.settings), cls.details, avail))
-    return infos
+            self.resolve(name)
+        except UnknownNameError:
+            return False
+        return True

@@ -17,7 +17,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .codec import Codec, canonical_options, check_image
+from .codec import Codec, CodecError, canonical_options
+from .options import CodecPlan
 from .images import load_image, save_png
 from .store import ResultsStore, item_key, quality_text, recon_path
 
@@ -53,7 +54,7 @@ class Task:
 @functools.lru_cache(maxsize=8)
 def _codec(name: str, options: tuple[tuple[str, Any], ...], device: str) -> Codec:
     """One codec instance per worker and configuration: learned codecs load their weights once."""
-    from .registry import create_codec
+    from .codecs import create_codec
 
     return create_codec(name, dict(options), device=device)
 
@@ -83,26 +84,22 @@ def run_task(task: Task) -> dict[str, Any]:
         codec = _codec(task.codec, task.options, task.device)
 
         start = time.perf_counter()
-        data = codec.encode(check_image(original), task.quality)
+        encoded = codec.encode(original, task.quality)
         row["encode_s"] = time.perf_counter() - start
-        if not isinstance(data, (bytes, bytearray)) or not data:
-            raise TypeError(f"{task.codec}.encode returned {type(data).__name__} of length "
-                            f"{len(data) if hasattr(data, '__len__') else '?'}, expected non-empty bytes")
-        estimated = codec.estimated_bits()
+        data = encoded.data
         pixels = original.shape[0] * original.shape[1]
 
         start = time.perf_counter()
-        recon = codec.decode(bytes(data))
+        recon = codec.decode(data)
         row["decode_s"] = time.perf_counter() - start
-        check_image(recon)
         if recon.shape != original.shape:
-            raise ValueError(f"{task.codec} decoded shape {recon.shape}, original {original.shape}")
+            raise CodecError(f"{task.codec} decoded shape {recon.shape}, original {original.shape}")
 
         row["bytes"] = len(data)
         row["bpp"] = 8.0 * len(data) / pixels
-        if estimated is not None:
-            row["bpp_estimated"] = float(estimated) / pixels
-        row.update(codec.extra_metrics())
+        if encoded.estimated_bits is not None:
+            row["bpp_estimated"] = float(encoded.estimated_bits) / pixels
+        row.update(encoded.info)
 
         start = time.perf_counter()
         row.update(measure(original, recon, task))
@@ -141,15 +138,6 @@ def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> dict[str, An
 
 
 # --- planning ---------------------------------------------------------------------------------------------
-
-@dataclass
-class CodecPlan:
-    """One codec configuration in a sweep: its name, options and the rate points to run."""
-
-    name: str
-    options: dict[str, Any] = field(default_factory=dict)
-    rate_points: list[Any] = field(default_factory=list)
-
 
 def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: list[CodecPlan], *,
                preprocess: str = "none", metrics: tuple[str, ...] = DEFAULT_METRICS, device: str = "cpu",

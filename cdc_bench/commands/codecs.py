@@ -1,4 +1,4 @@
-"""``cdc-bench codecs``: every codec, its rate points and settings, available or not and why."""
+"""``cdc-bench codecs``: every codec, its rate points and options (with their help), available or not and why."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..registry import describe_codecs
+from ..codecs import describe_codecs
 
 
 @click.command("codecs")
@@ -15,12 +15,14 @@ from ..registry import describe_codecs
 def command(details: bool) -> None:
     """List every codec: rate points, options, availability (with the fix when unavailable)."""
     console = Console(width=160, emoji=False)
-    table = Table(show_lines=False)
+    table = Table(show_lines=True)
     for col in ("codec", "rate points", "options", "status"):
         table.add_column(col, overflow="fold")
     for info in describe_codecs():
         rates = f"{info.rate_label}: {', '.join(map(str, info.rate_points))}" if info.rate_points else ""
-        opts = ", ".join(f"{k}={v}" for k, v in (info.settings or {}).items())
+        opts = "\n".join(f"{k}={spec.default}" + (f" [dim]({escape(spec.help)}; {escape(spec.describe())})[/dim]"
+                                                 if details and spec.help else "")
+                         for k, spec in (info.option_specs or {}).items())
         if info.availability.ok:
             status = "[green]available[/green]"
         else:
@@ -30,5 +32,5 @@ def command(details: bool) -> None:
         name = escape(info.name) + (f"\n[dim]{escape(info.description)}[/dim]" if info.description else "")
         if details and info.details:
             name += f"\n[dim]{escape(info.details)}[/dim]"
-        table.add_row(name, escape(rates), escape(opts), status)
+        table.add_row(name, escape(rates), opts, status)
     console.print(table)

@@ -97,7 +97,7 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
         raise click.UsageError(str(err)) from None
     except DatasetError as err:
         raise click.ClickException(str(err)) from None
-    from ..registry import create_codec
+    from ..codecs import create_codec
 
     needed = [w for info in metric_infos for w in info.weights]
     for plan in plans:

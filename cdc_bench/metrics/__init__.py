@@ -1,8 +1,9 @@
-"""Image-quality metrics.
+"""Image-quality metrics and the one table of their conventions.
 
-Per-image metrics compare one original with its reconstruction and are registered in :data:`PER_IMAGE`
-with their conventions (direction, unit), so tables and figures read them instead of hard-coding them.
-Dataset-level metrics (FID, KID) live in their own modules.
+Each metric is a :class:`MetricInfo` in :data:`METRICS`: where its value is stored, its unit, how many decimals
+tables print, its range, which way is better, and whether it is measured per image or over a dataset (FID, KID).
+Tables and figures read these instead of special-casing metric names. The built-in metrics are registered by
+import path, so listing them imports no network code.
 """
 
 from __future__ import annotations
@@ -12,58 +13,89 @@ from typing import Callable
 
 import numpy as np
 
-from ..registry import UnknownNameError
+from ..errors import UnknownNameError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
 class MetricInfo:
     name: str           # CLI name, e.g. "ms-ssim"
     column: str         # results column, e.g. "ms_ssim"
-    lower_better: bool
-    label: str          # axis label, e.g. "MS-SSIM"
+    lower_better: bool | None   # None: unknown (a column no registered metric claims)
+    label: str          # name on axes and in tables, without the unit, e.g. "MS-SSIM"
     compute: Callable[..., float] | None = None   # (original, recon, device=...) -> float; None: dataset-level
     weights: tuple[str, ...] = ()                 # weight files it needs (names in cdc_bench.weights)
     dataset_level: bool = False
+    unit: str = ""                                # "dB", "" for unitless
+    precision: int = 4                            # decimals in tables
+    range: tuple[float | None, float | None] | None = None  # the values it can take, when bounded
+
+    @property
+    def arrow(self) -> str:
+        return "" if self.lower_better is None else ("↓" if self.lower_better else "↑")
+
+    @property
+    def unit_label(self) -> str:
+        """e.g. ``PSNR [dB]``."""
+        return f"{self.label} [{self.unit}]" if self.unit else self.label
+
+    @property
+    def axis_label(self) -> str:
+        """e.g. ``PSNR [dB] ↑``: the direction is written on the axis."""
+        return f"{self.unit_label} {self.arrow}".strip()
 
 
-METRICS: dict[str, MetricInfo] = {}
+METRICS: Registry[MetricInfo] = Registry("metric")
+for _name, _target in {
+    "psnr": "distortion:PSNR", "ms-ssim": "distortion:MS_SSIM",
+    "lpips": "perceptual:LPIPS_ALEX", "lpips-vgg": "perceptual:LPIPS_VGG", "dists": "perceptual:DISTS",
+    "fid": "fid:FID", "kid": "fid:KID",
+}.items():
+    METRICS.register_lazy(_name, f"{__name__}.{_target}")
 
 
 def register_metric(info: MetricInfo) -> MetricInfo:
-    METRICS[info.name] = info
+    """Register a metric in this process (a third-party metric, or a test's)."""
+    METRICS.register(info, name=info.name)
     return info
 
 
 def get_metric(name: str) -> MetricInfo:
-    _load_builtin()
-    if name not in METRICS:
-        raise UnknownNameError("metric", name, sorted(METRICS))
-    return METRICS[name]
+    return METRICS.get(name)
 
 
 def metric_names() -> list[str]:
-    _load_builtin()
-    return sorted(METRICS)
+    return METRICS.names()
 
 
 def metric_for_column(column: str) -> MetricInfo | None:
-    _load_builtin()
-    return next((m for m in METRICS.values() if m.column == column), None)
-
-
-def _load_builtin() -> None:
-    import importlib
-
-    for module in ("distortion", "perceptual", "fid"):
+    """The metric stored in ``column`` (``ms_ssim``), or ``None`` when no registered metric claims it."""
+    for name in METRICS.names():
         try:
-            importlib.import_module(f"{__name__}.{module}")
-        except ImportError as err:
-            if err.name != f"{__name__}.{module}":
-                raise
+            info = METRICS.get(name)
+        except ImportError:  # an optional metric whose dependency is missing claims no column
+            continue
+        if info.column == column:
+            return info
+    return None
+
+
+def lookup_metric(name: str) -> MetricInfo:
+    """A metric by CLI name (``ms-ssim``) or column (``ms_ssim``)."""
+    info = metric_for_column(name)
+    if info is not None:
+        return info
+    try:
+        return get_metric(name)
+    except UnknownNameError:
+        raise UnknownNameError("metric", name, metric_names()) from None
 
 
 def to_float_tensor(image: np.ndarray, device: str = "cpu"):
     """H x W x 3 uint8 -> 1 x 3 x H x W float32 tensor in [0, 255]."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().to(device)
+    array = np.ascontiguousarray(image)
+    if not array.flags.writeable:  # torch warns on read-only arrays (the runner shares images read-only)
+        array = array.copy()
+    return torch.from_numpy(array).permute(2, 0, 1)[None].float().to(device)

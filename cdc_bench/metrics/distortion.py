@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from . import MetricInfo, register_metric, to_float_tensor
+from . import MetricInfo, to_float_tensor
 
 
 def psnr(original: np.ndarray, recon: np.ndarray, device: str = "cpu") -> float:
@@ -33,5 +33,5 @@ def ms_ssim(original: np.ndarray, recon: np.ndarray, device: str = "cpu") -> flo
     return float(value)
 
 
-register_metric(MetricInfo("psnr", "psnr", lower_better=False, label="PSNR [dB]", compute=psnr))
-register_metric(MetricInfo("ms-ssim", "ms_ssim", lower_better=False, label="MS-SSIM", compute=ms_ssim))
+PSNR = MetricInfo("psnr", "psnr", lower_better=False, label="PSNR", compute=psnr, unit="dB", precision=2)
+MS_SSIM = MetricInfo("ms-ssim", "ms_ssim", lower_better=False, label="MS-SSIM", compute=ms_ssim, range=(0.0, 1.0))

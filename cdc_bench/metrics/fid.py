@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from . import MetricInfo, get_metric, register_metric
+from . import MetricInfo, get_metric
 from .frechet import fid_from_features, kernel_distance
 from .inception import INCEPTION_WEIGHT, load_inception
 from .patches import extract_patches
@@ -37,10 +37,10 @@ from .patches import extract_patches
 PROTOCOLS = ("fid256", "clean")
 DATASET_METRICS = ("fid", "kid")
 
-register_metric(MetricInfo("fid", "fid", lower_better=True, label="FID", compute=None,
-                           weights=(INCEPTION_WEIGHT.name,), dataset_level=True))
-register_metric(MetricInfo("kid", "kid", lower_better=True, label="KID", compute=None,
-                           weights=(INCEPTION_WEIGHT.name,), dataset_level=True))
+FID = MetricInfo("fid", "fid", lower_better=True, label="FID", compute=None, weights=(INCEPTION_WEIGHT.name,),
+                 dataset_level=True, precision=2, range=(0.0, None))
+KID = MetricInfo("kid", "kid", lower_better=True, label="KID", compute=None, weights=(INCEPTION_WEIGHT.name,),
+                 dataset_level=True, precision=5)
 
 
 def required_weights(metric_names: Iterable[str]) -> list[str]:

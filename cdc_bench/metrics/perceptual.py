@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ..weights import WeightFile, register_weight
-from . import MetricInfo, register_metric
+from . import MetricInfo
 
 
 def torch_hub_checkpoints() -> Path:
@@ -203,9 +203,9 @@ def dists(original: np.ndarray, recon: np.ndarray, device: str = "cpu") -> float
         return float(model(x, y).reshape(-1)[0])
 
 
-register_metric(MetricInfo("lpips", "lpips", lower_better=True, label="LPIPS (AlexNet)", compute=lpips_alex,
-                           weights=(ALEXNET.name, LPIPS_LINEAR["alex"].name)))
-register_metric(MetricInfo("lpips-vgg", "lpips_vgg", lower_better=True, label="LPIPS (VGG)", compute=lpips_vgg,
-                           weights=(VGG16.name, LPIPS_LINEAR["vgg"].name)))
-register_metric(MetricInfo("dists", "dists", lower_better=True, label="DISTS", compute=dists,
-                           weights=(VGG16.name, DISTS_ALPHA_BETA.name)))
+LPIPS_ALEX = MetricInfo("lpips", "lpips", lower_better=True, label="LPIPS (AlexNet)", compute=lpips_alex,
+                        weights=(ALEXNET.name, LPIPS_LINEAR["alex"].name), range=(0.0, None))
+LPIPS_VGG = MetricInfo("lpips-vgg", "lpips_vgg", lower_better=True, label="LPIPS (VGG)", compute=lpips_vgg,
+                       weights=(VGG16.name, LPIPS_LINEAR["vgg"].name), range=(0.0, None))
+DISTS = MetricInfo("dists", "dists", lower_better=True, label="DISTS", compute=dists,
+                   weights=(VGG16.name, DISTS_ALPHA_BETA.name), range=(0.0, None))

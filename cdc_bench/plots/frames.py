@@ -38,16 +38,10 @@ def metric_spec(name: str) -> MetricSpec:
 
     Direction and label come from :mod:`cdc_bench.metrics`, never from this module.
     """
-    from ..metrics import METRICS, get_metric, metric_for_column
-    from ..registry import UnknownNameError
+    from ..metrics import lookup_metric
 
-    info = metric_for_column(name)
-    if info is None:
-        try:
-            info = get_metric(name)
-        except UnknownNameError:
-            raise UnknownNameError("metric", name, sorted(METRICS)) from None
-    return MetricSpec(info.name, info.column, info.label, info.lower_better, info.dataset_level)
+    info = lookup_metric(name)
+    return MetricSpec(info.name, info.column, info.unit_label, info.lower_better, info.dataset_level)
 
 
 def ok_rows(frame: pd.DataFrame, what: str = "results") -> tuple[pd.DataFrame, int]:

@@ -16,9 +16,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from PIL import Image
 
-from ..codec import Codec, CodecError, CodecUnavailable, parse_rate_points
+from ..codec import Codec, CodecError, CodecUnavailable
 from ..download import DownloadError
-from ..registry import UnknownNameError, get_codec_class
+from ..registry import UnknownNameError
+from ..codecs import get_codec_class
 from .environment import environment, load_average
 from .fit import fit_linear
 from .measure import MIB, PeakRSS, cuda_peak_mib, reset_cuda_peak, summarize, synchronizer, timed
@@ -129,9 +130,9 @@ class _Plan:
             raise SpeedError(f"codec {config.codec} cannot be loaded ({type(err).__name__}: {err}); "
                              "install what it needs (see `cdc-bench codecs`)") from None
         self.options = dict(config.options)
-        self.has_steps = STEPS_OPTION in self.cls.settings
+        self.has_steps = STEPS_OPTION in self.cls.option_specs
         user_set_weights = WEIGHTS_OPTION in self.options
-        self.can_fall_back = WEIGHTS_OPTION in self.cls.settings and not user_set_weights
+        self.can_fall_back = WEIGHTS_OPTION in self.cls.option_specs and not user_set_weights
         avail = self.cls.availability()
         if not avail.ok:
             if not self.can_fall_back:
@@ -168,7 +169,7 @@ class _Plan:
             if STEPS_OPTION in self.options:
                 raise SpeedError(f"steps given twice: --steps and -o {cfg.codec}.{STEPS_OPTION}; keep one")
             return list(cfg.steps)
-        return [int(self.options.get(STEPS_OPTION, self.cls.settings[STEPS_OPTION]))]
+        return [int(self.options.get(STEPS_OPTION, self.cls.option_specs[STEPS_OPTION].default))]
 
     def use_random_weights(self, reason: str) -> None:
         self.options[WEIGHTS_OPTION] = RANDOM_WEIGHTS
@@ -194,8 +195,8 @@ class _Plan:
         points = list(self.cls.rate_points)
         if self.config.rate is not None:
             try:
-                return parse_rate_points(str(self.config.rate), points)[0]
-            except (ValueError, IndexError):
+                return self.cls(self.options, device=self.config.device).validate_rate(str(self.config.rate))
+            except (ValueError, IndexError, CodecError):
                 raise SpeedError(f"rate {self.config.rate!r} is not a valid {self.cls.rate_label} "
                                  f"for {self.config.codec}") from None
         return points[len(points) // 2] if points else None
@@ -208,7 +209,7 @@ class _Point:
         self.steps, self.codec = steps, codec
         self.encode: list[float] = []
         self.decode: list[float] = []
-        self.data, self.recon = b"", None
+        self.data, self.recon, self.encoded = b"", None, None
         self.rss_before = 0
         self.peak_rss = {"encode": 0, "decode": 0}
         self.rss_increase = {"encode": 0, "decode": 0}
@@ -235,13 +236,13 @@ def _warmed_codec(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) 
     codec = plan.codec(steps)
     for i in range(plan.config.warmup):
         try:
-            codec.decode(codec.encode(image, rate))
+            codec.decode(codec.encode(image, rate).data)
         except (CodecUnavailable, DownloadError) as err:
             if i > 0 or not plan.can_fall_back:
                 raise
             plan.use_random_weights(getattr(err, "reason", str(err)))
             codec = plan.codec(steps)
-            codec.decode(codec.encode(image, rate))
+            codec.decode(codec.encode(image, rate).data)
     return codec
 
 
@@ -266,8 +267,8 @@ def _measure_size(plan: _Plan, image: np.ndarray, rate: Any,
                 where = f"{cfg.codec} at {width}x{height}" + (
                     f", steps={point.steps}" if point.steps is not None else "")
                 codec = point.codec
-                point.data = point.run("encode", lambda: codec.encode(image, rate), cfg.device, sync)
-                data = point.data
+                point.encoded = point.run("encode", lambda: codec.encode(image, rate), cfg.device, sync)
+                point.data = data = point.encoded.data
                 point.recon = point.run("decode", lambda: codec.decode(data), cfg.device, sync)
                 if log is not None:
                     log(f"{where}: round {len(point.decode)}/{cfg.repeats}: encode {point.encode[-1]:.3g} s, "
@@ -293,7 +294,7 @@ def _measure_size(plan: _Plan, image: np.ndarray, rate: Any,
                 "encode_cuda_max_allocated_mib": point.cuda["encode"],
                 "decode_cuda_max_allocated_mib": point.cuda["decode"],
             },
-            "codec_info": _json_safe(point.codec.extra_metrics()),
+            "codec_info": _json_safe(point.encoded.info),
         })
     return rows
 

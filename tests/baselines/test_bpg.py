@@ -9,7 +9,7 @@ import pytest
 
 from baselines.bpg import BPG, decode_command, encode_command
 from cdc_bench.codec import BitstreamError, CodecError, CodecUnavailable
-from cdc_bench.registry import create_codec, get_codec_class
+from cdc_bench.codecs import create_codec, get_codec_class
 
 
 def test_registered_with_compressai_settings():

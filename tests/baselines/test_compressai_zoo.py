@@ -13,7 +13,7 @@ import torch
 
 from baselines import compressai_zoo as zoo
 from cdc_bench.codec import BitstreamError, CodecError
-from cdc_bench.registry import get_codec_class
+from cdc_bench.codecs import get_codec_class
 from cdc_bench.weights import WeightsMissing, get_weight
 
 # Odd sizes on purpose: padding to 64 and unpadding must give the original size back.

@@ -13,7 +13,7 @@ import torch
 
 from baselines import neuralcompression as nc
 from cdc_bench.codec import BitstreamError, CodecError
-from cdc_bench.registry import get_codec_class
+from cdc_bench.codecs import get_codec_class
 from cdc_bench.weights import WeightsMissing, get_weight
 
 LAYOUT = Path(__file__).resolve().parent / "data" / "neuralcompression_hific_layout.json"

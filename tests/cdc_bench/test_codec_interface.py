@@ -1,14 +1,25 @@
 import numpy as np
 import pytest
 
-from cdc_bench.codec import (Codec, CodecError, canonical_options, check_image, pad_to_multiple, parse_rate_points,
-                             parse_value)
+from cdc_bench.codec import (BitstreamError, Codec, CodecConfigError, CodecError, Encoded, Option,
+                             canonical_options, check_image, pad_to_multiple, parse_value)
 
 
 class Dummy(Codec):
     name = "dummy"
     rate_points = (10, 20)
-    settings = {"subsampling": "420", "fast": False, "gamma": 0.8, "steps": 65}
+    option_specs = {"subsampling": Option("420", "chroma", choices=("420", "444")), "fast": Option(False),
+                    "gamma": Option(0.8, range=(0.0, None)), "steps": Option(65, range=(1, 1000))}
+
+    def _encode(self, image, rate):
+        return Encoded(image.tobytes()[:4] + bytes([int(rate)]), estimated_bits=3.0, info={"steps": 2})
+
+    def _decode(self, data):
+        if data[-1] == 0:
+            raise ValueError("a library's own error")
+        if data[-1] == 1:
+            return np.zeros((2, 2), np.uint8)
+        return np.zeros((1, 1, 3), np.uint8)
 
 
 def test_options_are_parsed_to_the_type_of_their_default():
@@ -17,25 +28,53 @@ def test_options_are_parsed_to_the_type_of_their_default():
 
 
 def test_unknown_option_lists_valid_ones():
-    with pytest.raises(CodecError, match="fast, gamma, steps, subsampling"):
+    with pytest.raises(CodecConfigError, match="fast, gamma, steps, subsampling"):
         Dummy({"qualty": "3"})
 
 
-def test_bad_option_value_names_the_option():
-    with pytest.raises(CodecError, match="dummy.steps"):
-        Dummy({"steps": "many"})
+@pytest.mark.parametrize("key,value,valid", [("steps", "many", "1..1000"), ("steps", "0", "1..1000"),
+                                             ("gamma", "nan", ">= 0"), ("gamma", "inf", ">= 0"),
+                                             ("gamma", "-1", ">= 0"), ("subsampling", "411", "420, 444")])
+def test_bad_option_value_names_the_option_and_the_valid_range(key, value, valid):
+    with pytest.raises(CodecConfigError, match=rf"dummy\.{key}.*{valid}"):
+        Dummy({key: value})
 
 
-def test_parse_value_and_rate_points():
+def test_parse_value():
     assert parse_value("off", True) is False
-    assert parse_rate_points("10, 50,90", (5, 10)) == [10, 50, 90]
-    assert parse_rate_points("0.0032,0.1", (0.0128,)) == [0.0032, 0.1]
+    assert parse_value("3", 1.5) == 3.0 and isinstance(parse_value("3", 1.5), float)
+    for bad in ("maybe",):
+        with pytest.raises(ValueError):
+            parse_value(bad, True)
     with pytest.raises(ValueError):
-        parse_value("maybe", True)
+        parse_value("nan", 0.5)
 
 
-def test_canonical_options_is_order_independent():
+def test_default_rate_validation_converts_to_the_type_of_the_defaults():
+    assert Dummy().validate_rate("15") == 15
+    with pytest.raises(CodecConfigError, match="rate point"):
+        Dummy().validate_rate("fifteen")
+
+
+def test_the_base_maps_errors_and_returns_what_the_encoder_measured():
+    codec = Dummy()
+    image = np.full((2, 2, 3), 7, np.uint8)
+    encoded = codec.encode(image, 5)
+    assert encoded.data[-1] == 5 and encoded.estimated_bits == 3.0 and encoded.info == {"steps": 2}
+    with pytest.raises(BitstreamError, match="a library's own error"):
+        codec.decode(b"\x00")
+    with pytest.raises(BitstreamError, match="invalid image"):
+        codec.decode(b"\x01")
+    with pytest.raises(BitstreamError, match="empty"):
+        codec.decode(b"")
+    with pytest.raises(CodecError):
+        codec.encode(np.zeros((2, 2), np.uint8), 5)
+
+
+def test_canonical_options_is_order_independent_and_refuses_nan():
     assert canonical_options({"b": 1, "a": "x"}) == canonical_options({"a": "x", "b": 1}) == '{"a":"x","b":1}'
+    with pytest.raises(ValueError):
+        canonical_options({"gamma": float("nan")})
 
 
 def test_pad_to_multiple_replicates_edges():

@@ -4,8 +4,9 @@ import textwrap
 
 import pytest
 
-from cdc_bench import registry
-from cdc_bench.registry import UnknownNameError, create_codec, describe_codecs, get_codec_class
+from cdc_bench import codecs as registry
+from cdc_bench.registry import UnknownNameError
+from cdc_bench.codecs import create_codec, describe_codecs, get_codec_class
 
 
 @pytest.fixture
@@ -20,10 +21,10 @@ def installed_plugin(tmp_path, monkeypatch):
             name = "zlib-raw"
             description = "lossless: raw RGB through zlib"
             rate_points = (1, 9)
-            def encode(self, image, rate):
+            def _encode(self, image, rate):
                 h, w, _ = image.shape
                 return h.to_bytes(4, "big") + w.to_bytes(4, "big") + zlib.compress(image.tobytes(), int(rate))
-            def decode(self, data):
+            def _decode(self, data):
                 h, w = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:8], "big")
                 return np.frombuffer(zlib.decompress(data[8:]), np.uint8).reshape(h, w, 3)
 
@@ -56,7 +57,7 @@ def test_entry_point_codec_round_trips(installed_plugin):
 
     codec = create_codec("zlib-raw")
     image = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    assert np.array_equal(codec.decode(codec.encode(image, 9)), image)
+    assert np.array_equal(codec.decode(codec.encode(image, 9).data), image)
     assert "zlib-raw" in registry.codec_names()
 
 

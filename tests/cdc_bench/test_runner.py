@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cdc_bench import registry
-from cdc_bench.codec import BitstreamError, Codec
+from cdc_bench import codecs as registry
+from cdc_bench.codec import BitstreamError, Codec, Option
 from cdc_bench.executor import InlineExecutor, ProcessExecutor
 from cdc_bench.runner import CodecPlan, plan_tasks, run_task, sweep
 from cdc_bench.store import ResultsStore
@@ -20,9 +20,9 @@ class QuantZlib(Codec):
 
     name = "test-quant"
     rate_points = (2, 8, 32)
-    settings = {"fail_on": "", "hang_on": "", "die_on": ""}
+    option_specs = {"fail_on": Option(""), "hang_on": Option(""), "die_on": Option("")}
 
-    def encode(self, image, rate):
+    def _encode(self, image, rate):
         name = _current_image(image)
         if name and name == self.options["fail_on"]:
             raise RuntimeError("synthetic encoder crash")
@@ -35,7 +35,7 @@ class QuantZlib(Codec):
         header = h.to_bytes(4, "big") + w.to_bytes(4, "big") + int(rate).to_bytes(2, "big")
         return header + zlib.compress(q.tobytes(), 9)
 
-    def decode(self, data):
+    def _decode(self, data):
         if len(data) < 10:
             raise BitstreamError("truncated header")
         h, w, step = (int.from_bytes(data[a:b], "big") for a, b in ((0, 4), (4, 8), (8, 10)))
@@ -86,7 +86,7 @@ def test_run_task_measures_bpp_psnr_and_ms_ssim_correctly(images, tmp_path):
     assert row["status"] == "ok", row.get("error")
     original = np.asarray(Image.open(images[0][1]))
     codec = QuantZlib()
-    data = codec.encode(original, 8)
+    data = codec.encode(original, 8).data
     recon = codec.decode(data)
     assert row["bytes"] == len(data)
     assert row["bpp"] == pytest.approx(8 * len(data) / (200 * 180))

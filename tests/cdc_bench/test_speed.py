@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from cdc_bench.codec import Availability, BitstreamError, Codec, CodecUnavailable, check_image
-from cdc_bench.registry import register
+from cdc_bench.codecs import register
 from cdc_bench.speed import (SCHEMA, PeakRSS, SpeedConfig, SpeedError, SpeedReportError, compare_reports, fit_linear,
                              load_report, mismatches, parse_size, parse_sizes, parse_steps, run_speed, save_report,
                              soft_differences, summarize, synthetic_image)

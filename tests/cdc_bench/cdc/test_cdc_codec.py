@@ -212,7 +212,7 @@ def test_rate_points_and_required_weights(fixtures):
 
 
 def test_registered_through_entry_points():
-    from cdc_bench.registry import get_codec_class
+    from cdc_bench.codecs import get_codec_class
 
     assert get_codec_class("cdc") is CDCXParam
     assert get_codec_class("cdc-eps") is CDCEpsParam

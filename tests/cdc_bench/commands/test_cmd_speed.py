@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from cdc_bench.cli import main
 from cdc_bench.codec import BitstreamError, Codec
-from cdc_bench.registry import register
+from cdc_bench.codecs import register
 
 HEADER = struct.Struct(">HH")
 
