@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..codec import BitstreamError, CodecError, CodecUnavailable
+from ..errors import BitstreamError, CodecError, CodecUnavailable
 from . import releases
 from .entropy import LatentCoder
 from .layers import set_fast_norm

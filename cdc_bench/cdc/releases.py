@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..codec import CodecError
+from ..errors import CodecError
 from ..download import DownloadError, cache_dir
 from ..weights import WeightFile, get_weight, register_weight
 
