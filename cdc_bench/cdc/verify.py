@@ -93,8 +93,8 @@ def _files(directory: Path, prefix: str) -> tuple[dict, Path, dict[str, Tensor]]
     return config, ckpt, tensors
 
 
-def verify_variant(directory: Path, prefix: str) -> list[Check]:
-    """All checks for one variant prefix of a verify directory."""
+def verify_variant(directory: Path, prefix: str, device: str = "cpu") -> list[Check]:
+    """All checks for one variant prefix of a verify directory, computed on `device` (TF32 off on CUDA)."""
     from .entropy import gaussian_likelihood  # imports compressai; only needed here
 
     raw_config, ckpt, exp = _files(directory, prefix)
@@ -106,7 +106,8 @@ def verify_variant(directory: Path, prefix: str) -> list[Check]:
     inferred = infer_config(load_state_dict_from_file(ckpt))
     checks.append(Check(prefix, "architecture inferred from shapes", 0.0, 0.0, "equal", inferred == config,
                         "" if inferred == config else f"inferred {inferred.to_dict()}"))
-    model: CDCModel = load_cdc(ckpt, config=config)
+    model: CDCModel = load_cdc(ckpt, config=config, device=device)
+    exp = {k: v.to(device) if k in ("x", "init") else v for k, v in exp.items()}
     is_x = config.variant == "x"
     big = X_DECODED if is_x else Tolerance(rel_to_max=1e-4)
 
@@ -156,7 +157,7 @@ def verify_variant(directory: Path, prefix: str) -> list[Check]:
     return checks
 
 
-def verify_dir(directory: str | Path) -> list[Check]:
+def verify_dir(directory: str | Path, device: str = "cpu") -> list[Check]:
     """Checks for every `<prefix>_config.json` in `directory`; VerifyError when there is none."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -164,4 +165,8 @@ def verify_dir(directory: str | Path) -> list[Check]:
     prefixes = sorted(p.name[: -len("_config.json")] for p in directory.glob("*_config.json"))
     if not prefixes:
         raise VerifyError(f"{directory}: no <variant>_config.json files (expected xparam_config.json, ...)")
-    return [check for prefix in prefixes for check in verify_variant(directory, prefix)]
+    if str(device).startswith("cuda"):
+        # TF32 convolutions/matmuls round to 10-bit mantissas: not what the official fp32 run computed
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return [check for prefix in prefixes for check in verify_variant(directory, prefix, device)]
