@@ -174,6 +174,9 @@ def check_model_id(codec: str, variant: str, model_id: str, options: dict[str, A
     if random_id is not None:
         if int(random_id.group(1)) > MAX_SEED:
             raise BitstreamError(f"CDC stream names random weights with seed {random_id.group(1)}, out of range")
+        if options["weights"] != "random":  # a stream must not make a decoder build models it was not asked for
+            raise BitstreamError(f"this CDC stream was encoded with random weights ({model_id}); decode it with "
+                                 f"-o {codec}.weights=random")
         return
     if re.fullmatch(r"file:[0-9a-f]{16}", model_id):
         if not options["checkpoint"]:

@@ -189,3 +189,9 @@ def test_fuzzed_streams_end_in_codec_errors_or_images(tmp_path):
 if __name__ == "__main__":
     torch.set_num_threads(1)
     print(json.dumps(fuzz(Path(sys.argv[1]), int(sys.argv[2]))))
+
+
+def test_random_weight_streams_need_weights_random(monkeypatch):
+    monkeypatch.setattr(models, "_cached", lambda *a, **k: pytest.fail("loaded a model"))
+    with pytest.raises(BitstreamError, match="weights=random"):
+        CDCXParam().decode(random_stream(Header("x", "random:x:5", 64, 64, 64, 64, 8193)))
