@@ -105,6 +105,17 @@ def check_batches(timeout_note: str) -> dict[str, Any]:
     return result
 
 
+def _finite(obj: Any) -> Any:
+    """Strict JSON: an infinite PSNR (identical images) is written as the string "inf"."""
+    if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def environment() -> dict[str, Any]:
     import torch
 
@@ -143,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             result["parts"][name]["part_seconds"] = time.perf_counter() - t0
         print(f"gpu_check: {name}: {json.dumps(result['parts'][name])[:300]}", flush=True)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1, default=str))
+        Path(args.out).write_text(json.dumps(_finite(result), indent=1, default=str, allow_nan=False))
 
     part("cdc_verify_cuda", lambda: check_verify(Path(args.fixtures), min(90, left())), 20)
     part("cross_device_round_trip", check_cross_device, 30)
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         part(f"speed_768x512_{name}", lambda extra=extra: check_speed(extra, min(150, left() - 60)), 60)
     part("batched_decode", lambda: check_batches("512x512 crops of synthetic images, 4 steps"), 45)
     result["total_seconds"] = time.perf_counter() - started
-    Path(args.out).write_text(json.dumps(result, indent=1, default=str))
+    Path(args.out).write_text(json.dumps(_finite(result), indent=1, default=str, allow_nan=False))
     print(f"gpu_check: wrote {args.out} in {result['total_seconds']:.0f} s")
     return 0
 
