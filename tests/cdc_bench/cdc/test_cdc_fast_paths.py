@@ -10,13 +10,6 @@ from cdc_bench.cdc import models
 from cdc_bench.cdc.codec import CDCXParam
 from cdc_bench.errors import CodecConfigError
 
-from .test_cdc_untrusted import tiny_checkpoint
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return str(tiny_checkpoint(tmp_path_factory.mktemp("tiny")))
-
 
 @pytest.fixture(scope="module")
 def images():

@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,22 +17,8 @@ import torch
 
 from cdc_bench.cdc import models
 from cdc_bench.cdc.bitstream import Header, pack, unpack
-from cdc_bench.cdc.checkpoint import build_cdc
 from cdc_bench.cdc.codec import CDCXParam
-from cdc_bench.cdc.model import CDCConfig
 from cdc_bench.errors import BitstreamError, CodecConfigError, CodecError, CodecUnavailable
-
-TINY = CDCConfig(dim=8, context_channels=8, dim_mults=(1, 1, 2, 2, 2, 3), context_dim_mults=(1, 1, 2, 2),
-                 comp_dim=8, comp_dim_mults=(1, 1, 2, 2), reverse_dim_mults=(2, 2, 1, 1), hyper_dims_mults=(2, 2, 2),
-                 comp_out_channels=8)
-
-
-def tiny_checkpoint(folder: Path) -> Path:
-    path = folder / "tiny.pt"
-    if not path.exists():
-        torch.save(build_cdc(TINY, seed=3).state_dict(), path)
-    return path
-
 
 def recrc(body: bytes) -> bytes:
     """A stream with its CRC recomputed: what a hostile writer (not a random bit flip) produces."""
@@ -42,11 +27,6 @@ def recrc(body: bytes) -> bytes:
 
 def random_stream(header: Header, z: bytes = b"\x00" * 8, y: bytes = b"\x00" * 8) -> bytes:
     return pack(header, z, y)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("tiny"))
 
 
 def test_coder_byte_is_checked():
@@ -155,8 +135,8 @@ def mutations(streams: list[bytes], count: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def fuzz(folder: Path, count: int) -> dict:
-    codec = CDCXParam({"checkpoint": str(tiny_checkpoint(folder)), "steps": 1, "max_pixels": 256 * 256})
+def fuzz(checkpoint: str, count: int) -> dict:
+    codec = CDCXParam({"checkpoint": checkpoint, "steps": 1, "max_pixels": 256 * 256})
     rng = np.random.default_rng(1)
     streams = [codec.encode(rng.integers(0, 256, shape, dtype=np.uint8), 0.0).data
                for shape in ((64, 64, 3), (70, 130, 3))]
@@ -174,9 +154,9 @@ def fuzz(folder: Path, count: int) -> dict:
     return outcomes
 
 
-def test_fuzzed_streams_end_in_codec_errors_or_images(tmp_path):
+def test_fuzzed_streams_end_in_codec_errors_or_images(tiny, tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", CDC_BENCH_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, __file__, str(tmp_path), "300"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, __file__, tiny, "300"], capture_output=True, text=True,
                           timeout=240, env=env)
     assert proc.returncode == 0, f"decoder process died ({proc.returncode}): {proc.stderr[-2000:]}"
     outcomes = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -188,7 +168,7 @@ def test_fuzzed_streams_end_in_codec_errors_or_images(tmp_path):
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    print(json.dumps(fuzz(Path(sys.argv[1]), int(sys.argv[2]))))
+    print(json.dumps(fuzz(sys.argv[1], int(sys.argv[2]))))
 
 
 def test_random_weight_streams_need_weights_random(monkeypatch):
