@@ -198,7 +198,8 @@ class _CDCBase(Codec):
     def _sample(self, loaded: models.LoadedModel, context: list[torch.Tensor],
                 shape: tuple[int, int, int, int]) -> torch.Tensor:
         o = self.options
-        init = seeded_initial_state(shape, o["gamma"], o["seed"], o["noise"], self.device)
+        with torch.inference_mode():  # an inference tensor like every later state: one compiled graph, not two
+            init = seeded_initial_state(shape, o["gamma"], o["seed"], o["noise"], self.device)
         if o["channels_last"]:
             init = init.contiguous(memory_format=torch.channels_last)
             context = [c.contiguous(memory_format=torch.channels_last) for c in context]
