@@ -149,10 +149,7 @@ def test_hific_says_tensorflow_is_missing_and_lists_its_files_once(tmp_path, mon
 def test_mission_command_names_tensorflow_and_each_cdc_file_once(tmp_path, monkeypatch):
     monkeypatch.setenv("CDC_BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    try:
-        cdc = create_codec("cdc")
-    except Exception as err:  # noqa: BLE001
-        pytest.skip(f"the CDC codec is not ported to the new codec base in this branch yet: {err!r}")
+    cdc = create_codec("cdc")
     files = cdc.required_weights(list(cdc.rate_points))
     result = _run("--datasets", "kodak", "--codecs", "cdc,hific")
     assert result.exit_code == 2, result.output
@@ -203,10 +200,6 @@ def test_no_timeout_is_still_expressible(folder, tmp_path):
 
 
 def test_cdc_steps_out_of_range_is_refused(folder):
-    try:
-        create_codec("cdc")
-    except Exception as err:  # noqa: BLE001
-        pytest.skip(f"the CDC codec is not ported to the new codec base in this branch yet: {err!r}")
     result = _run("-d", f"folder:{folder}", "-c", "cdc", "-o", "cdc.steps=99999", "--quiet")
     assert result.exit_code == 2 and "steps" in result.output and "Traceback" not in result.output
 

@@ -154,12 +154,8 @@ def cdc_sweep(tmp_path_factory):
     import torch
     import torchvision
 
-    from cdc_bench.codecs import get_codec_class
     from cdc_bench.metrics import perceptual
 
-    if "gamma" not in getattr(get_codec_class("cdc"), "option_specs", {}):
-        # Only while the CDC adapter is being moved to the codec base's Option table (issue 11).
-        pytest.skip("the cdc codec does not declare its options (gamma, steps, weights) in option_specs yet")
     root = tmp_path_factory.mktemp("cdc-sweep")
     hub = root / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)

@@ -220,11 +220,6 @@ def test_one_point_codec_jpeg(tmp_path):
 @pytest.mark.parametrize("codec", ["cdc", "cdc-eps"])
 def test_cdc_variants_with_random_weights(tmp_path, codec):
     """Both CDC variants: the released architecture with random weights, steps really reach the sampler."""
-    pytest.importorskip("cdc_bench.cdc.codec", reason="the CDC codec module is not installed")
-    from cdc_bench.codecs import get_codec_class
-
-    if "steps" not in get_codec_class(codec).option_specs:
-        pytest.skip("the CDC codec is not yet ported to the codec base's option_specs (core contract)")
     out = tmp_path / f"{codec}.json"
     result = CliRunner().invoke(main, ["speed", "-c", codec, "-o", f"{codec}.weights=random", "--steps", "1,2",
                                        "--size", "64x64", "--repeats", "1", "--warmup", "1", "--out", str(out)])
