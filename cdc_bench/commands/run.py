@@ -32,6 +32,11 @@ def default_out(datasets: list[str]) -> Path:
               help="Comma-separated codec names (see `cdc-bench codecs`).")
 @click.option("--qualities", "-q", default=None, help="Rate points for every codec, e.g. 10,50,90 "
               "(per codec: -o jpeg.qualities=10,50).")
+@click.option("--target-bpp", type=preflight.TARGETS, default=None, metavar="BPP,BPP,...",
+              help="Matched bitrates: instead of fixed rate points, find per image and codec the rate point whose "
+                   "real bpp meets each target (bisection on continuous knobs, a choice among listed points).")
+@click.option("--match", type=click.Choice(["below", "nearest"]), default="below", show_default=True,
+              help="With --target-bpp: the highest bpp not above the target, or the nearest on either side.")
 @click.option("--option", "-o", "options", multiple=True, metavar="CODEC.KEY=VALUE",
               help="A codec option, e.g. -o jpeg.subsampling=444 (repeatable).")
 @click.option("--metrics", "-m", default="psnr,ms-ssim", show_default=True,
@@ -64,7 +69,7 @@ def default_out(datasets: list[str]) -> Path:
 @click.option("--shared-fs", is_flag=True,
               help="Dask workers read the images from their paths (a shared folder) instead of receiving the bytes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(datasets, codecs, qualities, options, metrics, out, data_root, download, preprocess, workers, limit,
+def command(datasets, codecs, qualities, target_bpp, match, options, metrics, out, data_root, download, preprocess, workers, limit,
             device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, executor, scheduler, shared_fs,
             quiet) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
@@ -108,12 +113,13 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     out = out or default_out(dataset_names)
     store = ResultsStore(out)
     tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
-                       save_recon=save_recon, fid_protocol=fid_protocol)
+                       save_recon=save_recon, fid_protocol=fid_protocol, target_bpp=target_bpp or (), match=match)
     run_id = new_run_id()
     settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
                 "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or ""),
-                "skipped_unavailable": checked.skipped}
+                "skipped_unavailable": checked.skipped, "target_bpp": list(target_bpp or ()),
+                "match": match if target_bpp else None}
     pool = _executor(executor, scheduler, workers, device, shared_fs)
     settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
     manifest = build_manifest(run_id, settings, device)
