@@ -13,6 +13,12 @@ from ..codec import CodecError
 from ..registry import UnknownNameError
 
 DEFAULT_CODECS = "jpeg,webp,hevc"
+#: A bare `cdc-bench run` is a quick demonstration (well under a minute on 2 cores) that still draws real curves.
+DEMO_RATES = {"jpeg": "10,30,50,70,90", "webp": "10,30,50,70,90", "hevc": "42,37,32,27,22"}
+DEMO_PREPROCESS = "center-crop:256"
+#: What the demonstration stands for: the classical Kodak sweep (24 images of 768 x 512 at the default points).
+FULL_SWEEP = "cdc-bench run --datasets kodak --codecs jpeg,webp,hevc --download"
+FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * (19 + 19 + 8), 768 * 512
 
 
 def _split(text: str) -> list[str]:
@@ -86,6 +92,12 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     from ..runner import plan_tasks, sweep
     from ..store import ResultsStore
 
+    demo = _is_bare(click.get_current_context())
+    if demo:
+        options = tuple(options) + tuple(f"{c}.qualities={r}" for c, r in DEMO_RATES.items())
+        preprocess = DEMO_PREPROCESS
+        click.echo(f"A quick demonstration: {len(DEMO_RATES)} codecs x 5 rate points on the 5 embedded photographs "
+                   f"({DEMO_PREPROCESS} crops). The full classical sweep: {FULL_SWEEP}", err=True)
     dataset_names, codec_names, metric_names = _split(datasets), _split(codecs), _split(metrics)
     try:
         plans = build_plans(codec_names, options, qualities)
@@ -149,6 +161,31 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     store.close()
     if summary.failed and not summary.ok and not summary.skipped:
         raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
+    if demo:
+        click.echo(_full_sweep_estimate(summary, tasks, workers), err=True)
+
+
+def _is_bare(ctx: click.Context) -> bool:
+    """True when no option that chooses the work was given: the user typed a bare `cdc-bench run`."""
+    chosen = ("datasets", "codecs", "qualities", "target_bpp", "options", "preprocess", "limit")
+    return all(ctx.get_parameter_source(name) in (click.core.ParameterSource.DEFAULT, None) for name in chosen)
+
+
+def _full_sweep_estimate(summary, tasks, workers: int) -> str:
+    """How long the full Kodak sweep would take here, from this run's measured time per item and pixel."""
+    if not summary.ok:
+        return f"Next: {FULL_SWEEP} (cdc-bench plot RESULTS draws the curves)."
+    pixels = sum(_pixels(t) for t in tasks) / max(1, len(tasks))
+    per_item = summary.work_s / summary.ok * FULL_SWEEP_PIXELS / max(pixels, 1.0)
+    minutes = FULL_SWEEP_ITEMS * per_item / max(1, workers) / 60
+    return (f"Next: {FULL_SWEEP}: {FULL_SWEEP_ITEMS} items; at this run's {summary.work_s / summary.ok:.2f} s per "
+            f"item scaled to 768x512 pixels, about {minutes:.0f} min here with {max(1, workers)} worker(s) "
+            f"(--workers N to use more cores). Then: cdc-bench plot results/kodak")
+
+
+def _pixels(task) -> float:
+    size = re.search(r"crop:(\d+)", task.preprocess)
+    return float(int(size.group(1)) ** 2) if size else float(FULL_SWEEP_PIXELS)
 
 
 def _executor(kind: str, scheduler: str | None, workers: int, device: str, shared_fs: bool):
