@@ -223,6 +223,11 @@ def _print_summary(store, summary, failures, out, dataset_rows) -> None:
     else:
         console.print("[red]No item succeeded[/red]: there are no measurements to summarise; the failures above "
                       "(and the error column of results.csv) say why.", highlight=False)
+    noted = frame[frame["warnings"].notna() & (frame["warnings"] != "")] if "warnings" in frame else frame.iloc[:0]
+    for text in list(dict.fromkeys(noted["warnings"]))[:5]:
+        console.print(f"[yellow]note[/yellow]: {escape(text)}", highlight=False)
+    if len(noted):
+        console.print(f"{len(noted)} rows carry notes about their input (the warnings column of results.csv).")
     for row in dataset_rows:
         std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
         console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "
