@@ -1,4 +1,4 @@
-"""The released CDC checkpoints (SPEC §8): one file per rate-Lagrangian b (λ), on Hugging Face `rhyang/CDC_params`.
+"""The released CDC checkpoints: one file per rate-Lagrangian b (λ), on Hugging Face `rhyang/CDC_params`.
 
 Each λ is a rate point of the codec (larger λ = lower rate). Files are fetched with ``huggingface_hub`` into its
 standard cache (``$HF_HUB_CACHE``, default ``~/.cache/huggingface/hub``) on first use; ``HF_ENDPOINT`` and
@@ -21,7 +21,7 @@ from ..weights import WeightFile, get_weight, register_weight
 
 REPO_ID = "rhyang/CDC_params"
 REVISION = "main"
-FOLDERS = {"x": "x_param", "eps": "epsilon_param"}  # eps folder name not verified (SPEC §8)
+FOLDERS = {"x": "x_param", "eps": "epsilon_param"}  # the eps folder name as listed, not verified by a download
 
 
 @dataclass(frozen=True)
