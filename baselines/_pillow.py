@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecConfigError
+from cdc_bench.codec import Availability, BitstreamError, Codec, CodecConfigError, RateDomain
 
 #: What Pillow and its plug-ins raise on bytes they cannot parse (truncated, corrupt, another format).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, IndexError, KeyError)
@@ -83,6 +83,9 @@ class PillowCodec(Codec):
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         """Pillow ``Image.save`` keyword arguments for one validated rate point and image shape."""
         raise NotImplementedError
+
+    def rate_domain(self) -> RateDomain:
+        return RateDomain("int", *self.rate_range)
 
     def validate_rate(self, rate: Any) -> Any:
         return int_rate(self.name, rate, *self.rate_range, self.rate_label.partition(" (")[0])

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Option
+from cdc_bench.codec import Availability, BitstreamError, Option, RateDomain
 
 from ._pillow import DECODE_ERRORS, PillowCodec, float_rate
 
@@ -76,6 +76,9 @@ class JPEG2000(PillowCodec):
                "layer at quality_mode='rates' with ratio r (target 24/r bpp), 64x64 code blocks, LRCP")
     pil_format = "JPEG2000"
     feature = "jpg_2000"
+
+    def rate_domain(self) -> RateDomain:
+        return RateDomain("float", 2.0, 2000.0, log=True)
 
     def validate_rate(self, rate: Any) -> float:
         return float_rate(self.name, rate, 1.0, "compression ratio (uncompressed 24-bit size / coded size)")

@@ -108,6 +108,27 @@ class Option:
 
 
 @dataclass(frozen=True)
+class RateDomain:
+    """How a codec's rate knob can be searched (for matched bitrates): integers or reals in ``[low, high]``,
+    or only the listed ``points``."""
+
+    kind: str                       # "int" | "float" | "points"
+    low: float = 0.0
+    high: float = 0.0
+    points: tuple = ()
+    log: bool = False               # search a real knob on a log scale (e.g. a compression ratio)
+
+    def candidates(self) -> list[Any]:
+        """Every value of a discrete knob, in increasing order."""
+        if self.kind == "int":
+            return list(range(int(self.low), int(self.high) + 1))
+        try:
+            return sorted(self.points)
+        except TypeError:  # points that do not order (names): keep the codec's order
+            return list(self.points)
+
+
+@dataclass(frozen=True)
 class Encoded:
     """What an encoder produced: the bitstream, plus what the runner records beside it."""
 
@@ -185,6 +206,10 @@ class Codec:
             return parse_value(rate, like)
         except (TypeError, ValueError) as err:
             raise CodecConfigError(f"{self.name}: rate point {rate!r}: {err}") from None
+
+    def rate_domain(self) -> RateDomain:
+        """How :mod:`cdc_bench.matching` may search the rate knob; by default only the listed rate points."""
+        return RateDomain("points", points=tuple(self.rate_points))
 
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
         """Names (in :mod:`cdc_bench.weights`) of the weight files these rate points need, checked before a sweep."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..download import cache_dir
-from ..registry import UnknownNameError
+from ..errors import UnknownNameError
 from .core import Dataset, DatasetError, DatasetStatus, ImageItem, ManifestDataset
 from .local import EmbeddedDataset, FolderDataset
 from .manifest import MANIFEST_DIR, DatasetManifest, ManifestError, builtin_manifests, in_checkout, load_manifest

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..download import sha256_of
-from ..images import IMAGE_SUFFIXES
+from ..errors import DatasetError
+from ..images import IMAGE_SUFFIXES, InputWarning
 from .manifest import DatasetManifest
 
 # Written beside the images after a verified zip was extracted: each member's real sha256 and size. The zip's
@@ -15,10 +18,6 @@ from .manifest import DatasetManifest
 # DIV2K's per-image values were transcribed by hand).
 EXTRACTION_RECORD = ".cdc-bench-extracted.json"
 SHOWN = 8  # names listed in a message before "and N more"
-
-
-class DatasetError(Exception):
-    """A dataset is absent, incomplete or corrupted. The message names the files, the URL(s) and the folder."""
 
 
 @dataclass
@@ -82,11 +81,42 @@ def _names(names: list[str]) -> str:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """Image files directly in ``folder`` (hidden files and partial downloads skipped), sorted by name."""
+    """Image files directly in ``folder`` (hidden files and partial downloads skipped), sorted by name.
+
+    A dangling symbolic link with an image suffix is listed too: it then fails as an error row that names it,
+    instead of vanishing from the set without a word.
+    """
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if _image_name(p) and (p.is_file() or dangling(p)))
+
+
+def dangling(path: Path) -> bool:
+    """A symbolic link whose target does not exist."""
+    return path.is_symlink() and not path.exists()
+
+
+def _image_name(path: Path) -> bool:
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def warn_listing(name: str, folder: Path, paths: list[Path]) -> None:
+    """Warn, naming the files, about what a folder listing will not read as expected: dangling links (listed;
+    their rows fail), pipes or devices with an image suffix (skipped: opening one could block) and files skipped
+    because their suffix is not an image suffix. Hidden files and subfolders are skipped without a word."""
+    for path in paths:
+        if dangling(path):
+            warnings.warn(f"{name}: {path.name} is a dangling symbolic link (its target {os.readlink(path)} does "
+                          "not exist); it is listed and its rows will fail", InputWarning, stacklevel=3)
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir()]
+    special = sorted(p.name for p in entries if _image_name(p) and not p.is_file() and not dangling(p))
+    if special:
+        warnings.warn(f"{name}: skipped {_names(special)}: not a regular file (a pipe, socket or device)",
+                      InputWarning, stacklevel=3)
+    skipped = sorted(p.name for p in entries if not _image_name(p))
+    if skipped:
+        warnings.warn(f"{name}: {len(skipped)} file{'s' * (len(skipped) != 1)} skipped, not an image by its suffix "
+                      f"({', '.join(IMAGE_SUFFIXES)}): {_names(skipped)}", InputWarning, stacklevel=3)
 
 
 class Dataset:
@@ -160,6 +190,9 @@ class ManifestDataset(Dataset):
         missing, corrupted, present = [], [], 0
         for name, (sha, size) in sorted(expected.items()):
             path = self.where / name
+            if dangling(path):
+                corrupted.append((name, f"dangling symbolic link to {os.readlink(path)}"))
+                continue
             if not path.is_file():
                 missing.append(name)
                 continue
@@ -175,7 +208,9 @@ class ManifestDataset(Dataset):
     def _paths(self, status: DatasetStatus) -> list[Path]:
         expected = self.expected_files()
         if expected is None:
-            return image_files(self.where)
+            paths = image_files(self.where)
+            warn_listing(self.name, self.where, paths)
+            return paths
         return [self.where / name for name in expected]
 
     def how_to_fix(self, status: DatasetStatus) -> str:

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from ..download import DownloadError, download
-from .archive import UnsafeArchiveError, extract_images
+from .archive import UnsafeArchiveError, extract_images, extraction_limits
 from .core import EXTRACTION_RECORD, DatasetError, DatasetStatus, ManifestDataset
 
 DOWNLOADS = ".downloads"  # under the data root: where a zip is fetched to, and where a user may drop one
@@ -26,6 +26,10 @@ def how_to_fix(dataset: ManifestDataset, status: DatasetStatus, *, offline_only:
     if manifest.archive is not None:
         archive = manifest.archive
         size = f", {archive.bytes / 1e6:.0f} MB" if archive.bytes else ""
+        placed = archive_path(dataset)
+        if placed.is_file():
+            return (f"Fix: {placed} is already there: run `{command}` to check its sha256 and extract it "
+                    f"(or unzip its images into {dataset.where})")
         return (f"{run}Offline: fetch {archive.url} "
                 f"(sha256 {archive.sha256}{size}) elsewhere, put it at {archive_path(dataset)} and run the same "
                 f"command, or unzip its images into {dataset.where}")
@@ -67,7 +71,7 @@ def _fetch_files(dataset: ManifestDataset, status: DatasetStatus, progress: bool
         assert entry.url is not None  # the manifest loader requires a url per file when there is no archive
         try:
             download(entry.url, dataset.where / entry.name, entry.sha256, what=f"{dataset.name}/{entry.name}",
-                     progress=progress)
+                     progress=progress, size=entry.bytes)
         except DownloadError as err:
             raise DatasetError(f"{dataset.name}: {err}.\n"
                                f"{how_to_fix(dataset, dataset.status(), offline_only=True)}") from None
@@ -79,13 +83,16 @@ def _fetch_archive(dataset: ManifestDataset, progress: bool) -> None:
     zip_path = archive_path(dataset)
     try:
         download(archive.url, zip_path, archive.sha256, what=f"{dataset.name} ({archive.filename})",
-                 progress=progress)
+                 progress=progress, size=archive.bytes)
     except DownloadError as err:
         raise DatasetError(f"{dataset.name}: {err}, then run `cdc-bench download {dataset.name} --data-root "
                            f"{dataset.data_root}` to check and extract it; or unzip its images into "
                            f"{dataset.where}") from None
+    files = dataset.manifest.files or ()
+    expected = sum(f.bytes for f in files) if files and all(f.bytes for f in files) else archive.bytes
+    max_bytes, max_members = extraction_limits(expected or zip_path.stat().st_size, dataset.manifest.count)
     try:
-        digests = extract_images(zip_path, dataset.where)
+        digests = extract_images(zip_path, dataset.where, max_bytes=max_bytes, max_members=max_members)
     except UnsafeArchiveError as err:
         raise DatasetError(f"{dataset.name}: {err}") from None
     if len(digests) != dataset.manifest.count:

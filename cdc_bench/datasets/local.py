@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..download import sha256_of
 from ..images import IMAGE_SUFFIXES
-from .core import Dataset, DatasetError, DatasetStatus, image_files
+from .core import Dataset, DatasetError, DatasetStatus, image_files, warn_listing
 
 # The colour photographs that scikit-image ships inside its wheel (skimage.data loads them without pooch, as
 # its registry hash matches the bundled file). Left out: grey images, synthetic ones (color, phantom,
@@ -86,5 +86,6 @@ class FolderDataset(Dataset):
                 raise DatasetError(f"{self.name}: {stems[path.stem].name} and {path.name} share the image name "
                                    f"{path.stem!r}; rename or move one of them")
             stems[path.stem] = path
+        warn_listing(self.name, self.where, paths)
         return paths
 

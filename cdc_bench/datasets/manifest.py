@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import DatasetError
+
 # The repository's manifest folder: <repo>/datasets next to the package. Images live in subfolders of the data root,
 # never here, unless the data root is this very folder (the default in a checkout; `.gitignore` keeps them out).
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "datasets"
@@ -20,7 +22,7 @@ MANIFEST_DIR = Path(__file__).resolve().parents[2] / "datasets"
 INSTALLED_MANIFEST_DIR = Path(sys.prefix) / "share" / "cdc-bench" / "datasets"
 
 
-class ManifestError(ValueError):
+class ManifestError(DatasetError, ValueError):
     """A manifest file is malformed; the message names the file and the field."""
 
 

@@ -134,7 +134,9 @@ def test_folder_spec_lists_images_sorted(tmp_path: Path):
     (tmp_path / "sub").mkdir()
     dataset = get_dataset(f"folder:{tmp_path}")
     assert dataset.name == f"folder:{tmp_path.resolve()}"
-    assert [(i.name, i.path.name) for i in dataset.images()] == [("a", "a.jpg"), ("b", "b.png"), ("c", "c.tiff")]
+    with pytest.warns(UserWarning, match="1 file skipped, not an image by its suffix .*: notes.txt"):
+        items = dataset.images()
+    assert [(i.name, i.path.name) for i in items] == [("a", "a.jpg"), ("b", "b.png"), ("c", "c.tiff")]
 
 
 def test_folder_spec_errors(tmp_path: Path):
@@ -232,3 +234,86 @@ def test_installed_copy_uses_shipped_data_files_and_the_cache(monkeypatch, tmp_p
     monkeypatch.setenv("CDC_BENCH_CACHE", str(tmp_path / "cache"))
     assert dataset_names() == ["default", "kodak"]
     assert default_data_root() == tmp_path / "cache" / "datasets"
+
+
+# --- hostile folders: nothing is skipped or changed without a message that names the file ------------------
+
+
+def _bomb_png(path: Path, side: int) -> None:
+    """A PNG of a few kB whose header claims side x side 1-bit pixels (all-zero data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    data = zlib.compress(b"\0" * ((1 + (side + 7) // 8) * side), 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    root = tmp_path / "hostile"
+    root.mkdir()
+    rng = np.random.default_rng(5)
+    Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(root / "good.png")
+    frames = [Image.new("RGB", (40, 24), c) for c in ((200, 10, 10), (10, 200, 10))]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=40)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(root / "turned.png", exif=exif)
+    _bomb_png(root / "bomb.png", 12000)
+    (root / "link.png").symlink_to(root / "was-deleted.png")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_folder_lists_dangling_links_and_gifs_and_names_what_it_skips(hostile: Path):
+    dataset = get_dataset(f"folder:{hostile}")
+    with pytest.warns(UserWarning) as caught:
+        items = dataset.images()
+    assert [i.name for i in items] == ["anim", "bomb", "good", "link", "turned"]
+    messages = [str(w.message) for w in caught]
+    assert any("link.png is a dangling symbolic link" in m and "was-deleted.png" in m for m in messages)
+    assert any("1 file skipped" in m and "notes.txt" in m for m in messages)
+
+
+def test_folder_names_a_pipe_with_an_image_suffix(tmp_path: Path):
+    import os
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "pipe.png")  # opening it would block: skipped, but said so
+    with pytest.warns(UserWarning, match=r"skipped pipe\.png: not a regular file"):
+        items = get_dataset(f"folder:{tmp_path}").images()
+    assert [i.name for i in items] == ["a"]
+
+
+def test_manifest_dataset_names_a_dangling_link(kodak_copy: Path):
+    target = kodak_copy / "kodak" / "kodim05.png"
+    target.unlink()
+    target.symlink_to(kodak_copy / "elsewhere.png")
+    status = get_dataset("kodak", kodak_copy).status()
+    assert status.corrupted == [("kodim05.png", f"dangling symbolic link to {kodak_copy / 'elsewhere.png'}")]
+    assert "kodim05.png (dangling symbolic link" in status.summary()
+
+
+def test_run_on_a_hostile_folder_gives_a_row_or_a_named_error_for_every_file(hostile: Path, tmp_path: Path,
+                                                                              monkeypatch):
+    monkeypatch.delenv("CDC_BENCH_MAX_PIXELS", raising=False)
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning) as caught:
+        result = CliRunner().invoke(main, ["run", "-d", f"folder:{hostile}", "-c", "jpeg", "-q", "50", "-m", "psnr",
+                                           "--out", str(out), "--workers", "0", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert any("link.png is a dangling symbolic link" in str(w.message) for w in caught)
+    import pandas as pd
+
+    rows = pd.read_csv(out / "results.csv").set_index("image")
+    assert sorted(rows.index) == ["anim", "bomb", "good", "link", "turned"]
+    assert rows.loc["good", "status"] == "ok" and rows.loc["anim", "status"] == "ok"
+    assert "2 frames (GIF); only the first frame is used" in rows.loc["anim", "warnings"]
+    assert rows.loc["turned", "status"] == "ok" and "EXIF orientation 8" in rows.loc["turned", "warnings"]
+    assert rows.loc["bomb", "status"] == "error"
+    assert f"{hostile / 'bomb.png'}: too large (144,000,000 px > limit of 64,000,000 px" in rows.loc["bomb", "error"]
+    assert rows.loc["link", "status"] == "error" and "link.png: dangling symbolic link" in rows.loc["link", "error"]
