@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecError, CodecUnavailable, check_image
+from cdc_bench.codec import Availability, BitstreamError, Codec, CodecConfigError, CodecError, CodecUnavailable
 from cdc_bench.download import cache_dir
 from cdc_bench.weights import WeightFile, get_weight, register_provider, register_weight
 
@@ -111,26 +111,33 @@ class HiFiC(Codec):
 
     def __init__(self, options: dict[str, Any] | None = None, device: str = "cpu"):
         super().__init__(options, device)
-        self._graphs: dict[str, Signatures] = {}
+        self._graphs: dict[str, Signatures] = {}  # the model cache (one per metagraph), not per-call state
 
     @classmethod
     def availability(cls) -> Availability:
         return tensorflow_available()
 
+    def validate_rate(self, rate: Any) -> str:
+        """One of the three released models: lo, mi or hi."""
+        if str(rate) not in RATES:
+            raise CodecConfigError(f"hific: rate point {rate!r} is not one of {', '.join(RATES)} (the released "
+                                   "models hific-lo, hific-mi, hific-hi)")
+        return str(rate)
+
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
-        return [weight_name(str(r)) for r in rate_points]
+        return [weight_name(self.validate_rate(r)) for r in rate_points]
 
     def _require_tf(self) -> None:
         avail = tensorflow_available()
         if not avail.ok:
             raise CodecUnavailable(avail.reason, avail.fix)
 
-    def _signatures(self, model: str) -> Signatures:
+    def _signatures(self, model: str, decoding: bool = False) -> Signatures:
         """Signatures of ``model``: ``hific-lo`` etc. from the weights registry, or any ``<name>.metagraph``
-        already in the metagraph folder (how tests supply a small graph)."""
+        already in the metagraph folder (how tests supply a small graph). A decoder never downloads."""
         if model not in self._graphs:
             rate = model.removeprefix("hific-")
-            path = (get_weight(weight_name(rate)).ensure() if rate in RATES
+            path = (get_weight(weight_name(rate)).ensure(allow_download=not decoding) if rate in RATES
                     else metagraph_dir() / f"{model}.metagraph")
             if not path.is_file():
                 raise BitstreamError(f"bitstream names model {model!r}, which is not a HiFiC model "
@@ -138,11 +145,8 @@ class HiFiC(Codec):
             self._graphs[model] = Signatures(path.read_bytes())
         return self._graphs[model]
 
-    def encode(self, image: np.ndarray, rate: Any) -> bytes:
-        check_image(image)
-        if str(rate) not in RATES:
-            raise CodecError(f"hific: rate point {rate!r} is not one of {', '.join(RATES)}")
-        return self.encode_with(model_name(str(rate)), image)
+    def _encode(self, image: np.ndarray, rate: str) -> bytes:
+        return self.encode_with(model_name(rate), image)
 
     def encode_with(self, model: str, image: np.ndarray) -> bytes:
         """``tfci.compress_image`` for a fixed-rate model: sender(image) packed with the model name."""
@@ -159,9 +163,8 @@ class HiFiC(Codec):
         packed.pack(tensors)
         return packed.string
 
-    def decode(self, data: bytes) -> np.ndarray:
+    def _decode(self, data: bytes) -> np.ndarray:
         """``tfci.decompress``: the model named in the bitstream, its receiver, round and saturate to uint8."""
-        self._require_tf()
         import tensorflow as tf
         import tensorflow_compression as tfc
 
@@ -170,7 +173,9 @@ class HiFiC(Codec):
             model = packed.model
         except Exception as err:  # noqa: BLE001 - protobuf DecodeError, IndexError for a missing model name
             raise BitstreamError(f"hific: not a TFCI bitstream ({type(err).__name__}: {err})") from None
-        receiver = self._signatures(model)("receiver")
+        if not isinstance(model, str) or "/" in model or model.startswith(".") or not model:
+            raise BitstreamError(f"hific: bitstream names an invalid model {model!r}")
+        receiver = self._signatures(model, decoding=True)("receiver")
         try:
             tensors = packed.unpack([t.dtype for t in receiver.inputs])
             output, = receiver(*tensors)
