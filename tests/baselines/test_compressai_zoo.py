@@ -218,3 +218,100 @@ def test_kodak_matches_compressai_published_results(model, metric, kodak_dir, sh
         ref_bpp, ref_psnr = published["bpp"][quality - 1], published["psnr-rgb"][quality - 1]
         assert abs(np.mean(bpps) - ref_bpp) < 0.005 * ref_bpp + 8 * 20 / (512 * 768), (quality, np.mean(bpps), ref_bpp)
         assert abs(np.mean(psnrs) - ref_psnr) < 0.05, (quality, np.mean(psnrs), ref_psnr)
+
+
+# -- untrusted bitstreams (issue 10): every header field is checked before a tensor is built or rANS runs ----------
+def _header_and_strings(data: bytes) -> tuple[int, list[bytes]]:
+    """Where the strings start in a non-VBR stream (after magic, version, model, flags, quality, h, w, shape)."""
+    from baselines._container import Reader, unpack_strings
+
+    r = Reader(data, "t")
+    r.take(6, "fixed")
+    r.varint("h"), r.varint("w")
+    for _ in range(r.varint("rank")):
+        r.varint("shape")
+    start = r.pos
+    return start, [g[0] for g in unpack_strings(r)]
+
+
+def test_corrupt_header_fields_are_bitstream_errors_before_any_native_call(image):
+    """Each of these crashed the interpreter (segfault in CompressAI's rANS decoder) or allocated without bound
+    before the header was checked; now each is refused from the header alone."""
+    from baselines._container import pack_strings, write_varint
+
+    cls = zoo.FAMILY.codec_for("bmshj2018-hyperprior")
+    codec = cls({"weights": "random"})
+    data = codec.encode(image, 1).data
+    start, strings = _header_and_strings(data)
+    fixed = data[:6]  # CZ, version, model, flags, quality
+    size = write_varint(SIZE[0]) + write_varint(SIZE[1])
+
+    def stream(shape=(2, 2), groups=None, head=fixed, dims=size):
+        body = write_varint(len(shape)) + b"".join(write_varint(s) for s in shape)
+        return head + dims + body + pack_strings([[s] for s in (strings if groups is None else groups)])
+
+    assert stream() == data
+    cases = {
+        "latent shape \\[2, 66\\]": stream((2, 66)),  # one flipped bit in the width of the latent
+        "latent shape \\[2\\]": stream((2,)),
+        "latent rank 9": stream((2, 2, 2, 2, 2, 2, 2, 2, 2)),
+        "1 strings; this model codes 2": stream(groups=strings[:1]),
+        "string 0 has 0 bytes": stream(groups=[b"", strings[1]]),
+        "string 1 has 6 bytes": stream(groups=[strings[0], strings[1][:6]]),
+        "quality 0": stream(head=fixed[:5] + b"\x00"),
+        "unknown flags": stream(head=fixed[:4] + b"\x06" + fixed[5:]),
+        "metric=ms-ssim": stream(head=fixed[:4] + b"\x03" + fixed[5:]),
+        "height 0": stream(dims=write_varint(0) + write_varint(SIZE[1])),
+        "too large": stream(dims=write_varint(60000) + write_varint(60000)),
+    }
+    for message, bad in cases.items():
+        with pytest.raises(BitstreamError, match=message):
+            codec.decode(bad)
+    np.testing.assert_array_equal(codec.decode(data), cls({"weights": "random"}).decode(data))
+
+
+def test_vbr_step_from_the_header_is_checked(image):
+    import struct
+
+    codec = zoo.FAMILY.codec_for("bmshj2018-hyperprior-vbr")({"weights": "random"})
+    data = codec.encode(image, 10.0).data
+    for step in (float("nan"), float("inf"), 1e-30, -1.0, 1e6):
+        with pytest.raises(BitstreamError, match="quantization step"):
+            codec.decode(data[:5] + struct.pack("<f", step) + data[9:])
+
+
+def test_max_pixels_bounds_encoding_and_decoding(image):
+    cls = zoo.FAMILY.codec_for("bmshj2018-factorized")
+    data = cls({"weights": "random"}).encode(image, 1).data
+    small = cls({"weights": "random", "max_pixels": 1000})
+    with pytest.raises(BitstreamError, match="67x93 is too large .max_pixels=1000"):
+        small.decode(data)
+    with pytest.raises(CodecError, match="too large"):
+        small.encode(image, 1)
+    with pytest.raises(CodecError, match="max_pixels"):
+        cls({"max_pixels": 0})
+
+
+def test_decoding_never_downloads(image, monkeypatch):
+    """A stream made with pretrained weights, decoded where they are missing: WeightsMissing naming the file, and
+    no download is attempted (the sweep's pre-check or `cdc-bench weights --download` fetches weights)."""
+    cls = zoo.FAMILY.codec_for("bmshj2018-factorized")
+    data = bytearray(cls({"weights": "random"}).encode(image, 1).data)
+    data[4] = 0  # the pretrained flag
+    calls = []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: calls.append(a))
+    with pytest.raises(WeightsMissing, match="compressai/bmshj2018-factorized-mse-1"):
+        cls({"weights": "pretrained"}).decode(bytes(data))
+    assert calls == []
+
+
+def test_rate_points_are_validated_with_the_valid_range():
+    cls = zoo.FAMILY.codec_for("cheng2020-anchor")
+    assert cls().validate_rate("3") == 3
+    for bad in (0, 7, 2.5, "x", float("nan")):
+        with pytest.raises(CodecError, match="integer quality in 1..6"):
+            cls().validate_rate(bad)
+    vbr = zoo.FAMILY.codec_for("mbt2018-vbr")()
+    assert vbr.validate_rate("2.5") == 2.5
+    with pytest.raises(CodecError, match="0.1..100"):
+        vbr.validate_rate(0)

@@ -165,3 +165,44 @@ def test_same_bits_as_the_neuralcompression_package(encoder, image):
         padded = torch.nn.functional.pad(x, (0, 4, 0, 14), mode="reflect")
         mine = ours.compress(padded)
     assert got.latent_strings == mine["strings"][0] and got.hyper_latent_strings == mine["strings"][1]
+
+
+# -- untrusted bitstreams (issue 10) ------------------------------------------------------------------------------
+def test_a_header_claiming_4096x4096_is_refused_at_once(encoder, image):
+    """It used to run for minutes with 4 GB; now max_pixels (default 8 Mpx) refuses it before a tensor is built."""
+    import time
+
+    data = encoder.encode(image, 1).data
+    strings = data[7:]  # after NC, version, code, quality, varint 50, varint 60
+    crafted = data[:5] + nc.write_varint(4096) + nc.write_varint(4096) + strings
+    fresh = nc.MSILLM({"weights": "random"})
+    start = time.perf_counter()
+    with pytest.raises(BitstreamError, match="4096x4096 is too large .max_pixels=8388608"):
+        fresh.decode(crafted)
+    assert time.perf_counter() - start < 1.0 and fresh._loaded is None  # no network was even built
+    assert nc.MSILLM({"weights": "random", "max_pixels": 4096 * 4096}).options["max_pixels"] == 4096 * 4096
+
+
+def test_other_header_fields_are_checked(encoder, image):
+    data = encoder.encode(image, 1).data
+    fresh = nc.MSILLM({"weights": "random"})
+    for message, bad in {
+        "quality 9": data[:4] + b"\x09" + data[5:],
+        "version 7": data[:2] + b"\x07" + data[3:],
+        "unknown code 5": data[:3] + b"\x85" + data[4:],
+        "height 0": data[:5] + b"\x00" + data[6:],
+        "1 strings; this model codes 2": data[:7] + b"\x01" + data[8:],
+    }.items():
+        with pytest.raises(BitstreamError, match=message):
+            fresh.decode(bad)
+    assert fresh._loaded is None
+
+
+def test_decoding_never_downloads(encoder, image, monkeypatch):
+    data = bytearray(encoder.encode(image, 3).data)
+    data[3] &= 0x7F  # the pretrained flag
+    calls = []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: calls.append(a))
+    with pytest.raises(WeightsMissing, match="neuralcompression/msillm-3"):
+        nc.MSILLM({}).decode(bytes(data))
+    assert calls == []
