@@ -96,6 +96,10 @@ class PillowCodec(Codec):
         """Pillow ``Image.save`` keyword arguments for one validated rate point and image shape."""
         raise NotImplementedError
 
+    def prepare(self, image: Any, rate: Any) -> Any:
+        """The Pillow image to save (a codec that transforms before saving, e.g. quantises, overrides this)."""
+        return image
+
     def rate_domain(self) -> RateDomain:
         return RateDomain("int", *self.rate_range)
 
@@ -123,8 +127,8 @@ class PillowCodec(Codec):
 
         buf = io.BytesIO()
         # These formats carry width and height themselves and accept any size (1x1 included): no padding.
-        Image.fromarray(np.ascontiguousarray(image)).save(buf, format=self.pil_format,
-                                                          **self.save_args(rate, image.shape))
+        self.prepare(Image.fromarray(np.ascontiguousarray(image)), rate).save(buf, format=self.pil_format,
+                                                                               **self.save_args(rate, image.shape))
         return buf.getvalue()
 
     def _decode(self, data: bytes) -> np.ndarray:
