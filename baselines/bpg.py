@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecError, CodecUnavailable, Option
+from cdc_bench.codec import (Availability, BitstreamError, Codec, CodecError, CodecUnavailable, Option,
+                             RateDomain)
 
 from ._pillow import decode_with_pillow, int_rate
 from .classical import BPG_QPS
@@ -75,6 +76,9 @@ class BPG(Codec):
 
     def validate_rate(self, rate: Any) -> int:
         return int_rate(self.name, rate, 0, 51, "QP")
+
+    def rate_domain(self) -> RateDomain:
+        return RateDomain("int", 0, 51)
 
     def _run(self, command: list[str], what: str) -> None:
         try:

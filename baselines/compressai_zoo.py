@@ -13,8 +13,9 @@ The bitstream is CompressAI's strings behind a small header (the container of :m
 decoder needs the bytes alone: model, metric, weights kind, quality (or VBR step), original H x W, latent shape,
 and each string with its length. The decoder checks each field against its own configuration (model, metric,
 weights, the model's qualities, ``max_pixels``, the latent shape the size implies, the model's string count)
-before it builds a tensor or runs CompressAI's range decoder. ``bmshj2018-factorized-relu`` is left out: CompressAI 1.2.8's zoo entry builds and loads the plain
-``bmshj2018-factorized`` model (it has no weights of its own), so it would only duplicate that codec.
+before it builds a tensor or runs CompressAI's range decoder. ``bmshj2018-factorized-relu`` is left out: CompressAI
+1.2.8's zoo entry builds and loads the plain ``bmshj2018-factorized`` model (it has no weights of its own), so it
+would only duplicate that codec.
 
 Determinism: the decoder must recompute exactly the encoder's entropy parameters. CompressAI guarantees this for
 the same machine, library versions and thread count; across machines it does not (floating point), which is why a
@@ -30,7 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codec import BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option
+from cdc_bench.codec import (BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option,
+                             RateDomain)
 from cdc_bench.weights import register_provider, register_weight
 
 from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, HubWeight, LearnedCodec, Reader, fetch_hub_weight,
@@ -139,6 +141,11 @@ class CompressAIZooCodec(LearnedCodec):
         if not math.isfinite(value) or not value.is_integer() or not low <= value <= high:
             raise error(f"{self.name}: quality {rate!r} is not valid; expected an integer quality in {low}..{high}")
         return int(value)
+
+    def rate_domain(self) -> RateDomain:
+        if self.vbr:
+            return RateDomain("float", *VBR_RANGE, log=True)
+        return RateDomain("int", self.rate_points[0], self.rate_points[-1])
 
     def _model_for(self, quality: int | None, decoding: bool = False):
         metric, weights = self.options["metric"], self.options["weights"]

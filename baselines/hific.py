@@ -16,6 +16,7 @@ codec as unavailable with that command.
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,16 +41,22 @@ class CachedWeight(WeightFile):
     """A file in cdc-bench's cache, resolved at use time (so ``CDC_BENCH_CACHE`` set later is honoured)."""
 
     def locate(self) -> Path | None:
-        self.path = metagraph_dir() / self.path.name
-        if self.path.exists():
-            return self.path
-        # tfci.py's own cache: a file fetched there by the reference tool is used as is.
-        tfci_copy = TFCI_CACHE / self.path.name
-        return tfci_copy if tfci_copy.exists() else None
+        for where in (metagraph_dir() / self.path.name, TFCI_CACHE / self.path.name):
+            if where.exists():  # tfci.py's own cache: a file fetched there by the reference tool is used as is
+                return where
+        return None
+
+    def here(self) -> WeightFile:
+        """This file in the cache folder as it is now (``CDC_BENCH_CACHE`` may be set after import); no mutation."""
+        values = {f.name: getattr(self, f.name) for f in fields(WeightFile)}
+        return WeightFile(**{**values, "path": metagraph_dir() / self.path.name})
+
+    def ensure(self, allow_download: bool = True) -> Path:
+        where = self.locate()
+        return where if where is not None else self.here().ensure(allow_download)
 
     def missing_message(self) -> str:
-        self.path = metagraph_dir() / self.path.name
-        return super().missing_message()
+        return self.here().missing_message()
 
 
 def model_name(rate: str) -> str:

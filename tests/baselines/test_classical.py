@@ -114,8 +114,8 @@ def test_truncated_corrupt_and_foreign_bytes(cls, image):
 
 
 def test_a_size_field_beyond_the_pixel_limit_is_refused_before_decoding(image, monkeypatch):
-    """A corrupt JPEG SOF claiming 9000 x 9000 (81 Mpx: Pillow warns only above 89 Mpx and refuses above 179 Mpx, so it allocates the
-    image) is refused from the header, naming the input pixel limit."""
+    """A corrupt JPEG SOF claiming 9000 x 9000 (81 Mpx: Pillow warns only above 89 Mpx and refuses only above
+    179 Mpx, so it would allocate the image) is refused from the header, naming the input pixel limit."""
     monkeypatch.delenv("CDC_BENCH_MAX_PIXELS", raising=False)
     data = bytearray(JPEG().encode(image, 75).data)
     sof = data.index(b"\xff\xc0")

@@ -5,7 +5,6 @@ Pretrained numbers (Kodak vs CompressAI's published JSONs) need the weight files
 
 from __future__ import annotations
 
-import urllib.error
 
 import numpy as np
 import pytest
@@ -29,15 +28,7 @@ def image() -> np.ndarray:
     return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(autouse=True)
-def _torch_home(tmp_path, monkeypatch):
-    """torch.hub's cache in a fresh folder: never read the user's weights, never download."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-    def no_network(url, dst, hash_prefix=None, progress=True):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+pytestmark = pytest.mark.usefixtures("offline_torch_hub")
 
 
 def test_family_lists_the_zoo_and_resolves_through_the_registry():

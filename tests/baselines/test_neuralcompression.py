@@ -4,7 +4,6 @@ the checkpoint loader, and the offline path. The published checkpoints are never
 from __future__ import annotations
 
 import json
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,7 @@ from cdc_bench.weights import WeightsMissing, get_weight
 LAYOUT = Path(__file__).resolve().parent / "data" / "neuralcompression_hific_layout.json"
 
 
-@pytest.fixture(autouse=True)
-def _torch_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-    def no_network(url, dst, hash_prefix=None, progress=True):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+pytestmark = pytest.mark.usefixtures("offline_torch_hub")
 
 
 @pytest.fixture(scope="module")
