@@ -14,7 +14,8 @@ bytes, same reconstruction on a shared random state dict).
 Weights are the files torch.hub fetches for ``facebookresearch/NeuralCompression`` (``msillm_quality_N`` /
 ``noganms_quality_N``), kept in torch.hub's checkpoint cache; no checksum is published for them. The bitstream
 is the two CompressAI strings behind a small header (model, quality, weights kind, H x W), so decoding needs the
-bytes alone; NeuralCompression's own evaluation counts a pickled object instead, a few dozen bytes more per image.
+bytes alone; the decoder checks every field (and H x W against ``max_pixels``) before it builds a tensor.
+NeuralCompression's own evaluation counts a pickled object instead, a few dozen bytes more per image.
 """
 
 from __future__ import annotations
