@@ -10,7 +10,8 @@ sha256, checked on download as ``torch.hub`` does), its state-dict key conversio
 and VBR models run at ``stage=2, s=0, inputscale=1/step`` after ``update(force=True, scale=1/step)``.
 
 The bitstream is CompressAI's strings behind a small header (the container of :mod:`baselines._container`), so the
-decoder needs the bytes alone: model, metric, weights kind, quality (or VBR step), original H x W, latent shape,
+decoder needs the bytes alone: model, metric, weights kind, quality (or the VBR input scale 1/step, as the float32
+the encoder used, so the decoder's entropy tables are bit-identical), original H x W, latent shape,
 and each string with its length. The decoder checks each field against its own configuration (model, metric,
 weights, the model's qualities, ``max_pixels``, the latent shape the size implies, the model's string count)
 before it builds a tensor or runs CompressAI's range decoder. ``bmshj2018-factorized-relu`` is left out: CompressAI
@@ -53,7 +54,9 @@ MODEL_CODES: dict[str, int] = {
 }
 METRICS = ("mse", "ms-ssim")
 MAGIC = b"CZ"
-FORMAT_VERSION = 1
+#: 2: a VBR stream carries the float32 input scale 1/step (version 1 carried the step, from which the decoder's
+#: float32 1/step differed by one ulp from the encoder's at steps 7.1715 and 1.9305)
+FORMAT_VERSION = 2
 #: CompressAI's eval pads to allow 6 stride-2 layers.
 PAD_MULTIPLE = 64
 #: ``compressai.utils.eval_model``'s default quantization step sizes for VBR models (low rate first).
@@ -64,6 +67,7 @@ VR_BOTTLENECK = ("bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr")
 VBR_RANGE = (0.1, 100.0)
 
 
+# -- weights ---------------------------------------------------------------------------------------------------
 def weight_name(model: str, metric: str, quality: int | None) -> str:
     return f"compressai/{model}-{metric}" + (f"-{quality}" if quality is not None else "")
 
@@ -190,7 +194,7 @@ class CompressAIZooCodec(LearnedCodec):
         header = bytearray(MAGIC)
         header += bytes([FORMAT_VERSION, MODEL_CODES[self.model],
                          (metric == "ms-ssim") | ((weights == "random") << 1)])
-        header += struct.pack("<f", step) if self.vbr else bytes([quality])
+        header += struct.pack("<f", float(_vbr_scale(step))) if self.vbr else bytes([quality])
         header += write_varint(h) + write_varint(w)
         shape = [int(s) for s in out["shape"]]
         header += write_varint(len(shape)) + b"".join(write_varint(s) for s in shape)
@@ -211,9 +215,10 @@ class CompressAIZooCodec(LearnedCodec):
         self.check_flag("metric", "ms-ssim" if flags & 1 else "mse")
         self.check_flag("weights", "random" if flags & 2 else "pretrained")
         if self.vbr:
-            quality, step = None, self.validate_rate(struct.unpack("<f", r.take(4, "step"))[0], BitstreamError)
+            quality, scale = None, struct.unpack("<f", r.take(4, "input scale"))[0]
+            self.validate_rate(1 / scale if math.isfinite(scale) and scale > 0 else math.nan, BitstreamError)
         else:
-            quality, step = self.validate_rate(r.byte("quality"), BitstreamError), None
+            quality, scale = self.validate_rate(r.byte("quality"), BitstreamError), None
         h, w = r.varint("height", 1), r.varint("width", 1)
         self.check_size(h, w)
         pad, unpad = compute_padding(h, w, min_div=PAD_MULTIPLE)
@@ -226,19 +231,19 @@ class CompressAIZooCodec(LearnedCodec):
                                  f"{expected})")
         strings = unpack_strings(r, count)
         r.done()
-        return quality, step, (h, w), unpad, shape, strings
+        return quality, scale, (h, w), unpad, shape, strings
 
     def _decode(self, data: bytes) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 
-        quality, step, (h, w), unpad, shape, strings = self._read_header(data)
+        quality, scale, (h, w), unpad, shape, strings = self._read_header(data)
         net = self._model_for(quality, decoding=True)
         positions = (shape[0] * shape[1] * (16 if self.model != "bmshj2018-factorized" else 1))
         strings = rans_guard(strings, positions * (net.M + net.N), self.name)
         with torch.no_grad(), _ans():
             if self.vbr:
-                scale = _vbr_scale(step)
+                scale = torch.tensor(scale)  # the encoder's float32 scale, bit for bit
                 _vbr_update(net, self.model, scale)
                 out = net.decompress(strings, torch.Size(shape), stage=2, s=0, inputscale=scale)
             else:

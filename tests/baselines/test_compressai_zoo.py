@@ -266,9 +266,22 @@ def test_vbr_step_from_the_header_is_checked(image):
 
     codec = zoo.FAMILY.codec_for("bmshj2018-hyperprior-vbr")({"weights": "random"})
     data = codec.encode(image, 10.0).data
-    for step in (float("nan"), float("inf"), 1e-30, -1.0, 1e6):
+    assert data[5:9] == struct.pack("<f", 0.1)  # the float32 input scale 1/step the encoder used
+    for scale in (float("nan"), float("inf"), 0.0, 1e-30, -1.0, 1e6):
         with pytest.raises(BitstreamError, match="quantization step"):
-            codec.decode(data[:5] + struct.pack("<f", step) + data[9:])
+            codec.decode(data[:5] + struct.pack("<f", scale) + data[9:])
+
+
+def test_vbr_decoder_uses_the_encoders_scale_bit_for_bit(image):
+    """At step 7.1715, float32(1/step) != float32(1/float32(step)): a header carrying the step made the decoder's
+    entropy tables differ by one ulp of scale from the encoder's; the header now carries the scale itself."""
+    import struct
+
+    codec = zoo.FAMILY.codec_for("mbt2018-mean-vbr")({"weights": "random"})
+    data = codec.encode(image, 7.1715).data
+    assert struct.pack("<f", float(zoo._vbr_scale(7.1715))) == data[5:9]
+    assert float(zoo._vbr_scale(7.1715)) != float(zoo._vbr_scale(struct.unpack("<f", struct.pack("<f", 7.1715))[0]))
+    assert zoo.FAMILY.codec_for("mbt2018-mean-vbr")({"weights": "random"}).decode(data).shape == image.shape
 
 
 def test_max_pixels_bounds_encoding_and_decoding(image):
