@@ -34,7 +34,7 @@ def _make_codec(name: str, steps: int, device: str):
     except Exception as err:  # noqa: BLE001 - the CDC module or a dependency is not installed
         pytest.skip(f"codec {name} cannot be loaded: {type(err).__name__}: {err}")
     options = {"steps": steps}
-    if "weights" in cls.settings:
+    if "weights" in cls.option_specs:
         options["weights"] = os.environ.get("CDC_BENCH_WEIGHTS", "random")
     return cls(options, device=device)
 
@@ -50,7 +50,7 @@ def _rate(codec) -> object:
 def test_decode(benchmark, bench_device: str, name: str, steps: int, size: tuple[int, int]) -> None:
     codec = _make_codec(name, steps, bench_device)
     image = synthetic_image(*size)
-    data = codec.encode(image, _rate(codec))
+    data = codec.encode(image, _rate(codec)).data
     benchmark.group = f"{name} decode {size[0]}x{size[1]}"
     benchmark.extra_info.update({"codec": name, "steps": steps, "width": size[0], "height": size[1],
                                  "device": bench_device, "options": codec.options_key, "bytes": len(data)})
@@ -68,4 +68,4 @@ def test_encode(benchmark, bench_device: str, name: str, size: tuple[int, int]) 
     benchmark.group = f"{name} encode"
     benchmark.extra_info.update({"codec": name, "width": size[0], "height": size[1], "device": bench_device})
     data = benchmark.pedantic(codec.encode, args=(image, rate), rounds=ROUNDS, warmup_rounds=1, iterations=1)
-    assert isinstance(data, bytes) and len(data) > 0
+    assert isinstance(data.data, bytes) and len(data.data) > 0

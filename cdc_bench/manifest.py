@@ -1,4 +1,8 @@
-"""The run manifest: what ran, with what, where and when; stored with every run."""
+"""The run manifest: what ran, with what, where and when; stored with every run.
+
+Also the one place that finds the package versions, the git commit and the CPU model: the speed report's
+environment (``cdc_bench.speed.environment``) reads them from here, so both records agree.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("cdc-bench", "torch", "torchvision", "numpy", "pillow", "pillow-heif", "pillow-jxl-plugin",
-            "compressai", "pytorch-msssim", "lpips", "clean-fid", "piq", "pandas")
+            "compressai", "pytorch-msssim", "lpips", "clean-fid", "piq", "pandas", "scipy")
 
 
-def package_versions() -> dict[str, str | None]:
-    versions = {}
-    for name in PACKAGES:
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed version of each distribution (``None`` when it is not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -41,8 +46,19 @@ def git_commit(path: Path | None = None) -> dict[str, Any] | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux; ``platform`` elsewhere, which is often less precise)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_info(device: str) -> dict[str, Any]:
-    info: dict[str, Any] = {"device": device, "cpu": platform.processor() or platform.machine(),
+    info: dict[str, Any] = {"device": device, "cpu": cpu_model(),
                             "cpu_count": os.cpu_count()}
     try:
         import torch

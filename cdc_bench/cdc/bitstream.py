@@ -32,11 +32,14 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from ..codec import BitstreamError
+from ..errors import BitstreamError
 
 MAGIC = b"CDCb"
 FORMAT_VERSION = 1
 VARIANTS = ("x", "eps")
+CODERS = (1,)  # entropy-coder table sets this decoder can build (entropy.py: 200 log-spaced scales, 16-bit rANS)
+PAD_MULTIPLE = 64  # every CDC config needs sides that are multiples of 64 (SPEC §4)
+MAX_TIMESTEPS = 1_000_000
 _FIXED = struct.Struct(">4sBBBB")
 _SIZES = struct.Struct(">IIIIIIII")
 _CRC = struct.Struct(">I")
@@ -62,6 +65,15 @@ class Header:
         if not (0 < self.height <= self.padded_height and 0 < self.width <= self.padded_width):
             raise ValueError(f"bad sizes: image {self.height}x{self.width}, "
                              f"padded {self.padded_height}x{self.padded_width}")
+        if self.padded_height % PAD_MULTIPLE or self.padded_width % PAD_MULTIPLE \
+                or self.padded_height - self.height >= PAD_MULTIPLE or self.padded_width - self.width >= PAD_MULTIPLE:
+            raise ValueError(f"padded size {self.padded_height}x{self.padded_width} is not the image size "
+                             f"{self.height}x{self.width} rounded up to a multiple of {PAD_MULTIPLE}")
+        if not 0 < self.num_timesteps <= MAX_TIMESTEPS:
+            raise ValueError(f"number of timesteps {self.num_timesteps} out of range 1..{MAX_TIMESTEPS}")
+        if self.coder not in CODERS:
+            raise ValueError(f"entropy-coder table set {self.coder} is unknown (this decoder builds "
+                             f"{', '.join(map(str, CODERS))}); decode it with the cdc-bench version that wrote it")
 
 
 def pack(header: Header, z_string: bytes, y_string: bytes) -> bytes:
@@ -79,7 +91,11 @@ def pack(header: Header, z_string: bytes, y_string: bytes) -> bytes:
 
 
 def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
-    """Parse :func:`pack`'s output; raises :class:`BitstreamError` for anything that is not an intact CDC stream."""
+    """Parse :func:`pack`'s output; raises :class:`BitstreamError` for anything that is not an intact CDC stream.
+
+    Every header field is checked here (sizes, coder, timesteps, lengths, CRC); what depends on the decoder's
+    configuration (pixel cap, which weights it may load) is checked by the codec, still before any allocation.
+    """
     data = bytes(data)
     if len(data) < _FIXED.size:
         raise BitstreamError(f"CDC bitstream truncated: {len(data)} bytes, a header alone needs more")
@@ -102,7 +118,7 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     if zlib.crc32(data[:-_CRC.size]) != crc:
         raise BitstreamError("CDC bitstream is corrupted (CRC32 mismatch)")
     try:
-        model_id = data[_FIXED.size:_FIXED.size + id_len].decode()
+        model_id = data[_FIXED.size:_FIXED.size + id_len].decode("ascii")
         header = Header(VARIANTS[variant], model_id, h, w, ph, pw, steps, scale_crc, coder)
     except (UnicodeDecodeError, IndexError, ValueError) as err:
         raise BitstreamError(f"CDC bitstream header is invalid: {err}") from None

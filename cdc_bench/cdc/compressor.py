@@ -110,14 +110,20 @@ class _Compressor(nn.Module):
     def quantize_hyper(self, z: Tensor) -> Tensor:
         return quantize(z, self.prior.medians)
 
-    def forward(self, x: Tensor) -> CompressorOutput:
-        """The whole eval-mode pipeline of SPEC §4 (rounding, never training noise)."""
+    def latents(self, x: Tensor) -> CompressorOutput:
+        """SPEC §4 steps 1-4 in eval mode (rounding, never training noise): everything an encoder needs;
+        `context` is left empty (the decoder computes it from the decoded ŷ)."""
         y = self.analysis(x)
         z = self.hyper_analysis(y)
         z_hat = self.quantize_hyper(z)
         mean, scale = self.hyper_synthesis(z_hat)
-        y_hat = quantize(y, mean)
-        return CompressorOutput(y, z, z_hat, mean, scale, y_hat, self.context(y_hat))
+        return CompressorOutput(y, z, z_hat, mean, scale, quantize(y, mean), [])
+
+    def forward(self, x: Tensor) -> CompressorOutput:
+        """The whole eval-mode pipeline of SPEC §4, context included."""
+        out = self.latents(x)
+        out.context = self.context(out.q_latent)
+        return out
 
 
 class ResnetCompressor(_Compressor):

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..codec import CodecError
+from ..errors import CodecError
 from ..download import DownloadError, cache_dir
 from ..weights import WeightFile, get_weight, register_weight
 
@@ -116,18 +116,60 @@ class HubWeightFile(WeightFile):
         return Path(cached) if isinstance(cached, str) and Path(cached).exists() else None
 
 
+PROBE_TIMEOUT_S = 3.0
+_unreachable: dict[str, str] = {}  # endpoint -> reason, so a run says "unreachable" once, not per file
+
+
+def ways_on(release_path: Path | None = None) -> str:
+    """The ways to run CDC without the hub, named in every offline error."""
+    manual = str(release_path) if release_path else str(cache_dir() / "cdc" / "<folder>" / "<file>")
+    return ("ways on: set HF_HUB_OFFLINE=1 to use only files already in the huggingface_hub cache; put the file "
+            f"by hand at {manual}; use a local checkpoint with -o cdc.checkpoint=PATH; or run with "
+            "-o cdc.weights=random (random weights of the released architecture, for speed work only)")
+
+
+def _endpoint() -> str:
+    # read now, not at import time, so HF_ENDPOINT set later (tests, mirrors) is honoured
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def hub_unreachable(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the hub cannot be reached (HF_HUB_OFFLINE, or no TCP connection within `timeout` s), or None.
+
+    A few seconds' probe instead of huggingface_hub's own retries, which take minutes offline."""
+    import socket
+    from urllib.parse import urlsplit
+
+    endpoint = endpoint or _endpoint()
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set and the file is not in the huggingface_hub cache"
+    if endpoint in _unreachable:
+        return _unreachable[endpoint]
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as err:
+        _unreachable[endpoint] = f"cannot reach the Hugging Face hub at {endpoint} ({err.__class__.__name__}: {err})"
+        return _unreachable[endpoint]
+
+
 def _hub_fetch(weight: WeightFile) -> Path:
-    """Download through huggingface_hub into its standard cache; DownloadError with the manual route."""
+    """Download through huggingface_hub into its standard cache; DownloadError with the ways on when offline."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     assert isinstance(weight, HubWeightFile)
+    endpoint = _endpoint()
+    said = endpoint in _unreachable
+    reason = hub_unreachable(endpoint)
+    if reason is not None:
+        # WeightFile.ensure wraps this with the file and its manual path; the ways on are spelled out once.
+        raise DownloadError(reason + ("" if said else "; " + ways_on(weight.path)))
     try:
-        # endpoint read now, not at import time, so HF_ENDPOINT set later (tests, mirrors) is honoured
-        local = hf_hub_download(weight.repo_id, weight.filename, revision=weight.revision,
-                                endpoint=os.environ.get("HF_ENDPOINT") or None)
+        local = hf_hub_download(weight.repo_id, weight.filename, revision=weight.revision, endpoint=endpoint)
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
-        # WeightFile.ensure wraps this with the file, URL and folder; only the hub's reason is added here.
         first_line = str(err).splitlines()[0] if str(err) else ""
         raise DownloadError(f"huggingface_hub: {type(err).__name__}: {first_line}") from None
     return Path(local)

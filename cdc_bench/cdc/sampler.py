@@ -62,6 +62,34 @@ def initial_state(shape: Sequence[int], gamma: float, generator: torch.Generator
     return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype) * gamma
 
 
+NOISE_LAYOUTS = ("nchw", "official")
+
+
+def seeded_initial_state(shape: Sequence[int], gamma: float, seed: int, layout: str = "nchw",
+                         device: torch.device | str = "cpu") -> Tensor:
+    """gamma · N(0, I) for a batch B×C×H×W, each image drawn from its own CPU generator seeded with `seed`.
+
+    Per image, not per batch, so an image decodes the same alone or in a batch; on the CPU, so the same seed
+    gives the same state on every device. `layout` "nchw" fills a contiguous B×C×H×W tensor; "official" draws
+    exactly as the official test scripts do after `torch.manual_seed(seed)` on the CPU: `randn_like` of the
+    image from torchvision's `read_image`, which is an H×W×C buffer viewed as C×H×W, so the normals land in
+    H, W, C memory order (a different image from "nchw" for the same seed).
+    """
+    if layout not in NOISE_LAYOUTS:
+        raise ValueError(f"noise layout must be one of {NOISE_LAYOUTS}, got {layout!r}")
+    b, c, h, w = (int(v) for v in shape)
+    states = []
+    for _ in range(b):
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        if layout == "official":
+            # empty_like(image) + normal_ is what randn_like does; normal_ fills the permuted buffer in memory order
+            noise = torch.empty((1, h, w, c)).permute(0, 3, 1, 2).normal_(generator=gen)
+        else:
+            noise = torch.randn((1, c, h, w), generator=gen)
+        states.append(noise * gamma)
+    return torch.cat(states).contiguous().to(device)
+
+
 def decode_image(model: Any, context: Sequence[Tensor], shape: Sequence[int], steps: int, gamma: float = 0.8,
                  eta: float = 0.0, generator: torch.Generator | None = None, init: Tensor | None = None,
                  callback: Callable[[dict[str, Any]], None] | None = None, denoise: Denoiser | None = None) -> Tensor:

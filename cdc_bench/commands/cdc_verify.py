@@ -28,7 +28,8 @@ def _num(value: float) -> str:
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--failures-only", is_flag=True, help="Print only the tensors out of tolerance.")
-def command(directory: Path, threads: int | None, failures_only: bool) -> None:
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (TF32 is turned off).")
+def command(directory: Path, threads: int | None, failures_only: bool, device: str) -> None:
     """Check CDC numerics against reference tensors from the official code.
 
     DIRECTORY holds <variant>_config.json, <variant>_ckpt.pt and <variant>_expected.pt per variant, e.g.
@@ -41,8 +42,10 @@ def command(directory: Path, threads: int | None, failures_only: bool) -> None:
 
     if threads is not None:
         torch.set_num_threads(threads)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VerifyFailure(f"--device {device}: CUDA is not available here (torch {torch.__version__})")
     try:
-        checks = verify_dir(directory)
+        checks = verify_dir(directory, device)
     except (VerifyError, CheckpointError) as err:
         raise VerifyFailure(str(err)) from None
     console = Console(width=150, emoji=False, highlight=False)
@@ -61,6 +64,6 @@ def command(directory: Path, threads: int | None, failures_only: bool) -> None:
     console.print(table)
     failed = [c for c in checks if not c.ok]
     console.print(f"{len(checks) - len(failed)}/{len(checks)} checks within tolerance "
-                  f"(torch {escape(torch.__version__)}, {torch.get_num_threads()} threads)")
+                  f"(torch {escape(torch.__version__)}, {escape(device)}, {torch.get_num_threads()} threads)")
     if failed:
         raise SystemExit(EXIT_MISMATCH)

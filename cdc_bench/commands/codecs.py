@@ -1,4 +1,8 @@
-"""``cdc-bench codecs``: every codec, its rate points and options (with their help), available or not and why."""
+"""``cdc-bench codecs``: every codec, its rate points and options (with their help), and whether it can run here.
+
+Each codec is in one of three states, as the run's pre-flight check sees it: ready, weights missing (with the
+command that fetches them), or dependency missing (a Python package or a binary, with the fix).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..codecs import describe_codecs
+from ..preflight import DEPENDENCY_MISSING, READY, WEIGHTS_MISSING, codec_state
 
 
 @click.command("codecs")
 @click.option("--details", is_flag=True, help="Also show each codec's exact settings (library, flags).")
 def command(details: bool) -> None:
-    """List every codec: rate points, options, availability (with the fix when unavailable)."""
+    """List every codec: rate points, options, and its state (ready / weights missing / dependency missing)."""
     console = Console(width=160, emoji=False)
     table = Table(show_lines=True)
     for col in ("codec", "rate points", "options", "status"):
@@ -23,12 +28,14 @@ def command(details: bool) -> None:
         opts = "\n".join(f"{k}={spec.default}" + (f" [dim]({escape(spec.help)}; {escape(spec.describe())})[/dim]"
                                                  if details and spec.help else "")
                          for k, spec in (info.option_specs or {}).items())
-        if info.availability.ok:
-            status = "[green]available[/green]"
+        if not info.availability.ok:
+            state, reason, fix = DEPENDENCY_MISSING, info.availability.reason, info.availability.fix
         else:
-            status = f"[red]unavailable[/red]: {escape(info.availability.reason)}"
-            if info.availability.fix:
-                status += f"\n[yellow]fix[/yellow]: {escape(info.availability.fix)}"
+            state, reason, fix = codec_state(info.name)
+        colour = {READY: "green", WEIGHTS_MISSING: "yellow", DEPENDENCY_MISSING: "red"}.get(state, "red")
+        status = f"[{colour}]{state}[/{colour}]" + (f": {escape(reason)}" if reason else "")
+        if fix:
+            status += f"\n[yellow]fix[/yellow]: {escape(fix)}"
         name = escape(info.name) + (f"\n[dim]{escape(info.description)}[/dim]" if info.description else "")
         if details and info.details:
             name += f"\n[dim]{escape(info.details)}[/dim]"

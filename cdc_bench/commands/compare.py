@@ -1,12 +1,10 @@
-"""``cdc-bench compare``: the same crop of one image across codecs at matched bitrate, original first."""
+"""``cdc-bench compare``: the same crop of one image across codecs at the rate point nearest a bitrate."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-
-from ..registry import UnknownNameError
 
 
 def _parse_at(text: str | None) -> tuple[int, int] | None:
@@ -22,7 +20,7 @@ def _parse_at(text: str | None) -> tuple[int, int] | None:
 @click.command("compare")
 @click.argument("results", type=click.Path(exists=True, path_type=Path))
 @click.option("--image", required=True, help="Image name as in the results, e.g. kodim23.")
-@click.option("--bpp", "target", type=float, required=True, help="Target rate: each codec shows its closest point.")
+@click.option("--bpp", "target", type=float, required=True, help="Target rate: each codec shows its rate point nearest to it on this image.")
 @click.option("--crop", type=click.IntRange(min=8), default=256, show_default=True, help="Square crop size (px).")
 @click.option("--at", "at_text", help="Top-left corner X,Y of the crop (default: centred).")
 @click.option("--dataset", help="Dataset, when the image name occurs in several.")
@@ -38,29 +36,27 @@ def _parse_at(text: str | None) -> tuple[int, int] | None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default RESULTS/figures).")
 def command(results, image, target, crop, at_text, dataset, codecs, metrics, original, data_root, formats, width,
             columns, out) -> None:
-    """Tiles of one crop: original, then each codec at the rate point closest to --bpp on this image, each
+    """Tiles of one crop: original, then each codec at its rate point nearest to --bpp on this image, each
     labelled with codec, real bpp and metric values. Needs reconstructions saved by `cdc-bench run --save-recon`.
     """
-    from ..plots.compare import CompareError, comparison_tiles, find_original, matched_rows, plot_tiles
-    from ..plots.inputs import InputError, load_results, split_list
+    from ..plots.compare import comparison_tiles, find_original, matched_rows, plot_tiles, rate_text
+    from ..plots.inputs import load_results, split_list
     from ..plots.frames import metric_spec
 
     at = _parse_at(at_text)
-    try:
-        res = load_results(results)
-        specs = [metric_spec(m) for m in split_list(metrics)]
-        rows = matched_rows(res.frame, image, target, dataset, split_list(codecs) or None)
-        first = rows.iloc[0]
-        root = data_root or _data_root(res.runs)
-        reference = find_original(first["dataset"], image, first.get("preprocess"), original, root)
-        tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
-        out = out or res.out_dir / "figures"
-        stem = out / f"compare_{first['dataset']}_{image}_{target:g}bpp"
-        written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
-    except (CompareError, InputError, UnknownNameError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    res = load_results(results)
+    specs = [metric_spec(m) for m in split_list(metrics)]
+    rows = matched_rows(res.frame, image, target, dataset, split_list(codecs) or None)
+    first = rows.iloc[0]
+    root = data_root or _data_root(res.runs)
+    reference = find_original(first["dataset"], image, first.get("preprocess"), original, root)
+    tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
+    out = out or res.out_dir / "figures"
+    stem = out / f"compare_{first['dataset']}_{image}_{target:g}bpp"
+    written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
     for _, row in rows.iterrows():
-        click.echo(f"{row['codec']:>12} q={row['quality']}: {row['bpp']:.4f} bpp (target {target:g})")
+        click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['quality'])}: {row['bpp']:.4f} bpp "
+                   f"(nearest of its rate points to {target:g} bpp)")
     for path in written:
         click.echo(str(path))
 

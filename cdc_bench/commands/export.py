@@ -13,21 +13,26 @@ import click
               show_default=True)
 @click.option("--output", "-O", type=click.Path(path_type=Path), default=None,
               help="File (csv, json) or folder (compressai-json) [default: inside RESULTS/export/].")
-def command(results: Path, fmt: str, output: Path | None) -> None:
-    """Export a results folder written by `cdc-bench run`."""
+@click.option("--fid-bootstrap", type=click.IntRange(0), default=0, show_default=True,
+              help="FID interval: this many bootstrap resamples over patches (each a full Fréchet distance: "
+                   "seconds per value); 0 = none. KID always carries its std over subsets.")
+def command(results: Path, fmt: str, output: Path | None, fid_bootstrap: int) -> None:
+    """Export a results folder written by `cdc-bench run`; FID/KID go to dataset_metrics.csv beside the CSV."""
+    from ..errors import StoreError
     from ..export import export_compressai, export_rows
     from ..store import ResultsStore
 
-    try:
-        store = ResultsStore(results, create=False)
-    except FileNotFoundError as err:
-        raise click.ClickException(str(err)) from None
-    if fmt == "compressai-json":
-        paths = export_compressai(store, output or results / "export" / "compressai")
-        for path in paths:
-            click.echo(str(path))
-        if not paths:
-            raise click.ClickException(f"no successful results in {results} to export")
-        return
-    path = export_rows(store, output or results / "export" / f"results.{fmt}", fmt)
-    click.echo(str(path))
+    with ResultsStore(results, create=False) as store:  # read-only: export works on a folder you cannot write
+        try:
+            if fmt == "compressai-json":
+                paths = export_compressai(store, output or results / "export" / "compressai", fid_bootstrap)
+                if not paths:
+                    raise click.ClickException(
+                        f"no successful results in {results} to export ({len(store.frame())} rows, none with "
+                        "status ok; see the error column of results.csv)")
+            else:
+                paths = export_rows(store, output or results / "export" / f"results.{fmt}", fmt, fid_bootstrap)
+        except OSError as err:
+            raise StoreError(f"cannot write the export ({err}); pass --output to a writable place") from None
+    for path in paths:
+        click.echo(str(path))

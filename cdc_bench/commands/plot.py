@@ -1,4 +1,4 @@
-"""``cdc-bench plot``: rate-quality figures (PDF/PNG/SVG) from a results folder, and the speed figure."""
+"""``cdc-bench plot``: rate-quality, rate-distortion-perception and trace figures (PDF/PNG/SVG)."""
 
 from __future__ import annotations
 
@@ -6,62 +6,111 @@ from pathlib import Path
 
 import click
 
-from ..registry import UnknownNameError
+
+KINDS = ("rd", "rdp", "trace")
+
+
+def ci_options(func):
+    """--ci/--no-ci, --ci-method, --resamples, --seed: shared by plot, table and report."""
+    for option in reversed([
+        click.option("--ci", "ci_level", type=click.FloatRange(50, 99.9), default=95.0, show_default=True,
+                     help="Bootstrap confidence interval over images, in percent."),
+        click.option("--no-ci", is_flag=True, help="No intervals (faster)."),
+        click.option("--ci-method", type=click.Choice(["percentile", "BCa"]), default="percentile",
+                     show_default=True, help="scipy.stats.bootstrap method of the intervals of means."),
+        click.option("--resamples", type=click.IntRange(10), default=1000, show_default=True,
+                     help="Bootstrap resamples (recorded in CSV output)."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap."),
+    ]):
+        func = option(func)
+    return func
+
+
+def bootstrap_from(ci_level: float, no_ci: bool, ci_method: str, resamples: int, seed: int):
+    from ..stats import Bootstrap
+
+    return None if no_ci else Bootstrap(ci_level / 100.0, ci_method, resamples, seed)
 
 
 @click.command("plot")
-@click.argument("results", required=False, type=click.Path(exists=True, path_type=Path))
-@click.option("--metrics", help="Comma-separated metrics, e.g. psnr,ms-ssim,lpips (default: all with values).")
+@click.argument("results", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--kind", type=click.Choice(KINDS), default="rd", show_default=True,
+              help="rd: bpp against each metric; rdp: distortion against perception at one rate, tracing a codec "
+                   "option (--trace); trace: each metric and decode time against a codec option (e.g. steps).")
+@click.option("--metrics", help="Comma-separated metrics, e.g. psnr,ms-ssim,lpips (default: all with values). "
+                                "For --kind rdp: DISTORTION,PERCEPTION (default psnr,lpips).")
+@click.option("--trace", "trace", metavar="CODEC.OPTION", help="The option traced by --kind rdp/trace, e.g. "
+                                                                 "cdc.gamma or cdc.steps.")
+@click.option("--bpp", "at_bpp", type=float, help="--kind rdp: the rate (default: the traced codec's median rate).")
 @click.option("--format", "formats", default="pdf,png", show_default=True, help="Comma-separated: pdf, png, svg.")
 @click.option("--width", type=click.Choice(["3.3", "6.9"]), default="3.3", show_default=True,
               help="Figure width in inches: 3.3 = one column of a two-column paper, 6.9 = full page width.")
 @click.option("--reference", "references", multiple=True,
-              help="Published curve to overlay (dashed): compressai:<name>, hific, msillm, nogan, or a .json/.csv "
-                   "file. Repeatable.")
+              help="Curve to overlay (dashed): compressai:<name>, hific, msillm, nogan (published), or your own "
+                   ".json/.csv file (labelled by its file name). Repeatable.")
 @click.option("--references-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder of published results (default: the Kodak copies shipped with cdc-bench).")
 @click.option("--codecs", help="Only these codecs (comma-separated).")
+@click.option("--xlim", help="x-axis range LO,HI.")
+@click.option("--ylim", help="y-axis range LO,HI.")
+@click.option("--ms-ssim-db/--ms-ssim-linear", default=True, show_default=True,
+              help="MS-SSIM as -10 log10(1 - MS-SSIM) in dB, as CompressAI plots it.")
+@ci_options
 @click.option("--speed", "speed_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="JSON from `cdc-bench speed --json`: also draw decode time against steps. Repeatable.")
+              help="JSON written by `cdc-bench speed --out`: also draw decode time against steps. Repeatable.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (default: RESULTS/figures).")
-def command(results, metrics, formats, width, references, references_dir, codecs, speed_files, out) -> None:
-    """Draw bpp against each metric: the dataset mean per rate point, one line per codec and option set.
+              help="Output folder (default: RESULTS/figures of the first folder).")
+def command(results, kind, metrics, trace, at_bpp, formats, width, references, references_dir, codecs, xlim, ylim,
+            ms_ssim_db, ci_level, no_ci, ci_method, resamples, seed, speed_files, out) -> None:
+    """Draw bpp against each metric: the dataset mean per rate point, one line per codec and option set, with a
+    bootstrap interval over images as a band.
 
-    Rows whose status is not 'ok' are left out (and counted). Each figure is exactly --width inches wide so it
-    drops into a paper at its nominal font size.
+    RESULTS may be several folders: their curves share the figures. Rows whose status is not 'ok' are left out
+    (and counted). Each figure is exactly --width inches wide so it drops into a paper at its nominal font size.
     """
     from ..plots.frames import ok_rows, rd_points
-    from ..plots.inputs import InputError, load_results, parse_metrics, published_for, split_list
-    from ..plots.published import ReferenceError
+    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, split_list
     from ..plots.rd import plot_rd
-    from ..plots.speed import SpeedReportError, plot_speed
+    from ..plots.speed import plot_speed
+    from ..plots.trace import plot_rdp, plot_trace
 
-    if results is None and not speed_files:
+    if not results and not speed_files:
         raise click.UsageError("give a RESULTS folder, or --speed JSON files, or both")
     fmt = split_list(formats)
     bad = [f for f in fmt if f not in ("pdf", "png", "svg")]
     if bad or not fmt:
         raise click.UsageError(f"--format: unknown {', '.join(bad) or '(empty)'}; use pdf, png, svg")
+    if kind != "rd" and not trace:
+        raise click.UsageError(f"--kind {kind} needs --trace CODEC.OPTION, e.g. --trace cdc.gamma")
     w = float(width)
-    out = out or ((results if results.is_dir() else results.parent) / "figures" if results else Path("figures"))
-    written = []
-    try:
-        if results is not None:
-            res = load_results(results)
-            frame, dropped = ok_rows(res.frame)
-            if codecs:
-                frame = frame[frame["codec"].isin(split_list(codecs))]
-            if frame.empty:
-                raise InputError(f"no successful rows in {results}" + (f" for codecs {codecs}" if codecs else ""))
-            specs = parse_metrics(metrics, res)
-            points = rd_points(frame, specs, res.dataset_metrics)
+    first = Path(results[0]) if results else None
+    out = out or ((first if first.is_dir() else first.parent) / "figures" if first else Path("figures"))
+    boot = bootstrap_from(ci_level, no_ci, ci_method, resamples, seed)
+    written, warnings = [], []
+    limits = {"xlim": parse_range(xlim, "--xlim"), "ylim": parse_range(ylim, "--ylim")}
+    if results:
+        res = load_many(results)
+        frame, dropped = ok_rows(res.frame)
+        if codecs:
+            frame = frame[frame["codec"].isin(split_list(codecs))]
+        if frame.empty:
+            raise InputError(f"no successful rows in {', '.join(map(str, results))}"
+                             + (f" for codecs {codecs}" if codecs else ""))
+        if kind == "rd":
+            specs = parse_metrics(metrics, res, ms_ssim_db)
+            points = rd_points(frame, specs, res.dataset_metrics, boot)
             published = published_for(references, sorted(points["dataset"].unique()), references_dir)
-            written += plot_rd(points, specs, out, fmt, w, published)
-            click.echo(f"{len(frame)} rows used, {dropped} left out (status not ok)")
-        if speed_files:
-            written += plot_speed(list(speed_files), out / "speed", fmt, w)
-    except (InputError, ReferenceError, SpeedReportError, UnknownNameError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+            written += plot_rd(points, specs, out, fmt, w, published, ci=boot is not None, runs=res.runs,
+                               warnings_out=warnings, **limits)
+        else:
+            specs = parse_metrics(metrics or ("psnr,lpips" if kind == "rdp" else None), res, ms_ssim_db)
+            draw = plot_rdp if kind == "rdp" else plot_trace
+            written += draw(frame, specs, trace, out, fmt, w, boot=boot, at_bpp=at_bpp,
+                            dataset_metrics=res.dataset_metrics, runs=res.runs, warnings_out=warnings, **limits)
+        click.echo(f"{len(frame)} rows used, {dropped} left out (status not ok)")
+    if speed_files:
+        written += plot_speed(list(speed_files), out / "speed", fmt, w)
+    for text in dict.fromkeys(warnings):
+        click.echo(f"warning: {text}", err=True)
     for path in written:
         click.echo(str(path))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .. import preflight
 from ..codec import CodecError
 from ..registry import UnknownNameError
 
@@ -22,14 +23,6 @@ def default_out(datasets: list[str]) -> Path:
     """``results/<datasets>``: the same command resumes into the same folder."""
     name = "+".join(re.sub(r"[^A-Za-z0-9._-]+", "_", d.rpartition("/")[2] or d) for d in datasets)
     return Path("results") / name
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @click.command("run")
@@ -47,35 +40,46 @@ def resolve_device(device: str) -> str:
               help="Results folder [default: results/<datasets>]. Rerunning into it resumes.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
               envvar="CDC_BENCH_DATA", help="Folder holding local dataset copies (DIR/kodak/kodim01.png ...).")
-@click.option("--download/--no-download", default=False, help="Download missing datasets (sha256-verified).")
+@click.option("--download/--no-download", default=False,
+              help="Download missing datasets and weight files (sha256-verified).")
 @click.option("--preprocess", default="none", show_default=True,
               help="none | center-crop:N | resize-crop:N (CDC's DIV2K protocol: resize-crop:768).")
-@click.option("--workers", "-j", type=click.IntRange(0), default=1, show_default=True,
+@click.option("--workers", "-j", type=preflight.WORKERS, default=1, show_default=True,
               help="Worker processes (0: run in this process, no per-item timeout).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images of each dataset.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
-@click.option("--timeout", type=float, default=1800.0, show_default=True,
-              help="Seconds one item may take before its worker is stopped and the item marked 'timeout'.")
+@click.option("--device", type=preflight.DEVICE, default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+@click.option("--timeout", type=preflight.TIMEOUT, default="1800", show_default=True,
+              help="Seconds one item may take before its worker is stopped and the item marked 'timeout' "
+                   "('none': no timeout).")
 @click.option("--save-recon", is_flag=True, help="Keep every reconstruction as PNG under OUT/recon/.")
 @click.option("--retry-errors", is_flag=True, help="Recompute rows that ended in error or timeout.")
-@click.option("--fid-protocol", default="fid256", show_default=True, help="fid256 (HiFiC's patches) or clean.")
+@click.option("--fid-protocol", type=preflight.FID_PROTOCOL, default="fid256", show_default=True,
+              help="fid256 (HiFiC's patches) or clean.")
+@click.option("--skip-unavailable", is_flag=True, help="Leave out codecs and metrics that cannot run here "
+              "(missing dependency or weights), with a warning, instead of stopping.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: a process pool on this machine; dask: a Dask cluster (--scheduler) or a local one.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:8786",
+              help="Address of a running Dask scheduler (implies --executor dask).")
+@click.option("--shared-fs", is_flag=True,
+              help="Dask workers read the images from their paths (a shared folder) instead of receiving the bytes.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(datasets, codecs, qualities, options, metrics, out, data_root, download, preprocess, workers, limit,
-            device, timeout, save_recon, retry_errors, fid_protocol, quiet) -> None:
+            device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, executor, scheduler, shared_fs,
+            quiet) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
 
     Each result is written as soon as it is measured; a killed run resumes where it stopped when the same
     command is run again. Bare `cdc-bench run` sweeps jpeg, webp and hevc over the embedded default images.
     """
     from ..datasets import DatasetError, get_dataset
-    from ..executor import InlineExecutor, ProcessExecutor
+    from ..executor import InlineExecutor
     from ..images import Preprocess
     from ..manifest import build_manifest, new_run_id
     from ..metrics import get_metric
     from ..options import build_plans
     from ..runner import plan_tasks, sweep
     from ..store import ResultsStore
-    from ..weights import WeightsMissing, ensure_all
 
     dataset_names, codec_names, metric_names = _split(datasets), _split(codecs), _split(metrics)
     try:
@@ -84,9 +88,12 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
         pre = Preprocess.parse(preprocess)
     except (UnknownNameError, CodecError, ValueError) as err:
         raise click.UsageError(str(err)) from None
-    device = resolve_device(device)
+    checked = preflight.check_run(plans, metric_infos, device, download, skip_unavailable,
+                                  warn=lambda text: click.echo(f"Warning: {text}", err=True))
+    plans, metric_infos = checked.plans, checked.metrics
+    metric_names = [m.name for m in metric_infos]
 
-    # Resolve datasets and weights before any work, so a missing file fails now, not after an hour.
+    # Resolve datasets before any work, so a missing file fails now, not after an hour.
     dataset_images = []
     try:
         for name in dataset_names:
@@ -97,28 +104,20 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
         raise click.UsageError(str(err)) from None
     except DatasetError as err:
         raise click.ClickException(str(err)) from None
-    from ..codecs import create_codec
-
-    needed = [w for info in metric_infos for w in info.weights]
-    for plan in plans:
-        needed += create_codec(plan.name, plan.options, device=device).required_weights(plan.rate_points)
-    try:
-        ensure_all(sorted(set(needed)))
-    except WeightsMissing as err:
-        raise click.ClickException(f"missing weight files (see `cdc-bench weights`):\n{err}") from None
 
     out = out or default_out(dataset_names)
     store = ResultsStore(out)
     tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
-                       out_dir=out, save_recon=save_recon, fid_protocol=fid_protocol)
+                       save_recon=save_recon, fid_protocol=fid_protocol)
     run_id = new_run_id()
     settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
-                "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or "")}
+                "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or ""),
+                "skipped_unavailable": checked.skipped}
+    pool = _executor(executor, scheduler, workers, device, shared_fs)
+    settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
     manifest = build_manifest(run_id, settings, device)
     store.start_run(run_id, manifest)
-
-    executor = InlineExecutor() if workers == 0 else ProcessExecutor(workers)
     failures: list[str] = []
 
     def report(row):
@@ -126,35 +125,64 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
             failures.append(f"{row['dataset']}/{row['image']} {row['codec']} q={row['quality']}: "
                             f"{row['status']}: {row.get('error')}")
 
-    summary = sweep(tasks, store, executor, run_id=run_id, timeout=None if workers == 0 else timeout,
-                    retry_errors=retry_errors, progress=not quiet, on_row=report)
+    try:
+        summary = sweep(tasks, store, pool, run_id=run_id,
+                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors, progress=not quiet, on_row=report)
+    finally:
+        if hasattr(pool, "close"):
+            pool.close()
     dataset_rows = []
     if any(info.dataset_level for info in metric_infos):
-        from ..metrics.fid import compute_dataset_metrics
+        from ..dataset_metrics import compute_dataset_metrics
 
-        dataset_rows = compute_dataset_metrics(out, store, [m.name for m in metric_infos if m.dataset_level],
+        dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
                                                protocol=fid_protocol)
     manifest.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), summary=summary.as_dict())
     store.end_run(run_id, manifest)
     _print_summary(store, summary, failures, out, dataset_rows)
     store.close()
+    if summary.failed and not summary.ok and not summary.skipped:
+        raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
+
+
+def _executor(kind: str, scheduler: str | None, workers: int, device: str, shared_fs: bool):
+    """The engine: a local pool (pebble), this process (--workers 0), or Dask (started here, link printed)."""
+    from ..executor import InlineExecutor, ProcessExecutor
+
+    if kind == "local" and not scheduler:
+        return InlineExecutor() if workers == 0 else ProcessExecutor(workers)
+    from ..dask_executor import DaskExecutor
+
+    pool = DaskExecutor(scheduler, max(1, workers), device=device, shared_fs=shared_fs).start()
+    info = pool.info()
+    where = f"scheduler {info['scheduler']}" if scheduler else f"local cluster at {info['scheduler']}"
+    link = pool.dashboard_link()
+    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or 'unavailable (pip install bokeh)'}",
+               err=True)
+    return pool
 
 
 def _print_summary(store, summary, failures, out, dataset_rows) -> None:
+    """Failures first, then the means of what succeeded; a run where nothing succeeded says so plainly."""
     from rich.console import Console
     from rich.markup import escape
 
     from ..summary import mean_table
 
     console = Console(width=140, emoji=False)
-    console.print(mean_table(store.frame()))
-    for row in dataset_rows:
-        std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
-        console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "
-                      f"({row['protocol']}, {row['n_patches']} patches): {row['value']:.4f}{std}")
     for line in failures[:20]:
         console.print(f"[red]{escape(line)}[/red]", highlight=False)
     if len(failures) > 20:
         console.print(f"... and {len(failures) - 20} more failures (see {out / 'results.csv'})")
+    frame = store.frame()
+    if (frame["status"] == "ok").any():
+        console.print(mean_table(frame))
+    else:
+        console.print("[red]No item succeeded[/red]: there are no measurements to summarise; the failures above "
+                      "(and the error column of results.csv) say why.", highlight=False)
+    for row in dataset_rows:
+        std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
+        console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "
+                      f"({row['protocol']}, {row['n_patches']} patches): {row['value']:.4f}{std}")
     console.print(f"{summary.ok} items measured, {summary.failed} failed, {summary.skipped} already in the store; "
                   f"{summary.wall_s:.1f} s. Results: {out / 'results.sqlite'} and {out / 'results.csv'}")

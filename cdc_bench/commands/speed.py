@@ -1,7 +1,10 @@
-"""``cdc-bench speed``: encode/decode time and memory against denoising steps; regression check against a saved run.
+"""``cdc-bench speed``: encode and decode time and memory against denoising steps; a regression gate against a
+saved run.
 
-Exit status: 0 measured (and no regression), 1 a median ratio exceeds ``--max-slowdown``, 2 the benchmark or the
-comparison could not be done (bad arguments, unavailable codec, incomparable runs).
+Exit status: 0 measured (and no regression); 1 regression: for some (phase, size) the bootstrap interval of the
+median ratio new / baseline lies wholly above ``--max-slowdown``; 2 the benchmark or the comparison could not be
+done (bad arguments, unavailable codec, incomparable runs); 3 ``--strict`` and the machine was busy (load average
+above the number of cores) before or during the run.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..codec import CodecError
-from ..registry import UnknownNameError
+from ..errors import UnknownNameError
 
 EXIT_REGRESSION = 1
 EXIT_ERROR = 2
+EXIT_BUSY = 3
 PLOT_SUFFIXES = (".pdf", ".png", ".svg")
 
 
@@ -28,50 +32,76 @@ class SpeedFailure(click.ClickException):
     exit_code = EXIT_ERROR
 
 
+class MachineBusyFailure(click.ClickException):
+    """``--strict`` and the load average exceeded the cores: exit 3, so CI can retry later."""
+
+    exit_code = EXIT_BUSY
+
+
 def _fmt_s(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms" if abs(seconds) < 1 else f"{seconds:.3f} s"
 
 
+def _spread(summary: dict[str, Any] | None) -> str:
+    if not summary:
+        return "–"
+    return escape(f"{_fmt_s(summary['median'])} [{_fmt_s(summary['q1'])}–{_fmt_s(summary['q3'])}]")
+
+
 def _rows_table(report: dict[str, Any]) -> Table:
-    table = Table(title=escape(f"{report['codec']}: time per image (median [q1–q3], {report['settings']['repeats']} "
-                               f"repeats after {report['settings']['warmup']} warm-up)"))
-    for col in ("size", "steps", "encode", "decode", "decode÷steps", "bytes", "bpp", "peak RSS (MiB)", "CUDA (MiB)"):
+    clock = report.get("gate_clock", "cpu")
+    table = Table(title=escape(f"{report['codec']}: decode time per image (median [q1–q3], "
+                               f"{report['settings']['repeats']} rounds after {report['settings']['warmup']} warm-up)"))
+    for col in ("size", "steps", "decode (wall)", f"decode ({clock})", "wall÷steps", "bytes", "bpp",
+                "peak RSS (MiB)", "CUDA (MiB)"):
         table.add_column(col, justify="right")
     for r in report["rows"]:
-        enc, dec, mem = r["encode"], r["decode"], r["memory"]
+        dec, mem = r["decode"], r["memory"]
         per_step = _fmt_s(dec["median"] / r["steps"]) if r["steps"] else "–"
         cuda = mem.get("decode_cuda_max_allocated_mib")
-        table.add_row(
-            f"{r['width']}x{r['height']}", str(r["steps"] if r["steps"] is not None else "–"),
-            escape(f"{_fmt_s(enc['median'])} [{_fmt_s(enc['q1'])}–{_fmt_s(enc['q3'])}]"),
-            escape(f"{_fmt_s(dec['median'])} [{_fmt_s(dec['q1'])}–{_fmt_s(dec['q3'])}]"),
-            per_step, str(r["bytes"]), f"{r['bpp']:.4f}",
-            f"{max(mem['encode_peak_rss_mib'], mem['decode_peak_rss_mib']):.0f}",
-            f"{cuda:.0f}" if cuda is not None else "–")
+        table.add_row(f"{r['width']}x{r['height']}", str(r["steps"] if r["steps"] is not None else "–"),
+                      _spread(dec), _spread(r.get(f"decode_{clock}")), per_step, str(r["bytes"]), f"{r['bpp']:.4f}",
+                      f"{mem['decode_peak_rss_mib']:.0f}", f"{cuda:.0f}" if cuda is not None else "–")
+    return table
+
+
+def _encode_table(report: dict[str, Any]) -> Table:
+    clock = report.get("gate_clock", "cpu")
+    table = Table(title="encode time per image (once per size: the bitstream does not depend on steps)")
+    for col in ("size", "encode (wall)", f"encode ({clock})", "bytes", "peak RSS (MiB)"):
+        table.add_column(col, justify="right")
+    for r in report["encode"]:
+        table.add_row(f"{r['width']}x{r['height']}", _spread(r["encode"]), _spread(r.get(f"encode_{clock}")),
+                      str(r["bytes"]), f"{r['memory']['encode_peak_rss_mib']:.0f}")
     return table
 
 
 def _fits_table(report: dict[str, Any]) -> Table:
-    table = Table(title="least-squares fit: time = a + b·steps")
-    for col in ("size", "phase", "a (fixed)", "b (per step)", "R²", "max rel. residual", "verdict"):
+    table = Table(title="least-squares fit: decode time = a + b·steps")
+    for col in ("size", "clock", "a (fixed)", "b (per step)", "R²", "max rel. residual", "verdict"):
         table.add_column(col, justify="right")
     for f in report["fits"]:
         b_se = f" ± {_fmt_s(f['b_stderr'])}" if f.get("b_stderr") is not None else ""
         verdict = escape(f["note"]) if f["linear"] is not False else f"[red]{escape(f['note'])}[/red]"
-        table.add_row(f"{f['width']}x{f['height']}", f["phase"], _fmt_s(f["a"]), _fmt_s(f["b"]) + b_se,
+        table.add_row(f"{f['width']}x{f['height']}", f.get("clock", "wall"), _fmt_s(f["a"]), _fmt_s(f["b"]) + b_se,
                       f"{f['r2']:.4f}", f"{f['max_rel_residual']:.1%}", verdict)
     return table
 
 
 def _compare_table(comparison: Any, old_path: Path) -> Table:
-    title = f"against {old_path} (ratio = new / old median; fail above {comparison.max_slowdown:g})"
+    level = comparison.rows[0].interval.confidence if comparison.rows else 0.95
+    title = (f"gate against {old_path}: median ratio new / baseline on {comparison.clock} time, pooled over the "
+             f"rounds and step counts, with its {level:.0%} bootstrap interval; fails when the interval's lower "
+             f"bound > {comparison.max_slowdown:g}")
     table = Table(title=escape(title))
-    for col in ("size", "steps", "phase", "old", "new", "ratio", ""):
+    for col in ("phase", "size", "steps", "rounds (base/new)", "ratio", f"{level:.0%} interval", "wall ratio", ""):
         table.add_column(col, justify="right")
     for r in comparison.rows:
+        iv = r.interval
         mark = "[red]SLOWER[/red]" if r.regressed else "ok"
-        table.add_row(f"{r.width}x{r.height}", str(r.steps if r.steps is not None else "–"), r.phase,
-                      _fmt_s(r.old_median), _fmt_s(r.new_median), f"{r.ratio:.3f}", mark)
+        steps = ",".join(str(s) for s in r.steps if s is not None) or "–"
+        table.add_row(r.phase, f"{r.width}x{r.height}", steps, f"{iv.n_old}/{iv.n_new}", f"{iv.ratio:.3f}",
+                      f"[{iv.low:.3f}, {iv.high:.3f}]", f"{r.wall_ratio:.3f}", mark)
     return table
 
 
@@ -95,7 +125,7 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
                    "Ignored (one row) for codecs without a steps option.")
 @click.option("--size", "sizes", default="256x256", show_default=True, metavar="WxH[,WxH]",
               help="Image size(s), width x height, e.g. 768x512 or 256x256,768x512.")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed encodes and decodes per point.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed rounds; each encodes once and decodes at every step count (3+ for the gate's interval).")
 @click.option("--warmup", type=int, default=1, show_default=True, help="Untimed encode+decode rounds first.")
 @click.option("--option", "-o", "options", multiple=True, metavar="CODEC.KEY=VALUE",
               help="A codec option, e.g. -o cdc.weights=random (repeatable).")
@@ -107,24 +137,29 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report (timings, fits, environment) as JSON here.")
 @click.option("--compare", "compare_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="A saved report to compare with; exit 1 if any median is slower than --max-slowdown.")
+              help="A saved report (the baseline) to compare with; exit 1 when the bootstrap interval of a median "
+                   "ratio new/baseline lies wholly above --max-slowdown.")
 @click.option("--max-slowdown", type=float, default=1.10, show_default=True,
-              help="Largest allowed new/old median ratio with --compare.")
+              help="With --compare: fail when the interval's lower bound exceeds this ratio.")
+@click.option("--strict", is_flag=True,
+              help="Refuse (exit 3) when the load average exceeds the number of cores before or during the run.")
 @click.option("--allow-mismatch", is_flag=True,
               help="Compare even when device, sizes, dtype, threads or codec differ.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save a figure of time against steps (.pdf, .png, .svg).")
 @click.option("--quiet", "-q", is_flag=True, help="No line per timed round.")
 def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, threads, out, compare_path,
-            max_slowdown, allow_mismatch, plot, quiet) -> None:
-    """Time encoding and decoding against the number of denoising steps, with a fit time = a + b·steps.
+            max_slowdown, strict, allow_mismatch, plot, quiet) -> None:
+    """Time encoding (once per size) and decoding against the number of denoising steps, with a fit
+    decode time = a + b·steps, on wall and CPU time (CUDA-event time on a GPU).
 
     Without a checkpoint, CDC runs with the released architecture and random weights (-o cdc.weights=random):
-    its times are representative, its images are not. Exit status: 0 ok, 1 slower than --max-slowdown against
-    --compare, 2 could not measure or compare.
+    its times are representative, its images are not. Exit status: 0 ok, 1 regression against --compare (an
+    interval wholly above --max-slowdown), 2 could not measure or compare, 3 --strict and the machine was busy.
     """
-    from ..speed import (SpeedConfig, SpeedError, SpeedReportError, compare_reports, load_report,
+    from ..speed import (MachineBusy, SpeedConfig, SpeedError, SpeedReportError, compare_reports, load_report,
                          parse_sizes, parse_steps, run_speed, save_report, soft_differences)
+    from ..speed.slowdown import SlowdownHookError
 
     console = Console(width=170, emoji=False)
     try:
@@ -157,8 +192,8 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
 
     def progress(row: dict[str, Any]) -> None:
         label = f"steps={row['steps']}" if row["steps"] is not None else "one point"
-        console.print(f"  {row['width']}x{row['height']} {label}: decode {_fmt_s(row['decode']['median'])}, "
-                      f"encode {_fmt_s(row['encode']['median'])}", highlight=False)
+        console.print(f"  {row['width']}x{row['height']} {label}: decode {_fmt_s(row['decode']['median'])}",
+                      highlight=False)
 
     def log(line: str) -> None:
         if not quiet:
@@ -166,10 +201,12 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
 
     console.print(escape(f"measuring {codec} on {device} ..."), highlight=False)
     try:
-        report = run_speed(config, progress=progress, log=log)
+        report = run_speed(config, progress=progress, log=log, strict=strict)
     except UnknownNameError as err:
         raise click.UsageError(str(err)) from None
-    except (SpeedError, CodecError) as err:
+    except MachineBusy as err:
+        raise MachineBusyFailure(str(err)) from None
+    except (SpeedError, CodecError, SlowdownHookError) as err:
         raise SpeedFailure(str(err)) from None
 
     for note in report["notes"]:
@@ -179,33 +216,56 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
                          f"threads, torch {env['torch']}, commit {(env['git_commit'] or 'unknown')[:10]}"
                          f"{' (dirty)' if env['git_dirty'] else ''}, load {env['load_before']} -> {env['load_after']}"),
                   highlight=False)
+    if report["load"]["busy"]:
+        console.print("[yellow]warning[/yellow]: " + escape(
+            f"load average {report['load']['peak_1min']:.2f} exceeded the {report['load']['cores']} cores during "
+            f"the run: wall times are inflated; the gate decides on {report['gate_clock']} time"), highlight=False)
+    console.print(_encode_table(report))
     console.print(_rows_table(report))
     if report["fits"]:
         console.print(_fits_table(report))
-    if out is not None:
+    if out is not None and old is None:
         console.print(escape(f"report written to {save_report(report, out)}"), highlight=False)
     if plot is not None:
-        figure, drawer = _plot(report, plot)
-        console.print(escape(f"figure written to {figure} (by {drawer})"), highlight=False)
+        figure = _plot(report, plot)
+        if figure is None:
+            console.print("[yellow]note[/yellow]: " + escape(f"no figure written to {plot}: {codec} has no steps "
+                                                             "option, so there is no time-against-steps curve"),
+                          highlight=False)
+        else:
+            console.print(escape(f"figure written to {figure}"), highlight=False)
     if old is None:
         return
     _check_mismatch(old, report, compare_path, allow_mismatch, console)
     for note in soft_differences(old, report):
         console.print("[yellow]note[/yellow]: " + escape(f"differs from {compare_path}: {note}"), highlight=False)
     comparison = compare_reports(old, report, max_slowdown)
-    if not comparison.rows:
+    if not any(r.phase == "decode" for r in comparison.rows):
         raise SpeedFailure(f"no (size, steps) point measured in both runs; {compare_path} has "
                            f"{sorted(map(str, comparison.only_old))}")
+    report["comparison"] = {"baseline": str(compare_path), **comparison.as_dict()}
+    if out is not None:
+        console.print(escape(f"report (with the comparison) written to {save_report(report, out)}"),
+                      highlight=False)
     console.print(_compare_table(comparison, compare_path))
     if comparison.only_new or comparison.only_old:
         console.print("[yellow]note[/yellow]: " + escape(f"not in both runs: only new {comparison.only_new}, "
                                                          f"only old {comparison.only_old}"), highlight=False)
+    if strict and report["load"]["busy"]:
+        raise MachineBusyFailure(f"no verdict (--strict): {report['load']['peak_1min']:.2f} load average on "
+                                 f"{report['load']['cores']} cores during the run")
+    worst = comparison.worst
+    iv = worst.interval
+    where = f"{worst.phase} at {worst.width}x{worst.height}" + (
+        f" (steps {','.join(map(str, worst.steps))})" if worst.phase == "decode" else "")
     if comparison.regressed:
-        worst = comparison.worst
-        console.print(f"[red]regression[/red]: {worst.phase} at {worst.width}x{worst.height}, steps={worst.steps} "
-                      f"is {worst.ratio:.3f}x the saved median (limit {max_slowdown:g})", highlight=False)
+        console.print("[red]regression[/red]: " + escape(
+            f"{where} is {iv.ratio:.3f}x the baseline on {comparison.clock} time, {iv.confidence:.0%} interval "
+            f"[{iv.low:.3f}, {iv.high:.3f}] lies above the limit {max_slowdown:g}"), highlight=False)
         raise SystemExit(EXIT_REGRESSION)
-    console.print(f"[green]no regression[/green]: every median ratio <= {max_slowdown:g}", highlight=False)
+    console.print("[green]no regression[/green]: " + escape(
+        f"every interval's lower bound <= {max_slowdown:g} (highest: {where}, ratio {iv.ratio:.3f}, "
+        f"interval [{iv.low:.3f}, {iv.high:.3f}], {comparison.clock} time)"), highlight=False)
 
 
 def _check_mismatch(old: dict[str, Any], new: dict[str, Any], old_path: Path, allow: bool, console: Console) -> None:
@@ -224,17 +284,10 @@ def _check_mismatch(old: dict[str, Any], new: dict[str, Any], old_path: Path, al
                        "conditions, or pass --allow-mismatch to compare anyway.")
 
 
-def _plot(report: dict[str, Any], path: Path) -> tuple[Path, str]:
-    """Draw through the figures module (``cdc_bench.plots.speed``) when it is installed and the report sweeps
-    steps; otherwise (a one-point codec, or no figures module) with this package's own figure."""
-    fmt = path.suffix.lower().lstrip(".")
-    if any(r.get("steps") is not None for r in report["rows"]):
-        try:
-            from ..plots.speed import plot_speed as figures_plot
-        except ImportError:
-            figures_plot = None
-        if figures_plot is not None:
-            return Path(figures_plot([report], path.with_suffix(""), formats=(fmt,))[0]), "cdc_bench.plots.speed"
-    from ..speed.plot import plot_speed
+def _plot(report: dict[str, Any], path: Path) -> Path | None:
+    """The speed figure (``cdc_bench.plots.speed``); ``None`` when no row has a step count to plot against."""
+    if not any(r.get("steps") is not None for r in report["rows"]):
+        return None
+    from ..plots.speed import plot_speed
 
-    return plot_speed(report, path), "cdc_bench.speed.plot"
+    return Path(plot_speed([report], path.with_suffix(""), formats=(path.suffix.lower().lstrip("."),))[0])

@@ -1,4 +1,4 @@
-"""``cdc-bench table``: BD-rate and BD-metric of every codec against an anchor, for every metric."""
+"""``cdc-bench table``: BD-rate and BD-metric of every codec against an anchor, with paired bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -6,43 +6,57 @@ from pathlib import Path
 
 import click
 
-from ..registry import UnknownNameError
+from .plot import bootstrap_from, ci_options
 
 
 @click.command("table")
-@click.argument("results", type=click.Path(exists=True, path_type=Path))
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--anchor", required=True, help="Anchor curve: a codec name (hevc) or a curve label 'cdc (steps=65)'.")
 @click.option("--metrics", help="Comma-separated metrics (default: all with values).")
 @click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv"]), default="md", show_default=True)
 @click.option("--method", type=click.Choice(["pchip", "akima", "cubic"]), default="pchip", show_default=True,
               help="Interpolation of the bjontegaard package; pchip is the JCT-VC/JVET convention.")
+@click.option("--bpp-range", help="Compare only inside this rate window LO,HI (bpp); the footnote says so.")
 @click.option("--codecs", help="Only these codecs (comma-separated; the anchor is always kept).")
+@click.option("--per-image", is_flag=True, help="BD-rate of each image against the anchor, and who wins how often.")
+@click.option("--figure", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --per-image: also draw the distribution to FIGURE_<dataset>_<metric>.png/.pdf.")
+@ci_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (default: stdout).")
-def command(results, anchor, metrics, fmt, method, codecs, out) -> None:
+def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image, figure, ci_level, no_ci, ci_method,
+            resamples, seed, out) -> None:
     """BD-rate (% bits at equal quality; negative = better) and BD-metric (quality at equal rate) tables.
 
-    Where curves overlap on less than 75% of the range, or not at all, or quality is not monotonic in rate,
-    the table marks the cell and says why.
+    Each value carries a paired bootstrap interval over images (`-12.3% [-15.1, -9.8]`), marked ° when it
+    contains 0. Where curves overlap on less than 75% of the range, or not at all, or a curve's quality is not
+    monotonic in rate, the table marks the cell and names the curve. RESULTS may be several folders.
     """
     from ..plots.bdrate import bd_table, to_csv, to_latex, to_markdown
     from ..plots.frames import ok_rows, rd_points
-    from ..plots.inputs import InputError, load_results, parse_metrics, split_list
+    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, split_list
+    from ..plots.perimage import per_image_bd, plot_per_image, summary_lines
 
-    try:
-        res = load_results(results)
-        frame, dropped = ok_rows(res.frame)
-        if codecs:
-            keep = set(split_list(codecs)) | {anchor.split(" (")[0]}
-            frame = frame[frame["codec"].isin(keep)]
-        if frame.empty:
-            raise InputError(f"no successful rows in {results}")
-        specs = parse_metrics(metrics, res)
-        tidy = bd_table(rd_points(frame, specs, res.dataset_metrics), anchor, specs, method)
-    except (InputError, UnknownNameError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
+    boot = bootstrap_from(ci_level, no_ci, ci_method, resamples, seed)
+    window = parse_range(bpp_range, "--bpp-range")
+    res = load_many(results)
+    frame, dropped = ok_rows(res.frame)
+    if codecs:
+        keep = set(split_list(codecs)) | {anchor.split(" (")[0]}
+        frame = frame[frame["codec"].isin(keep)]
+    if frame.empty:
+        raise InputError(f"no successful rows in {', '.join(map(str, results))}")
+    specs = parse_metrics(metrics, res)
+    points = rd_points(frame, specs, res.dataset_metrics)
+    if per_image:
+        tidy = per_image_bd(points, frame, anchor, specs, method, window)
+    else:
+        tidy = bd_table(points, anchor, specs, method, frame=frame, boot=boot, bpp_range=window)
     if tidy.empty:
         raise click.ClickException("nothing to compare: the results hold only the anchor")
-    text = {"md": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](tidy)
+    if per_image:
+        text = _per_image_text(tidy, fmt)
+    else:
+        text = {"md": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](tidy)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
@@ -51,3 +65,21 @@ def command(results, anchor, metrics, fmt, method, codecs, out) -> None:
         click.echo(text, nl=False)
         if dropped:  # on stderr, so that stdout stays a clean table
             click.echo(f"({len(frame)} rows used, {dropped} left out: status not ok)", err=True)
+    if per_image:
+        for line in summary_lines(tidy):
+            click.echo(line, err=True)
+        if figure:
+            stem = figure.with_suffix("") if figure.suffix else figure
+            for path in plot_per_image(tidy, stem, ["png", "pdf"]):
+                click.echo(str(path), err=True)
+
+
+def _per_image_text(tidy, fmt: str) -> str:
+    if fmt == "csv":
+        return tidy.to_csv(index=False)
+    wide = tidy.pivot_table(index=["dataset", "metric", "image"], columns="codec", values="bd_rate_pct")
+    wide = wide.map(lambda v: f"{v:+.1f}" if v == v else "n/a")
+    if fmt == "latex":
+        return wide.style.to_latex(hrules=True)
+    return f"BD-rate [%] per image against {tidy['anchor'].iloc[0]} (negative = fewer bits)\n\n" \
+        + wide.reset_index().to_markdown(index=False) + "\n"

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..download import cache_dir
 from ..errors import UnknownNameError
+from ..registry import Registry
 from .core import Dataset, DatasetError, DatasetStatus, ImageItem, ManifestDataset
 from .local import EmbeddedDataset, FolderDataset
 from .manifest import MANIFEST_DIR, DatasetManifest, ManifestError, builtin_manifests, in_checkout, load_manifest
 
-__all__ = ["Dataset", "DatasetError", "DatasetManifest", "DatasetStatus", "ImageItem", "ManifestError",
+__all__ = ["DATASETS", "Dataset", "DatasetError", "DatasetManifest", "DatasetStatus", "ImageItem", "ManifestError",
            "UnknownNameError", "dataset_from_manifest", "dataset_names", "default_data_root", "get_dataset",
            "load_manifest"]
 
@@ -36,9 +37,32 @@ def default_data_root() -> Path:
     return cache_dir() / "datasets"
 
 
+#: Dataset names -> a factory ``(data_root) -> Dataset``. The shipped manifests are registered when first listed
+#: (their folder is read at that time); a plug-in registers its own factory, or one through the
+#: ``cdc_bench.datasets`` entry point group.
+DATASETS: Registry[Callable[[Path], Dataset]] = Registry("dataset", "cdc_bench.datasets")
+DATASETS.register(lambda data_root: EmbeddedDataset(), name=DEFAULT)
+
+
+_from_manifests: set[str] = set()
+
+
+def _register_manifests() -> None:
+    """(Re)register the shipped manifests as they are now (the folder is read at each listing, as before)."""
+    manifests = builtin_manifests()
+    for name in _from_manifests - set(manifests):
+        DATASETS.unregister(name)
+    _from_manifests.clear()
+    for name, manifest in manifests.items():
+        if name != DEFAULT:
+            DATASETS.register(lambda data_root, m=manifest: dataset_from_manifest(m, data_root), name=name)
+            _from_manifests.add(name)
+
+
 def dataset_names() -> list[str]:
     """Every known dataset name (``folder:PATH`` is accepted too but is not a name)."""
-    return [DEFAULT, *sorted(builtin_manifests())]
+    _register_manifests()
+    return [DEFAULT, *(n for n in DATASETS.names() if n != DEFAULT)]
 
 
 def dataset_from_manifest(manifest: DatasetManifest | dict[str, Any] | str | Path,
@@ -63,10 +87,10 @@ def get_dataset(spec: str, data_root: Path | None = None, download: bool = False
         if not path:
             raise DatasetError("folder: needs a path, e.g. folder:/data/my-images")
         return FolderDataset(path)
-    manifests = builtin_manifests()
-    if spec not in manifests:
+    _register_manifests()
+    if spec not in DATASETS:
         raise UnknownNameError("dataset", spec, [*dataset_names(), "folder:PATH"])
-    dataset = dataset_from_manifest(manifests[spec], data_root)
+    dataset = DATASETS.get(spec)(data_root)
     if download:
         dataset.fetch()
     return dataset

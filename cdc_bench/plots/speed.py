@@ -3,7 +3,8 @@
 Reads the JSON of ``cdc-bench speed`` (schema ``cdc-bench-speed/1``: ``rows`` with ``width, height, steps,
 decode: {median, q1, q3}`` and ``fits`` with ``width, height, phase, a, b``). A flatter form,
 ``{"runs": [{"codec", "size", "steps", "decode_s_median"}], "fits": [{"size", "a", "b"}]}``, is read too.
-Several files (one per codec) go into one figure.
+Several files (one per codec) go into one figure. Every series (one codec at one size) has its own marker and
+line style as well as its colour, so the figure reads in grey-scale print and for colour-blind readers.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..speed.report import SpeedReportError
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, codec_style, paper_style, save_figure
 
+__all__ = ["SpeedReportError", "plot_speed", "read_speed"]
 
-class SpeedReportError(ValueError):
-    """A speed JSON this module cannot read; the message names the file and what is missing."""
+#: one marker per series, in order; the codec's own marker comes first (see :func:`_series_styles`)
+SERIES_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")
 
 
 def read_speed(report: Mapping[str, Any] | str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,7 +50,8 @@ def read_speed(report: Mapping[str, Any] | str | Path) -> tuple[pd.DataFrame, pd
                          "steps": r["steps"], "decode_s_median": r["decode_s_median"],
                          "decode_s_q1": r.get("decode_s_q1"), "decode_s_q3": r.get("decode_s_q3")})
         for f in report.get("fits", []):
-            if f.get("phase", "decode") != "decode":
+            # decode time against steps, on the wall clock (a report may also hold CPU-time fits)
+            if f.get("phase", "decode") != "decode" or f.get("clock", "wall") != "wall":
                 continue
             size = f"{f['width']}×{f['height']}" if "width" in f else str(f["size"]).replace("x", "×")
             fits.append({"codec": str(f.get("codec", codec)), "size": size, "a": float(f["a"]), "b": float(f["b"])})
@@ -60,42 +64,68 @@ def read_speed(report: Mapping[str, Any] | str | Path) -> tuple[pd.DataFrame, pd
 
 def plot_speed(reports: Sequence[Mapping[str, Any] | str | Path], stem: str | Path,
                formats: Sequence[str] = ("pdf", "png"), width: float = COLUMN_WIDTH) -> list[Path]:
-    """Decode time (median, IQR bars) against steps; the fitted line dashed, labelled with its cost per step."""
+    """Decode time (median, IQR bars) against steps; each series' fitted line in its own line style, labelled
+    with its cost per step."""
     parts = [read_speed(r) for r in reports]
     runs = pd.concat([p[0] for p in parts], ignore_index=True)
     fits = pd.concat([p[1] for p in parts], ignore_index=True)
-    sizes = sorted(runs["size"].unique(), key=_pixels)
     with paper_style(width):
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(width, width * 0.75), layout="constrained")
-        for (codec, size), group in runs.groupby(["codec", "size"], sort=True):
+        groups = sorted(runs.groupby(["codec", "size"]), key=lambda g: (g[0][0], _pixels(g[0][1])))
+        styles = _series_styles([key for key, _ in groups])
+        for (codec, size), group in groups:
             group = group.sort_values("steps")
-            style = codec_style(codec)
+            style = styles[(codec, size)]
             x = group["steps"].to_numpy(float)
             y = group["decode_s_median"].to_numpy(float)
             yerr = None
             if group["decode_s_q1"].notna().all() and group["decode_s_q3"].notna().all():
                 yerr = np.vstack([y - group["decode_s_q1"].to_numpy(float), group["decode_s_q3"].to_numpy(float) - y])
-            ax.errorbar(x, y, yerr=yerr, fmt=style["marker"], color=style["color"], capsize=1.5,
-                        label=f"{codec} {size}{group['tag'].iloc[0]}")
+            ax.errorbar(x, y, yerr=yerr, fmt=style["marker"], color=style["color"], mfc=style["mfc"],
+                        capsize=1.5, label=f"{codec} {size}{group['tag'].iloc[0]}")
             fit = fits[(fits["codec"] == codec) & (fits["size"] == size)]
             if fit.empty:
                 continue
             a, b = float(fit["a"].iloc[0]), float(fit["b"].iloc[0])
             xs = np.linspace(0, x.max(), 50)
-            ax.plot(xs, a + b * xs, linestyle=OPTION_LINESTYLES[sizes.index(size) % len(OPTION_LINESTYLES)],
-                    color=style["color"], linewidth=0.8, label=f"fit: {a:.3g} s + {_per_step(b)}/step")
-            # The per-step cost is written on the line itself (mid-way, above it) as well as in the legend.
+            ax.plot(xs, a + b * xs, linestyle=style["linestyle"], color=style["color"], linewidth=0.8,
+                    label=f"fit {size}: {a:.3g} s + {_per_step(b)}/step")
+            # The per-step cost is written on the line itself as well as in the legend: below the line for even
+            # series (series run from small to large images, so the lower line first), above it for odd ones,
+            # so the labels of lines that run close do not overlap.
             xm = float(np.median(x))
-            ax.annotate(f"{_per_step(b)}/step", (xm, a + b * xm), textcoords="offset points", xytext=(-3, 3),
-                        ha="right", va="bottom", fontsize="small", color=style["color"])
+            below = style["index"] % 2 == 0
+            ax.annotate(f"{_per_step(b)}/step", (xm, a + b * xm), textcoords="offset points",
+                        xytext=(3, -3) if below else (-3, 3), ha="left" if below else "right",
+                        va="top" if below else "bottom", fontsize="small", color=style["color"])
         ax.set_xlabel("Denoising steps")
         ax.set_ylabel("Decode time per image [s] ↓")
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
         ax.legend(loc="upper left")
         return save_figure(fig, stem, formats)
+
+
+def _series_styles(series: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Colour, marker, marker face and fit line style of each (codec, size) series, all distinct between series.
+
+    The colour is the codec's (the same as in the RD figures); with one codec and several sizes the sizes would
+    share it, so then marker, line style and filled/hollow markers tell them apart.
+    """
+    styles = {}
+    for i, (codec, size) in enumerate(series):
+        base = codec_style(codec)
+        markers = (base["marker"],) + tuple(m for m in SERIES_MARKERS if m != base["marker"])
+        styles[(codec, size)] = {
+            "color": base["color"],
+            "marker": markers[i % len(markers)],
+            "mfc": base["color"] if i % 2 == 0 else "white",
+            "linestyle": OPTION_LINESTYLES[i % len(OPTION_LINESTYLES)],
+            "index": i,
+        }
+    return styles
 
 
 def _per_step(seconds: float) -> str:

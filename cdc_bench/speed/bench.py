@@ -1,323 +1,212 @@
-"""Measure a codec's encode and decode time (and peak memory) against its number of denoising steps.
+"""Measure a codec's encode time once per image size and its decode time against the number of denoising steps.
 
 For every image size: build the codec for every step count (``steps=N``) and run ``warmup`` untimed
-encode+decode rounds each (model loading, allocator and cuDNN warm-up); then ``repeats`` timed rounds, each
-encoding and decoding once at every step count in turn. Each call is timed alone (``perf_counter``, CUDA
-synchronised) under its own peak-memory sampler. Codecs without a ``steps`` option give one row per size.
+encode+decode rounds each (model loading, allocator and cuDNN warm-up). Then ``repeats`` timed rounds; a round
+encodes the image once and decodes that bitstream at every step count in turn. Encoding is timed once per size
+because the step count is a decoder setting: the bitstream does not depend on it (checked during the warm-up),
+so timing the encoder per step count only repeats one measurement and invites a meaningless fit. Each call is
+timed alone on three clocks (``measure.timed``: wall, CPU, CUDA events) under its own peak-memory sampler.
+Codecs without a ``steps`` option give one decode row per size.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from contextlib import nullcontext
 from typing import Any, Callable, Mapping
 
 import numpy as np
-from PIL import Image
 
 from ..codec import Codec, CodecError, CodecUnavailable
 from ..download import DownloadError
-from ..registry import UnknownNameError
-from ..codecs import get_codec_class
-from .environment import environment, load_average
+from ..errors import DownloadError as CoreDownloadError
+from .environment import environment
 from .fit import fit_linear
-from .measure import MIB, PeakRSS, cuda_peak_mib, reset_cuda_peak, summarize, synchronizer, timed
+from .load import LoadMonitor, load_average
+from .measure import MIB, PeakRSS, Timing, cuda_peak_mib, is_cuda, reset_cuda_peak, summarize, timed
+from .plan import (MEMORY_METHOD, RANDOM_NOTE, RANDOM_WEIGHTS, STEPS_OPTION, WEIGHTS_OPTION, Plan, SpeedConfig,
+                   SpeedError, codec_dtype, image_at, json_safe, parse_size, parse_sizes, parse_steps,
+                   synthetic_image)
+from .report import SCHEMA
+from .slowdown import injected_slowdown, requested
 
-SCHEMA = "cdc-bench-speed/1"
-STEPS_OPTION = "steps"
-WEIGHTS_OPTION = "weights"
-RANDOM_WEIGHTS = "random"
-MEMORY_METHOD = ("CPU: peak process RSS sampled every 5 ms by a psutil thread during the timed calls "
-                 "(a lower bound; ru_maxrss is lifetime-wide, tracemalloc misses torch buffers); "
-                 "CUDA: torch.cuda.max_memory_allocated")
-RANDOM_NOTE = ("random weights: the released architecture with randomly initialised parameters; timings are "
-               "representative, reconstructions and bpp are not")
+__all__ = ["SCHEMA", "SpeedConfig", "SpeedError", "parse_size", "parse_sizes", "parse_steps", "run_speed",
+           "synthetic_image", "fits_for", "gate_clock", "timing_key", "RANDOM_NOTE"]
 
-
-class SpeedError(Exception):
-    """The benchmark cannot run as asked (bad size, codec unavailable, decode failed...); the message says why."""
+CLOCKS = ("wall", "cpu", "cuda")
 
 
-@dataclass
-class SpeedConfig:
-    codec: str
-    options: dict[str, Any] = field(default_factory=dict)
-    steps: list[int] | None = None          # None: the codec's own steps setting (one point)
-    sizes: list[tuple[int, int]] = field(default_factory=lambda: [(256, 256)])  # (width, height)
-    repeats: int = 5
-    warmup: int = 1
-    device: str = "cpu"
-    threads: int | None = None
-    rate: Any = None                        # None: the middle of the codec's rate points
-    image: str | Path | None = None         # None: a deterministic synthetic image
+def gate_clock(device: str) -> str:
+    """The clock a regression verdict uses: GPU time on CUDA, CPU time on the CPU (stable under load)."""
+    return "cuda" if is_cuda(device) else "cpu"
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"768x512"`` -> ``(768, 512)`` (width x height)."""
-    w, sep, h = text.strip().lower().partition("x")
-    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 1 or int(h) < 1:
-        raise ValueError(f"size {text!r} is not WIDTHxHEIGHT (e.g. 768x512)")
-    return int(w), int(h)
+def timing_key(phase: str, clock: str) -> str:
+    """Where a row keeps a phase's summary on a clock: ``decode`` (wall), ``decode_cpu``, ``decode_cuda``."""
+    return phase if clock == "wall" else f"{phase}_{clock}"
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    return [parse_size(part) for part in text.split(",") if part.strip()]
+class _Phase:
+    """Every timed call of one phase (the encode of a size, or the decode at one step count)."""
 
-
-def parse_steps(text: str) -> list[int]:
-    """``"1,2,4"`` -> ``[1, 2, 4]``; each a positive integer, no repeats."""
-    try:
-        steps = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"steps {text!r} must be comma-separated positive integers (e.g. 1,2,4,8)") from None
-    if not steps or any(s < 1 for s in steps):
-        raise ValueError(f"steps {text!r} must be comma-separated positive integers (e.g. 1,2,4,8)")
-    if len(set(steps)) != len(steps):
-        raise ValueError(f"steps {text!r} repeat a value")
-    return steps
-
-
-def synthetic_image(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A deterministic image with smooth regions, edges and fine noise, so content-adaptive codecs do real work
-    and runs on different days code the same pixels."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.integers(0, 256, size=(max(2, height // 32), max(2, width // 32), 3), dtype=np.uint8)
-    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), dtype=np.float64)
-    blocks = rng.integers(0, 256, size=(max(2, height // 96), max(2, width // 96), 3), dtype=np.uint8)
-    edges = np.asarray(Image.fromarray(blocks).resize((width, height), Image.NEAREST), dtype=np.float64)
-    noise = rng.normal(0.0, 4.0, size=(height, width, 3))
-    return np.clip(0.6 * smooth + 0.4 * edges + noise, 0, 255).round().astype(np.uint8)
-
-
-def image_at(path: str | Path, width: int, height: int) -> np.ndarray:
-    """A real image resized to cover ``width x height`` (bicubic) and centre-cropped to it."""
-    from ..images import read_image
-
-    image, _ = read_image(path)
-    h, w = image.shape[:2]
-    scale = max(width / w, height / h)
-    new_w, new_h = max(width, round(w * scale)), max(height, round(h * scale))
-    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BICUBIC))
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return np.ascontiguousarray(resized[top:top + height, left:left + width])
-
-
-def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _codec_dtype(codec: Codec) -> str:
-    for key in ("dtype", "precision"):
-        if codec.options.get(key):
-            return str(codec.options[key])
-    import torch
-
-    return str(torch.get_default_dtype()).removeprefix("torch.")
-
-
-class _Plan:
-    """The codec class, its base options and the step counts; switches to random weights when it must."""
-
-    def __init__(self, config: SpeedConfig, notes: list[str]):
-        self.config = config
-        self.notes = notes
-        try:
-            self.cls = get_codec_class(config.codec)
-        except UnknownNameError:
-            raise
-        except Exception as err:  # noqa: BLE001 - an entry point whose module or dependency is missing
-            raise SpeedError(f"codec {config.codec} cannot be loaded ({type(err).__name__}: {err}); "
-                             "install what it needs (see `cdc-bench codecs`)") from None
-        self.options = dict(config.options)
-        self.has_steps = STEPS_OPTION in self.cls.option_specs
-        user_set_weights = WEIGHTS_OPTION in self.options
-        self.can_fall_back = WEIGHTS_OPTION in self.cls.option_specs and not user_set_weights
-        avail = self.cls.availability()
-        if not avail.ok:
-            if not self.can_fall_back:
-                raise SpeedError(f"codec {config.codec} is unavailable: {avail.reason}"
-                                 + (f" Fix: {avail.fix}" if avail.fix else ""))
-            self.use_random_weights(avail.reason)
-        self.steps: list[int | None] = self._steps()
-        self.last_codec: Codec | None = None
-
-    def check_weights(self, rate: Any) -> None:
-        """Switch to random weights, without trying a download, when the released ones are not on disk.
-
-        Codecs that declare ``required_weights(rate_points)`` (CDC) say which weight files a rate point needs.
-        """
-        if not self.can_fall_back or not hasattr(self.cls, "required_weights"):
-            return
-        from ..weights import get_weight
-
-        try:
-            names = self.cls(self.options, device=self.config.device).required_weights([rate])
-        except Exception:  # noqa: BLE001 - a wrong option is reported when the codec is built for real
-            return
-        missing = [get_weight(n) for n in names if not get_weight(n).present()]
-        if missing:
-            self.use_random_weights("; ".join(f"{w.name} not found at {w.path}" for w in missing))
-
-    def _steps(self) -> list[int | None]:
-        cfg = self.config
-        if not self.has_steps:
-            if cfg.steps:
-                self.notes.append(f"codec {cfg.codec} has no '{STEPS_OPTION}' option: one point per size measured")
-            return [None]
-        if cfg.steps:
-            if STEPS_OPTION in self.options:
-                raise SpeedError(f"steps given twice: --steps and -o {cfg.codec}.{STEPS_OPTION}; keep one")
-            return list(cfg.steps)
-        return [int(self.options.get(STEPS_OPTION, self.cls.option_specs[STEPS_OPTION].default))]
-
-    def use_random_weights(self, reason: str) -> None:
-        self.options[WEIGHTS_OPTION] = RANDOM_WEIGHTS
-        self.can_fall_back = False
-        self.notes.append(f"checkpoint unavailable ({reason.strip()}); measuring with "
-                          f"-o {self.config.codec}.{WEIGHTS_OPTION}={RANDOM_WEIGHTS}")
-
-    def codec(self, steps: int | None) -> Codec:
-        opts = dict(self.options)
-        if steps is not None:
-            opts[STEPS_OPTION] = steps
-        try:
-            return self.cls(opts, device=self.config.device)
-        except CodecUnavailable as err:
-            if not self.can_fall_back:
-                raise SpeedError(f"codec {self.config.codec} is unavailable: {err}") from None
-            self.use_random_weights(err.reason)
-            return self.codec(steps)
-        except CodecError as err:
-            raise SpeedError(f"codec {self.config.codec}: {err}") from None
-
-    def rate(self) -> Any:
-        points = list(self.cls.rate_points)
-        if self.config.rate is not None:
-            try:
-                return self.cls(self.options, device=self.config.device).validate_rate(str(self.config.rate))
-            except (ValueError, IndexError, CodecError):
-                raise SpeedError(f"rate {self.config.rate!r} is not a valid {self.cls.rate_label} "
-                                 f"for {self.config.codec}") from None
-        return points[len(points) // 2] if points else None
-
-
-class _Point:
-    """One step count of one size: its codec and what its timed calls measured."""
-
-    def __init__(self, steps: int | None, codec: Codec):
-        self.steps, self.codec = steps, codec
-        self.encode: list[float] = []
-        self.decode: list[float] = []
-        self.data, self.recon, self.encoded = b"", None, None
+    def __init__(self, phase: str):
+        self.phase = phase
+        self.times: dict[str, list[float]] = {clock: [] for clock in CLOCKS}
         self.rss_before = 0
-        self.peak_rss = {"encode": 0, "decode": 0}
-        self.rss_increase = {"encode": 0, "decode": 0}
-        self.cuda: dict[str, float | None] = {"encode": None, "decode": None}
+        self.peak_rss = 0
+        self.rss_increase = 0
+        self.cuda_peak: float | None = None
 
-    def run(self, phase: str, fn: Callable[[], Any], device: str, sync: Callable[[], None]) -> Any:
+    def run(self, fn: Callable[[], Any], device: str) -> Any:
         reset_cuda_peak(device)
         with PeakRSS() as mem:
-            seconds, out = timed(fn, sync)
-        getattr(self, phase).append(seconds)
+            timing, out = timed(fn, device, other_cpu=lambda: mem.cpu_seconds)
+        self._add(timing)
         if not self.rss_before:
             self.rss_before = mem.baseline_bytes
-        self.peak_rss[phase] = max(self.peak_rss[phase], mem.peak_bytes)
-        self.rss_increase[phase] = max(self.rss_increase[phase], mem.peak_bytes - mem.baseline_bytes)
+        self.peak_rss = max(self.peak_rss, mem.peak_bytes)
+        self.rss_increase = max(self.rss_increase, mem.peak_bytes - mem.baseline_bytes)
         cuda = cuda_peak_mib(device)
         if cuda is not None:
-            self.cuda[phase] = max(self.cuda[phase] or 0.0, cuda)
+            self.cuda_peak = max(self.cuda_peak or 0.0, cuda)
         return out
 
+    def _add(self, timing: Timing) -> None:
+        for clock in CLOCKS:
+            value = getattr(timing, clock)
+            if value is not None:
+                self.times[clock].append(value)
 
-def _warmed_codec(plan: _Plan, steps: int | None, image: np.ndarray, rate: Any) -> Codec:
+    def summaries(self) -> dict[str, Any]:
+        return {timing_key(self.phase, clock): summarize(self.times[clock]) if self.times[clock] else None
+                for clock in CLOCKS}
+
+    def memory(self) -> dict[str, Any]:
+        p = self.phase
+        return {"rss_before_mib": self.rss_before / MIB, f"{p}_peak_rss_mib": self.peak_rss / MIB,
+                f"{p}_rss_increase_mib": self.rss_increase / MIB, f"{p}_cuda_max_allocated_mib": self.cuda_peak}
+
+
+def _weights_unobtainable(err: BaseException) -> bool:
+    """A missing checkpoint or a failed download, raised as such or wrapped by the codec base's error mapping."""
+    kinds = (CodecUnavailable, DownloadError, CoreDownloadError)
+    return isinstance(err, kinds) or isinstance(err.__cause__, kinds)
+
+
+def _encoded(out: Any) -> tuple[bytes, dict[str, Any]]:
+    """The bitstream and info of an encode result (``bytes``, or an ``Encoded`` with ``.data`` and ``.info``)."""
+    if isinstance(out, (bytes, bytearray)):
+        return bytes(out), {}
+    return out.data, dict(getattr(out, "info", None) or {})
+
+
+def _warmed_codec(plan: Plan, steps: int | None, image: np.ndarray,
+                  rate: Any) -> tuple[Codec, tuple[bytes, dict[str, Any]] | None]:
     """Build the codec for ``steps`` and run the untimed warm-up rounds (switching to random weights if the
-    released ones turn out to be unobtainable on the first one)."""
+    released ones turn out to be unobtainable on the first one); also the warm-up's bitstream and info, if any."""
     codec = plan.codec(steps)
+    encoded = None
     for i in range(plan.config.warmup):
         try:
-            codec.decode(codec.encode(image, rate).data)
-        except (CodecUnavailable, DownloadError) as err:
-            if i > 0 or not plan.can_fall_back:
+            encoded = _encoded(codec.encode(image, rate))
+            codec.decode(encoded[0])
+        except (CodecError, DownloadError, CoreDownloadError) as err:
+            if i > 0 or not plan.can_fall_back or not _weights_unobtainable(err):
                 raise
-            plan.use_random_weights(getattr(err, "reason", str(err)))
+            plan.use_random_weights(getattr(err, "reason", None) or str(err.__cause__ or err))
             codec = plan.codec(steps)
-            codec.decode(codec.encode(image, rate).data)
-    return codec
+            encoded = _encoded(codec.encode(image, rate))
+            codec.decode(encoded[0])
+    return codec, encoded
 
 
-def _measure_size(plan: _Plan, image: np.ndarray, rate: Any,
-                  log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """All step counts at one size. The timed rounds interleave the step counts (round 1: every step count,
-    round 2: every step count, ...): load from other processes that drifts during a run then spreads over all
-    step counts instead of inflating the last ones, which would bend the fit and fake a per-step cost."""
+def _where(plan: Plan, image: np.ndarray, steps: int | None = None) -> str:
+    height, width = image.shape[:2]
+    return f"{plan.config.codec} at {width}x{height}" + (f", steps={steps}" if steps is not None else "")
+
+
+def _measure_size(plan: Plan, image: np.ndarray, rate: Any, monitor: LoadMonitor,
+                  log: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The encode row and the decode rows of one size.
+
+    Rounds interleave the step counts (round 1: encode, decode at every step count; round 2: ...): load from
+    other processes that drifts during a run then spreads over all step counts instead of inflating the last
+    ones, which would bend the fit and fake a per-step cost.
+    """
     cfg = plan.config
     height, width = image.shape[:2]
-    sync = synchronizer(cfg.device)
-    points: list[_Point] = []
-    where = f"{cfg.codec} at {width}x{height}"
+    where = _where(plan, image)
+    codecs: dict[int | None, Codec] = {}
     try:
+        warm: dict[int | None, tuple[bytes, dict[str, Any]] | None] = {}
         for steps in plan.steps:
-            where = f"{cfg.codec} at {width}x{height}" + (f", steps={steps}" if steps is not None else "")
+            where = _where(plan, image, steps)
             if log is not None and cfg.warmup:
                 log(f"{where}: warm-up")
-            points.append(_Point(steps, _warmed_codec(plan, steps, image, rate)))
-        for _ in range(cfg.repeats):
-            for point in points:
-                where = f"{cfg.codec} at {width}x{height}" + (
-                    f", steps={point.steps}" if point.steps is not None else "")
-                codec = point.codec
-                point.encoded = point.run("encode", lambda: codec.encode(image, rate), cfg.device, sync)
-                point.data = data = point.encoded.data
-                point.recon = point.run("decode", lambda: codec.decode(data), cfg.device, sync)
-                if log is not None:
-                    log(f"{where}: round {len(point.decode)}/{cfg.repeats}: encode {point.encode[-1]:.3g} s, "
-                        f"decode {point.decode[-1]:.3g} s")
-    except (CodecError, DownloadError) as err:
+            codecs[steps], warm[steps] = _warmed_codec(plan, steps, image, rate)
+        if len({w[0] for w in warm.values() if w is not None}) > 1:
+            raise SpeedError(f"{_where(plan, image)}: the bitstream differs between step counts, so the encoder "
+                             "depends on steps and one encode per size cannot stand for all of them")
+        encoder = codecs[plan.steps[0]]
+        encode = _Phase("encode")
+        decodes = {steps: _Phase("decode") for steps in plan.steps}
+        data, info, recons = b"", {}, {}
+        for r in range(cfg.repeats):
+            where = _where(plan, image)
+            data, info = _encoded(encode.run(lambda: encoder.encode(image, rate), cfg.device))
+            for steps, codec in codecs.items():
+                where = _where(plan, image, steps)
+                recons[steps] = decodes[steps].run(lambda: codec.decode(data), cfg.device)
+            monitor.sample(f"after round {r + 1} at {width}x{height}")
+            if log is not None:
+                decoded = ", ".join(f"{s if s is not None else '-'}: {d.times['wall'][-1]:.3g}"
+                                    for s, d in decodes.items())
+                log(f"{_where(plan, image)}: round {r + 1}/{cfg.repeats}: encode {encode.times['wall'][-1]:.3g} s, "
+                    f"decode (steps: s) {decoded}")
+    except (CodecError, DownloadError, CoreDownloadError) as err:
         raise SpeedError(f"{where}: {type(err).__name__}: {err}") from None
-    plan.last_codec = points[-1].codec
+    plan.last_codec = codecs[plan.steps[-1]]
+    size = {"width": width, "height": height, "bytes": len(data), "bpp": 8 * len(data) / (width * height)}
+    encode_row = {**size, **encode.summaries(), "memory": encode.memory(), "info": json_safe(info)}
     rows = []
-    for point in points:
-        where = f"{cfg.codec} at {width}x{height}" + (f", steps={point.steps}" if point.steps is not None else "")
-        if not isinstance(point.recon, np.ndarray) or point.recon.shape != image.shape:
-            got = getattr(point.recon, "shape", type(point.recon).__name__)
-            raise SpeedError(f"{where}: decode returned {got}, expected an image of shape {image.shape}")
-        rows.append({
-            "width": width, "height": height, "steps": point.steps,
-            "bytes": len(point.data), "bpp": 8 * len(point.data) / (width * height),
-            "encode": summarize(point.encode), "decode": summarize(point.decode),
-            "memory": {
-                "rss_before_mib": point.rss_before / MIB,
-                "encode_peak_rss_mib": point.peak_rss["encode"] / MIB,
-                "decode_peak_rss_mib": point.peak_rss["decode"] / MIB,
-                "decode_rss_increase_mib": point.rss_increase["decode"] / MIB,
-                "encode_cuda_max_allocated_mib": point.cuda["encode"],
-                "decode_cuda_max_allocated_mib": point.cuda["decode"],
-            },
-            "codec_info": _json_safe(point.encoded.info),
-        })
-    return rows
+    for steps, codec in codecs.items():
+        recon = recons[steps]
+        if not isinstance(recon, np.ndarray) or recon.shape != image.shape:
+            got = getattr(recon, "shape", type(recon).__name__)
+            raise SpeedError(f"{_where(plan, image, steps)}: decode returned {got}, "
+                             f"expected an image of shape {image.shape}")
+        # What the codec says about the decode: its own report of the last call where it has one, else the
+        # info of this step count's warm-up encode (which carries the decoder settings, e.g. CDC's steps).
+        said = codec.extra_metrics() if hasattr(codec, "extra_metrics") else (warm[steps] or (b"", {}))[1]
+        rows.append({**size, "steps": steps, **decodes[steps].summaries(), "memory": decodes[steps].memory(),
+                     "codec_info": json_safe(said or {})})
+    return encode_row, rows
 
 
 def fits_for(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``time = a + b * steps`` for encode and decode medians, one fit per image size with >= 2 step counts."""
+    """``decode time = a + b * steps`` per image size with >= 2 step counts, on the wall clock and (where
+    recorded) the CPU clock. Encode is not fitted: it does not depend on steps."""
     fits = []
     sizes = sorted({(r["width"], r["height"]) for r in rows if r.get("steps") is not None})
     for width, height in sizes:
         chosen = sorted((r for r in rows if (r["width"], r["height"]) == (width, height)
                          and r.get("steps") is not None), key=lambda r: r["steps"])
-        for phase in ("encode", "decode"):
-            fit = fit_linear([r["steps"] for r in chosen], [r[phase]["median"] for r in chosen])
+        for clock in ("wall", "cpu"):
+            key = timing_key("decode", clock)
+            if any(r.get(key) is None for r in chosen):
+                continue
+            fit = fit_linear([r["steps"] for r in chosen], [r[key]["median"] for r in chosen])
             if fit is not None:
-                fits.append({"width": width, "height": height, "phase": phase, **fit.as_dict()})
+                fits.append({"width": width, "height": height, "phase": "decode", "clock": clock, **fit.as_dict()})
     return fits
 
 
 def run_speed(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None = None,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              log: Callable[[str], None] | None = None, strict: bool = False) -> dict[str, Any]:
     """Run the benchmark and return the report (a JSON-ready dict; see :data:`SCHEMA`).
 
-    ``progress`` receives each finished row (a size's rows finish together); ``log`` a line per timed round.
+    ``progress`` receives each finished decode row (a size's rows finish together); ``log`` a line per timed
+    round. ``strict`` raises :class:`~cdc_bench.speed.load.MachineBusy` as soon as the load average exceeds the
+    number of cores. The test hook of :mod:`cdc_bench.speed.slowdown` is applied when its variable is set.
     """
     if config.repeats < 1:
         raise SpeedError(f"--repeats must be at least 1, got {config.repeats}")
@@ -329,54 +218,72 @@ def run_speed(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | 
         raise SpeedError(f"--threads must be at least 1, got {config.threads}")
     import torch
 
+    hook = requested()
     threads_before = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _run(config, progress, log)
+        with injected_slowdown(*hook) if hook else nullcontext():
+            report = _run(config, progress, log, LoadMonitor(strict=strict))
     finally:
         torch.set_num_threads(threads_before)  # a library call must not leave the process's thread count changed
+    if hook:
+        report["env"]["test_slowdown"] = {"factor": hook[0], "target": hook[1]}
+        report["notes"].append(f"TEST HOOK: {hook[1]} made {hook[0]:g}x slower in CPU time "
+                               "(CDC_BENCH_TEST_SLOWDOWN); these timings are not the codec's")
+    return report
 
 
 def _run(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | None,
-         log: Callable[[str], None] | None) -> dict[str, Any]:
+         log: Callable[[str], None] | None, monitor: LoadMonitor) -> dict[str, Any]:
     notes: list[str] = []
-    plan = _Plan(config, notes)
+    monitor.sample("at the start")
+    plan = Plan(config, notes)
     rate = plan.rate()
     plan.check_weights(rate)
     env = environment(config.device)
     env["load_before"] = load_average()
     rows: list[dict[str, Any]] = []
+    encodes: list[dict[str, Any]] = []
     for width, height in config.sizes:
         image = image_at(config.image, width, height) if config.image else synthetic_image(width, height)
-        for row in _measure_size(plan, image, rate, log):
+        encode_row, size_rows = _measure_size(plan, image, rate, monitor, log)
+        encodes.append(encode_row)
+        for row in size_rows:
             rows.append(row)
             if progress is not None:
                 progress(row)
+    monitor.sample("at the end")
     codec = plan.last_codec  # the configuration measured last, for its dtype and weights
     env["load_after"] = load_average()
-    env["dtype"] = _codec_dtype(codec)
+    env["dtype"] = codec_dtype(codec)
     weights = codec.options.get(WEIGHTS_OPTION)
     if weights == RANDOM_WEIGHTS:
         notes.append(RANDOM_NOTE)
+    if monitor.busy:
+        notes.append(f"machine busy: {monitor.describe()}; wall times are inflated, the gate compares "
+                     f"{gate_clock(config.device)} time")
     base_options = {k: v for k, v in codec.options.items() if k != STEPS_OPTION}
     return {
         "schema": SCHEMA,
         "codec": config.codec,
-        "options": _json_safe(base_options),
-        "rate": _json_safe(rate),
+        "options": json_safe(base_options),
+        "rate": json_safe(rate),
         "rate_label": plan.cls.rate_label,
         "steps_option": plan.has_steps,
         "weights": weights,
         "random_weights": weights == RANDOM_WEIGHTS,
         "image": str(config.image) if config.image else "synthetic",
+        "gate_clock": gate_clock(config.device),
         "settings": {
             "repeats": config.repeats, "warmup": config.warmup,
             "sizes": [f"{w}x{h}" for w, h in config.sizes],
             "steps": plan.steps, "memory_method": MEMORY_METHOD,
         },
         "env": env,
+        "load": monitor.as_dict(),
         "notes": notes,
+        "encode": encodes,
         "rows": rows,
         "fits": fits_for(rows),
     }

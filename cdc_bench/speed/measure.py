@@ -9,12 +9,18 @@ lower bound on the true peak; the final sample is taken before the sampler stops
 end is always counted. RSS also includes memory the allocator kept from earlier work, and reusing it does not
 raise RSS: the figure is the process's peak footprint, not what one call allocated. On CUDA the figure is
 ``torch.cuda.max_memory_allocated`` (exact, tensors only).
+
+Each timed call records three clocks (:class:`Timing`): wall time; CPU time, the process time of the threads
+doing the work (``time.process_time`` less what the memory sampler's own thread used), which another process
+competing for the cores hardly changes, so the regression gate decides on it on CPU runs; and on CUDA the GPU
+time between two CUDA events recorded around the call.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -49,6 +55,7 @@ class PeakRSS:
         self._thread: threading.Thread | None = None
         self.baseline_bytes = 0
         self.peak_bytes = 0
+        self.cpu_seconds = 0.0   # CPU time the sampler thread itself has used, so timings can leave it out
 
     def _sample(self) -> None:
         rss = self._proc.memory_info().rss
@@ -56,11 +63,14 @@ class PeakRSS:
             self.peak_bytes = rss
 
     def _loop(self) -> None:
+        start = time.thread_time()
         while not self._stop.wait(self.interval):
             self._sample()
+            self.cpu_seconds = time.thread_time() - start
 
     def __enter__(self) -> "PeakRSS":
         self.baseline_bytes = self.peak_bytes = self._proc.memory_info().rss
+        self.cpu_seconds = 0.0
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="peak-rss", daemon=True)
         self._thread.start()
@@ -111,10 +121,40 @@ def cuda_peak_mib(device: str) -> float | None:
     return torch.cuda.max_memory_allocated(torch.device(device)) / MIB
 
 
-def timed(fn: Callable[[], Any], sync: Callable[[], None]) -> tuple[float, Any]:
-    """Run ``fn`` once; its wall time in seconds (``perf_counter``, synchronised before and after) and result."""
+@dataclass(frozen=True)
+class Timing:
+    """One call's cost in seconds: ``wall``; ``cpu`` (process time of the working threads); ``cuda`` (GPU time
+    between CUDA events, ``None`` on CPU)."""
+
+    wall: float
+    cpu: float
+    cuda: float | None = None
+
+
+def timed(fn: Callable[[], Any], device: str = "cpu",
+          other_cpu: Callable[[], float] = lambda: 0.0) -> tuple[Timing, Any]:
+    """Run ``fn`` once and return its :class:`Timing` and result.
+
+    The device is synchronised before and after, so the wall time covers the queued GPU work. ``other_cpu``
+    returns the CPU seconds used so far by helper threads that are not part of the work (the memory sampler);
+    their share is taken out of the process time.
+    """
+    sync = synchronizer(device)
+    events = None
+    if is_cuda(device):
+        import torch
+
+        events = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     sync()
+    other0, cpu0 = other_cpu(), time.process_time()
     start = time.perf_counter()
+    if events is not None:
+        events[0].record()
     out = fn()
+    if events is not None:
+        events[1].record()
     sync()
-    return time.perf_counter() - start, out
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu0 - (other_cpu() - other0)
+    cuda = events[0].elapsed_time(events[1]) / 1000 if events is not None else None
+    return Timing(wall, max(cpu, 0.0), cuda), out

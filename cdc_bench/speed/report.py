@@ -1,4 +1,8 @@
-"""Saving and loading speed reports (JSON), with errors that name the file and what is wrong with it."""
+"""Saving and loading speed reports (JSON), with errors that name the file and what is wrong with it.
+
+This module is the one home of the report format (``SCHEMA``) and of :class:`SpeedReportError`; the figures
+(``cdc_bench.plots.speed``) read reports through it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .bench import SCHEMA
-
-REQUIRED = ("schema", "codec", "env", "settings", "rows")
+from ..errors import CdcBenchError
 
 
-class SpeedReportError(Exception):
-    """A saved speed report cannot be read or is not a cdc-bench speed report."""
+#: /2: encode timed once per size (``encode`` list), CPU and CUDA-event clocks beside wall, decode-only fits
+SCHEMA = "cdc-bench-speed/2"
+REQUIRED = ("schema", "codec", "env", "settings", "encode", "rows")
+
+
+class SpeedReportError(CdcBenchError, ValueError):
+    """A saved speed report cannot be read or is not a cdc-bench speed report; the message names the file."""
+
+    exit_code = 2
 
 
 def save_report(report: dict[str, Any], path: str | Path) -> Path:
@@ -36,14 +45,19 @@ def load_report(path: str | Path) -> dict[str, Any]:
         raise SpeedReportError(f"{path}: not a readable JSON file ({err})") from None
     if not isinstance(report, dict):
         raise SpeedReportError(f"{path}: not a cdc-bench speed report (top level is not an object)")
+    if report.get("schema", SCHEMA) != SCHEMA:
+        raise SpeedReportError(f"{path}: report format {report['schema']!r}, this version reads {SCHEMA!r} "
+                               "(encode timed once per size, CPU time beside wall time); measure the baseline "
+                               "again with this version")
     missing = [key for key in REQUIRED if key not in report]
     if missing:
         raise SpeedReportError(f"{path}: not a cdc-bench speed report (missing {', '.join(missing)})")
-    if report["schema"] != SCHEMA:
-        raise SpeedReportError(f"{path}: report format {report['schema']!r}, this version reads {SCHEMA!r}; "
-                               "re-run cdc-bench speed with the old commit to regenerate it")
     for i, row in enumerate(report["rows"]):
-        for key in ("width", "height", "steps", "encode", "decode"):
+        for key in ("width", "height", "steps", "decode"):
             if key not in row:
                 raise SpeedReportError(f"{path}: row {i} has no {key!r}")
+    for i, row in enumerate(report["encode"]):
+        for key in ("width", "height", "encode"):
+            if key not in row:
+                raise SpeedReportError(f"{path}: encode row {i} has no {key!r}")
     return report

@@ -97,3 +97,42 @@ def test_in_process_registration():
         registry.unregister("local-test-codec")
     with pytest.raises(UnknownNameError):
         get_codec_class("local-test-codec")
+
+
+def test_datasets_and_weights_use_the_one_registry(tmp_path, monkeypatch):
+    from cdc_bench import datasets, weights
+    from cdc_bench.datasets.local import FolderDataset
+    from cdc_bench.registry import Registry
+
+    assert isinstance(datasets.DATASETS, Registry) and isinstance(weights.WEIGHTS, Registry)
+    assert "kodak" in datasets.dataset_names() and "default" in datasets.dataset_names()
+    with pytest.raises(UnknownNameError, match="Did you mean kodak"):
+        datasets.get_dataset("kodk")
+    # a plug-in dataset is registered like a codec and found by get_dataset
+    (tmp_path / "pics").mkdir()
+    datasets.DATASETS.register(lambda data_root: FolderDataset(tmp_path / "pics"), name="my-pics")
+    try:
+        assert "my-pics" in datasets.dataset_names()
+        assert isinstance(datasets.get_dataset("my-pics"), FolderDataset)
+    finally:
+        datasets.DATASETS.unregister("my-pics")
+    with pytest.raises(UnknownNameError, match="weight file"):
+        weights.get_weight("no-such-file")
+
+
+def test_weight_files_come_from_entry_points(tmp_path, monkeypatch):
+    """A third-party package declares a weight file by entry point, without any module list in cdc-bench."""
+    from cdc_bench import weights
+
+    (tmp_path / "thirdparty_weights.py").write_text(textwrap.dedent('''
+        from cdc_bench.weights import WeightFile
+        FILE = WeightFile("thirdparty/model.pt", "https://example.org/model.pt", "/nonexistent/model.pt",
+                          used_by=["thirdparty"])
+    '''))
+    dist = tmp_path / "thirdparty_weights-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-weights\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[cdc_bench.weights]\nthirdparty/model.pt = thirdparty_weights:FILE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert weights.get_weight("thirdparty/model.pt").used_by == ["thirdparty"]
+    assert [w.name for w in weights.weights_for("thirdparty")] == ["thirdparty/model.pt"]

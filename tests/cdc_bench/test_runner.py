@@ -1,5 +1,7 @@
 """The runner on real (small) codecs: measurements, failures that do not end a sweep, timeouts, resume."""
 
+import errno
+import io
 import os
 import time
 import zlib
@@ -71,9 +73,9 @@ def images(tmp_path):
     return items
 
 
-def _tasks(images, out, options=None, rates=(2, 8, 32), metrics=("psnr", "ms-ssim")):
+def _tasks(images, out=None, options=None, rates=(2, 8, 32), metrics=("psnr", "ms-ssim"), **kw):
     return plan_tasks([("synthetic", images)], [CodecPlan("test-quant", options or {}, list(rates))],
-                      metrics=metrics, out_dir=out)
+                      metrics=metrics, **kw)
 
 
 def test_run_task_measures_bpp_psnr_and_ms_ssim_correctly(images, tmp_path):
@@ -82,7 +84,7 @@ def test_run_task_measures_bpp_psnr_and_ms_ssim_correctly(images, tmp_path):
     import torch
 
     task = _tasks(images[:1], tmp_path, rates=(8,))[0]
-    row = run_task(task)
+    row = run_task(task).row
     assert row["status"] == "ok", row.get("error")
     original = np.asarray(Image.open(images[0][1]))
     codec = QuantZlib()
@@ -101,8 +103,8 @@ def test_psnr_rises_with_rate_and_rows_are_stored(images, tmp_path):
     summary = sweep(_tasks(images, tmp_path / "out"), store, InlineExecutor(), run_id="r", progress=False)
     assert summary.ok == 12 and summary.failed == 0
     means = store.frame().groupby("quality")[["psnr", "bpp"]].mean()
-    assert means.loc[2, "psnr"] > means.loc[8, "psnr"] > means.loc[32, "psnr"]
-    assert means.loc[2, "bpp"] > means.loc[8, "bpp"] > means.loc[32, "bpp"]
+    assert means.loc["2", "psnr"] > means.loc["8", "psnr"] > means.loc["32", "psnr"]
+    assert means.loc["2", "bpp"] > means.loc["8", "bpp"] > means.loc["32", "bpp"]
     assert (tmp_path / "out" / "results.csv").exists()
 
 
@@ -119,7 +121,7 @@ def test_a_crashing_item_becomes_an_error_row_and_the_sweep_goes_on(images, tmp_
 def test_unreadable_image_becomes_an_error_row(images, tmp_path):
     bad = tmp_path / "imgs" / "broken.png"
     bad.write_bytes(images[0][1].read_bytes()[:300])
-    row = run_task(_tasks([("broken", bad)], tmp_path, rates=(8,))[0])
+    row = run_task(_tasks([("broken", bad)], tmp_path, rates=(8,))[0]).row
     assert row["status"] == "error" and "broken.png" in row["error"]
 
 
@@ -129,7 +131,7 @@ def test_a_hanging_item_times_out_and_a_dying_worker_is_reported(images, tmp_pat
     summary = sweep(tasks, store, ProcessExecutor(2), run_id="r", timeout=5, progress=False)
     frame = store.frame().set_index("image")
     assert frame.loc["img2", "status"] == "timeout"
-    assert frame.loc["img3", "status"] == "error" and "died" in frame.loc["img3", "error"]
+    assert frame.loc["img3", "status"] == "env-error" and "died" in frame.loc["img3", "error"]
     assert (frame.loc[["img0", "img1"], "status"] == "ok").all() and summary.ok == 2
 
 
@@ -139,6 +141,7 @@ def test_resume_runs_only_missing_items(images, tmp_path):
     tasks = _tasks(images, out)
     sweep(tasks[:5], store, InlineExecutor(), run_id="first", progress=False)
     before = store.frame().set_index(["image", "quality"])["finished_at"]
+    assert len(before) == 5
     summary = sweep(tasks, store, InlineExecutor(), run_id="second", progress=False)
     assert summary.skipped == 5 and summary.ok == 7
     after = store.frame().set_index(["image", "quality"])
@@ -162,3 +165,95 @@ def test_errors_are_retried_only_when_asked(images, tmp_path):
 def test_truncated_bitstream_is_a_clear_error():
     with pytest.raises(BitstreamError):
         QuantZlib().decode(b"\x00\x01")
+
+
+# --- the key holds the protocol; metrics are added, not re-keyed; environment errors are retried ----------------
+
+@pytest.fixture
+def encodes(monkeypatch):
+    """Counts real encodes (the runner caches codec instances, so count on the class)."""
+    calls = []
+    real = QuantZlib._encode
+    monkeypatch.setattr(QuantZlib, "_encode", lambda self, image, rate: calls.append(rate) or real(self, image, rate))
+    return calls
+
+
+def test_another_preprocess_is_another_row(images, tmp_path, encodes):
+    store = ResultsStore(tmp_path / "out")
+    sweep(_tasks(images[:2], rates=(8,)), store, InlineExecutor(), run_id="a", progress=False)
+    again = sweep(_tasks(images[:2], rates=(8,), preprocess="center-crop:64"), store, InlineExecutor(), run_id="b",
+                  progress=False)
+    assert again.skipped == 0 and again.ok == 2 and len(encodes) == 4
+    frame = store.frame()
+    assert len(frame) == 4 and set(frame["preprocess"]) == {"none", "center-crop:64"}
+    assert set(frame.loc[frame["preprocess"] == "center-crop:64", "height"]) == {64}
+
+
+def test_adding_a_metric_measures_the_saved_reconstruction_without_encoding(images, tmp_path, encodes):
+    store = ResultsStore(tmp_path / "out")
+    sweep(_tasks(images[:2], metrics=("psnr",), save_recon=True), store, InlineExecutor(), run_id="a", progress=False)
+    assert len(encodes) == 6 and store.frame()["ms_ssim"].isna().all()
+    before = store.frame().set_index(["image", "quality"])
+    summary = sweep(_tasks(images[:2], metrics=("psnr", "ms-ssim"), save_recon=True), store, InlineExecutor(),
+                    run_id="b", progress=False)
+    assert summary.ok == 6 and summary.skipped == 0 and len(encodes) == 6  # no new encode
+    after = store.frame().set_index(["image", "quality"])
+    assert len(after) == 6 and after["ms_ssim"].between(0, 1).all()
+    assert (after["bpp"] == before["bpp"]).all() and (after["psnr"] == before["psnr"]).all()
+    # the same metrics again: nothing to do
+    assert sweep(_tasks(images[:2], metrics=("ms-ssim",)), store, InlineExecutor(), run_id="c",
+                 progress=False).skipped == 6
+
+
+def test_adding_a_metric_without_saved_reconstructions_reruns_the_item(images, tmp_path, encodes):
+    store = ResultsStore(tmp_path / "out")
+    sweep(_tasks(images[:1], metrics=("psnr",)), store, InlineExecutor(), run_id="a", progress=False)
+    sweep(_tasks(images[:1], metrics=("ms-ssim",)), store, InlineExecutor(), run_id="b", progress=False)
+    frame = store.frame()
+    assert len(encodes) == 6 and len(frame) == 3
+    assert frame["psnr"].notna().all() and frame["ms_ssim"].notna().all()  # psnr kept from the first run
+
+
+def test_workers_write_nothing_and_the_parent_stores_the_reconstruction(images, tmp_path):
+    from PIL import Image
+
+    task = _tasks(images[:1], rates=(8,), save_recon=True)[0]
+    before = sorted(tmp_path.rglob("*"))
+    result = run_task(task)
+    assert sorted(tmp_path.rglob("*")) == before  # pure: nothing written
+    assert result.row["status"] == "ok" and result.recon_png.startswith(b"\x89PNG")
+    store = ResultsStore(tmp_path / "out")
+    sweep([task], store, InlineExecutor(), run_id="r", progress=False)
+    recon = np.asarray(Image.open(store.recon_file(store.frame().iloc[0])))
+    assert recon.shape == (200, 180, 3)
+    np.testing.assert_array_equal(recon, np.asarray(Image.open(io.BytesIO(result.recon_png))))
+
+
+def test_shipped_image_bytes_give_the_same_row(images, tmp_path):
+    from dataclasses import replace
+
+    task = _tasks(images[:1], rates=(8,))[0]
+    shipped = replace(task, path="elsewhere/img0.png", image_data=images[0][1].read_bytes())
+    a, b = run_task(task).row, run_task(shipped).row
+    assert b["status"] == "ok" and a["bpp"] == b["bpp"] and a["psnr"] == b["psnr"]
+
+
+@pytest.mark.parametrize("fault", [OSError(errno.ENOSPC, "No space left on device"), MemoryError()])
+def test_environment_errors_are_retried_by_default_item_errors_are_not(images, tmp_path, monkeypatch, fault):
+    store = ResultsStore(tmp_path / "out")
+    tasks = _tasks(images[:2], rates=(8,))
+
+    def full_disk(self, image, rate):  # the codec base wraps it in a CodecError; its cause decides
+        raise fault
+
+    with monkeypatch.context() as m:
+        m.setattr(QuantZlib, "_encode", full_disk)
+        sweep(tasks[:1], store, InlineExecutor(), run_id="a", progress=False)
+    sweep(_tasks(images[1:2], options={"fail_on": "img1"}, rates=(8,)), store, InlineExecutor(), run_id="a",
+          progress=False)
+    status = dict(zip(store.frame()["image"], store.frame()["status"]))
+    assert status == {"img0": "env-error", "img1": "error"}
+    again = sweep(tasks[:1] + _tasks(images[1:2], options={"fail_on": "img1"}, rates=(8,)), store, InlineExecutor(),
+                  run_id="b", progress=False)
+    assert again.skipped == 1 and again.ok == 1
+    assert dict(zip(store.frame()["image"], store.frame()["status"])) == {"img0": "ok", "img1": "error"}

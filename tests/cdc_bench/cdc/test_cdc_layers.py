@@ -70,3 +70,22 @@ def test_resamplers_halve_and_double_exactly():
     up = Upsample(4, 6)
     assert up.conv.weight.shape == (4, 6, 4, 4)
     assert up(x).shape == (1, 6, 32, 16)
+
+
+def test_channel_layernorm_default_is_the_official_torch_var_bit_for_bit():
+    from cdc_bench.cdc.layers import set_fast_norm
+
+    torch.manual_seed(3)
+    x = torch.randn(1, 64, 16, 16) * 7 + 3
+    norm = ChannelLayerNorm(64)
+    with torch.no_grad():
+        norm.g.copy_(torch.rand(1, 64, 1, 1) + 0.5)
+        norm.b.copy_(torch.randn(1, 64, 1, 1))
+        # the official LayerNorm.forward, operation for operation
+        var = torch.var(x, dim=1, unbiased=False, keepdim=True)
+        mean = torch.mean(x, dim=1, keepdim=True)
+        official = (x - mean) / (var + 1e-5).sqrt() * norm.g + norm.b
+        assert torch.equal(norm(x), official)
+        set_fast_norm(norm, True)
+        fast = norm(x)
+    torch.testing.assert_close(fast, official, rtol=1e-5, atol=1e-5)  # same maths, not necessarily same bits

@@ -155,3 +155,38 @@ def test_offline_error_and_manual_placement(hub_env, monkeypatch):
     target.parent.mkdir(parents=True)
     target.write_bytes(b"placed by hand")
     assert releases.release_file(release, allow_download=False) == target
+
+
+def test_unreachable_hub_is_detected_in_seconds_and_names_the_ways_on(hub_env, monkeypatch):
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a localhost port that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(releases, "_unreachable", {})
+    start = time.monotonic()
+    with pytest.raises(WeightsMissing) as first:
+        releases.release_file(releases.find_release("x", 0.0032))
+    with pytest.raises(WeightsMissing) as second:
+        releases.release_file(releases.find_release("x", 0.0064))
+    assert time.monotonic() - start < 10  # huggingface_hub's own retries take minutes
+    message = str(first.value)
+    assert "cannot reach the Hugging Face hub" in message
+    for way in ("HF_HUB_OFFLINE=1", "-o cdc.checkpoint=PATH", "-o cdc.weights=random",
+                str(releases.manual_path(releases.find_release("x", 0.0032)))):
+        assert way in message
+    assert "cannot reach" in str(second.value) and "ways on" not in str(second.value)  # said once
+
+
+def test_hf_hub_offline_names_the_ways_on_without_probing(hub_env, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(releases, "_unreachable", {})
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed the network although HF_HUB_OFFLINE is set")
+
+    monkeypatch.setattr("socket.create_connection", no_probe)
+    with pytest.raises(WeightsMissing, match="HF_HUB_OFFLINE is set.*ways on"):
+        releases.release_file(releases.find_release("eps", 0.0128))

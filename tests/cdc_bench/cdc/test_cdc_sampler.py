@@ -139,3 +139,39 @@ def test_index_embedding_model_is_fed_timesteps():
     decode_image(model, context[:1], (1, 3, 64, 64), steps=3, callback=calls.append,
                  generator=torch.Generator().manual_seed(0))
     assert [float(c["time_in"]) for c in calls] == [8192.0, 4096.0, 0.0]
+
+
+def _official_init(height, width, gamma, seed):
+    """The official test script's draw, reproduced with torch: torchvision's read_image gives an H×W×C uint8
+    buffer viewed as C×H×W; the script unsqueezes, converts, and calls randn_like on the global CPU RNG."""
+    import numpy as np
+
+    image = torch.from_numpy(np.zeros((height, width, 3), np.uint8)).permute(2, 0, 1)  # read_image's layout
+    x = image.unsqueeze(0).float() / 255.0
+    torch.manual_seed(seed)
+    return torch.randn_like(x) * gamma
+
+
+def test_official_noise_layout_draws_as_the_official_script():
+    from cdc_bench.cdc.sampler import seeded_initial_state
+
+    state = torch.random.get_rng_state()
+    try:
+        expected = _official_init(64, 128, 0.8, seed=11)
+    finally:
+        torch.random.set_rng_state(state)
+    got = seeded_initial_state((2, 3, 64, 128), 0.8, seed=11, layout="official")
+    assert torch.equal(got[0:1], expected) and torch.equal(got[1:2], expected)  # per image, not per batch
+    nchw = seeded_initial_state((1, 3, 64, 128), 0.8, seed=11)
+    assert not torch.equal(nchw, expected)  # the default layout is another (equally valid) draw
+    assert torch.equal(nchw, torch.randn((1, 3, 64, 128), generator=torch.Generator().manual_seed(11)) * 0.8)
+
+
+def test_torchvision_read_image_has_the_layout_the_official_draw_assumes(tmp_path):
+    tv_io = pytest.importorskip("torchvision.io")
+    from PIL import Image
+    import numpy as np
+
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / "a.png")
+    image = tv_io.read_image(str(tmp_path / "a.png"))
+    assert image.stride() == (1, 128 * 3, 3)  # C×H×W view of an H×W×C buffer

@@ -56,3 +56,25 @@ def test_missing_files_and_bad_dirs_exit_2(fixtures, tmp_path):
     shutil.copy(fixtures / "xparam_config.json", tmp_path / "xparam_config.json")
     result = runner.invoke(main, ["cdc-verify", str(tmp_path)])
     assert result.exit_code == 2 and "xparam_ckpt.pt: missing" in result.output
+
+
+def test_one_rounding_flip_of_a_quantised_latent_fails(fixtures, tmp_path):
+    # A ±1 flip of one quantised latent changes decoded images by tens of levels: never within tolerance.
+    _copy_variant(fixtures, tmp_path, "xparam")
+    expected = torch.load(tmp_path / "xparam_expected.pt", weights_only=True)
+    flipped = expected["q_latent"].clone()
+    flipped.view(-1)[7] += 1.0
+    expected["q_latent"] = flipped
+    torch.save(expected, tmp_path / "xparam_expected.pt")
+    result = CliRunner().invoke(main, ["cdc-verify", str(tmp_path), "--threads", "1", "--failures-only"])
+    assert result.exit_code == 1, result.output
+    assert "q_latent" in result.output and "1 element(s) off" in result.output
+
+
+def test_x_param_decoded_images_are_held_to_1e_4(fixtures, tmp_path):
+    _copy_variant(fixtures, tmp_path, "xparam")
+    expected = torch.load(tmp_path / "xparam_expected.pt", weights_only=True)
+    expected["out_steps3"] = expected["out_steps3"] + 5e-4  # would have passed the former 1e-3
+    torch.save(expected, tmp_path / "xparam_expected.pt")
+    result = CliRunner().invoke(main, ["cdc-verify", str(tmp_path), "--threads", "1", "--failures-only"])
+    assert result.exit_code == 1 and "out_steps3" in result.output, result.output

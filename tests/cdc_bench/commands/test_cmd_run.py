@@ -111,3 +111,63 @@ def test_sigkill_mid_sweep_then_resume_computes_only_missing_rows(folder, tmp_pa
     ok, failed, skipped = map(int, re.search(r"(\d+) items measured, (\d+) failed, (\d+) already in the store",
                                              " ".join(done.stdout.split())).groups())
     assert skipped == len(before) and ok + failed == total - len(before)
+
+
+def _run(folder, out, *args):
+    return CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "jpeg", "--out", str(out), "--workers", "0",
+                                     "--quiet", *args])
+
+
+def test_a_run_where_nothing_succeeds_prints_the_failures_and_exits_1(folder, tmp_path):
+    out = tmp_path / "out"
+    for f in folder.iterdir():
+        if f.name != "broken.png":
+            f.unlink()
+    result = _run(folder, out, "-q", "20")
+    assert result.exit_code == 1, result.output
+    assert "KeyError" not in result.output and "Traceback" not in result.output
+    assert "broken" in result.output and "No item succeeded" in result.output
+    res = CliRunner().invoke(main, ["export", str(out), "--format", "compressai-json"])
+    assert res.exit_code == 1 and "no successful results" in res.output and "KeyError" not in res.output
+
+
+def test_the_protocol_is_part_of_the_key_and_a_new_metric_fills_in(folder, tmp_path):
+    out = tmp_path / "out"
+    assert _run(folder, out, "-q", "20", "-m", "psnr").exit_code == 0
+    result = _run(folder, out, "-q", "20", "-m", "psnr", "--preprocess", "center-crop:64")
+    assert "4 items measured, 1 failed, 0 already in the store" in " ".join(result.output.split())
+    frame = pd.read_csv(out / "results.csv")
+    assert len(frame) == 10 and set(frame["preprocess"]) == {"none", "center-crop:64"}
+    result = _run(folder, out, "-q", "20", "-m", "psnr,ms-ssim")
+    assert "4 items measured, 0 failed, 1 already" in " ".join(result.output.split())  # broken.png: error, kept
+    frame = pd.read_csv(out / "results.csv")
+    ok = frame[(frame["status"] == "ok") & (frame["preprocess"] == "none")]
+    # 96 x 128 images: MS-SSIM is undefined (NaN); the row says it was measured, so a rerun does not loop on it
+    assert len(frame) == 10 and ok["measured"].str.contains("ms-ssim").all() and ok["psnr"].notna().all()
+    result = _run(folder, out, "-q", "20", "-m", "psnr,ms-ssim")
+    assert "0 items measured, 0 failed, 5 already" in " ".join(result.output.split())
+
+
+def test_a_corrupt_results_folder_is_a_clear_error(folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.sqlite").write_bytes(b"garbage" * 1000)
+    result = _run(folder, out, "-q", "20")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert str(out / "results.sqlite") in result.output and "corrupt" in result.output
+    res = CliRunner().invoke(main, ["export", str(out)])
+    assert res.exit_code == 1 and "corrupt" in res.output
+
+
+def test_run_on_a_local_dask_cluster_records_the_executor(folder, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "jpeg", "-q", "20", "-m", "psnr",
+                                       "--out", str(out), "--executor", "dask", "--workers", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "Dask: 2 workers, local cluster at tcp://127.0.0.1" in result.output and "dashboard:" in result.output
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        (manifest,) = conn.execute("SELECT manifest FROM runs").fetchone()
+        statuses = dict(conn.execute("SELECT image, status FROM results"))
+    settings = json.loads(manifest)["settings"]
+    assert (settings["executor"], settings["workers"]) == ("dask", 2) and settings["scheduler"].startswith("tcp://")
+    assert statuses == {"im0": "ok", "im1": "ok", "im2": "ok", "grey": "ok", "broken": "error"}

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
+import re
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plots"))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, kodak_dir):
+def results(td, tmp_path_factory, kodak_dir):
     return td.shared_results(tmp_path_factory, kodak_dir)
 
 
@@ -30,7 +27,9 @@ def test_markdown(results):
     assert res.exit_code == 0, res.output
     rows = [line for line in res.stdout.splitlines() if line.startswith("|")]
     assert len(rows) == 3 and "webp" in rows[2]
-    assert float(rows[2].split("|")[2].split()[0]) < 0   # BD-rate of WebP against JPEG, in %
+    cell = rows[2].split("|")[2]
+    assert float(cell.split()[0].rstrip("%")) < 0   # BD-rate of WebP against JPEG, in %
+    assert re.search(r"-\d+\.\d% \[-\d+\.\d, -\d+\.\d\]", cell), cell   # with its paired bootstrap interval
 
 
 def test_csv_matches_markdown(results):
@@ -60,5 +59,69 @@ def test_swapping_anchor_flips_the_sign(results):
 
 def test_unknown_anchor_lists_curves(results):
     res = _run(results, "--anchor", "hevc")
-    assert res.exit_code != 0
+    assert res.exit_code == 2   # bad input: a ConfigError, reported by the CLI without a traceback
     assert "anchor 'hevc' not in the results of kodak; curves there: jpeg, webp" in res.output
+
+
+def test_interval_containing_zero_is_marked_and_several_folders(results, tmp_path):
+    import shutil
+
+    other = tmp_path / "again"
+    shutil.copytree(results, other)
+    res = _run(results, other, "--anchor", f"jpeg (results={results.name})", "--metrics", "psnr",
+               "--resamples", "200")
+    assert res.exit_code == 0, res.output
+    rows = {line.split("|")[1].strip(): line for line in res.stdout.splitlines() if line.startswith("|")}
+    same = rows["jpeg (results=again)"]   # the same JPEG rows from a second folder: no difference at all
+    assert "+0.0% [+0.0, +0.0] °" in same
+    assert "°: the interval contains 0" in res.stdout
+    assert "°" not in rows[f"webp (results={results.name})"].split("|")[2]   # WebP's saving is not noise
+    assert "95% paired bootstrap interval over 2 images (200 resamples, seed 0" in res.stdout
+
+
+def test_csv_carries_intervals_and_no_ci_drops_them(results):
+    tidy = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "psnr").stdout))
+    row = tidy.iloc[0]
+    assert row["bd_rate_lo"] <= row["bd_rate_pct"] <= row["bd_rate_hi"] and row["ci_resamples"] == 1000
+    plain = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--no-ci").stdout))
+    assert "bd_rate_lo" not in plain.columns
+
+
+def test_bpp_range_is_used_and_said(results):
+    full = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "psnr",
+                                        "--no-ci").stdout))
+    part = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "psnr",
+                                        "--no-ci", "--bpp-range", "0.5,1.5").stdout))
+    assert part["bpp_range"].item() == "0.5-1.5"
+    assert part["rate_overlap"].item() == pytest.approx(1.0)   # both curves cover the whole window
+    assert part["bd_rate_pct"].item() != pytest.approx(full["bd_rate_pct"].item())
+    md = _run(results, "--anchor", "jpeg", "--metrics", "psnr", "--bpp-range", "0.5,1.5").stdout
+    assert "BD computed over 0.5-1.5 bpp (--bpp-range)" in md
+    bad = _run(results, "--anchor", "jpeg", "--bpp-range", "2,1")
+    assert bad.exit_code != 0 and "LO must be less than HI" in bad.output
+
+
+def test_per_image_bd_rate_and_its_figure(results, tmp_path):
+    res = _run(results, "--anchor", "jpeg", "--metrics", "psnr", "--per-image", "--figure", tmp_path / "wins")
+    assert res.exit_code == 0, res.output
+    assert "kodim01" in res.stdout and "kodim23" in res.stdout
+    assert "kodak, psnr: webp needs fewer bits than jpeg on 2 of 2 images" in res.output
+    from PIL import Image
+
+    with Image.open(tmp_path / "wins_kodak_psnr.png") as img:
+        assert img.size[0] == 990   # 3.3 in at 300 dpi
+    tidy = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--metrics", "psnr", "--per-image",
+                                        "--format", "csv").stdout))
+    assert len(tidy) == 2 and (tidy["bd_rate_pct"] < 0).all()
+
+
+def test_fid_cells_carry_protocol_and_patch_count(td, results, tmp_path):
+    import shutil
+
+    copy = tmp_path / "res"
+    shutil.copytree(results, copy)
+    td.add_dataset_metrics(copy)
+    res = _run(copy, "--anchor", "jpeg", "--metrics", "fid")
+    assert res.exit_code == 0, res.output
+    assert "FID: protocol fid256, 96 patches; UNRELIABLE: fewer than 2048 patches" in res.stdout
+    assert "†1" in [line for line in res.stdout.splitlines() if line.startswith("|")][2]

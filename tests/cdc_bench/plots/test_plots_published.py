@@ -62,7 +62,8 @@ def test_user_csv_with_several_curves(tmp_path):
     path.write_text("name,dataset,bpp,PSNR,LPIPS\nours,kodak,0.1,28.0,0.2\nours,kodak,0.2,30.0,0.1\n"
                     "ours,clic,0.1,29.0,0.2\ntheirs,kodak,0.15,27.0,0.3\n")
     curves = resolve_reference(str(path), "kodak")
-    assert [c.label for c in curves] == ["ours", "theirs"]
+    assert [c.label for c in curves] == ["ours (mine.csv)", "theirs (mine.csv)"]
+    assert not any(c.published for c in curves) and "(published)" not in curves[0].legend
     assert curves[0].points["psnr"].tolist() == [28.0, 30.0]
     assert curves[0].points["lpips"].tolist() == [0.2, 0.1]
 
@@ -71,7 +72,7 @@ def test_user_json(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({"name": "Mine", "results": {"bpp": [0.3, 0.1], "psnr": [31.0, 27.0]}}))
     curve = read_user_file(path)[0]
-    assert curve.label == "Mine" and curve.points["bpp"].tolist() == [0.1, 0.3]
+    assert curve.label == "Mine (mine.json)" and curve.legend == "Mine (mine.json)" and curve.points["bpp"].tolist() == [0.1, 0.3]
     assert curve.points["psnr"].tolist() == [27.0, 31.0]
 
 

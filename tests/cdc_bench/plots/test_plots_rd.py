@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.plots.frames import curve_label, metric_spec, ok_rows, rd_points  # noqa: E402
 from cdc_bench.plots.published import resolve_reference  # noqa: E402
@@ -18,7 +14,7 @@ from cdc_bench.plots.style import DPI, codec_style, paper_style  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def frame(tmp_path_factory, kodak_dir):
+def frame(td, tmp_path_factory, kodak_dir):
     return td.load_frame(td.shared_results(tmp_path_factory, kodak_dir))
 
 
@@ -29,12 +25,12 @@ def test_ok_rows_drops_failed_items(frame):
     assert len(rows) == len(frame) - 1
 
 
-def test_rd_points_are_dataset_means(frame):
+def test_rd_points_are_dataset_means(td, frame):
     rows, _ = ok_rows(frame)
     specs = [metric_spec("psnr"), metric_spec("ms_ssim")]
     points = rd_points(rows, specs)
-    sel = rows[(rows["codec"] == "jpeg") & (rows["quality"] == 30)]
-    got = points[(points["codec"] == "jpeg") & (points["quality"] == 30)].iloc[0]
+    sel = rows[(rows["codec"] == "jpeg") & (rows["quality"] == "30")]  # the rate point is text (the store's key)
+    got = points[(points["codec"] == "jpeg") & (points["quality"] == "30")].iloc[0]
     assert got["bpp"] == pytest.approx(sel["bpp"].mean())
     assert got["psnr"] == pytest.approx(sel["psnr"].mean())
     assert got["ms_ssim"] == pytest.approx(sel["ms_ssim"].mean())
@@ -116,7 +112,7 @@ def test_short_labels_show_only_options_that_differ():
     assert len(labels) == 3
 
 
-def test_dataset_level_metric_joins_its_rate_points(frame, tmp_path_factory, kodak_dir, tmp_path):
+def test_dataset_level_metric_joins_its_rate_points(td, frame, tmp_path_factory, kodak_dir, tmp_path):
     """FID comes from the dataset-metrics table, one value per rate point, beside the mean bpp of the images.
 
     The values here are real Fréchet distances (the project's own ``fid_from_features``) between 8x8 pixel
@@ -142,22 +138,40 @@ def test_dataset_level_metric_joins_its_rate_points(frame, tmp_path_factory, kod
     originals = np.concatenate([blocks(load_image(kodak_dir / f"{n}.png", f"center-crop:{td.CROP}")[0])
                                 for n in td.IMAGES])
     stored = {}
-    with ResultsStore(results, create=False) as store:
+    with ResultsStore(results) as store:  # writes: create=False opens read-only
         for q in td.QUALITIES["jpeg"]:
             recon = np.concatenate([blocks(np.asarray(Image.open(recon_path(results, "kodak", "jpeg", "{}",
-                                                                            quality_text(q), n))))
+                                                                            quality_text(q), n,
+                                                                            preprocess=f"center-crop:{td.CROP}"))))
                                     for n in td.IMAGES])
             stored[q] = fid_from_features(originals, recon)
             store.put_dataset_metric({"dataset": "kodak", "codec": "jpeg", "options": "{}", "quality": quality_text(q),
-                                      "metric": "fid", "protocol": "blocks8", "value": stored[q]})
+                                      "metric": "fid", "protocol": "blocks8", "value": stored[q],
+                                      "preprocess": f"center-crop:{td.CROP}", "device": "cpu"})
         dm = store.dataset_metrics_frame()
     rows, _ = ok_rows(frame)
     fid = metric_spec("fid")
     assert fid.axis_label == "FID ↓" and fid.dataset_level
     points = rd_points(rows, [metric_spec("psnr"), fid], dm)
     jpeg = points[points["codec"] == "jpeg"].set_index("quality")
-    assert {q: jpeg.loc[q, "fid"] for q in stored} == pytest.approx(stored)
+    assert {q: jpeg.loc[quality_text(q), "fid"] for q in stored} == pytest.approx(stored)
     assert points.loc[points["codec"] == "webp", "fid"].isna().all()   # no FID stored for webp: no point
     assert stored[90] < stored[10]
     written = plot_rd(points, [fid], tmp_path / "figs", ("png",))
     assert [p.name for p in written] == ["rd_kodak_fid.png"]
+
+
+def test_runs_under_two_preprocessings_are_two_curves_not_one():
+    import pandas as pd
+
+    from cdc_bench.metrics import get_metric
+    from cdc_bench.plots.frames import rd_points
+
+    rows = [dict(dataset="kodak", image=img, codec="jpeg", options="{}", quality=q, preprocess=pre, device="cpu",
+                 bpp=bpp, psnr=psnr, status="ok")
+            for pre, shift in (("none", 0.0), ("center-crop:256", 3.0))
+            for img in ("a", "b") for q, bpp, psnr in (("10", 0.2, 25.0 + shift), ("50", 0.8, 30.0 + shift))]
+    points = rd_points(pd.DataFrame(rows), [get_metric("psnr")])
+    assert len(points) == 4 and points["label"].nunique() == 2
+    crop = points[points["label"].str.contains("center-crop:256")]
+    assert list(crop["psnr"]) == [28.0, 33.0]

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import plots_testdata as td  # noqa: E402
 
 from cdc_bench.plots.speed import SpeedReportError, plot_speed, read_speed  # noqa: E402
 
 
-def test_reads_the_speed_schema(tmp_path):
+def test_reads_the_speed_schema(td, tmp_path):
     path = td.speed_json(tmp_path / "speed.json")
     report = json.loads(path.read_text())
     runs, fits = read_speed(path)
@@ -32,7 +29,7 @@ def test_reads_the_flat_form():
     assert list(runs["size"]) == ["256×256", "256×256"] and fits["b"].item() == 0.1
 
 
-def test_plot_speed_annotates_cost_per_step(tmp_path):
+def test_plot_speed_annotates_cost_per_step(td, tmp_path):
     path = td.speed_json(tmp_path / "speed.json")
     b = json.loads(path.read_text())["fits"][0]["b"]
     written = plot_speed([path], tmp_path / "speed", ("svg", "png"))
@@ -63,3 +60,45 @@ def test_reads_a_real_speed_command_report(tmp_path):
     assert fits["b"].item() == pytest.approx(decode_fit["b"]) and len(fits) == 1   # decode phase only
     svg = plot_speed([path], tmp_path / "speed", ("svg",))[0].read_text()
     assert "random weights" in svg and f"{decode_fit['b'] * 1e3:.3g} ms/step" in svg
+
+
+def test_series_of_one_codec_differ_in_marker_line_and_face():
+    """Issue 15: two sizes of one codec share its colour, so marker, fit line style and face tell them apart."""
+    from cdc_bench.plots.speed import _series_styles
+
+    styles = list(_series_styles([("cdc", "64×64"), ("cdc", "256×256"), ("cdc", "768×512")]).values())
+    for key in ("marker", "linestyle"):
+        assert len({str(s[key]) for s in styles}) == 3
+    assert styles[0]["mfc"] != styles[1]["mfc"]
+    assert styles[0]["marker"] == "o"  # the codec's own marker first, as in the RD figures
+
+
+def test_plots_a_fresh_report_of_the_speed_harness(tmp_path):
+    import zlib
+
+    import numpy as np
+    from pypdf import PdfReader
+
+    from cdc_bench.codec import Codec, Option
+    from cdc_bench.codecs import register
+    from cdc_bench.speed import SpeedConfig, run_speed
+
+    @register
+    class Repeat(Codec):
+        """zlib; the decoder inflates ``steps`` times (work that grows with steps)."""
+
+        name = "speedtoy-plot"
+        rate_points = (6,)
+        option_specs = {"steps": Option(1)}
+
+        def _encode(self, image, rate):
+            return bytes(image.shape[:2]) + zlib.compress(image.tobytes(), rate)
+
+        def _decode(self, data):
+            for _ in range(self.options["steps"]):
+                raw = zlib.decompress(data[2:])
+            return np.frombuffer(raw, np.uint8).reshape(data[0], data[1], 3).copy()
+
+    report = run_speed(SpeedConfig("speedtoy-plot", steps=[1, 2, 3], sizes=[(16, 16), (24, 16)], repeats=1, warmup=0))
+    pdf = plot_speed([report], tmp_path / "speed", ("pdf",))[0]
+    assert len(PdfReader(pdf).pages) == 1

@@ -1,0 +1,247 @@
+"""What a codec knob trades: the rate-distortion-perception view, and quality against a decoder option.
+
+``plot_rdp``: distortion (PSNR, MS-SSIM) against perception (LPIPS, DISTS, FID) at one rate, one point per
+value of the traced option (CDC's ``gamma``, ``steps``, ``eta``), joined in order of the value; other codecs are
+single points at the same rate (interpolated along their own curve in log-rate), so the trade-off curve is
+read against what a classical codec gives at that rate. ``plot_trace``: each metric and the decode time against
+the traced option, one line per rate point (quality against decode steps beside time against steps).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from .frames import RANDOM_WEIGHTS, MetricSpec, dataset_level_notes, dataset_title, rd_points
+from .rd import figure_notes
+from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
+
+log = logging.getLogger(__name__)
+
+
+class TraceError(ConfigError, ValueError):
+    """A trace that the results cannot draw; the message says which runs to add."""
+
+
+def parse_trace(text: str) -> tuple[str, str]:
+    codec, sep, option = text.partition(".")
+    if not sep or not codec or not option:
+        raise TraceError(f"--trace {text!r}: give CODEC.OPTION, e.g. cdc.gamma")
+    return codec, option
+
+
+def _option_value(options: str, key: str):
+    try:
+        value = json.loads(options).get(key)
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return value
+
+
+def traced_points(points: pd.DataFrame, trace: str) -> tuple[pd.DataFrame, str, str]:
+    """The traced codec's points with a ``value`` column (the option's value), sorted by it."""
+    codec, option = parse_trace(trace)
+    mine = points[points["codec"] == codec].copy()
+    if mine.empty:
+        raise TraceError(f"--trace {trace}: no {codec} rows in the results; codecs there: "
+                         f"{', '.join(sorted(points['codec'].unique()))}")
+    mine["value"] = [_option_value(o, option) for o in mine["options"]]
+    # The other options (steps while gamma is traced) stay fixed along a line: one line per set of them.
+    rest = [{k: v for k, v in json.loads(o).items() if k != option} for o in mine["options"]]
+    keys = sorted({k for r in rest for k in r})
+    differ = [k for k in keys if len({json.dumps(r.get(k), default=str) for r in rest}) > 1]
+    mine["rest"] = [", ".join(f"{k}={r.get(k)}" for k in differ) for r in rest]
+    if mine["value"].isna().all():
+        raise TraceError(f"--trace {trace}: the {codec} rows have no option {option!r}")
+    if mine["value"].nunique() < 2:
+        raise TraceError(f"--trace {trace}: only one value of {option} in the results ({mine['value'].iloc[0]}); "
+                         f"run the sweep again with other values, e.g. `-o {codec}.{option}=...` into the same --out")
+    return mine.sort_values(["quality", "rest", "value"]), codec, option
+
+
+def at_rate(curve: pd.DataFrame, bpp: float, columns: Sequence[str]) -> dict[str, float] | None:
+    """Values of one curve at ``bpp``, linear in log-rate between its neighbours; None outside its range."""
+    curve = curve.dropna(subset=["bpp"]).sort_values("bpp")
+    x = np.log(curve["bpp"].to_numpy(dtype=float))
+    if len(x) == 0 or not (x.min() - 1e-9 <= np.log(bpp) <= x.max() + 1e-9):
+        return None
+    out = {}
+    for col in columns:
+        if col in curve and curve[col].notna().all():
+            out[col] = float(np.interp(np.log(bpp), x, curve[col].to_numpy(dtype=float)))
+    return out
+
+
+def _random_note(labels) -> list[str]:
+    if any(RANDOM_WEIGHTS in str(label) for label in labels):
+        return [f"{RANDOM_WEIGHTS}: these points show the harness, not the codec's quality"]
+    return []
+
+
+def _err(curve: pd.DataFrame, col: str):
+    lo, hi = f"{col}_lo", f"{col}_hi"
+    if lo not in curve or curve[lo].isna().all():
+        return None
+    return np.vstack([curve[col] - curve[lo], curve[hi] - curve[col]]).clip(min=0)
+
+
+def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out_dir: str | Path,
+             formats: Sequence[str], width: float, *, boot=None, at_bpp: float | None = None,
+             dataset_metrics: pd.DataFrame | None = None, runs=(), warnings_out: list[str] | None = None,
+             xlim=None, ylim=None) -> list[Path]:
+    """``<out_dir>/rdp_<dataset>_<codec>-<option>.<fmt>``: distortion (x) against perception (y) at one rate."""
+    if len(metrics) != 2:
+        raise TraceError("--kind rdp needs two metrics: DISTORTION,PERCEPTION, e.g. --metrics psnr,lpips")
+    dist, perc = metrics
+    points = rd_points(frame, list(metrics), dataset_metrics, boot)
+    written = []
+    for dataset, per in points.groupby("dataset", sort=True):
+        mine, codec, option = traced_points(per, trace)
+        rates = mine.groupby("quality")["bpp"].mean().sort_values()
+        quality = (rates.sub(at_bpp).abs().idxmin() if at_bpp is not None else rates.index[len(rates) // 2])
+        line = mine[mine["quality"] == quality].dropna(subset=[dist.column, perc.column])
+        if len(line) < 2:
+            raise TraceError(f"{dataset}: fewer than two {option} values with {dist.name} and {perc.name} at "
+                             f"{codec} rate point {quality}")
+        bpp = float(line["bpp"].mean())
+        title, _ = dataset_title(str(dataset), int(per["n_images"].max()), runs)
+        notes = _random_note(line["label"]) + [n for n in dataset_level_notes(per, metrics) if "UNRELIABLE" in n]
+        with paper_style(width):
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(width, width * 0.8), layout="constrained")
+            style = codec_style(codec)
+            random = any(RANDOM_WEIGHTS in str(v) for v in line["label"])
+            labels: list[tuple[str, float, float, str]] = []
+            for k, (rest, part) in enumerate(line.groupby("rest", sort=True)):
+                label = f"{codec}, {option} traced" + (f" ({rest})" if rest else "") + (
+                    f" [{RANDOM_WEIGHTS}]" if random else "")
+                ax.plot(part[dist.column], part[perc.column], label=label, markerfacecolor="white" if random
+                        else style["color"], linestyle=OPTION_LINESTYLES[k % len(OPTION_LINESTYLES)], **style)
+                xerr, yerr = _err(part, dist.column), _err(part, perc.column)
+                if xerr is not None or yerr is not None:
+                    ax.errorbar(part[dist.column], part[perc.column], xerr=xerr, yerr=yerr, fmt="none",
+                                ecolor=style["color"], elinewidth=0.6, capsize=1.5, alpha=0.7)
+                for _, row in part.iterrows():
+                    value = f"{row['value']:g}" if isinstance(row["value"], (int, float)) else str(row["value"])
+                    labels.append((f"{option}={value}", row[dist.column], row[perc.column], style["color"]))
+            for (other, options), curve in per[per["codec"] != codec].groupby(["codec", "options"], sort=True):
+                value = at_rate(curve, bpp, [dist.column, perc.column])
+                if not value or len(value) < 2:
+                    msg = f"{curve['label'].iloc[0]} does not reach {bpp:.3f} bpp; not drawn"
+                    log.warning("%s: %s", dataset, msg)
+                    if warnings_out is not None:
+                        warnings_out.append(f"{title}: {msg}")
+                    continue
+                s = codec_style(other)
+                ax.plot([value[dist.column]], [value[perc.column]], linestyle="none", markersize=5,
+                        label=f"{curve['label'].iloc[0]} (interpolated)", **s)
+            ax.set_xlabel(dist.axis_label)
+            ax.set_ylabel(perc.axis_label)
+            ax.set_title(f"{title}, {bpp:.3f} bpp")
+            if xlim:
+                ax.set_xlim(*xlim)
+            if ylim:
+                ax.set_ylim(*ylim)
+            _annotate(ax, labels)
+            ax.legend(loc="best")
+            figure_notes(fig, notes, width)
+            written += save_figure(fig, Path(out_dir) / f"rdp_{_safe(dataset)}_{_safe(codec)}-{_safe(option)}",
+                                   formats)
+        if warnings_out is not None:
+            warnings_out += [f"{title}: {n}" for n in notes]
+    return written
+
+
+def _annotate(ax, labels) -> None:
+    """Label traced points, skipping a label that would print over one already placed (coinciding points)."""
+    placed: list[np.ndarray] = []
+    box = np.array([6.0 * max((len(t) for t, *_ in labels), default=1), 12.0])  # label size in display px
+    for text, x, y, color in labels:
+        at = ax.transData.transform((x, y))
+        if any((np.abs(at - p) < box).all() for p in placed):
+            continue
+        placed.append(at)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=5.5, color=color)
+
+
+def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out_dir: str | Path,
+               formats: Sequence[str], width: float, *, boot=None, at_bpp: float | None = None,
+               dataset_metrics: pd.DataFrame | None = None, runs=(), warnings_out: list[str] | None = None,
+               xlim=None, ylim=None) -> list[Path]:
+    """``<out_dir>/trace_<dataset>_<codec>-<option>.<fmt>``: one panel per metric plus decode time, x = the
+    traced option, one line per rate point of the traced codec."""
+    from ..summary import GROUP, dataset_means
+
+    codec, option = parse_trace(trace)
+    points = rd_points(frame[frame["codec"] == codec], list(metrics), dataset_metrics, boot)
+    if "decode_s" in frame and frame["decode_s"].notna().any():
+        times = dataset_means(frame[frame["codec"] == codec], ["decode_s"], boot).drop(
+            columns=["n_images", "n_failed"])
+        times = times.assign(_q=times["quality"].astype(str)).drop(columns="quality")
+        points = points.assign(_q=points["quality"].astype(str)).merge(
+            times, on=GROUP[:3] + ["_q"], how="left").drop(columns="_q")
+    panels = [(m.column, m.axis_label) for m in metrics if m.column in points and points[m.column].notna().any()]
+    if "decode_s" in points:
+        panels.append(("decode_s", "Decode time [s] ↓"))
+    if not panels:
+        raise TraceError(f"--trace {trace}: no metric values for {codec}")
+    written = []
+    for dataset, per in points.groupby("dataset", sort=True):
+        mine, codec, option = traced_points(per, trace)
+        if not all(isinstance(v, (int, float)) for v in mine["value"]):
+            raise TraceError(f"--kind trace: {option} values are not numbers; use --kind rdp")
+        title, _ = dataset_title(str(dataset), int(per["n_images"].max()), runs)
+        notes = _random_note(mine["label"])
+        cols = min(len(panels), 2 if width <= 4 else 3)
+        rows = int(np.ceil(len(panels) / cols))
+        with paper_style(width):
+            import matplotlib.pyplot as plt
+
+            fig, axes = plt.subplots(rows, cols, figsize=(width, rows * width / cols * 0.85 + 0.3),
+                                     layout="constrained", squeeze=False)
+            for ax in axes.flat[len(panels):]:
+                ax.axis("off")
+            colors = plt.get_cmap("viridis")(np.linspace(0.05, 0.85, mine["quality"].nunique()))
+            for ax, (col, ylabel) in zip(axes.flat, panels):
+                lines = [(quality, k, rest, line) for quality, by_q in mine.groupby("quality", sort=True)
+                         for k, (rest, line) in enumerate(by_q.groupby("rest", sort=True))]
+                qualities = list(dict.fromkeys(q for q, *_ in lines))
+                for quality, k, rest, line in lines:
+                    color = colors[qualities.index(quality)]
+                    line = line.dropna(subset=[col]).sort_values("value")
+                    ax.plot(line["value"], line[col], marker="o", color=color,
+                            linestyle=OPTION_LINESTYLES[k % len(OPTION_LINESTYLES)],
+                            label=f"{quality} ({line['bpp'].mean():.2f} bpp)" + (f", {rest}" if rest else ""))
+                    if f"{col}_lo" in line and line[f"{col}_lo"].notna().any():
+                        ax.fill_between(line["value"], line[f"{col}_lo"], line[f"{col}_hi"], color=color,
+                                        alpha=0.18, linewidth=0)
+                ax.set_xlabel(option)
+                ax.set_ylabel(ylabel)
+                if xlim:
+                    ax.set_xlim(*xlim)
+            handles, labels = axes.flat[0].get_legend_handles_labels()
+            if len(panels) < rows * cols:   # a spare panel holds the legend
+                axes.flat[len(panels)].legend(handles, labels, title="rate point", loc="center", fontsize=5.5,
+                                              title_fontsize=6)
+            else:
+                fig.legend(handles, labels, title="rate point", loc="outside right upper", fontsize=5.5,
+                           title_fontsize=6)
+            random = f" [{RANDOM_WEIGHTS}]" if notes else ""
+            fig.suptitle(f"{title}\n{codec}{random}, {option} traced", fontsize=7.5)
+            figure_notes(fig, notes, width)
+            written += save_figure(fig, Path(out_dir) / f"trace_{_safe(dataset)}_{_safe(codec)}-{_safe(option)}",
+                                   formats)
+        if warnings_out is not None:
+            warnings_out += [f"{title}: {n}" for n in notes]
+    return written
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))

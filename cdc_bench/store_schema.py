@@ -1,0 +1,149 @@
+"""The results store's SQLite layer: tables, value encoding, read-only connections, error hints, and the
+migration of stores written before the key held the whole protocol.
+
+Version 0 (cdc-bench before the store kept a version) keyed rows by ``(dataset, image, codec, options, quality)``:
+two runs with different ``--preprocess`` or ``--device`` shared rows. Version 1 adds both to the key. Migrating
+keeps every row: ``preprocess`` was stored in each row already, and ``device`` comes from the manifest of the run
+that wrote the row (``cpu`` where no manifest says otherwise; a row measured on a GPU before version 1 recorded
+the device only there). FID values and feature files of version 0 are not carried over (their key lacked the
+protocol); the rows' ``fid_patches`` are cleared so that asking for FID again extracts the features anew.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sqlite3
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+KEY = ("dataset", "image", "codec", "options", "quality", "preprocess", "device")
+BASE_COLUMNS: dict[str, str] = {
+    "dataset": "TEXT NOT NULL", "image": "TEXT NOT NULL", "codec": "TEXT NOT NULL", "options": "TEXT NOT NULL",
+    "quality": "TEXT NOT NULL", "preprocess": "TEXT NOT NULL", "device": "TEXT NOT NULL", "rate": "REAL",
+    "height": "INTEGER", "width": "INTEGER", "bytes": "INTEGER", "bpp": "REAL", "bpp_estimated": "REAL",
+    "psnr": "REAL", "ms_ssim": "REAL", "encode_s": "REAL", "decode_s": "REAL", "metrics_s": "REAL",
+    "status": "TEXT NOT NULL", "measured": "TEXT", "error": "TEXT", "warnings": "TEXT", "run_id": "TEXT",
+    "finished_at": "TEXT",
+}
+DATASET_METRIC_KEY = ("dataset", "codec", "options", "quality", "preprocess", "device", "metric", "protocol")
+DATASET_METRIC_COLUMNS: dict[str, str] = {
+    "dataset": "TEXT NOT NULL", "codec": "TEXT NOT NULL", "options": "TEXT NOT NULL", "quality": "TEXT NOT NULL",
+    "preprocess": "TEXT NOT NULL", "device": "TEXT NOT NULL", "metric": "TEXT NOT NULL", "protocol": "TEXT NOT NULL",
+    "value": "REAL", "std": "REAL", "n_images": "INTEGER", "n_patches": "INTEGER", "feature_extractor": "TEXT",
+    "computed_at": "TEXT",
+}
+FEATURE_KEY = KEY + ("protocol",)
+ORIGINAL_FEATURE_KEY = ("dataset", "image", "preprocess", "device", "protocol")
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables that do not exist yet (inside the caller's transaction)."""
+    cols = ", ".join(f"{k} {t}" for k, t in BASE_COLUMNS.items())
+    dcols = ", ".join(f"{k} {t}" for k, t in DATASET_METRIC_COLUMNS.items())
+    conn.execute(f"CREATE TABLE IF NOT EXISTS results ({cols}, PRIMARY KEY ({', '.join(KEY)}))")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS dataset_metrics ({dcols}, PRIMARY KEY ({', '.join(DATASET_METRIC_KEY)}))")
+    conn.execute("CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, started_at TEXT, ended_at TEXT, "
+                 "manifest TEXT NOT NULL)")
+    fkey = ", ".join(f"{k} TEXT NOT NULL" for k in FEATURE_KEY)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS features ({fkey}, extractor TEXT NOT NULL, n INTEGER NOT NULL, "
+                 f"original_sha1 TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY ({', '.join(FEATURE_KEY)}))")
+    okey = ", ".join(f"{k} TEXT NOT NULL" for k in ORIGINAL_FEATURE_KEY)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS original_features ({okey}, extractor TEXT NOT NULL, "
+                 f"n INTEGER NOT NULL, image_sha1 TEXT NOT NULL, data BLOB NOT NULL, "
+                 f"PRIMARY KEY ({', '.join(ORIGINAL_FEATURE_KEY)}))")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a version-0 store to the current schema (inside the caller's transaction); no-op otherwise."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if version >= SCHEMA_VERSION or "results" not in tables:
+        return
+    devices = {}
+    if "runs" in tables:
+        for run_id, manifest in conn.execute("SELECT run_id, manifest FROM runs"):
+            try:
+                devices[run_id] = str(json.loads(manifest).get("device") or "cpu").split(":")[0]
+            except (TypeError, ValueError):
+                pass
+    old_cols = [r[1] for r in conn.execute("PRAGMA table_info(results)")]
+    rows = [dict(zip(old_cols, r)) for r in conn.execute("SELECT * FROM results")]
+    conn.execute("ALTER TABLE results RENAME TO results_v0")
+    if "dataset_metrics" in tables:
+        conn.execute("ALTER TABLE dataset_metrics RENAME TO dataset_metrics_v0")
+    create_schema(conn)
+    extra = [c for c in old_cols if c not in BASE_COLUMNS]
+    for column in extra:
+        conn.execute(f"ALTER TABLE results ADD COLUMN {column}")
+    names = list(dict.fromkeys(list(BASE_COLUMNS) + extra))
+    for row in rows:
+        row["preprocess"] = row.get("preprocess") or "none"
+        row["device"] = devices.get(row.get("run_id"), "cpu")
+        try:
+            row["rate"] = float(row["quality"])
+        except (TypeError, ValueError):
+            row["rate"] = None
+        if "fid_patches" in row:
+            row["fid_patches"] = None
+        conn.execute(f"INSERT OR REPLACE INTO results ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                     [row.get(n) for n in names])
+    conn.execute("DROP TABLE results_v0")
+    warnings.warn(f"results store upgraded to version {SCHEMA_VERSION}: {len(rows)} rows kept (now keyed by "
+                  "preprocess and device too); earlier FID/KID values are kept in dataset_metrics_v0 only and are "
+                  "recomputed when asked for", stacklevel=3)
+
+
+def hint(err: BaseException) -> str:
+    text = str(err).lower()
+    if "full" in text or getattr(err, "errno", None) == 28:
+        return "the disk is full: free space and rerun (finished rows are kept)"
+    if "readonly" in text or "read-only" in text or "permission" in text or "unable to open" in text:
+        return "the folder is not writable: pass another --out, or fix its permissions"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return "the file is corrupt: move it away and rerun into a fresh folder"
+    if "locked" in text or "busy" in text:
+        return "another process holds the store locked for too long; retry"
+    return "check the folder"
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """``mode=ro``; where the folder is not writable (a WAL database then cannot get its -shm file), the file is
+    opened ``immutable=1``: nobody can be writing to it there either."""
+    uri = path.resolve().as_uri()
+    writable = os.access(path.parent, os.W_OK)
+    conn = sqlite3.connect(f"{uri}?mode=ro" if writable else f"{uri}?immutable=1", uri=True, timeout=60.0)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn
+
+
+def sql_value(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):  # SQLite has no NaN; +-inf (PSNR of a lossless item) it keeps
+        return None
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=str)
+    if hasattr(value, "item"):  # numpy scalars
+        return sql_value(value.item())
+    return value
+
+
+def array_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def array_from_bytes(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)
