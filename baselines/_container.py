@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cdc_bench.codec import Availability, BitstreamError, Codec, CodecError, Option
-from cdc_bench.download import DownloadError, offline_message, sha256_of
+from cdc_bench.download import DownloadError, offline_message
 from cdc_bench.weights import WeightFile, get_weight
 
 #: Seed of random-weights models, so an encoder and a decoder in another process build the same network.
@@ -138,30 +138,9 @@ def torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-class HubWeight(WeightFile):
-    """A weight file in the torch.hub cache, looked up at use time so ``TORCH_HOME`` set later is honoured.
-
-    ``sha256`` may hold only a prefix (CompressAI publishes 8 hex digits in each file name, like torch.hub).
-    """
-
-    def hub_path(self) -> Path:
-        return torch_hub_checkpoints() / self.path.name
-
-    def locate(self) -> Path | None:
-        where = self.hub_path()
-        return where if where.exists() else None
-
-    def verify(self) -> bool | None:
-        where = self.locate()
-        if where is None or not self.sha256:
-            return None
-        return sha256_of(where).startswith(self.sha256)
-
-    def missing_message(self) -> str:
-        where = self.hub_path()
-        return (f"weight file {self.name} is missing: download {self.url} and put it in {where.parent}/ "
-                f"as {where.name}" + (f" (its sha256 starts with {self.sha256})" if self.sha256 else "")
-                + (f". {self.note}" if self.note else ""))
+def hub_path(filename: str) -> Callable[[], Path]:
+    """A weight file's place in torch.hub's cache, resolved at each use (``TORCH_HOME`` may be set after import)."""
+    return lambda: torch_hub_checkpoints() / filename
 
 
 def fetch_hub_weight(weight: WeightFile) -> Path:

@@ -34,10 +34,10 @@ import numpy as np
 
 from cdc_bench.codec import (BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option,
                              RateDomain)
-from cdc_bench.weights import register_provider, register_weight
+from cdc_bench.weights import WeightFile, register_weight
 
-from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, HubWeight, LearnedCodec, Reader, fetch_hub_weight,
-                         pack_strings, rans_guard, read_magic, seeded, torch_hub_checkpoints, unpack_strings,
+from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, Reader, fetch_hub_weight, hub_path,
+                         pack_strings, rans_guard, read_magic, seeded, unpack_strings,
                          weight_path, write_varint)
 
 # Fixed one-byte codes for the header; never renumber (old bitstreams would decode with the wrong model).
@@ -87,8 +87,8 @@ def _register_weights() -> None:
 def _register_one(model: str, metric: str, quality: int | None, url: str) -> None:
     filename = url.rsplit("/", 1)[-1]
     prefix = filename.split(".")[0].rsplit("-", 1)[-1]  # e.g. ...-1-446d5c7f.pth.tar -> 446d5c7f
-    register_weight(HubWeight(
-        name=weight_name(model, metric, quality), url=url, path=torch_hub_checkpoints() / filename,
+    register_weight(WeightFile(
+        name=weight_name(model, metric, quality), url=url, path=hub_path(filename),
         sha256=prefix, used_by=[f"compressai:{model}"], fetch=fetch_hub_weight,
         note="CompressAI publishes only the first 8 hex digits of the sha256 (in the file name)"))
 
@@ -366,6 +366,5 @@ try:
     _register_weights()
 except ImportError:  # compressai missing: the codecs report it through availability()
     pass
-register_provider(__name__)
 
 __all__ = ["FAMILY", "CompressAIFamily", "CompressAIZooCodec", "load_zoo_checkpoint", "padded_input", "weight_name"]

@@ -16,7 +16,6 @@ codec as unavailable with that command.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from cdc_bench.codec import Availability, BitstreamError, Codec, CodecConfigError, CodecError, CodecUnavailable
 from cdc_bench.download import cache_dir
-from cdc_bench.weights import WeightFile, get_weight, register_provider, register_weight
+from cdc_bench.weights import WeightFile, get_weight, register_weight
 
 URL_PREFIX = "https://storage.googleapis.com/tensorflow_compression/metagraphs"
 RATES = ("lo", "mi", "hi")
@@ -37,28 +36,6 @@ def metagraph_dir() -> Path:
     return cache_dir() / "tfc_metagraphs"
 
 
-class CachedWeight(WeightFile):
-    """A file in cdc-bench's cache, resolved at use time (so ``CDC_BENCH_CACHE`` set later is honoured)."""
-
-    def locate(self) -> Path | None:
-        for where in (metagraph_dir() / self.path.name, TFCI_CACHE / self.path.name):
-            if where.exists():  # tfci.py's own cache: a file fetched there by the reference tool is used as is
-                return where
-        return None
-
-    def here(self) -> WeightFile:
-        """This file in the cache folder as it is now (``CDC_BENCH_CACHE`` may be set after import); no mutation."""
-        values = {f.name: getattr(self, f.name) for f in fields(WeightFile)}
-        return WeightFile(**{**values, "path": metagraph_dir() / self.path.name})
-
-    def ensure(self, allow_download: bool = True) -> Path:
-        where = self.locate()
-        return where if where is not None else self.here().ensure(allow_download)
-
-    def missing_message(self) -> str:
-        return self.here().missing_message()
-
-
 def model_name(rate: str) -> str:
     return f"hific-{rate}"
 
@@ -69,9 +46,11 @@ def weight_name(rate: str) -> str:
 
 for _rate in RATES:
     _file = f"{model_name(_rate)}.metagraph"
-    register_weight(CachedWeight(name=weight_name(_rate), url=f"{URL_PREFIX}/{_file}", path=metagraph_dir() / _file,
-                                 used_by=["hific"], note="tensorflow-compression publishes no checksum for it"))
-register_provider(__name__)
+    # In cdc-bench's cache (resolved at each use: CDC_BENCH_CACHE may be set after import); a file that
+    # tfci.py itself fetched into its own cache is used as is.
+    register_weight(WeightFile(name=weight_name(_rate), url=f"{URL_PREFIX}/{_file}",
+                               path=lambda f=_file: metagraph_dir() / f, search=lambda f=_file: [TFCI_CACHE / f],
+                               used_by=["hific"], note="tensorflow-compression publishes no checksum for it"))
 
 
 def tensorflow_available() -> Availability:

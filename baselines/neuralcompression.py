@@ -25,10 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from cdc_bench.codec import BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded
-from cdc_bench.weights import register_provider, register_weight
+from cdc_bench.weights import WeightFile, register_weight
 
-from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, HubWeight, LearnedCodec, Reader, fetch_hub_weight,
-                         pack_strings, rans_guard, read_magic, seeded, torch_hub_checkpoints, unpack_strings,
+from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, Reader, fetch_hub_weight, hub_path,
+                         pack_strings, rans_guard, read_magic, seeded, unpack_strings,
                          weight_path, write_varint)
 
 URL_ROOT = "https://dl.fbaipublicfiles.com/NeuralCompression/2023-muckley-msillm"
@@ -229,9 +229,9 @@ def _register_weights() -> None:
     for prefix, codec in (("msillm", "msillm"), ("noganms", "nogan")):
         for quality, target in TARGETS.items():
             filename = f"{prefix}_target_{target}.ckpt"
-            register_weight(HubWeight(
+            register_weight(WeightFile(
                 name=weight_name(prefix, quality), url=f"{URL_ROOT}/{filename}",
-                path=torch_hub_checkpoints() / filename, sha256=None, used_by=[codec], fetch=fetch_hub_weight,
+                path=hub_path(filename), sha256=None, used_by=[codec], fetch=fetch_hub_weight,
                 note=f"No checksum is published for it. {LICENSE_NOTE}"))
 
 
@@ -351,4 +351,3 @@ class NoGAN(_HiFiCRelease):
 
 
 _register_weights()
-register_provider(__name__)

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from baselines import compressai_zoo as zoo
+from baselines._container import torch_hub_checkpoints
 from cdc_bench.codec import BitstreamError, CodecError
 from cdc_bench.codecs import get_codec_class
-from cdc_bench.weights import WeightsMissing, get_weight
+from cdc_bench.weights import WeightChecksumMismatch, WeightsMissing, file_sha256, get_weight
 
 # Odd sizes on purpose: padding to 64 and unpadding must give the original size back.
 SIZE = (67, 93)
@@ -131,19 +132,23 @@ def _legacy_keys(state: dict) -> dict:
     return out
 
 
-def test_pretrained_path_loads_a_checkpoint_of_the_published_layout(image, tmp_path):
+def test_pretrained_path_loads_a_checkpoint_of_the_published_layout(image, tmp_path, monkeypatch):
     """A state dict in the published layout, placed where torch.hub caches it, is found, loaded with
-    weights_only=True, converted, and codes exactly like the network it was saved from."""
+    weights_only=True, converted, and codes exactly like the network it was saved from. A file failing the
+    published sha256 prefix is refused; the stand-in is accepted once the entry carries its own hash."""
     cls = zoo.FAMILY.codec_for("bmshj2018-hyperprior")
     source = cls({"weights": "random"})
     data_random = source.encode(image, 3).data
     weight = get_weight(zoo.weight_name("bmshj2018-hyperprior", "mse", 3))
     assert weight.url.endswith("bmshj2018-hyperprior-3-6d87be32.pth.tar") and weight.sha256 == "6d87be32"
     assert not weight.present()
-    target = zoo.torch_hub_checkpoints() / "bmshj2018-hyperprior-3-6d87be32.pth.tar"
+    target = torch_hub_checkpoints() / "bmshj2018-hyperprior-3-6d87be32.pth.tar"
     target.parent.mkdir(parents=True)
     torch.save({"state_dict": _legacy_keys(source._loaded[1].state_dict())}, target)
     assert weight.present() and weight.verify() is False  # our stand-in is not the published file
+    with pytest.raises(WeightChecksumMismatch, match="fails its sha256"):
+        cls({"weights": "pretrained"}).encode(image, 3)
+    monkeypatch.setattr(weight, "sha256", file_sha256(target)[:8])
 
     pretrained = cls({"weights": "pretrained"})
     assert pretrained.required_weights([3]) == [weight.name]
@@ -166,7 +171,7 @@ def test_offline_missing_weights_name_file_url_and_folder(image):
     message = str(info.value)
     assert "compressai/cheng2020-anchor-mse-1" in message
     assert "https://compressai.s3.amazonaws.com/models/v1/cheng2020-anchor-1-dad2ebff.pth.tar" in message
-    assert str(zoo.torch_hub_checkpoints()) in message
+    assert str(torch_hub_checkpoints()) in message
 
 
 # -- acceptance with the published weights (runs only where they are in the torch.hub cache) ------------------------
@@ -193,7 +198,7 @@ def test_kodak_matches_compressai_published_results(model, metric, kodak_dir, sh
     cls = zoo.FAMILY.codec_for(model)
     present = [q for q in cls.rate_points if get_weight(zoo.weight_name(model, metric, q)).present()]
     if not present:
-        pytest.skip(f"CompressAI's {model} {metric} weights are not in {zoo.torch_hub_checkpoints()}; fetch them with "
+        pytest.skip(f"CompressAI's {model} {metric} weights are not in {torch_hub_checkpoints()}; fetch them with "
                     f"cdc-bench run -d kodak -c compressai:{model} -o compressai:{model}.metric={metric}")
     published = json.loads((shared_dir / "reference" / "published" / "compressai" / PUBLISHED[model, metric])
                            .read_text())["results"]

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from baselines import neuralcompression as nc
+from baselines._container import torch_hub_checkpoints
 from cdc_bench.codec import BitstreamError, CodecError
 from cdc_bench.codecs import get_codec_class
 from cdc_bench.weights import WeightsMissing, get_weight
@@ -107,7 +108,7 @@ def test_pretrained_path_loads_a_checkpoint_of_the_published_layout(image):
     source.update(force=True)
     weight = get_weight("neuralcompression/noganms-1")
     assert not weight.present()
-    target = nc.torch_hub_checkpoints() / "noganms_target_0.035bpp.ckpt"
+    target = torch_hub_checkpoints() / "noganms_target_0.035bpp.ckpt"
     target.parent.mkdir(parents=True)
     torch.save(source.state_dict(), target)
     assert weight.present()
@@ -140,7 +141,7 @@ def test_offline_missing_weights_name_file_url_and_folder(image):
     message = str(info.value)
     assert "neuralcompression/msillm-4" in message
     assert f"{nc.URL_ROOT}/msillm_target_0.3bpp.ckpt" in message
-    assert str(nc.torch_hub_checkpoints()) in message and "CC-BY-NC" in message
+    assert str(torch_hub_checkpoints()) in message and "CC-BY-NC" in message
 
 
 def test_same_bits_as_the_neuralcompression_package(encoder, image):
