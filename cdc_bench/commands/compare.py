@@ -55,8 +55,12 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     stem = out / f"compare_{first['dataset']}_{image}_{target:g}bpp"
     written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
     for _, row in rows.iterrows():
-        click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['quality'])}: {row['bpp']:.4f} bpp "
-                   f"(nearest of its rate points to {target:g} bpp)")
+        if row["matched"]:
+            click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['matched_rate'])}: {row['bpp']:.4f} bpp "
+                       f"(matched to {row['quality']} by cdc-bench run --target-bpp)")
+        else:
+            click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['quality'])}: {row['bpp']:.4f} bpp "
+                       f"(nearest of its rate points to {target:g} bpp)")
     for path in written:
         click.echo(str(path))
 
