@@ -10,6 +10,7 @@ import click
 
 from .. import preflight
 from ..codec import CodecError
+from ..options import split_list
 from ..registry import UnknownNameError
 
 DEFAULT_CODECS = "jpeg,webp,hevc"
@@ -19,10 +20,6 @@ DEMO_PREPROCESS = "center-crop:256"
 #: What the demonstration stands for: the classical Kodak sweep (24 images of 768 x 512 at the default points).
 FULL_SWEEP = "cdc-bench run --datasets kodak --codecs jpeg,webp,hevc --download"
 FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * (19 + 19 + 8), 768 * 512
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def default_out(datasets: list[str]) -> Path:
@@ -98,7 +95,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
         preprocess = DEMO_PREPROCESS
         click.echo(f"A quick demonstration: {len(DEMO_RATES)} codecs x 5 rate points on the 5 embedded photographs "
                    f"({DEMO_PREPROCESS} crops). The full classical sweep: {FULL_SWEEP}", err=True)
-    dataset_names, codec_names, metric_names = _split(datasets), _split(codecs), _split(metrics)
+    dataset_names, codec_names, metric_names = split_list(datasets), split_list(codecs), split_list(metrics)
     try:
         plans = build_plans(codec_names, options, qualities)
         metric_infos = [get_metric(m) for m in metric_names]
