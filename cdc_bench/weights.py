@@ -22,8 +22,8 @@ from . import download as _download
 from .errors import ChecksumMismatch, DownloadError, UnknownNameError, WeightsMissing
 from .registry import Registry
 
-__all__ = ["WEIGHTS", "WeightChecksumMismatch", "WeightFile", "WeightsMissing", "all_weights", "ensure_all",
-           "get_weight", "register_weight", "weights_for"]
+__all__ = ["WEIGHTS", "WeightChecksumMismatch", "WeightFile", "WeightsMissing", "ensure_all", "get_weight",
+           "register_weight", "registered_weights"]
 
 log = logging.getLogger(__name__)
 # download.py may still define its own DownloadError; catch both until it raises the one from errors.py.
@@ -200,20 +200,8 @@ def register_weight(weight: WeightFile) -> WeightFile:
 
 
 def register_provider(module: str) -> None:
-    """Deprecated no-op: weight files are found through the codec and metric registries now."""
-
-
-def _load_declarations() -> None:
-    """Import every registered codec and metric, whose modules declare their weight files on import."""
-    from .codecs import CODECS
-    from .metrics import METRICS
-
-    for registry in (CODECS, METRICS):
-        for entry in registry.entries().values():
-            try:
-                entry.load()
-            except Exception as err:  # noqa: BLE001 - a codec that cannot load declares nothing; `codecs` says why
-                log.debug("cannot load %s to list its weight files: %s", entry.source, err)
+    """Deprecated no-op: weight files are found through the codec and metric registries now
+    (:mod:`cdc_bench.catalog`)."""
 
 
 def _loaded(entries: dict) -> dict[str, WeightFile]:
@@ -226,28 +214,23 @@ def _loaded(entries: dict) -> dict[str, WeightFile]:
     return found
 
 
-def all_weights() -> list[WeightFile]:
-    _load_declarations()
+def registered_weights() -> list[WeightFile]:
+    """The weight files declared so far (by the codec and metric modules imported, and by entry points).
+
+    Every file of every codec and metric: :func:`cdc_bench.catalog.all_weights`, which imports them first.
+    """
     return list(_loaded(WEIGHTS.entries()).values())  # entries listed once: each listing scans entry points
 
 
 def get_weight(name: str) -> WeightFile:
-    """A weight file by name; looks through every codec and metric only when the name is not yet known."""
+    """A weight file by name (its codec or metric module has declared it on import, or an entry point has)."""
     entries = WEIGHTS.entries()
-    if name not in entries:
-        _load_declarations()
-        entries = WEIGHTS.entries()
     if name not in entries:
         raise UnknownNameError("weight file", name, sorted(entries))
     try:
         return entries[name].load()
     except Exception as err:  # noqa: BLE001
         raise WeightsMissing(f"weight file {name}: its plug-in cannot be loaded: {err}") from None
-
-
-def weights_for(name: str) -> list[WeightFile]:
-    """The weight files of a codec or metric (``cdc``, ``compressai:mbt2018``, ``lpips``), by their ``used_by``."""
-    return [w for w in all_weights() if name in w.used_by]
 
 
 def ensure_all(names: list[str], allow_download: bool = True) -> dict[str, Path]:

@@ -40,7 +40,8 @@ def command(download: bool, verify: bool, only: str | None, as_json: bool) -> No
     A file that fails its sha256 is never used. On an offline machine, download each URL elsewhere and put the
     file at the path shown.
     """
-    from ..weights import WeightsMissing, all_weights
+    from ..catalog import all_weights
+    from ..weights import WeightsMissing
 
     weights = select(all_weights(), only)
     failures = []

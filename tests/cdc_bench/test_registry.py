@@ -122,7 +122,7 @@ def test_datasets_and_weights_use_the_one_registry(tmp_path, monkeypatch):
 
 def test_weight_files_come_from_entry_points(tmp_path, monkeypatch):
     """A third-party package declares a weight file by entry point, without any module list in cdc-bench."""
-    from cdc_bench import weights
+    from cdc_bench import catalog, weights
 
     (tmp_path / "thirdparty_weights.py").write_text(textwrap.dedent('''
         from cdc_bench.weights import WeightFile
@@ -135,4 +135,4 @@ def test_weight_files_come_from_entry_points(tmp_path, monkeypatch):
     (dist / "entry_points.txt").write_text("[cdc_bench.weights]\nthirdparty/model.pt = thirdparty_weights:FILE\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert weights.get_weight("thirdparty/model.pt").used_by == ["thirdparty"]
-    assert [w.name for w in weights.weights_for("thirdparty")] == ["thirdparty/model.pt"]
+    assert [w.name for w in catalog.weights_for("thirdparty")] == ["thirdparty/model.pt"]
