@@ -39,7 +39,8 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     """Tiles of one crop: original, then each codec at its rate point nearest to --bpp on this image, each
     labelled with codec, real bpp and metric values. Needs reconstructions saved by `cdc-bench run --save-recon`.
     """
-    from ..plots.compare import comparison_tiles, find_original, matched_rows, plot_tiles, rate_text
+    from ..plots.compare import comparison_tiles, matched_rows, plot_tiles, rate_text
+    from ._originals import find_original
     from ..plots.inputs import load_results, run_data_root
     from ..options import split_list
     from ..plots.frames import metric_spec

@@ -37,7 +37,8 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     """Write one HTML file that needs nothing else: open it offline, mail it, archive it.
 
     RESULTS may be several folders; the page is written into the first one unless --out says otherwise."""
-    from ..plots.compare import CompareError, find_original
+    from ..plots.compare import CompareError
+    from ._originals import find_original
     from ..plots.frames import ok_rows
     from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, run_data_root
     from ..options import split_list

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .frames import MetricSpec
+from ..metrics import MetricInfo
 
 MIN_OVERLAP = 0.75   # bjontegaard's own default: below it, a note says the result covers little of the range
 
@@ -101,7 +101,7 @@ def clip_curve(bpp, quality, lo: float, hi: float) -> tuple[np.ndarray, np.ndarr
     return np.asarray(xs)[order], np.asarray(ys)[order]
 
 
-def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricSpec], method: str = "pchip", *,
+def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], method: str = "pchip", *,
              frame: pd.DataFrame | None = None, boot=None, bpp_range: tuple[float, float] | None = None,
              ) -> pd.DataFrame:
     """Tidy BD table: one row per (dataset, curve, metric) with bd_rate_pct, bd_metric, overlaps and notes.
@@ -206,7 +206,7 @@ def _intervals(frame, ca, ct, m, boot, rate_fn, metric_fn) -> dict:
     return out
 
 
-def _transform(m: MetricSpec):
+def _transform(m: MetricInfo):
     from .frames import source_column, to_db
 
     return (lambda v: v) if source_column(m) == m.column else to_db

@@ -16,8 +16,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..metrics import MetricInfo
 from ..errors import ConfigError
-from .frames import MetricSpec, curve_label, ok_rows, short_labels
+from .frames import curve_label, ok_rows, short_labels
 from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
 
 
@@ -87,41 +88,6 @@ def crop_box(shape: tuple[int, ...], size: int, at: tuple[int, int] | None = Non
     return y, x, ch, cw
 
 
-def find_original(dataset: str, image: str, preprocess: str | None, original: str | Path | None = None,
-                  data_root: str | Path | None = None) -> np.ndarray:
-    """The original as the codecs saw it: ``original`` (a file, or a folder holding ``<image>.*``) or the
-    dataset's own copy through :mod:`cdc_bench.datasets`, with the row's preprocessing applied."""
-    from ..images import ImageReadError, load_image
-
-    path: Path | None = None
-    if original is not None:
-        original = Path(original)
-        if original.is_dir():
-            hits = sorted(p for p in original.iterdir() if p.stem == image)
-            if not hits:
-                raise CompareError(f"no file named {image}.* in {original}")
-            path = hits[0]
-        elif original.is_file():
-            path = original
-        else:
-            raise CompareError(f"--original {original}: no such file or folder")
-    else:
-        try:
-            from ..datasets import get_dataset
-
-            items = {item.name: item.path for item in get_dataset(dataset, data_root).images()}
-            path = Path(items[image]) if image in items else None
-        except Exception as err:  # any failure here has the same fix, given below
-            raise CompareError(f"cannot find the original of {dataset}/{image} ({err}); pass --original "
-                               "with the image file or its folder") from None
-        if path is None:
-            raise CompareError(f"dataset {dataset} has no image {image}; pass --original")
-    try:
-        return load_image(path, preprocess)[0]
-    except (ImageReadError, OSError, ValueError) as err:
-        raise CompareError(f"cannot read original {path}: {err}") from None
-
-
 def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
     from PIL import Image
 
@@ -137,7 +103,7 @@ def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def tile_title(row: pd.Series, metrics: Sequence[MetricSpec]) -> str:
+def tile_title(row: pd.Series, metrics: Sequence[MetricInfo]) -> str:
     """Three short lines (name, rate, metrics) so four tiles fit side by side on a 6.9 in page."""
     values = []
     for m in metrics:
@@ -150,7 +116,7 @@ def tile_title(row: pd.Series, metrics: Sequence[MetricSpec]) -> str:
 
 
 def comparison_tiles(out_dir: str | Path, rows: pd.DataFrame, original: np.ndarray, size: int,
-                     at: tuple[int, int] | None, metrics: Sequence[MetricSpec]) -> list[Tile]:
+                     at: tuple[int, int] | None, metrics: Sequence[MetricInfo]) -> list[Tile]:
     top, left, ch, cw = crop_box(original.shape, size, at)
     tiles = [Tile(f"Original\n{original.shape[1]}×{original.shape[0]}\ncrop x={left}, y={top}",
                   original[top:top + ch, left:left + cw])]

@@ -18,7 +18,6 @@ PROTOCOL = ["preprocess", "device"]  # also part of a result's identity (cdc_ben
 
 # Figures and tables read the metric registry's own metadata (label, unit, precision, direction, dataset-level);
 # the alias keeps the name the plotting code has always used.
-MetricSpec = MetricInfo
 
 # Display columns computed from a stored one: MS-SSIM in dB, as CompressAI plots it.
 DERIVED = {"ms_ssim_db": "ms_ssim"}
@@ -171,7 +170,7 @@ def dataset_title(name: str, n_images: int, runs=()) -> tuple[str, bool]:
     return str(name), False
 
 
-def rd_points(frame: pd.DataFrame, metrics: list[MetricSpec], dataset_metrics: pd.DataFrame | None = None,
+def rd_points(frame: pd.DataFrame, metrics: list[MetricInfo], dataset_metrics: pd.DataFrame | None = None,
               boot=None) -> pd.DataFrame:
     """Dataset mean of bpp and each metric per rate point of each (dataset, codec, options).
 

@@ -8,8 +8,9 @@ from typing import Sequence
 
 import pandas as pd
 
+from ..metrics import MetricInfo
 from ..errors import ConfigError
-from .frames import MetricSpec, metric_spec, source_column
+from .frames import metric_spec, source_column
 from .published import PublishedCurve, resolve_reference
 
 
@@ -103,7 +104,7 @@ def parse_range(text: str | None, what: str) -> tuple[float, float] | None:
     return lo, hi
 
 
-def parse_metrics(text: str | None, results: Results, ms_ssim_db: bool = False) -> list[MetricSpec]:
+def parse_metrics(text: str | None, results: Results, ms_ssim_db: bool = False) -> list[MetricInfo]:
     """``psnr,ms-ssim,lpips`` -> specs; by default every registered metric that has values in the results."""
     from ..metrics import metric_names
 

@@ -8,12 +8,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..metrics import MetricInfo
 from .bdrate import _bd_functions, _transform, curve_pairs, per_image_matrices
-from .frames import MetricSpec, source_column
+from .frames import source_column
 from .style import COLUMN_WIDTH, codec_style, paper_style, save_figure
 
 
-def per_image_bd(points: pd.DataFrame, frame: pd.DataFrame, anchor: str, metrics: Sequence[MetricSpec],
+def per_image_bd(points: pd.DataFrame, frame: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo],
                  method: str = "pchip", bpp_range: tuple[float, float] | None = None) -> pd.DataFrame:
     """One row per (dataset, curve, metric, image): that image's BD-rate (%) against the anchor's curve on the
     same image. NaN (with the reason in ``note``) where the image's curves cannot be compared."""

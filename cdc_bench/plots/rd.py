@@ -14,7 +14,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from .frames import MetricSpec, dataset_level_notes, dataset_title, source_column, subset_warning, to_db
+from ..metrics import MetricInfo
+from .frames import dataset_level_notes, dataset_title, source_column, subset_warning, to_db
 from .published import PublishedCurve
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, PUBLISHED_LINESTYLE, codec_style, paper_style, save_figure
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 WARN_COLOR = "#B00020"
 
 
-def rd_axes(ax, points: pd.DataFrame, metric: MetricSpec, published: Sequence[PublishedCurve] = (),
+def rd_axes(ax, points: pd.DataFrame, metric: MetricInfo, published: Sequence[PublishedCurve] = (),
             legend: bool = True, ci: bool = True) -> int:
     """Draw the curves of one dataset and one metric on ``ax``; returns how many curves were drawn.
 
@@ -78,7 +79,7 @@ def rd_axes(ax, points: pd.DataFrame, metric: MetricSpec, published: Sequence[Pu
     return drawn
 
 
-def _axis_label(points: pd.DataFrame, metric: MetricSpec) -> str:
+def _axis_label(points: pd.DataFrame, metric: MetricInfo) -> str:
     protocol = points.get(f"{metric.column}_protocol")
     if metric.dataset_level and protocol is not None and protocol.notna().any():
         return f"{metric.label} ({protocol.dropna().iloc[0]}) {metric.arrow}".strip()
@@ -95,7 +96,7 @@ def figure_notes(fig, notes: Sequence[str], width: float, color: str = WARN_COLO
     fig.supxlabel(text, fontsize=5.5, color=color, ha="left", x=0.01, multialignment="left")
 
 
-def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricSpec], out_dir: str | Path,
+def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricInfo], out_dir: str | Path,
             formats: Sequence[str] = ("pdf", "png"), width: float = COLUMN_WIDTH,
             published: dict[str, list[PublishedCurve]] | None = None, prefix: str = "rd", *, ci: bool = True,
             xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None, runs=(),

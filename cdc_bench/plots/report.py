@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .bdrate import _label, bd_table, wide_table
-from .frames import (RANDOM_WEIGHTS, MetricSpec, dataset_level_notes, dataset_title, ok_rows, rd_points,
+from .frames import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, ok_rows, rd_points,
                      short_labels, source_column, subset_warning)
 from .published import PublishedCurve
 from .rd import figure_notes, rd_axes
@@ -59,7 +59,7 @@ def image_uri(image: np.ndarray, lossless: bool = False) -> str:
     return data_uri(buf.getvalue(), "image/webp")
 
 
-def rd_svg(points: pd.DataFrame, metric: MetricSpec, published: Sequence[PublishedCurve] = (),
+def rd_svg(points: pd.DataFrame, metric: MetricInfo, published: Sequence[PublishedCurve] = (),
            width: float = COLUMN_WIDTH * 1.5, title: str | None = None, notes: Sequence[str] = ()) -> str | None:
     """One RD figure as an SVG data URI (None when the metric has no values)."""
     if metric.column not in points or points[metric.column].notna().sum() == 0:
@@ -89,7 +89,7 @@ def pick_anchor(points: pd.DataFrame) -> str | None:
 
 
 def viewer_data(out_dir: str | Path, frame: pd.DataFrame, image: str, original: np.ndarray | None,
-                metrics: Sequence[MetricSpec], dataset: str | None = None, lossless: bool = False,
+                metrics: Sequence[MetricInfo], dataset: str | None = None, lossless: bool = False,
                 ) -> dict[str, Any]:
     """Every saved reconstruction of ``image`` (grouped by curve, sorted by bpp) plus the original."""
     from .compare import load_recon
@@ -122,7 +122,7 @@ def _round(value) -> float | None:
     return round(value, 4) if np.isfinite(value) else None
 
 
-def build_report(frame: pd.DataFrame, metrics: Sequence[MetricSpec], *, runs: Sequence[dict] = (),
+def build_report(frame: pd.DataFrame, metrics: Sequence[MetricInfo], *, runs: Sequence[dict] = (),
                  dataset_metrics: pd.DataFrame | None = None, anchor: str | None = None,
                  published: dict[str, list[PublishedCurve]] | None = None,
                  viewers: Sequence[dict[str, Any]] = (), speed_svg: str | None = None,
@@ -188,7 +188,7 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricSpec], *, runs: Se
             + f"<script>{_VIEWER_JS}</script>\n</body></html>\n")
 
 
-def _per_image_html(rows: pd.DataFrame, metrics: Sequence[MetricSpec]) -> str:
+def _per_image_html(rows: pd.DataFrame, metrics: Sequence[MetricInfo]) -> str:
     """Every image's numbers, one row per (image, curve, rate point): the means above hide the spread."""
     if rows.empty:
         return ""

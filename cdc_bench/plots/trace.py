@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .frames import RANDOM_WEIGHTS, MetricSpec, dataset_level_notes, dataset_title, rd_points
+from .frames import RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, rd_points
 from .rd import figure_notes
 from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
 
@@ -91,7 +91,7 @@ def _err(curve: pd.DataFrame, col: str):
     return np.vstack([curve[col] - curve[lo], curve[hi] - curve[col]]).clip(min=0)
 
 
-def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out_dir: str | Path,
+def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out_dir: str | Path,
              formats: Sequence[str], width: float, *, boot=None, at_bpp: float | None = None,
              dataset_metrics: pd.DataFrame | None = None, runs=(), warnings_out: list[str] | None = None,
              xlim=None, ylim=None) -> list[Path]:
@@ -171,7 +171,7 @@ def _annotate(ax, labels) -> None:
         ax.annotate(text, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=5.5, color=color)
 
 
-def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricSpec], trace: str, out_dir: str | Path,
+def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out_dir: str | Path,
                formats: Sequence[str], width: float, *, boot=None, at_bpp: float | None = None,
                dataset_metrics: pd.DataFrame | None = None, runs=(), warnings_out: list[str] | None = None,
                xlim=None, ylim=None) -> list[Path]:

@@ -12,7 +12,8 @@ import pytest
 
 
 from cdc_bench.plots.bdrate import bd_metric, bd_rate, bd_table, to_csv, to_latex, to_markdown  # noqa: E402
-from cdc_bench.plots.frames import MetricSpec, metric_spec, ok_rows, rd_points  # noqa: E402
+from cdc_bench.metrics import MetricInfo  # noqa: E402
+from cdc_bench.plots.frames import metric_spec, ok_rows, rd_points  # noqa: E402
 
 # The example of the bjontegaard package's README and example_usage.py (x265 presets).
 RATE_A = [9487.76, 4593.60, 2486.44, 1358.24]
@@ -131,7 +132,7 @@ def test_csv_round_trips(tidy):
 
 
 def test_unknown_direction_metric_still_tabulates():
-    spec = MetricSpec("custom", "custom", lower_better=None, label="Custom")
+    spec = MetricInfo("custom", "custom", lower_better=None, label="Custom")
     frame = pd.DataFrame({"dataset": ["d"] * 4, "codec": ["a", "a", "b", "b"], "options": ["{}"] * 4,
                           "label": ["a", "a", "b", "b"], "quality": [1, 2, 1, 2], "bpp": [0.1, 0.2, 0.08, 0.16],
                           "custom": [1.0, 2.0, 1.0, 2.0]})

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 
-from cdc_bench.plots.compare import find_original  # noqa: E402
+from cdc_bench.commands._originals import find_original  # noqa: E402
 from cdc_bench.plots.frames import metric_spec, ok_rows  # noqa: E402
 from cdc_bench.plots.report import build_report, viewer_data  # noqa: E402
 from cdc_bench.plots.style import codec_style  # noqa: E402
