@@ -53,12 +53,12 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)
     if not verbose:
-        warnings.showwarning = _show_warning
+        warnings.formatwarning = _format_warning
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _format_warning(message, category, filename, lineno, line=None) -> str:
     """A warning is one line for the user (``warning: ...``), not Python's file:line and source (see --verbose)."""
-    click.echo(f"warning: {message}", err=True)
+    return f"warning: {message}\n"
 
 
 if __name__ == "__main__":
