@@ -96,9 +96,25 @@ def test_jpeg_rows_with_batch_3_equal_unbatched_rows(tmp_path):
     assert batched.loc[("img0", "20")] == 2 and batched.loc[("img2", "20")] == 1 and batched.loc[("img4", "80")] == 2
 
 
-def test_cdc_rows_with_batch_2_equal_unbatched_within_the_onednn_rounding(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_cdc(tmp_path_factory) -> str:
+    """A tiny random-weights CDC checkpoint (the architecture of tests/cdc_bench/cdc/conftest.py): seconds."""
+    import torch
+
+    from cdc_bench.cdc.checkpoint import build_cdc
+    from cdc_bench.cdc.model import CDCConfig
+
+    config = CDCConfig(dim=8, context_channels=8, dim_mults=(1, 1, 2, 2, 2, 3), context_dim_mults=(1, 1, 2, 2),
+                       comp_dim=8, comp_dim_mults=(1, 1, 2, 2), reverse_dim_mults=(2, 2, 1, 1),
+                       hyper_dims_mults=(2, 2, 2), comp_out_channels=8)
+    path = tmp_path_factory.mktemp("tiny") / "tiny-b0.0128.pt"
+    torch.save(build_cdc(config, seed=3).state_dict(), path)
+    return str(path)
+
+
+def test_cdc_rows_with_batch_2_equal_unbatched_within_the_onednn_rounding(tmp_path, tiny_cdc):
     images = _images(tmp_path / "imgs", [(64, 64), (64, 64), (128, 64), (64, 64)])
-    options = {"weights": "random", "steps": 2}
+    options = {"checkpoint": tiny_cdc, "steps": 2}
     kw = dict(save_recon=True, metrics=("psnr",))  # MS-SSIM needs images above 160 px
     _, one = _sweep(tmp_path / "b1", images, "cdc", options, (0.0128,), batch=1, **kw)
     summary, two = _sweep(tmp_path / "b2", images, "cdc", options, (0.0128,), batch=2, **kw)
@@ -174,3 +190,36 @@ def test_resume_runs_only_missing_items_per_item(tmp_path):
     assert Tagged.batch_calls == [3, 3]  # the missing img2..img4, one batch per rate point
     summary, _ = _sweep(tmp_path / "out", images, "test-batch", {}, (1, 2), batch=3)
     assert summary.skipped == 10 and summary.ok == 0
+
+
+def _cli(images, out, *args):
+    from click.testing import CliRunner
+
+    from cdc_bench.cli import main
+
+    folder = images[0][1].parent
+    return CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "jpeg", "-q", "30,70", "--out", str(out),
+                                     "--workers", "0", "--quiet", "-m", "psnr", *args])
+
+
+def test_the_run_command_batches_and_records_it(tmp_path):
+    images = _images(tmp_path / "imgs", [(32, 48)] * 3)
+    result = _cli(images, tmp_path / "out", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    frame = ResultsStore(tmp_path / "out").frame()
+    assert len(frame) == 6 and (frame["status"] == "ok").all()
+    assert sorted(frame["decode_batch"]) == [1, 1, 2, 2, 2, 2]
+    bad = _cli(images, tmp_path / "out2", "--batch", "0")
+    assert bad.exit_code == 2 and "--batch" in bad.output
+    dask = _cli(images, tmp_path / "out3", "--batch", "2", "--executor", "dask")
+    assert dask.exit_code == 2 and "not supported" in dask.output
+
+
+def test_the_throughput_benchmark_explains_itself():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "batch_throughput.py"
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--smoke" in proc.stdout, proc.stderr
