@@ -85,8 +85,6 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     from ..store import ResultsStore
 
     dataset_names, codec_names, metric_names = _split(datasets), _split(codecs), _split(metrics)
-    if batch > 1 and (executor == "dask" or scheduler):
-        raise click.UsageError("--batch with the Dask executor is not supported yet; use --executor local")
     try:
         plans = build_plans(codec_names, options, qualities)
         metric_infos = [get_metric(m) for m in metric_names]

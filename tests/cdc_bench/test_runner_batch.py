@@ -211,8 +211,20 @@ def test_the_run_command_batches_and_records_it(tmp_path):
     assert sorted(frame["decode_batch"]) == [1, 1, 2, 2, 2, 2]
     bad = _cli(images, tmp_path / "out2", "--batch", "0")
     assert bad.exit_code == 2 and "--batch" in bad.output
-    dask = _cli(images, tmp_path / "out3", "--batch", "2", "--executor", "dask")
-    assert dask.exit_code == 2 and "not supported" in dask.output
+
+
+def test_a_dask_worker_gets_a_batch_with_its_images_bytes(tmp_path):
+    pytest.importorskip("distributed")
+    from cdc_bench.dask_executor import _read_images, _remote
+
+    images = _images(tmp_path / "imgs", [(32, 48)] * 3)
+    tasks = plan_tasks([("s", images)], [CodecPlan("jpeg", {}, [50])], metrics=("psnr",))
+    batch = batch_tasks(tasks, 3)[0]
+    data = _read_images(batch)
+    for _, path in images:  # the worker cannot read the client's files: only the shipped bytes remain
+        path.unlink()
+    results = _remote(run_batch, batch, data, 60, 1)
+    assert [r.row["status"] for r in results] == ["ok"] * 3 and [r.row["decode_batch"] for r in results] == [3] * 3
 
 
 def test_the_throughput_benchmark_explains_itself():
