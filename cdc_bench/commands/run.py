@@ -130,8 +130,8 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
 
     try:
         summary = sweep(tasks, store, pool, run_id=run_id,
-                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors, progress=not quiet, on_row=report,
-                        batch=batch)
+                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors,
+                        progress=not quiet, on_row=report, batch=batch)
     finally:
         if hasattr(pool, "close"):
             pool.close()
