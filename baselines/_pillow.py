@@ -42,6 +42,17 @@ def float_rate(codec: str, rate: Any, low: float, label: str) -> float:
     return value
 
 
+def check_decoded_size(codec: str, width: int, height: int) -> None:
+    """Refuse, from the header alone, a size no input image can have (cdc-bench's input pixel limit, 64 Mpx by
+    default): a flipped bit in a size field would otherwise decode gigabytes of pixels."""
+    from cdc_bench.images import pixel_limit
+
+    limit = pixel_limit()
+    if width < 1 or height < 1 or (limit and width * height > limit):
+        raise BitstreamError(f"{codec}: bitstream claims a {width}x{height} image, beyond the input pixel limit "
+                             f"{limit} (corrupt size field?)")
+
+
 def decode_with_pillow(data: bytes, pil_format: str, codec: str) -> np.ndarray:
     """Decode an image file held in ``data`` with Pillow; anything unreadable becomes :class:`BitstreamError`."""
     from PIL import Image
@@ -52,6 +63,7 @@ def decode_with_pillow(data: bytes, pil_format: str, codec: str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             if img.format != pil_format:
                 raise BitstreamError(f"{codec}: bitstream is {img.format or 'unknown'}, not {pil_format}")
+            check_decoded_size(codec, *img.size)
             img.load()
             rgb = img.convert("RGB") if img.mode != "RGB" else img
             out = np.asarray(rgb, dtype=np.uint8).copy()
@@ -84,6 +96,10 @@ class PillowCodec(Codec):
         """Pillow ``Image.save`` keyword arguments for one validated rate point and image shape."""
         raise NotImplementedError
 
+    def prepare(self, image: Any, rate: Any) -> Any:
+        """The Pillow image to save (a codec that transforms before saving, e.g. quantises, overrides this)."""
+        return image
+
     def rate_domain(self) -> RateDomain:
         return RateDomain("int", *self.rate_range)
 
@@ -111,8 +127,8 @@ class PillowCodec(Codec):
 
         buf = io.BytesIO()
         # These formats carry width and height themselves and accept any size (1x1 included): no padding.
-        Image.fromarray(np.ascontiguousarray(image)).save(buf, format=self.pil_format,
-                                                          **self.save_args(rate, image.shape))
+        self.prepare(Image.fromarray(np.ascontiguousarray(image)), rate).save(buf, format=self.pil_format,
+                                                                               **self.save_args(rate, image.shape))
         return buf.getvalue()
 
     def _decode(self, data: bytes) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from cdc_bench.codec import Availability, BitstreamError, Option, RateDomain
 
-from ._pillow import DECODE_ERRORS, PillowCodec, float_rate
+from ._pillow import DECODE_ERRORS, PillowCodec, check_decoded_size, float_rate
 
 #: CompressAI's 19 quality points for Pillow codecs (jpeg.json, webp.json)
 QUALITIES_5_TO_95 = tuple(range(5, 100, 5))
@@ -221,6 +221,7 @@ class HEVC(PillowCodec):
             heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
             if len(heif) != 1:
                 raise BitstreamError(f"hevc: expected one image in the HEIF file, found {len(heif)}")
+            check_decoded_size(self.name, *heif[0].size)
             out = np.asarray(heif[0].to_pillow().convert("RGB"), dtype=np.uint8).copy()
         except BitstreamError:
             raise

@@ -21,9 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecError, CodecUnavailable, check_image
+from cdc_bench.codec import Availability, BitstreamError, Codec, CodecConfigError, CodecError, CodecUnavailable
 from cdc_bench.download import cache_dir
-from cdc_bench.weights import WeightFile, get_weight, register_provider, register_weight
+from cdc_bench.weights import WeightFile, get_weight, register_weight
 
 URL_PREFIX = "https://storage.googleapis.com/tensorflow_compression/metagraphs"
 RATES = ("lo", "mi", "hi")
@@ -36,22 +36,6 @@ def metagraph_dir() -> Path:
     return cache_dir() / "tfc_metagraphs"
 
 
-class CachedWeight(WeightFile):
-    """A file in cdc-bench's cache, resolved at use time (so ``CDC_BENCH_CACHE`` set later is honoured)."""
-
-    def locate(self) -> Path | None:
-        self.path = metagraph_dir() / self.path.name
-        if self.path.exists():
-            return self.path
-        # tfci.py's own cache: a file fetched there by the reference tool is used as is.
-        tfci_copy = TFCI_CACHE / self.path.name
-        return tfci_copy if tfci_copy.exists() else None
-
-    def missing_message(self) -> str:
-        self.path = metagraph_dir() / self.path.name
-        return super().missing_message()
-
-
 def model_name(rate: str) -> str:
     return f"hific-{rate}"
 
@@ -62,9 +46,11 @@ def weight_name(rate: str) -> str:
 
 for _rate in RATES:
     _file = f"{model_name(_rate)}.metagraph"
-    register_weight(CachedWeight(name=weight_name(_rate), url=f"{URL_PREFIX}/{_file}", path=metagraph_dir() / _file,
-                                 used_by=["hific"], note="tensorflow-compression publishes no checksum for it"))
-register_provider(__name__)
+    # In cdc-bench's cache (resolved at each use: CDC_BENCH_CACHE may be set after import); a file that
+    # tfci.py itself fetched into its own cache is used as is.
+    register_weight(WeightFile(name=weight_name(_rate), url=f"{URL_PREFIX}/{_file}",
+                               path=lambda f=_file: metagraph_dir() / f, search=lambda f=_file: [TFCI_CACHE / f],
+                               used_by=["hific"], note="tensorflow-compression publishes no checksum for it"))
 
 
 def tensorflow_available() -> Availability:
@@ -111,26 +97,33 @@ class HiFiC(Codec):
 
     def __init__(self, options: dict[str, Any] | None = None, device: str = "cpu"):
         super().__init__(options, device)
-        self._graphs: dict[str, Signatures] = {}
+        self._graphs: dict[str, Signatures] = {}  # the model cache (one per metagraph), not per-call state
 
     @classmethod
     def availability(cls) -> Availability:
         return tensorflow_available()
 
+    def validate_rate(self, rate: Any) -> str:
+        """One of the three released models: lo, mi or hi."""
+        if str(rate) not in RATES:
+            raise CodecConfigError(f"hific: rate point {rate!r} is not one of {', '.join(RATES)} (the released "
+                                   "models hific-lo, hific-mi, hific-hi)")
+        return str(rate)
+
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
-        return [weight_name(str(r)) for r in rate_points]
+        return [weight_name(self.validate_rate(r)) for r in rate_points]
 
     def _require_tf(self) -> None:
         avail = tensorflow_available()
         if not avail.ok:
             raise CodecUnavailable(avail.reason, avail.fix)
 
-    def _signatures(self, model: str) -> Signatures:
+    def _signatures(self, model: str, decoding: bool = False) -> Signatures:
         """Signatures of ``model``: ``hific-lo`` etc. from the weights registry, or any ``<name>.metagraph``
-        already in the metagraph folder (how tests supply a small graph)."""
+        already in the metagraph folder (how tests supply a small graph). A decoder never downloads."""
         if model not in self._graphs:
             rate = model.removeprefix("hific-")
-            path = (get_weight(weight_name(rate)).ensure() if rate in RATES
+            path = (get_weight(weight_name(rate)).ensure(allow_download=not decoding) if rate in RATES
                     else metagraph_dir() / f"{model}.metagraph")
             if not path.is_file():
                 raise BitstreamError(f"bitstream names model {model!r}, which is not a HiFiC model "
@@ -138,11 +131,8 @@ class HiFiC(Codec):
             self._graphs[model] = Signatures(path.read_bytes())
         return self._graphs[model]
 
-    def encode(self, image: np.ndarray, rate: Any) -> bytes:
-        check_image(image)
-        if str(rate) not in RATES:
-            raise CodecError(f"hific: rate point {rate!r} is not one of {', '.join(RATES)}")
-        return self.encode_with(model_name(str(rate)), image)
+    def _encode(self, image: np.ndarray, rate: str) -> bytes:
+        return self.encode_with(model_name(rate), image)
 
     def encode_with(self, model: str, image: np.ndarray) -> bytes:
         """``tfci.compress_image`` for a fixed-rate model: sender(image) packed with the model name."""
@@ -159,9 +149,8 @@ class HiFiC(Codec):
         packed.pack(tensors)
         return packed.string
 
-    def decode(self, data: bytes) -> np.ndarray:
+    def _decode(self, data: bytes) -> np.ndarray:
         """``tfci.decompress``: the model named in the bitstream, its receiver, round and saturate to uint8."""
-        self._require_tf()
         import tensorflow as tf
         import tensorflow_compression as tfc
 
@@ -170,7 +159,9 @@ class HiFiC(Codec):
             model = packed.model
         except Exception as err:  # noqa: BLE001 - protobuf DecodeError, IndexError for a missing model name
             raise BitstreamError(f"hific: not a TFCI bitstream ({type(err).__name__}: {err})") from None
-        receiver = self._signatures(model)("receiver")
+        if not isinstance(model, str) or "/" in model or model.startswith(".") or not model:
+            raise BitstreamError(f"hific: bitstream names an invalid model {model!r}")
+        receiver = self._signatures(model, decoding=True)("receiver")
         try:
             tensors = packed.unpack([t.dtype for t in receiver.inputs])
             output, = receiver(*tensors)

@@ -14,7 +14,8 @@ bytes, same reconstruction on a shared random state dict).
 Weights are the files torch.hub fetches for ``facebookresearch/NeuralCompression`` (``msillm_quality_N`` /
 ``noganms_quality_N``), kept in torch.hub's checkpoint cache; no checksum is published for them. The bitstream
 is the two CompressAI strings behind a small header (model, quality, weights kind, H x W), so decoding needs the
-bytes alone; NeuralCompression's own evaluation counts a pickled object instead, a few dozen bytes more per image.
+bytes alone; the decoder checks every field (and H x W against ``max_pixels``) before it builds a tensor.
+NeuralCompression's own evaluation counts a pickled object instead, a few dozen bytes more per image.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from baselines.compressai_zoo import HubWeight, Reader, fetch_hub_weight, pack_strings, torch_hub_checkpoints, \
-    unpack_strings, write_varint
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecError, CodecUnavailable, check_image
-from cdc_bench.weights import get_weight, register_provider, register_weight
+from cdc_bench.codec import BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded
+from cdc_bench.weights import WeightFile, register_weight
+
+from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, Reader, fetch_hub_weight, hub_path,
+                         pack_strings, rans_guard, read_magic, seeded, unpack_strings,
+                         weight_path, write_varint)
 
 URL_ROOT = "https://dl.fbaipublicfiles.com/NeuralCompression/2023-muckley-msillm"
 #: quality level -> training rate target, as in NeuralCompression's hubconf.py
@@ -34,7 +37,6 @@ TARGETS = {1: "0.035bpp", 2: "0.07bpp", 3: "0.14bpp", 4: "0.3bpp", 5: "0.45bpp",
 FACTOR = 64  # the autoencoder's total downsampling (encoder 16 x hyper-analysis 4)
 MAGIC = b"NC"
 FORMAT_VERSION = 1
-RANDOM_SEED = 0
 LICENSE_NOTE = ("MS-ILLM/No-GAN weights are released under CC-BY-NC 4.0 "
                 "(https://github.com/facebookresearch/NeuralCompression/tree/main/WEIGHTS_LICENSE)")
 
@@ -148,7 +150,8 @@ def _build_modules():
             scales = self.hyper_synthesis_scale(hyper_decoded)
             indexes = self.latent_bottleneck.build_indexes(scales)
             latent_strings = self.latent_bottleneck.compress(latent, indexes, means=means)
-            return {"strings": [latent_strings, hyper_strings], "latent": latent, "means": means}
+            return {"strings": [latent_strings, hyper_strings], "latent": latent, "means": means,
+                    "hyper_latent": hyper_latent, "scales": scales}
 
         def decompress(self, strings, padded_size: tuple[int, int]):
             latent_size = (padded_size[0] // 16, padded_size[1] // 16)
@@ -159,14 +162,12 @@ def _build_modules():
             latent = self.latent_bottleneck.decompress(strings[0], indexes, means=means)
             return self.decoder(latent).clamp(0.0, 1.0)
 
-        def likelihood_bits(self, image) -> float:
-            """Bits the entropy models assign to the quantized latents (eval mode, no noise)."""
-            latent = self.encoder(image)
-            hyper_latent = self.hyper_analysis(latent)
-            hyper_hat, hyper_lik = self.hyper_bottleneck(hyper_latent, training=False)
-            means = self.hyper_synthesis_mean(hyper_hat)
-            scales = self.hyper_synthesis_scale(hyper_hat)
-            _, latent_lik = self.latent_bottleneck(latent, scales, means=means, training=False)
+        def likelihood_bits(self, compressed: dict[str, Any]) -> float:
+            """Bits the entropy models assign to the quantized latents of a :meth:`compress` result (eval mode,
+            no noise; the decoded hyper-latent equals the rounded one, so its means and scales are reused)."""
+            _, hyper_lik = self.hyper_bottleneck(compressed["hyper_latent"], training=False)
+            _, latent_lik = self.latent_bottleneck(compressed["latent"], compressed["scales"],
+                                                   means=compressed["means"], training=False)
             return float(-torch.log2(hyper_lik).sum() - torch.log2(latent_lik).sum())
 
     return HiFiCAutoencoder
@@ -228,143 +229,107 @@ def _register_weights() -> None:
     for prefix, codec in (("msillm", "msillm"), ("noganms", "nogan")):
         for quality, target in TARGETS.items():
             filename = f"{prefix}_target_{target}.ckpt"
-            register_weight(HubWeight(
+            register_weight(WeightFile(
                 name=weight_name(prefix, quality), url=f"{URL_ROOT}/{filename}",
-                path=torch_hub_checkpoints() / filename, sha256=None, used_by=[codec], fetch=fetch_hub_weight,
+                path=hub_path(filename), sha256=None, used_by=[codec], fetch=fetch_hub_weight,
                 note=f"No checksum is published for it. {LICENSE_NOTE}"))
 
 
 # -- the codecs --------------------------------------------------------------------------------------------------
-class _HiFiCRelease(Codec):
+def padded_input(image: np.ndarray, device: str = "cpu") -> tuple[Any, str]:
+    """The network input: [0, 1] floats padded at the bottom/right to a multiple of 64, and a note if the image is
+    too small to reflect-pad (upstream's ``pad_image_to_factor`` reflects, which needs a pad smaller than the image).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h, w = image.shape[:2]
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255).to(device)
+    pad_h, pad_w = (-h) % FACTOR, (-w) % FACTOR
+    if not (pad_h or pad_w):
+        return x, ""
+    if pad_h < h and pad_w < w:
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect"), ""
+    note = f"image {h}x{w} too small to reflect-pad to {FACTOR}; edge-replicated instead"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate"), note
+
+
+class _HiFiCRelease(LearnedCodec):
     """Shared adapter; subclasses set the checkpoint prefix and the header code."""
 
     prefix: str = ""
     code: int = 0
     rate_label = "quality (1-6)"
     rate_points = (1, 2, 3, 4, 5, 6)
-    settings = {"weights": "pretrained"}
-    settings_help = {"weights": "pretrained (published checkpoints) | random (seeded random init, for tests; "
-                                "numbers are meaningless)"}
-
-    def __init__(self, options: dict[str, Any] | None = None, device: str = "cpu"):
-        super().__init__(options, device)
-        self._loaded: tuple[Any, Any] | None = None
-        self._last_input: Any = None
-        self._notes: list[str] = []
-
-    @classmethod
-    def availability(cls) -> Availability:
-        try:
-            import compressai  # noqa: F401
-        except ImportError as err:
-            return Availability(False, f"compressai cannot be imported ({err})", 'pip install "compressai==1.2.8"')
-        return Availability(True)
-
-    def validate_options(self) -> None:
-        if self.options["weights"] not in ("pretrained", "random"):
-            raise CodecError(f"option {self.name}.weights must be pretrained or random, got {self.options['weights']!r}")
+    option_specs = {"weights": WEIGHTS_OPTION, "max_pixels": MAX_PIXELS_OPTION}
+    #: constructor arguments of the random-weights network (a subclass may make it smaller, e.g. for fuzzing)
+    random_config: dict[str, int] = {}
 
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
         if self.options["weights"] != "pretrained":
             return []
-        return [weight_name(self.prefix, int(q)) for q in rate_points]
+        return [weight_name(self.prefix, self.validate_rate(q)) for q in rate_points]
 
-    def _model(self, quality: int, weights: str):
-        key = (quality if weights == "pretrained" else None, weights)  # random weights: one net for all qualities
-        if self._loaded is not None and self._loaded[0] == key:
-            return self._loaded[1]
-        self._loaded = None  # ~0.7 GB each: drop the old one before building the next
-        import torch
-
-        if weights == "random":
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(RANDOM_SEED)
-                net = hific_autoencoder_class()()
-            net.update(force=True)
-        else:
-            net = load_hific_checkpoint(get_weight(weight_name(self.prefix, quality)).ensure())
-        net = net.eval().to(self.device)
-        self._loaded = (key, net)
-        return net
-
-    def _quality(self, rate: Any) -> int:
+    def validate_rate(self, rate: Any, error: type[CodecError] = CodecConfigError) -> int:
+        """One of the six released quality levels."""
         try:
-            quality = int(float(rate))
+            value = float(rate)
         except (TypeError, ValueError):
-            quality = -1
-        if quality < 0 or quality != float(rate) or quality not in self.rate_points:
-            raise CodecError(f"{self.name}: quality {rate!r} is not one of {list(self.rate_points)}")
-        return quality
+            value = -1.0
+        if not value.is_integer() or int(value) not in self.rate_points:
+            raise error(f"{self.name}: quality {rate!r} is not valid; expected an integer quality level in 1..6 "
+                        "(the released checkpoints)")
+        return int(value)
 
-    def encode(self, image: np.ndarray, rate: Any) -> bytes:
+    def _model_for(self, quality: int, decoding: bool = False):
+        if self.options["weights"] == "random":  # one network for all qualities
+            return self.cached_model(("random",), lambda: seeded(lambda: hific_autoencoder_class()(
+                **self.random_config)))
+        return self.cached_model((quality, "pretrained"), lambda: load_hific_checkpoint(
+            weight_path(weight_name(self.prefix, quality), decoding)))  # ~0.7 GB each: one at a time
+
+    def _encode(self, image: np.ndarray, rate: int) -> Encoded:
         import torch
-        import torch.nn.functional as F
 
-        check_image(image)
-        quality = self._quality(rate)
-        weights = self.options["weights"]
-        net = self._model(quality, weights)
         h, w = image.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255).to(self.device)
-        pad_h, pad_w = (-h) % FACTOR, (-w) % FACTOR
-        self._notes = []
-        if pad_h or pad_w:
-            # Upstream (ncF.pad_image_to_factor) reflects; reflection needs the pad to be smaller than the image.
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            if mode == "replicate":
-                self._notes.append(f"image {h}x{w} too small to reflect-pad to {FACTOR}; edge-replicated instead")
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        self.check_size(h, w, CodecError)
+        net = self._model_for(rate)
+        x, note = padded_input(image, self.device)
         with torch.no_grad():
             out = net.compress(x)
-        self._last_input = x
-        header = bytearray(MAGIC) + bytes([FORMAT_VERSION, self.code | ((weights == "random") << 7), quality])
+            estimated = net.likelihood_bits(out)
+        header = bytearray(MAGIC) + bytes([FORMAT_VERSION, self.code | ((self.options["weights"] == "random") << 7),
+                                           rate])
         header += write_varint(h) + write_varint(w)
-        return bytes(header) + pack_strings(out["strings"])
+        return Encoded(bytes(header) + pack_strings(out["strings"]), estimated_bits=estimated,
+                       info={"codec_note": note} if note else {})
 
-    def decode(self, data: bytes) -> np.ndarray:
+    def _decode(self, data: bytes) -> np.ndarray:
         import torch
 
         r = Reader(data, self.name)
-        if r.take(2, "magic") != MAGIC:
-            raise BitstreamError(f"not a NeuralCompression HiFiC bitstream (bad magic) for {self.name}")
-        version, code, quality = r.byte("version"), r.byte("model"), r.byte("quality")
-        if version != FORMAT_VERSION:
-            raise BitstreamError(f"{self.name}: bitstream format version {version}, this decoder reads {FORMAT_VERSION}")
-        weights = "random" if code & 0x80 else "pretrained"
+        read_magic(r, MAGIC, FORMAT_VERSION, "NeuralCompression HiFiC")
+        code, quality = r.byte("model"), r.byte("quality")
         if code & 0x7F != self.code:
             other = {c.code: c.name for c in (MSILLM, NoGAN)}.get(code & 0x7F, f"unknown code {code & 0x7F}")
             raise BitstreamError(f"bitstream was made by {other}, not {self.name}")
-        if weights != self.options["weights"]:
-            raise BitstreamError(f"{self.name}: bitstream was made with weights={weights}, decoder has "
-                                 f"weights={self.options['weights']}")
-        if quality not in self.rate_points:
-            raise BitstreamError(f"{self.name}: bitstream has invalid quality {quality}")
-        h, w = r.varint("height"), r.varint("width")
-        strings = unpack_strings(r)
+        self.check_flag("weights", "random" if code & 0x80 else "pretrained")
+        quality = self.validate_rate(quality, BitstreamError)
+        h, w = r.varint("height", 1), r.varint("width", 1)
+        self.check_size(h, w)  # before any tensor: a header claiming 4096 x 4096 costs nothing
+        strings = unpack_strings(r, 2)
         r.done()
-        if h < 1 or w < 1 or len(strings) != 2:
-            raise BitstreamError(f"{self.name}: bitstream header is corrupt (size {h}x{w}, {len(strings)} strings)")
-        net = self._model(quality, weights)
         padded = (h + (-h) % FACTOR, w + (-w) % FACTOR)
-        try:
-            with torch.no_grad():
-                x_hat = net.decompress(strings, padded)
-        except (RuntimeError, ValueError, IndexError) as err:
-            raise BitstreamError(f"{self.name}: could not decode the bitstream ({err})") from None
+        net = self._model_for(quality, decoding=True)
+        # symbols: latent channels at 1/16 of the padded size plus hyper-latent channels at 1/64
+        symbols = (padded[0] // 16) * (padded[1] // 16) * net.encoder.blocks[-1].out_channels \
+            + (padded[0] // 64) * (padded[1] // 64) * net.hyper_bottleneck.channels
+        strings = rans_guard(strings, symbols, self.name)
+        with torch.no_grad():
+            x_hat = net.decompress(strings, padded)
         # NeuralCompression's eval: (x * 255 + 0.5) -> uint8 (round half up), on the un-padded image.
         rgb = (x_hat[0, :, :h, :w] * 255 + 0.5).to(torch.uint8).permute(1, 2, 0)
         return rgb.cpu().numpy()
-
-    def estimated_bits(self) -> float | None:
-        if self._last_input is None or self._loaded is None:
-            return None
-        import torch
-
-        with torch.no_grad():
-            return self._loaded[1].likelihood_bits(self._last_input)
-
-    def extra_metrics(self) -> dict[str, Any]:
-        return {"codec_note": "; ".join(self._notes)} if self._notes else {}
 
 
 class MSILLM(_HiFiCRelease):
@@ -386,4 +351,3 @@ class NoGAN(_HiFiCRelease):
 
 
 _register_weights()
-register_provider(__name__)

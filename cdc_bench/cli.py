@@ -52,6 +52,13 @@ def main(verbose: bool) -> None:
     """cdc-bench: rate-distortion-perception benchmarks for CDC and other image codecs."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)
+    if not verbose:
+        warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning is one line for the user (``warning: ...``), not Python's file:line and source (see --verbose)."""
+    click.echo(f"warning: {message}", err=True)
 
 
 if __name__ == "__main__":

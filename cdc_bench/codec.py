@@ -97,14 +97,21 @@ class Option:
         if self.choices is not None:
             return "choose one of " + ", ".join(map(str, self.choices))
         if self.range is not None:
-            low, high = self.range
+            low, high = (_number(v) for v in self.range)
             kind = "an integer" if isinstance(self.default, int) and not isinstance(self.default, bool) else "a number"
             if low is not None and high is not None:
-                return f"expected {kind} in {low:g}..{high:g}"
-            return f"expected {kind} {'>= ' + format(low, 'g') if low is not None else '<= ' + format(high, 'g')}"
+                return f"expected {kind} in {low}..{high}"
+            return f"expected {kind} {'>= ' + low if low is not None else '<= ' + high}"
         if isinstance(self.default, bool):
             return "expected true or false"
         return f"expected a value like {self.default!r}"
+
+
+def _number(value: float | None) -> str | None:
+    """A bound as people write it: ``8193``, ``0.5`` (never ``9.22337e+18`` for an integer)."""
+    if value is None:
+        return None
+    return str(value) if isinstance(value, int) else format(value, "g")
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ class CodecPlan:
     rate_points: list[Any] = field(default_factory=list)
 
 
-def split_list(text: str | Iterable[Any]) -> list[str]:
+def split_list(text: str | Iterable[Any] | None) -> list[str]:
     """``"10, 50,90"`` -> ``["10", "50", "90"]``: the one parser of comma-separated command-line lists."""
-    items = text.split(",") if isinstance(text, str) else list(text)
+    items = text.split(",") if isinstance(text, str) else list(text or ())
     return [str(item).strip() for item in items if str(item).strip()]
 
 

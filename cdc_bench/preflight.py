@@ -300,6 +300,25 @@ def parse_fid_protocol(value: str) -> str:
     return text
 
 
+def parse_targets(value: Any) -> tuple[float, ...]:
+    """``0.1,0.2,0.4``: target bits per pixel for matched-bitrate rows, each a finite number > 0, no repeats."""
+    if value is None or value == ():
+        return ()
+    if isinstance(value, tuple):
+        return value
+    targets: list[float] = []
+    for part in str(value).split(","):
+        try:
+            target = float(part)
+        except ValueError:
+            target = math.nan
+        if not math.isfinite(target) or target <= 0:
+            raise ConfigError(f"{part.strip()!r}: give target bits per pixel as numbers > 0, e.g. 0.1,0.2,0.4")
+        if target not in targets:
+            targets.append(target)
+    return tuple(targets)
+
+
 class _Checked(click.ParamType):
     """A click type from one of the parsers above: a bad value is a usage error (exit 2) with its message."""
 
@@ -318,3 +337,4 @@ TIMEOUT = _Checked("seconds|none", parse_timeout)
 WORKERS = _Checked("integer", parse_workers)
 DEVICE = _Checked("device", parse_device)
 FID_PROTOCOL = _Checked("protocol", parse_fid_protocol)
+TARGETS = _Checked("bpp,bpp,...", parse_targets)

@@ -1,9 +1,9 @@
-"""Loading official CDC checkpoint files (SPEC §7) and building models from a config or from the shapes.
+"""Loading official CDC checkpoint files and building models from a config or from the shapes.
 
 * x-param trainer files `{"step", "model", "ema"}`: inference weights are `ema["ema_model.*"]` — never `model`
   nor `ema["online_model.*"]` (the online weights; the fixtures make them differ on purpose).
 * eps-param files `{"step", "model"}`: `model` is the plain diffusion state dict.
-* `loss_fn_vgg.*` (LPIPS-VGG training loss, SPEC §9) is dropped: unused at inference, and never needs VGG weights.
+* `loss_fn_vgg.*` (LPIPS-VGG training loss) is dropped: unused at inference, and never needs VGG weights.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ decoder loads the same ones from the bytes alone; the sampler settings (steps, g
 options.
 
 Images of any size are padded at the bottom/right by **edge replication** to a multiple of 64 (the compressor
-needs it, SPEC §4), and the decoded image is cropped back; bpp is over the original H·W.
+needs it), and the decoded image is cropped back; bpp is over the original H·W.
 
 The default numerics reproduce the official code (quantised latents bit for bit). The fast paths (`fast_norm`,
 `dtype`, `channels_last`, `compile`) change only the denoiser: the compressor and the entropy model stay exact
@@ -212,7 +212,7 @@ class _CDCBase(Codec):
         return out.float()
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        # The official order: uint8 -> float -> /255 -> *2-1 (SPEC §6 item 5).
+        # The official order: uint8 -> float -> /255 -> *2-1 (the official test script).
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
         return (x / 255.0 * 2.0 - 1.0).to(self.device)
 

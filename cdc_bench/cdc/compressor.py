@@ -1,4 +1,4 @@
-"""CDC's compressor (SPEC §4): analysis transform, hyper-prior, and the context decoder whose multi-scale
+"""CDC's compressor: analysis transform, hyper-prior, and the context decoder whose multi-scale
 features condition the denoiser. `ResnetCompressor` is the x-param release, `BigCompressor` the eps-param one;
 they differ only in slot layout (eps has a disabled VBR identity in the middle of each level) and the decoder's
 channel list.
@@ -111,7 +111,7 @@ class _Compressor(nn.Module):
         return quantize(z, self.prior.medians)
 
     def latents(self, x: Tensor) -> CompressorOutput:
-        """SPEC §4 steps 1-4 in eval mode (rounding, never training noise): everything an encoder needs;
+        """The official compressor's steps in eval mode (rounding, never training noise): everything an encoder needs;
         `context` is left empty (the decoder computes it from the decoded ŷ)."""
         y = self.analysis(x)
         z = self.hyper_analysis(y)
@@ -120,7 +120,7 @@ class _Compressor(nn.Module):
         return CompressorOutput(y, z, z_hat, mean, scale, quantize(y, mean), [])
 
     def forward(self, x: Tensor) -> CompressorOutput:
-        """The whole eval-mode pipeline of SPEC §4, context included."""
+        """The official compressor's whole eval-mode pipeline, context included."""
         out = self.latents(x)
         out.context = self.context(out.q_latent)
         return out

@@ -1,4 +1,4 @@
-"""Real entropy coding of CDC's latents (the official code only estimates the rate, SPEC §10).
+"""Real entropy coding of CDC's latents (the official code only estimates the rate).
 
 Coder choice: CompressAI's rANS coder (``compressai.ans``) through CompressAI's own ``EntropyModel`` machinery.
 It is already a dependency (the learned baselines use it), it is the coder the hyperprior literature's numbers
@@ -31,7 +31,7 @@ with warnings.catch_warnings():
 
 from .prior import LIKELIHOOD_BOUND, FlexiblePrior
 
-#: CDC clamps predicted scales at 0.1 (SPEC §4 step 3); the coder's tables must start there.
+#: CDC clamps predicted scales at 0.1 (the official compressor's clamp); the coder's tables must start there.
 SCALE_MIN = 0.1
 SCALE_MAX = 256.0
 #: Consecutive table scales differ by ~4%; a scale is coded with the next larger table entry. The cost over the
@@ -171,7 +171,7 @@ class LatentCoder:
 
 
 def gaussian_likelihood(y_hat: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
-    """CDC's conditional Gaussian likelihood (SPEC §4), lower-bounded at 1e-9."""
+    """CDC's conditional Gaussian likelihood, lower-bounded at 1e-9."""
     u = torch.abs(y_hat - mean)
     cdf = lambda v: 0.5 * torch.erfc(-v / math.sqrt(2.0))  # noqa: E731  Φ via erfc for tail precision
     return (cdf((0.5 - u) / scale) - cdf((-0.5 - u) / scale)).clamp_min(LIKELIHOOD_BOUND)

@@ -1,4 +1,4 @@
-"""Building blocks shared by CDC's denoiser and compressor (SPEC §2).
+"""Building blocks shared by CDC's denoiser and compressor.
 
 Submodule names are part of the contract: they make up the official state-dict keys, so `block.0`, `mlp.1`,
 `fn.norm`, `fn.fn.to_qkv` etc. must stay exactly as they are.

@@ -1,5 +1,5 @@
 """The CDC model: denoiser + compressor + the training-schedule buffers, laid out exactly like the official
-`GaussianDiffusion` so that `load_state_dict(strict=True)` works on the official state dicts (SPEC §7).
+`GaussianDiffusion` so that `load_state_dict(strict=True)` works on the official state dicts.
 """
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def _prepare(model: Any, model_id: str, device: str, numerics: Numerics) -> Load
         z = comp.hyper_analysis(y)
     if 64 % z.shape[-1] or z.shape[-1] != z.shape[-2]:
         raise CodecError(f"CDC model {model_id}: unexpected hyper-latent shape {tuple(z.shape)} for a 64x64 input")
-    # Entropy tables are built on the CPU in fp32 (the coder is CPU code; fp16 likelihoods underflow, SPEC §8).
+    # Entropy tables are built on the CPU in fp32 (the coder is CPU code; fp16 likelihoods underflow).
     coder = LatentCoder(copy.deepcopy(comp.prior).cpu().float())
     set_fast_norm(model.denoise_fn, numerics.fast_norm)  # the compressor stays exact: latents never change
     if numerics.channels_last:

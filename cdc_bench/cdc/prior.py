@@ -1,4 +1,4 @@
-"""Factorised hyper-prior of CDC (Ballé et al. 2018 non-parametric density), SPEC §4.
+"""Factorised hyper-prior of CDC (Ballé et al. 2018 non-parametric density).
 
 Parameter names and shapes match the official checkpoints exactly (`_medians`, `affine.{k}.weight/bias`,
 `a.{k}`), so `load_state_dict(strict=True)` works on `context_fn.prior.*`. CompressAI's EntropyBottleneck
@@ -18,7 +18,7 @@ FILTERS = (1, 3, 3, 3, 1)
 
 
 class FlexiblePrior(nn.Module):
-    """Per-channel learned CDF: logit(v) = f_3(g_2(f_2(... g_0(f_0(v))))), see SPEC §4."""
+    """Per-channel learned CDF: logit(v) = f_3(g_2(f_2(... g_0(f_0(v)))))."""
 
     def __init__(self, channels: int, init_scale: float = 10.0 ** 0.25) -> None:
         super().__init__()

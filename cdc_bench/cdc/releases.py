@@ -1,4 +1,4 @@
-"""The released CDC checkpoints (SPEC §8): one file per rate-Lagrangian b (λ), on Hugging Face `rhyang/CDC_params`.
+"""The released CDC checkpoints: one file per rate-Lagrangian b (λ), on Hugging Face `rhyang/CDC_params`.
 
 Each λ is a rate point of the codec (larger λ = lower rate). Files are fetched with ``huggingface_hub`` into its
 standard cache (``$HF_HUB_CACHE``, default ``~/.cache/huggingface/hub``) on first use; ``HF_ENDPOINT`` and
@@ -21,7 +21,7 @@ from ..weights import WeightFile, get_weight, register_weight
 
 REPO_ID = "rhyang/CDC_params"
 REVISION = "main"
-FOLDERS = {"x": "x_param", "eps": "epsilon_param"}  # eps folder name not verified (SPEC §8)
+FOLDERS = {"x": "x_param", "eps": "epsilon_param"}  # the eps folder name as listed, not verified by a download
 
 
 @dataclass(frozen=True)
@@ -99,21 +99,20 @@ def manual_path(release: Release) -> Path:
     return cache_dir() / "cdc" / FOLDERS[release.variant] / release.filename
 
 
-@dataclass
-class HubWeightFile(WeightFile):
-    """A weight file that lives in the Hugging Face cache (or, placed by hand, at ``path``)."""
+def hub_cache_dir() -> Path:
+    """huggingface_hub's cache folder, read from the environment now (the library reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
 
-    repo_id: str = REPO_ID
-    filename: str = ""
-    revision: str = REVISION
 
-    def locate(self) -> Path | None:
-        if self.path.exists():
-            return self.path
-        from huggingface_hub import try_to_load_from_cache
+def hub_cached(filename: str) -> list[Path]:
+    """The file in the huggingface_hub cache, if it is there (a search place of every release's weight file)."""
+    from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(self.repo_id, self.filename, revision=self.revision)
-        return Path(cached) if isinstance(cached, str) and Path(cached).exists() else None
+    cached = try_to_load_from_cache(REPO_ID, filename, revision=REVISION, cache_dir=hub_cache_dir())
+    return [Path(cached)] if isinstance(cached, str) else []
 
 
 PROBE_TIMEOUT_S = 3.0
@@ -160,7 +159,6 @@ def _hub_fetch(weight: WeightFile) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    assert isinstance(weight, HubWeightFile)
     endpoint = _endpoint()
     said = endpoint in _unreachable
     reason = hub_unreachable(endpoint)
@@ -168,11 +166,15 @@ def _hub_fetch(weight: WeightFile) -> Path:
         # WeightFile.ensure wraps this with the file and its manual path; the ways on are spelled out once.
         raise DownloadError(reason + ("" if said else "; " + ways_on(weight.path)))
     try:
-        local = hf_hub_download(weight.repo_id, weight.filename, revision=weight.revision, endpoint=endpoint)
+        local = hf_hub_download(REPO_ID, _HUB_FILES[weight.name], revision=REVISION, endpoint=endpoint,
+                                cache_dir=hub_cache_dir())
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
         first_line = str(err).splitlines()[0] if str(err) else ""
         raise DownloadError(f"huggingface_hub: {type(err).__name__}: {first_line}") from None
     return Path(local)
+
+
+_HUB_FILES: dict[str, str] = {}  # weight name -> its path in the hub repository
 
 
 def register_releases() -> None:
@@ -180,9 +182,10 @@ def register_releases() -> None:
     for variant, releases in RELEASES.items():
         codec = "cdc" if variant == "x" else "cdc-eps"
         for release in releases:
-            register_weight(HubWeightFile(
-                name=release.weight_name, url=release.url, path=manual_path(release), sha256=None,
-                used_by=[codec], fetch=_hub_fetch, filename=release.hub_path,
+            _HUB_FILES[release.weight_name] = release.hub_path
+            register_weight(WeightFile(
+                name=release.weight_name, url=release.url, path=lambda r=release: manual_path(r), sha256=None,
+                used_by=[codec], fetch=_hub_fetch, search=lambda f=release.hub_path: hub_cached(f),
                 note=f"CDC {variant}-param, lambda {release.lam:g}"
                      + (" (LPIPS-trained, rho 0.9)" if release.lpips else "")
                      + f"; fetched from Hugging Face {REPO_ID} into the huggingface_hub cache"))

@@ -1,4 +1,4 @@
-"""DDIM sampling for CDC as small functions over a denoiser callable (k-diffusion style, SPEC §6).
+"""DDIM sampling for CDC as small functions over a denoiser callable (k-diffusion style).
 
 The network knows nothing of schedules; the schedule is a `SampleSchedule` computed once; one DDIM step is a
 function of (denoiser, x, schedule, position, context). `decode_image` wires a `CDCModel` to them.

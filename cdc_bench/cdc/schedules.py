@@ -1,4 +1,4 @@
-"""Noise schedules (SPEC §5) and the DDIM sampling schedule (SPEC §6.2).
+"""Noise schedules and the DDIM sampling schedule.
 
 Training schedules are computed in float64 numpy and cast to float32 only at the end, as the official code does;
 the sampling schedule is computed in float32 because the official indices come from a float32 `torch.linspace`

@@ -1,4 +1,4 @@
-"""CDC's denoising U-Net (SPEC §3). It maps (x_t, time input, context features) to the network output and knows
+"""CDC's denoising U-Net. It maps (x_t, time input, context features) to the network output and knows
 nothing of schedules: what the time input means (index/T or position/S) is the sampler's business.
 """
 from __future__ import annotations

@@ -40,7 +40,8 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     labelled with codec, real bpp and metric values. Needs reconstructions saved by `cdc-bench run --save-recon`.
     """
     from ..plots.compare import comparison_tiles, find_original, matched_rows, plot_tiles, rate_text
-    from ..plots.inputs import load_results, split_list
+    from ..plots.inputs import load_results, run_data_root
+    from ..options import split_list
     from ..plots.frames import metric_spec
 
     at = _parse_at(at_text)
@@ -48,23 +49,18 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     specs = [metric_spec(m) for m in split_list(metrics)]
     rows = matched_rows(res.frame, image, target, dataset, split_list(codecs) or None)
     first = rows.iloc[0]
-    root = data_root or _data_root(res.runs)
+    root = data_root or run_data_root(res.runs)
     reference = find_original(first["dataset"], image, first.get("preprocess"), original, root)
     tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
     out = out or res.out_dir / "figures"
     stem = out / f"compare_{first['dataset']}_{image}_{target:g}bpp"
     written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
     for _, row in rows.iterrows():
-        click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['quality'])}: {row['bpp']:.4f} bpp "
-                   f"(nearest of its rate points to {target:g} bpp)")
+        if row["matched"]:
+            click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['matched_rate'])}: {row['bpp']:.4f} bpp "
+                       f"(matched to {row['quality']} by cdc-bench run --target-bpp)")
+        else:
+            click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['quality'])}: {row['bpp']:.4f} bpp "
+                       f"(nearest of its rate points to {target:g} bpp)")
     for path in written:
         click.echo(str(path))
-
-
-def _data_root(runs: list[dict]) -> str | None:
-    """The data root the last run used, if it recorded one."""
-    for manifest in reversed(runs):
-        root = (manifest.get("settings") or {}).get("data_root")
-        if root:
-            return root
-    return None

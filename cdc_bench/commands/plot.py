@@ -69,7 +69,8 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
     (and counted). Each figure is exactly --width inches wide so it drops into a paper at its nominal font size.
     """
     from ..plots.frames import ok_rows, rd_points
-    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, split_list
+    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for
+    from ..options import split_list
     from ..plots.rd import plot_rd
     from ..plots.speed import plot_speed
     from ..plots.trace import plot_rdp, plot_trace

@@ -39,7 +39,8 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     RESULTS may be several folders; the page is written into the first one unless --out says otherwise."""
     from ..plots.compare import CompareError, find_original
     from ..plots.frames import ok_rows
-    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, split_list
+    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, run_data_root
+    from ..options import split_list
     from ..plots.report import build_report, data_uri, viewer_data
     from ..plots.speed import plot_speed
     from ..store import recon_path_for
@@ -58,7 +59,7 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
                 names = [row["image"]]
                 break
     viewers = []
-    root = data_root or _data_root(res.runs)
+    root = data_root or run_data_root(res.runs)
     for name in names:
         rows = frame[frame["image"] == name]
         if rows.empty:
@@ -87,11 +88,3 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(out)
     click.echo(f"{out} ({len(page) / 1e6:.1f} MB)")
-
-
-def _data_root(runs: list[dict]) -> str | None:
-    for manifest in reversed(runs):
-        root = (manifest.get("settings") or {}).get("data_root")
-        if root:
-            return root
-    return None

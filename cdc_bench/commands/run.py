@@ -10,13 +10,16 @@ import click
 
 from .. import preflight
 from ..codec import CodecError
+from ..options import split_list
 from ..registry import UnknownNameError
 
 DEFAULT_CODECS = "jpeg,webp,hevc"
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+#: A bare `cdc-bench run` is a quick demonstration (well under a minute on 2 cores) that still draws real curves.
+DEMO_RATES = {"jpeg": "10,30,50,70,90", "webp": "10,30,50,70,90", "hevc": "42,37,32,27,22"}
+DEMO_PREPROCESS = "center-crop:256"
+#: What the demonstration stands for: the classical Kodak sweep (24 images of 768 x 512 at the default points).
+FULL_SWEEP = "cdc-bench run --datasets kodak --codecs jpeg,webp,hevc --download"
+FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * (19 + 19 + 8), 768 * 512
 
 
 def default_out(datasets: list[str]) -> Path:
@@ -32,6 +35,11 @@ def default_out(datasets: list[str]) -> Path:
               help="Comma-separated codec names (see `cdc-bench codecs`).")
 @click.option("--qualities", "-q", default=None, help="Rate points for every codec, e.g. 10,50,90 "
               "(per codec: -o jpeg.qualities=10,50).")
+@click.option("--target-bpp", type=preflight.TARGETS, default=None, metavar="BPP,BPP,...",
+              help="Matched bitrates: instead of fixed rate points, find per image and codec the rate point whose "
+                   "real bpp meets each target (bisection on continuous knobs, a choice among listed points).")
+@click.option("--match", type=click.Choice(["below", "nearest"]), default="below", show_default=True,
+              help="With --target-bpp: the highest bpp not above the target, or the nearest on either side.")
 @click.option("--option", "-o", "options", multiple=True, metavar="CODEC.KEY=VALUE",
               help="A codec option, e.g. -o jpeg.subsampling=444 (repeatable).")
 @click.option("--metrics", "-m", default="psnr,ms-ssim", show_default=True,
@@ -67,7 +75,7 @@ def default_out(datasets: list[str]) -> Path:
               help="Decode up to N same-size images of one rate point in one call (learned codecs: one network "
                    "call per step for the batch); each row gets decode_s = batch time / n and decode_batch = n.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(datasets, codecs, qualities, options, metrics, out, data_root, download, preprocess, workers, limit,
+def command(datasets, codecs, qualities, target_bpp, match, options, metrics, out, data_root, download, preprocess, workers, limit,
             device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, executor, scheduler, shared_fs,
             batch, quiet) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
@@ -84,7 +92,13 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     from ..runner import plan_tasks, sweep
     from ..store import ResultsStore
 
-    dataset_names, codec_names, metric_names = _split(datasets), _split(codecs), _split(metrics)
+    demo = _is_bare(click.get_current_context())
+    if demo:
+        options = tuple(options) + tuple(f"{c}.qualities={r}" for c, r in DEMO_RATES.items())
+        preprocess = DEMO_PREPROCESS
+        click.echo(f"A quick demonstration: {len(DEMO_RATES)} codecs x 5 rate points on the 5 embedded photographs "
+                   f"({DEMO_PREPROCESS} crops). The full classical sweep: {FULL_SWEEP}", err=True)
+    dataset_names, codec_names, metric_names = split_list(datasets), split_list(codecs), split_list(metrics)
     try:
         plans = build_plans(codec_names, options, qualities)
         metric_infos = [get_metric(m) for m in metric_names]
@@ -111,12 +125,13 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     out = out or default_out(dataset_names)
     store = ResultsStore(out)
     tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
-                       save_recon=save_recon, fid_protocol=fid_protocol)
+                       save_recon=save_recon, fid_protocol=fid_protocol, target_bpp=target_bpp or (), match=match)
     run_id = new_run_id()
     settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
                 "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or ""),
-                "skipped_unavailable": checked.skipped, "batch": batch}
+                "skipped_unavailable": checked.skipped, "target_bpp": list(target_bpp or ()),
+                "match": match if target_bpp else None, "batch": batch}
     pool = _executor(executor, scheduler, workers, device, shared_fs)
     settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
     manifest = build_manifest(run_id, settings, device)
@@ -147,6 +162,31 @@ def command(datasets, codecs, qualities, options, metrics, out, data_root, downl
     store.close()
     if summary.failed and not summary.ok and not summary.skipped:
         raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
+    if demo:
+        click.echo(_full_sweep_estimate(summary, tasks, workers), err=True)
+
+
+def _is_bare(ctx: click.Context) -> bool:
+    """True when no option that chooses the work was given: the user typed a bare `cdc-bench run`."""
+    chosen = ("datasets", "codecs", "qualities", "target_bpp", "options", "preprocess", "limit")
+    return all(ctx.get_parameter_source(name) in (click.core.ParameterSource.DEFAULT, None) for name in chosen)
+
+
+def _full_sweep_estimate(summary, tasks, workers: int) -> str:
+    """How long the full Kodak sweep would take here, from this run's measured time per item and pixel."""
+    if not summary.ok:
+        return f"Next: {FULL_SWEEP} (cdc-bench plot RESULTS draws the curves)."
+    pixels = sum(_pixels(t) for t in tasks) / max(1, len(tasks))
+    per_item = summary.work_s / summary.ok * FULL_SWEEP_PIXELS / max(pixels, 1.0)
+    minutes = FULL_SWEEP_ITEMS * per_item / max(1, workers) / 60
+    return (f"Next: {FULL_SWEEP}: {FULL_SWEEP_ITEMS} items; at this run's {summary.work_s / summary.ok:.2f} s per "
+            f"item scaled to 768x512 pixels, about {minutes:.0f} min here with {max(1, workers)} worker(s) "
+            f"(--workers N to use more cores). Then: cdc-bench plot results/kodak")
+
+
+def _pixels(task) -> float:
+    size = re.search(r"crop:(\d+)", task.preprocess)
+    return float(int(size.group(1)) ** 2) if size else float(FULL_SWEEP_PIXELS)
 
 
 def _executor(kind: str, scheduler: str | None, workers: int, device: str, shared_fs: bool):
@@ -184,6 +224,11 @@ def _print_summary(store, summary, failures, out, dataset_rows) -> None:
     else:
         console.print("[red]No item succeeded[/red]: there are no measurements to summarise; the failures above "
                       "(and the error column of results.csv) say why.", highlight=False)
+    noted = frame[frame["warnings"].notna() & (frame["warnings"] != "")] if "warnings" in frame else frame.iloc[:0]
+    for text in list(dict.fromkeys(noted["warnings"]))[:5]:
+        console.print(f"[yellow]note[/yellow]: {escape(text)}", highlight=False)
+    if len(noted):
+        console.print(f"{len(noted)} rows carry notes about their input (the warnings column of results.csv).")
     for row in dataset_rows:
         std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
         console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "

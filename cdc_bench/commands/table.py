@@ -33,7 +33,8 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
     """
     from ..plots.bdrate import bd_table, to_csv, to_latex, to_markdown
     from ..plots.frames import ok_rows, rd_points
-    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, split_list
+    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range
+    from ..options import split_list
     from ..plots.perimage import per_image_bd, plot_per_image, summary_lines
 
     boot = bootstrap_from(ci_level, no_ci, ci_method, resamples, seed)

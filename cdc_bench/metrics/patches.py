@@ -3,7 +3,7 @@
 Every image is cut into non-overlapping 256 x 256 patches (the remainder is dropped); images of at least 384 px
 on both sides are cut a second time on the image shifted by 128 px in x and y (``img[128:, 128:]``), so patch
 borders do not always fall in the same place. DIV2K-valid gives 6,573 patches, Kodak 192. Source: NeuralCompression
-``neuralcompression/metrics/_update_patch_fid.py`` (see ``reference/PROTOCOLS.md``).
+``neuralcompression/metrics/_update_patch_fid.py``.
 
 Hand-written because no library exposes this grid: it is a dozen lines of index arithmetic.
 """

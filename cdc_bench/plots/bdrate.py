@@ -113,37 +113,32 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricSpec], m
     (``*_lo``/``*_hi`` columns, level, resamples and seed recorded).
     """
     rows = []
-    for dataset, per in points.groupby("dataset", sort=True):
-        anchor_label = _anchor_label(per, anchor, dataset)
-        a = per[per["label"] == anchor_label]
-        for label, curve in per.groupby("label", sort=True):
-            if label == anchor_label:
+    for dataset, anchor_label, a, label, curve in curve_pairs(points, anchor):
+        for m in metrics:
+            if m.column not in curve:
                 continue
-            for m in metrics:
-                if m.column not in per:
-                    continue
-                ca = a.dropna(subset=[m.column])
-                ct = curve.dropna(subset=[m.column])
-                if len(ct) == 0 or len(ca) == 0:
-                    continue
-                rate_fn, metric_fn = _bd_functions(method, bpp_range)
-                r = rate_fn(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column])
-                q = metric_fn(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column])
-                row = {"dataset": dataset, "anchor": anchor_label, "method": method, "codec": label,
-                       "metric": m.name, "metric_label": m.label, "unit": m.unit, "precision": m.precision,
-                       "lower_better": m.lower_better, "bd_rate_pct": r.value, "bd_metric": q.value,
-                       "quality_overlap": r.overlap, "rate_overlap": q.overlap,
-                       "bpp_range": f"{bpp_range[0]:g}-{bpp_range[1]:g}" if bpp_range else "",
-                       "note": "; ".join(n for n in (_tag("BD-rate", _name(r.note, anchor_label, label)),
-                                                     _tag("BD-metric", _name(q.note, anchor_label, label))) if n)}
-                if m.dataset_level:   # FID/KID: the protocol and patch count belong beside the number
-                    from .frames import dataset_level_notes
+            ca = a.dropna(subset=[m.column])
+            ct = curve.dropna(subset=[m.column])
+            if len(ct) == 0 or len(ca) == 0:
+                continue
+            rate_fn, metric_fn = _bd_functions(method, bpp_range)
+            r = rate_fn(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column])
+            q = metric_fn(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column])
+            row = {"dataset": dataset, "anchor": anchor_label, "method": method, "codec": label,
+                   "metric": m.name, "metric_label": m.label, "unit": m.unit, "precision": m.precision,
+                   "lower_better": m.lower_better, "bd_rate_pct": r.value, "bd_metric": q.value,
+                   "quality_overlap": r.overlap, "rate_overlap": q.overlap,
+                   "bpp_range": f"{bpp_range[0]:g}-{bpp_range[1]:g}" if bpp_range else "",
+                   "note": "; ".join(n for n in (_tag("BD-rate", _name(r.note, anchor_label, label)),
+                                                 _tag("BD-metric", _name(q.note, anchor_label, label))) if n)}
+            if m.dataset_level:   # FID/KID: the protocol and patch count belong beside the number
+                from .frames import dataset_level_notes
 
-                    extra = "; ".join(dataset_level_notes(per[per["label"].isin([anchor_label, label])], [m]))
-                    row["note"] = "; ".join(n for n in (row["note"], extra) if n)
-                if boot is not None and frame is not None and not m.dataset_level:
-                    row.update(_intervals(frame, ca, ct, m, boot, rate_fn, metric_fn))
-                rows.append(row)
+                extra = "; ".join(dataset_level_notes(pd.concat([a, curve]), [m]))
+                row["note"] = "; ".join(n for n in (row["note"], extra) if n)
+            if boot is not None and frame is not None and not m.dataset_level:
+                row.update(_intervals(frame, ca, ct, m, boot, rate_fn, metric_fn))
+            rows.append(row)
     columns = ["dataset", "anchor", "method", "codec", "metric", "metric_label", "unit", "precision",
                "lower_better", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note"]
     if boot is not None:
@@ -219,6 +214,16 @@ def _transform(m: MetricSpec):
 
 def _tag(what: str, note: str) -> str:
     return f"{what}: {note}" if note else ""
+
+
+def curve_pairs(points: pd.DataFrame, anchor: str):
+    """``(dataset, anchor label, anchor curve, label, curve)`` for every curve compared with the anchor."""
+    for dataset, per in points.groupby("dataset", sort=True):
+        anchor_label = _anchor_label(per, anchor, dataset)
+        a = per[per["label"] == anchor_label]
+        for label, curve in per.groupby("label", sort=True):
+            if label != anchor_label:
+                yield dataset, anchor_label, a, label, curve
 
 
 def _anchor_label(per: pd.DataFrame, anchor: str, dataset: str) -> str:

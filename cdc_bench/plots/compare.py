@@ -1,8 +1,8 @@
 """Visual comparison: the same crop of one image across codecs near one bitrate, original first.
 
-For each (codec, options) the rate point whose bpp on this image is nearest to the target is shown (the nearest
-of the points that were run, not a bitrate-matched encode), so tiles are compared at roughly equal rate; each
-tile says its real bpp and metric values. Reconstructions come from the
+For each (codec, options) the row of this image matched to the target bitrate is shown when the sweep ran with
+``--target-bpp`` at that target; otherwise the rate point whose bpp is nearest to the target (the nearest of the
+points that were run). Each tile says its real bpp and metric values, and the command says which kind it is. Reconstructions come from the
 runner's ``--save-recon`` files (:func:`cdc_bench.store.recon_path`).
 """
 
@@ -34,7 +34,8 @@ class Tile:
 
 def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: str | None = None,
                  codecs: Sequence[str] | None = None) -> pd.DataFrame:
-    """Per (codec, options), the row of ``image`` whose bpp is closest to ``target_bpp``, sorted by bpp."""
+    """Per (codec, options), the row of ``image`` matched to ``target_bpp`` (``--target-bpp`` rows), else the one
+    whose bpp is closest to it; sorted by bpp. Column ``matched`` says which."""
     rows, _ = ok_rows(frame)
     rows = rows[rows["image"] == image]
     if rows.empty:
@@ -54,8 +55,11 @@ def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: st
         rows = rows[rows["codec"].isin(codecs)]
         if rows.empty:
             raise CompareError(f"none of {', '.join(codecs)} has results for {image!r}")
-    best = rows.loc[rows.groupby(["codec", "options"], sort=False)["_gap"].idxmin()]
-    return best.drop(columns="_gap").sort_values(["bpp", "codec"]).reset_index(drop=True)
+    targets = pd.to_numeric(rows["target_bpp"], errors="coerce") if "target_bpp" in rows else None
+    matched = (targets.sub(target_bpp).abs() < 1e-9) if targets is not None else pd.Series(False, rows.index)
+    rows = rows.assign(matched=matched, _rank=rows["_gap"] + (~matched) * 1e9)
+    best = rows.loc[rows.groupby(["codec", "options"], sort=False)["_rank"].idxmin()]
+    return best.drop(columns=["_gap", "_rank"]).sort_values(["bpp", "codec"]).reset_index(drop=True)
 
 
 def rate_text(codec: str, quality) -> str:

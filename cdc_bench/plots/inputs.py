@@ -134,5 +134,10 @@ def published_for(specs: Sequence[str], datasets: Sequence[str],
     return out
 
 
-def split_list(text: str | None) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+def run_data_root(runs: list[dict]) -> str | None:
+    """The data root the last run used, if it recorded one (where compare and report find the originals)."""
+    for manifest in reversed(runs):
+        root = (manifest.get("settings") or {}).get("data_root")
+        if root:
+            return root
+    return None

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .bdrate import _anchor_label, _bd_functions, _transform, per_image_matrices
+from .bdrate import _bd_functions, _transform, curve_pairs, per_image_matrices
 from .frames import MetricSpec, source_column
 from .style import COLUMN_WIDTH, codec_style, paper_style, save_figure
 
@@ -19,26 +19,21 @@ def per_image_bd(points: pd.DataFrame, frame: pd.DataFrame, anchor: str, metrics
     same image. NaN (with the reason in ``note``) where the image's curves cannot be compared."""
     rate_fn, _ = _bd_functions(method, bpp_range)
     rows = []
-    for dataset, per in points.groupby("dataset", sort=True):
-        anchor_label = _anchor_label(per, anchor, dataset)
-        a = per[per["label"] == anchor_label]
-        for label, curve in per.groupby("label", sort=True):
-            if label == anchor_label:
+    for dataset, anchor_label, a, label, curve in curve_pairs(points, anchor):
+        for m in metrics:
+            if m.dataset_level or m.column not in curve:
                 continue
-            for m in metrics:
-                if m.dataset_level or m.column not in per:
-                    continue
-                src = source_column(m)
-                ma = per_image_matrices(frame, a.dropna(subset=[m.column]), m.column, src)
-                mt = per_image_matrices(frame, curve.dropna(subset=[m.column]), m.column, src)
-                if ma is None or mt is None:
-                    continue
-                tf = _transform(m)
-                for image in ma[0].index.intersection(mt[0].index):
-                    r = rate_fn(ma[0].loc[image].to_numpy(), tf(ma[1].loc[image].to_numpy()),
-                                mt[0].loc[image].to_numpy(), tf(mt[1].loc[image].to_numpy()))
-                    rows.append({"dataset": dataset, "anchor": anchor_label, "codec": label, "metric": m.name,
-                                 "metric_label": m.label, "image": image, "bd_rate_pct": r.value, "note": r.note})
+            src = source_column(m)
+            ma = per_image_matrices(frame, a.dropna(subset=[m.column]), m.column, src)
+            mt = per_image_matrices(frame, curve.dropna(subset=[m.column]), m.column, src)
+            if ma is None or mt is None:
+                continue
+            tf = _transform(m)
+            for image in ma[0].index.intersection(mt[0].index):
+                r = rate_fn(ma[0].loc[image].to_numpy(), tf(ma[1].loc[image].to_numpy()),
+                            mt[0].loc[image].to_numpy(), tf(mt[1].loc[image].to_numpy()))
+                rows.append({"dataset": dataset, "anchor": anchor_label, "codec": label, "metric": m.name,
+                             "metric_label": m.label, "image": image, "bd_rate_pct": r.value, "note": r.note})
     return pd.DataFrame(rows, columns=["dataset", "anchor", "codec", "metric", "metric_label", "image",
                                        "bd_rate_pct", "note"])
 

@@ -22,10 +22,10 @@ def test_registered_with_compressai_settings():
 
 def test_encode_command_is_compressai_bench():
     """compressai.utils.bench.codecs.BPG._get_encode_cmd with its defaults (-m 444 -b 8 -c ycbcr -e x265)."""
-    cmd = encode_command("bpgenc", 37, dict(BPG.settings), "in.png", "out.bpg")
+    cmd = encode_command("bpgenc", 37, dict(BPG().options), "in.png", "out.bpg")
     assert cmd == ["bpgenc", "-o", "out.bpg", "-q", "37", "-f", "444", "-e", "x265", "-c", "ycbcr", "-b", "8",
                    "in.png"]
-    opts = dict(BPG.settings, subsampling="420", bitdepth=10)
+    opts = dict(BPG().options, subsampling="420", bitdepth=10)
     assert encode_command("/opt/bpgenc", 12, opts, "a.png", "b.bpg")[3:7] == ["-q", "12", "-f", "420"]
     assert decode_command("bpgdec", "b.bpg", "c.png") == ["bpgdec", "-o", "c.png", "b.bpg"]
 
@@ -47,10 +47,26 @@ def test_custom_binary_paths_are_checked(tmp_path):
     assert not status.ok and "nope" in status.reason
 
 
+def test_configured_binaries_are_the_ones_checked(tmp_path, monkeypatch):
+    """-o bpg.encoder=PATH: an instance checks that path, even where bpgenc/bpgdec are on PATH."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for exe in ("bpgenc", "bpgdec"):
+        (fake / exe).write_text("#!/bin/sh\nexit 1\n")
+        (fake / exe).chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake))
+    assert BPG.availability().ok
+    missing = str(tmp_path / "nope" / "bpgenc")
+    with pytest.raises(CodecUnavailable, match="nope"):
+        BPG({"encoder": missing}).encode(np.zeros((8, 8, 3), np.uint8), 30)
+    with pytest.raises(CodecError, match="bpgenc failed with exit code 1"):
+        BPG().encode(np.zeros((8, 8, 3), np.uint8), 30)
+
+
 def test_foreign_bytes_rejected_before_running_anything():
     for bad in (b"", b"\xff\xd8\xff\xe0JFIF", b"BPG"):
         with pytest.raises(BitstreamError, match="BPG signature"):
-            BPG().decode(bad)
+            BPG()._decode(bad)  # the adapter's own check (the base rejects b"" as empty before it)
 
 
 def test_option_and_rate_validation():
@@ -59,7 +75,7 @@ def test_option_and_rate_validation():
     with pytest.raises(CodecError, match="hevc"):
         BPG({"hevc": "x264"})
     with pytest.raises(CodecError, match="rate point"):
-        BPG().encode(np.zeros((8, 8, 3), np.uint8), 52)
+        BPG().validate_rate(52)  # checked before a sweep, and by encode
 
 
 @pytest.mark.skipif(shutil.which("bpgenc") is None or shutil.which("bpgdec") is None,
@@ -72,7 +88,7 @@ def test_real_round_trip():
     image = np.clip(np.stack([x * 4, y * 6, 128 + 0 * x], -1) + rng.normal(0, 2, (37, 51, 3)), 0, 255)
     image = image.astype(np.uint8)
     codec = BPG()
-    low, high = codec.encode(image, 40), codec.encode(image, 20)
+    low, high = codec.encode(image, 40).data, codec.encode(image, 20).data
     assert low.startswith(b"BPG\xfb") and len(low) < len(high)
     rec_low, rec_high = codec.decode(low), codec.decode(high)
     assert rec_low.shape == image.shape and rec_low.dtype == np.uint8

@@ -113,6 +113,20 @@ def test_truncated_corrupt_and_foreign_bytes(cls, image):
         codec.decode(foreign)
 
 
+def test_a_size_field_beyond_the_pixel_limit_is_refused_before_decoding(image, monkeypatch):
+    """A corrupt JPEG SOF claiming 9000 x 9000 (81 Mpx: Pillow warns only above 89 Mpx and refuses only above
+    179 Mpx, so it would allocate the image) is refused from the header, naming the input pixel limit."""
+    monkeypatch.delenv("CDC_BENCH_MAX_PIXELS", raising=False)
+    data = bytearray(JPEG().encode(image, 75).data)
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = (9000).to_bytes(2, "big") * 2  # height, width
+    with pytest.raises(BitstreamError, match="9000x9000 image, beyond the input pixel limit 64000000"):
+        JPEG().decode(bytes(data))
+    monkeypatch.setenv("CDC_BENCH_MAX_PIXELS", "1000")
+    with pytest.raises(BitstreamError, match="pixel limit 1000"):
+        JPEG().decode(JPEG().encode(image, 75).data)
+
+
 @pytest.mark.parametrize("cls", CODECS, ids=lambda c: c.name)
 def test_bad_rate_and_options(cls, image):
     with pytest.raises(CodecError, match="rate point"):

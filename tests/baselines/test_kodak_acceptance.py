@@ -71,7 +71,7 @@ def _measure(job: tuple[str, str, list]) -> list[tuple[float, float]]:
     codec = create_codec(name)
     out = []
     for rate in rates:
-        data = codec.encode(image, rate)
+        data = codec.encode(image, rate).data
         recon = codec.decode(data)
         out.append((8.0 * len(data) / (image.shape[0] * image.shape[1]), psnr(image, recon)))
     return out

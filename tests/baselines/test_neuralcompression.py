@@ -4,7 +4,6 @@ the checkpoint loader, and the offline path. The published checkpoints are never
 from __future__ import annotations
 
 import json
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 from baselines import neuralcompression as nc
+from baselines._container import torch_hub_checkpoints
 from cdc_bench.codec import BitstreamError, CodecError
 from cdc_bench.codecs import get_codec_class
 from cdc_bench.weights import WeightsMissing, get_weight
@@ -19,14 +19,7 @@ from cdc_bench.weights import WeightsMissing, get_weight
 LAYOUT = Path(__file__).resolve().parent / "data" / "neuralcompression_hific_layout.json"
 
 
-@pytest.fixture(autouse=True)
-def _torch_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-    def no_network(url, dst, hash_prefix=None, progress=True):
-        raise urllib.error.URLError("network disabled in tests")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+pytestmark = pytest.mark.usefixtures("offline_torch_hub")
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +54,16 @@ def test_registry_names_rate_points_and_weights():
 
 
 def test_round_trip_from_bytes_alone_is_the_generator_on_the_quantized_latent(encoder, image):
-    data = encoder.encode(image, 2)
-    assert encoder.encode(image, 2) == data  # deterministic
+    encoded = encoder.encode(image, 2)
+    data = encoded.data
+    assert encoder.encode(image, 2).data == data  # deterministic
     assert data[:2] == nc.MAGIC and data[3] == 0x81 and data[4] == 2  # msillm + random flag, quality 2
     recon = nc.MSILLM({"weights": "random"}).decode(data)
     assert recon.shape == image.shape and recon.dtype == np.uint8
 
     net = encoder._loaded[1]
     with torch.no_grad():
-        out = net.compress(encoder._last_input)
+        out = net.compress(nc.padded_input(image)[0])
         latent_hat = torch.round(out["latent"] - out["means"]) + out["means"]
         expected = net.decoder(latent_hat).clamp(0, 1)[0, :, :50, :60]
     expected = (expected * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
@@ -77,19 +71,20 @@ def test_round_trip_from_bytes_alone_is_the_generator_on_the_quantized_latent(en
 
     # Within a few % of the likelihoods' bits (an untrained network has latents beyond CompressAI's scale table,
     # coded through its cheaper escape path, hence the lower margin).
-    est = encoder.estimated_bits()
+    est = encoded.estimated_bits
     assert est is not None and 0.8 * est < 8 * len(data) < 1.05 * est + 8 * 32
 
 
 def test_tiny_images_are_padded_and_noted(encoder):
     tiny = np.full((9, 13, 3), 120, np.uint8)
-    data = encoder.encode(tiny, 1)
-    assert "edge-replicated" in encoder.extra_metrics()["codec_note"]
+    encoded = encoder.encode(tiny, 1)
+    data = encoded.data
+    assert "edge-replicated" in encoded.info["codec_note"]
     assert encoder.decode(data).shape == tiny.shape
 
 
 def test_bitstream_errors(encoder, image):
-    data = encoder.encode(image, 1)
+    data = encoder.encode(image, 1).data
     with pytest.raises(BitstreamError, match="truncated"):
         encoder.decode(data[:-5])
     with pytest.raises(BitstreamError, match="made by msillm"):
@@ -113,15 +108,15 @@ def test_pretrained_path_loads_a_checkpoint_of_the_published_layout(image):
     source.update(force=True)
     weight = get_weight("neuralcompression/noganms-1")
     assert not weight.present()
-    target = nc.torch_hub_checkpoints() / "noganms_target_0.035bpp.ckpt"
+    target = torch_hub_checkpoints() / "noganms_target_0.035bpp.ckpt"
     target.parent.mkdir(parents=True)
     torch.save(source.state_dict(), target)
     assert weight.present()
 
     nogan = nc.NoGAN({"weights": "pretrained"})
-    data = nogan.encode(image, 1)
+    data = nogan.encode(image, 1).data
     assert data[3] == nc.NoGAN.code
-    x = nogan._last_input
+    x = nc.padded_input(image)[0]
     with torch.no_grad():
         strings = source.compress(x)["strings"]
         expected = source.decompress(strings, tuple(x.shape[-2:]))[0, :, :50, :60]
@@ -146,7 +141,7 @@ def test_offline_missing_weights_name_file_url_and_folder(image):
     message = str(info.value)
     assert "neuralcompression/msillm-4" in message
     assert f"{nc.URL_ROOT}/msillm_target_0.3bpp.ckpt" in message
-    assert str(nc.torch_hub_checkpoints()) in message and "CC-BY-NC" in message
+    assert str(torch_hub_checkpoints()) in message and "CC-BY-NC" in message
 
 
 def test_same_bits_as_the_neuralcompression_package(encoder, image):
@@ -163,3 +158,44 @@ def test_same_bits_as_the_neuralcompression_package(encoder, image):
         padded = torch.nn.functional.pad(x, (0, 4, 0, 14), mode="reflect")
         mine = ours.compress(padded)
     assert got.latent_strings == mine["strings"][0] and got.hyper_latent_strings == mine["strings"][1]
+
+
+# -- untrusted bitstreams (issue 10) ------------------------------------------------------------------------------
+def test_a_header_claiming_4096x4096_is_refused_at_once(encoder, image):
+    """It used to run for minutes with 4 GB; now max_pixels (default 8 Mpx) refuses it before a tensor is built."""
+    import time
+
+    data = encoder.encode(image, 1).data
+    strings = data[7:]  # after NC, version, code, quality, varint 50, varint 60
+    crafted = data[:5] + nc.write_varint(4096) + nc.write_varint(4096) + strings
+    fresh = nc.MSILLM({"weights": "random"})
+    start = time.perf_counter()
+    with pytest.raises(BitstreamError, match="4096x4096 is too large .max_pixels=8388608"):
+        fresh.decode(crafted)
+    assert time.perf_counter() - start < 1.0 and fresh._loaded is None  # no network was even built
+    assert nc.MSILLM({"weights": "random", "max_pixels": 4096 * 4096}).options["max_pixels"] == 4096 * 4096
+
+
+def test_other_header_fields_are_checked(encoder, image):
+    data = encoder.encode(image, 1).data
+    fresh = nc.MSILLM({"weights": "random"})
+    for message, bad in {
+        "quality 9": data[:4] + b"\x09" + data[5:],
+        "version 7": data[:2] + b"\x07" + data[3:],
+        "unknown code 5": data[:3] + b"\x85" + data[4:],
+        "height 0": data[:5] + b"\x00" + data[6:],
+        "1 strings; this model codes 2": data[:7] + b"\x01" + data[8:],
+    }.items():
+        with pytest.raises(BitstreamError, match=message):
+            fresh.decode(bad)
+    assert fresh._loaded is None
+
+
+def test_decoding_never_downloads(encoder, image, monkeypatch):
+    data = bytearray(encoder.encode(image, 3).data)
+    data[3] &= 0x7F  # the pretrained flag
+    calls = []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: calls.append(a))
+    with pytest.raises(WeightsMissing, match="neuralcompression/msillm-3"):
+        nc.MSILLM({}).decode(bytes(data))
+    assert calls == []

@@ -171,3 +171,17 @@ def test_run_on_a_local_dask_cluster_records_the_executor(folder, tmp_path):
     settings = json.loads(manifest)["settings"]
     assert (settings["executor"], settings["workers"]) == ("dask", 2) and settings["scheduler"].startswith("tcp://")
     assert statuses == {"im0": "ok", "im1": "ok", "im2": "ok", "grey": "ok", "broken": "error"}
+
+
+def test_bare_run_is_a_quick_real_demonstration_and_says_what_the_full_sweep_costs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["run"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "results" / "default" / "results.csv", dtype={"quality": str})
+    assert len(frame) == 5 * 3 * 5 and (frame["status"] == "ok").all()
+    assert set(frame["preprocess"]) == {"center-crop:256"} and set(frame["codec"]) == {"jpeg", "webp", "hevc"}
+    for codec, group in frame.groupby("codec"):   # real curves: rate rises with every rate point
+        means = group.groupby("quality")["bpp"].mean()
+        assert means.nunique() == 5
+    assert "A quick demonstration" in result.output
+    assert "cdc-bench run --datasets kodak --codecs jpeg,webp,hevc" in result.output and " min here" in result.output
