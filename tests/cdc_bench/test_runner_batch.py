@@ -96,6 +96,15 @@ def test_jpeg_rows_with_batch_3_equal_unbatched_rows(tmp_path):
     assert batched.loc[("img0", "20")] == 2 and batched.loc[("img2", "20")] == 1 and batched.loc[("img4", "80")] == 2
 
 
+def test_matched_bitrate_rows_with_batch_2_equal_unbatched_rows(tmp_path):
+    images = _images(tmp_path / "imgs", [(48, 64)] * 3)
+    kw = dict(target_bpp=(1.0,), metrics=("psnr",))
+    _, one = _sweep(tmp_path / "b1", images, "jpeg", {}, (), batch=1, **kw)
+    summary, two = _sweep(tmp_path / "b2", images, "jpeg", {}, (), batch=2, **kw)
+    assert summary.ok == 3 and _rows(one).equals(_rows(two))
+    assert set(_rows(two)["quality"]) == {"bpp<=1"}
+
+
 @pytest.fixture(scope="module")
 def tiny_cdc(tmp_path_factory) -> str:
     """A tiny random-weights CDC checkpoint (the architecture of tests/cdc_bench/cdc/conftest.py): seconds."""
