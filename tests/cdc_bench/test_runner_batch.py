@@ -246,8 +246,6 @@ def test_the_throughput_benchmark_explains_itself():
     assert proc.returncode == 0 and "--smoke" in proc.stdout, proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="known: with eta > 0 the CDC sampler draws each step's noise for the whole "
-                                       "batch from one generator, so a batched image is not the one decoded alone")
 def test_cdc_with_eta_decodes_the_same_image_in_a_batch(tiny_cdc):
     from cdc_bench.cdc.codec import CDCXParam
 
