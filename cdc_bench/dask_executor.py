@@ -39,14 +39,30 @@ def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, 
     if threads is None:
         threads = max(1, len(os.sched_getaffinity(0)) // _worker_slots())
 
-    if data is not None:
-        task = replace(task, image_data=data)
-    if os.environ.get("CDC_BENCH_PINNED_GPU") and str(getattr(task, "device", "")).startswith("cuda"):
-        task = replace(task, device="cuda")  # this worker sees exactly one GPU, as cuda:0
+    task = _on_this_worker(task, data)
     try:
         return call_isolated(fn, task, timeout, threads)
     except (TaskTimeout, WorkerDied) as err:
         return err
+
+
+def _read_images(task: Any) -> Any:
+    """The image bytes a worker needs: the task's file, or a list in task order for a batch (``--batch``)."""
+    batch = getattr(task, "tasks", None)
+    return [Path(t.path).read_bytes() for t in batch] if batch is not None else Path(task.path).read_bytes()
+
+
+def _on_this_worker(task: Any, data: Any) -> Any:
+    """The task with its shipped image bytes, on this worker's GPU when the worker is pinned to one."""
+    batch = getattr(task, "tasks", None)
+    if batch is not None:
+        datas = data if data is not None else [None] * len(batch)
+        return replace(task, tasks=tuple(_on_this_worker(t, d) for t, d in zip(batch, datas)))
+    if data is not None:
+        task = replace(task, image_data=data)
+    if os.environ.get("CDC_BENCH_PINNED_GPU") and str(getattr(task, "device", "")).startswith("cuda"):
+        task = replace(task, device="cuda")  # this worker sees exactly one GPU, as cuda:0
+    return task
 
 
 def local_worker_specs(n_workers: int, gpus: int = 0, threads: int = 1) -> dict[str, dict]:
@@ -169,7 +185,7 @@ class DaskExecutor:
 
         def submit_next() -> None:
             task = pending.pop()
-            data = None if self.shared_fs else Path(task.path).read_bytes()
+            data = None if self.shared_fs else _read_images(task)
             future = self.client.submit(_remote, fn, task, data, timeout, self.threads, pure=False,
                                         key=f"cdc-bench-{os.urandom(8).hex()}")
             futures[future] = task

@@ -115,12 +115,32 @@ def failure_status(err: BaseException) -> str:
 
 def run_task(task: Task) -> TaskResult:
     """Encode, decode and measure one image at one rate point (or only measure a saved reconstruction)."""
+    item = encode_item(task)
+    if isinstance(item, TaskResult):
+        return item
+    return finish_item(item, lambda: decode_item(item))
+
+
+@dataclass
+class EncodedItem:
+    """An item between its encode and its decode: what :func:`finish_item` needs (see :mod:`.batching`)."""
+
+    task: Task
+    row: dict[str, Any]
+    original: np.ndarray
+    encoded: Any                      # codec.Encoded
+    codec: Codec
+
+
+def encode_item(task: Task) -> EncodedItem | TaskResult:
+    """Read and encode one item; a finished :class:`TaskResult` when it failed (or only needed measuring)."""
     row = base_row(task)
-    result = TaskResult(row)
     try:
         original, notes = _load(task.path, task.preprocess, task.image_data)
         if task.recon_png is not None:
-            return _measure_only(task, original, result)
+            result = _measure_only(task, original, TaskResult(row))
+            row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            return result
         row["height"], row["width"] = original.shape[:2]
         row["warnings"] = "; ".join(notes) if notes else None
         codec = _codec(task.codec, task.options, task.device)
@@ -132,15 +152,28 @@ def run_task(task: Task) -> TaskResult:
         else:
             encoded = _match(codec, original, task, row)
             row["match_s"] = time.perf_counter() - start
-        data = encoded.data
-        pixels = original.shape[0] * original.shape[1]
+        return EncodedItem(task, row, original, encoded, codec)
+    except Exception as err:  # noqa: BLE001 - one failing item never ends a sweep
+        return failed_result(row, err)
 
-        start = time.perf_counter()
-        recon = codec.decode(data)
-        row["decode_s"] = time.perf_counter() - start
+
+def decode_item(item: EncodedItem) -> tuple[np.ndarray, float]:
+    """The item's reconstruction, decoded alone, and the seconds it took."""
+    start = time.perf_counter()
+    recon = item.codec.decode(item.encoded.data)
+    return recon, time.perf_counter() - start
+
+
+def finish_item(item: EncodedItem, decode: Callable[[], tuple[np.ndarray, float]]) -> TaskResult:
+    """Decode (``decode()`` returns the reconstruction and its decode time), check, and measure one item."""
+    task, row, original, encoded = item.task, item.row, item.original, item.encoded
+    result = TaskResult(row)
+    try:
+        recon, row["decode_s"] = decode()
         if recon.shape != original.shape:
             raise CodecError(f"{task.codec} decoded shape {recon.shape}, original {original.shape}")
-
+        data = encoded.data
+        pixels = original.shape[0] * original.shape[1]
         row["bytes"] = len(data)
         row["bpp"] = 8.0 * len(data) / pixels
         row["bpp_estimated"] = (float(encoded.estimated_bits) / pixels if encoded.estimated_bits is not None
@@ -155,12 +188,18 @@ def run_task(task: Task) -> TaskResult:
             result.recon_png = png_bytes(recon)
         row.update(status="ok", error=None, traceback=None)
     except Exception as err:  # noqa: BLE001 - one failing item never ends a sweep
-        result = TaskResult(row)
-        row["status"] = failure_status(err)
-        row["error"] = f"{type(err).__name__}: {err}"
-        row["traceback"] = traceback.format_exc(limit=6)
+        return failed_result(row, err)
     row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     return result
+
+
+def failed_result(row: dict[str, Any], err: BaseException) -> TaskResult:
+    """The result of an item that failed inside its task (call from the ``except`` block: keeps the traceback)."""
+    row["status"] = failure_status(err)
+    row["error"] = f"{type(err).__name__}: {err}"
+    row["traceback"] = traceback.format_exc(limit=6)
+    row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return TaskResult(row)
 
 
 def _match(codec: Codec, original: np.ndarray, task: Task, row: dict[str, Any]):
@@ -305,15 +344,26 @@ class SweepSummary:
 
 def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, timeout: float | None = None,
           retry_errors: bool = False, progress: bool = True,
-          on_row: Callable[[dict[str, Any]], None] | None = None, csv_every_s: float = 30.0) -> SweepSummary:
-    """Run what the store lacks (:func:`pending_tasks`), storing each result as it completes."""
+          on_row: Callable[[dict[str, Any]], None] | None = None, csv_every_s: float = 30.0,
+          batch: int = 1) -> SweepSummary:
+    """Run what the store lacks (:func:`pending_tasks`), storing each result as it completes.
+
+    ``batch`` > 1 decodes same-size images of one rate point together (:mod:`cdc_bench.batching`); ``timeout``
+    stays per item (a batch of n may take n times it).
+    """
     todo = pending_tasks(tasks, store, retry_errors)
     summary = SweepSummary(planned=len(tasks), skipped=len(tasks) - len(todo))
     start = time.perf_counter()
     last_csv = start
     bar = _progress(len(todo), progress)
+    if batch > 1:
+        from .batching import batch_tasks, run_batch, unbatch
+
+        results = unbatch(executor.run(run_batch, batch_tasks(todo, batch), timeout and timeout * batch))
+    else:
+        results = executor.run(run_task, todo, timeout)
     try:
-        for task, result in executor.run(run_task, todo, timeout):
+        for task, result in results:
             if not isinstance(result, TaskResult):
                 result = TaskResult(failure_row(task, result))
             row = result.row

@@ -203,7 +203,8 @@ class _CDCBase(Codec):
         if o["channels_last"]:
             init = init.contiguous(memory_format=torch.channels_last)
             context = [c.contiguous(memory_format=torch.channels_last) for c in context]
-        noise_gen = torch.Generator(device=self.device).manual_seed(o["seed"] + 1)
+        # per-step noise (eta > 0): one generator per image, so an image decodes alike alone and in a batch
+        noise_gen = [torch.Generator(device=self.device).manual_seed(o["seed"] + 1) for _ in range(shape[0])]
         dtype = DTYPES[o["dtype"]]
         device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
         with torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):

@@ -16,7 +16,8 @@ Denoiser = Callable[[Tensor, Tensor, Sequence[Tensor]], Tensor]  # (x, time_in (
 
 
 def ddim_step(denoise: Denoiser, x: Tensor, schedule: SampleSchedule, i: int, context: Sequence[Tensor],
-              eta: float = 0.0, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+              eta: float = 0.0, generator: torch.Generator | Sequence[torch.Generator] | None = None,
+              ) -> tuple[Tensor, Tensor, Tensor]:
     """One DDIM update at schedule position `i`; returns (x_prev, x0, raw network output)."""
     a, a_prev, sigma = schedule.alphas[i], schedule.alphas_prev[i], schedule.sigmas[i] * eta
     time_in = schedule.time_in[i].expand(x.shape[0], 1).to(x.dtype)
@@ -33,13 +34,21 @@ def ddim_step(denoise: Denoiser, x: Tensor, schedule: SampleSchedule, i: int, co
         dir_coef = torch.sqrt(1 - a_prev - sigma ** 2)
     x_prev = torch.sqrt(a_prev) * x0 + dir_coef * eps
     if eta > 0:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x_prev = x_prev + sigma * noise
+        x_prev = x_prev + sigma * step_noise(x, generator)
     return x_prev, x0, out
 
 
+def step_noise(x: Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> Tensor:
+    """N(0, I) like ``x``; with one generator per image, each image's noise comes from its own (so an image decoded
+    in a batch gets the noise it gets when decoded alone)."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return torch.cat([torch.randn((1, *x.shape[1:]), generator=g, device=x.device, dtype=x.dtype)
+                      for g in generator])
+
+
 def sample_ddim(denoise: Denoiser, x_init: Tensor, schedule: SampleSchedule, context: Sequence[Tensor],
-                eta: float = 0.0, generator: torch.Generator | None = None,
+                eta: float = 0.0, generator: torch.Generator | Sequence[torch.Generator] | None = None,
                 callback: Callable[[dict[str, Any]], None] | None = None) -> Tensor:
     """Run positions S−1 … 0 from `x_init` (already scaled by gamma; no schedule coefficient applies).
 

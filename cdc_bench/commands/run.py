@@ -71,10 +71,13 @@ def default_out(datasets: list[str]) -> Path:
               help="Address of a running Dask scheduler (implies --executor dask).")
 @click.option("--shared-fs", is_flag=True,
               help="Dask workers read the images from their paths (a shared folder) instead of receiving the bytes.")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Decode up to N same-size images of one rate point in one call (learned codecs: one network "
+                   "call per step for the batch); each row gets decode_s = batch time / n and decode_batch = n.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(datasets, codecs, qualities, target_bpp, match, options, metrics, out, data_root, download, preprocess, workers, limit,
             device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, executor, scheduler, shared_fs,
-            quiet) -> None:
+            batch, quiet) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
 
     Each result is written as soon as it is measured; a killed run resumes where it stopped when the same
@@ -128,7 +131,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
                 "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or ""),
                 "skipped_unavailable": checked.skipped, "target_bpp": list(target_bpp or ()),
-                "match": match if target_bpp else None}
+                "match": match if target_bpp else None, "batch": batch}
     pool = _executor(executor, scheduler, workers, device, shared_fs)
     settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
     manifest = build_manifest(run_id, settings, device)
@@ -142,7 +145,8 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
 
     try:
         summary = sweep(tasks, store, pool, run_id=run_id,
-                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors, progress=not quiet, on_row=report)
+                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors,
+                        progress=not quiet, on_row=report, batch=batch)
     finally:
         if hasattr(pool, "close"):
             pool.close()
