@@ -22,7 +22,7 @@ from cdc_bench.dask_executor import DaskExecutor
 from cdc_bench.executor import ProcessExecutor
 from cdc_bench.images import IMAGE_SUFFIXES
 from cdc_bench.options import CodecPlan
-from cdc_bench.runner import plan_tasks, sweep
+from cdc_bench.sweep import plan_tasks, sweep
 from cdc_bench.store import ResultsStore
 
 

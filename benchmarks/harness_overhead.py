@@ -20,7 +20,7 @@ from pathlib import Path
 from cdc_bench.executor import ProcessExecutor
 from cdc_bench.images import IMAGE_SUFFIXES
 from cdc_bench.options import CodecPlan
-from cdc_bench.runner import plan_tasks, sweep
+from cdc_bench.sweep import plan_tasks, sweep
 from cdc_bench.store import ResultsStore
 
 

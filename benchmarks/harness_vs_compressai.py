@@ -75,7 +75,7 @@ def child_cdc(images: list[Path], qualities: list[int], workers: int, threads: i
     from cdc_bench.metrics import get_metric
     from cdc_bench.codecs import create_codec
     from cdc_bench.options import CodecPlan
-    from cdc_bench.runner import plan_tasks, sweep
+    from cdc_bench.sweep import plan_tasks, sweep
     from cdc_bench.store import ResultsStore
 
     get_metric("ms-ssim")  # the metric modules, as the CLI has them imported before it starts the sweep

@@ -4,7 +4,7 @@ SQLite in WAL mode (standard library) gives atomic row writes, so a killed run n
 and several runs can write into one store at once. Each result is one row keyed by everything that changes its
 numbers: ``(dataset, image, codec, options, quality, preprocess, device)`` (:data:`KEY`). The metric set is *not*
 in the key: metric columns are added on first use, and a rerun that asks for a new metric fills in that column
-(:mod:`cdc_bench.runner` decides what is missing). FID features live in the store too (keyed like the rows, plus
+(:mod:`cdc_bench.sweep` decides what is missing). FID features live in the store too (keyed like the rows, plus
 the FID protocol), and so do ``--save-recon`` reconstructions (PNG files under ``recon/`` with injective names).
 Workers never write here: they return rows and artefacts, and the parent process stores them.
 

@@ -89,7 +89,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     from ..manifest import build_manifest, new_run_id
     from ..metrics import get_metric
     from ..options import build_plans
-    from ..runner import plan_tasks, sweep
+    from ..sweep import plan_tasks, sweep
     from ..store import ResultsStore
 
     demo = _is_bare(click.get_current_context())

@@ -18,7 +18,7 @@ from PIL import Image
 from cdc_bench.dask_executor import DaskExecutor, _remote, local_worker_specs
 from cdc_bench.executor import InlineExecutor, TaskTimeout
 from cdc_bench.options import CodecPlan
-from cdc_bench.runner import plan_tasks, sweep
+from cdc_bench.sweep import plan_tasks, sweep
 from cdc_bench.store import ResultsStore
 
 pytest.importorskip("distributed")

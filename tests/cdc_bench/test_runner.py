@@ -13,7 +13,9 @@ from PIL import Image
 from cdc_bench import codecs as registry
 from cdc_bench.codec import BitstreamError, Codec, Option
 from cdc_bench.executor import InlineExecutor, ProcessExecutor
-from cdc_bench.runner import CodecPlan, plan_tasks, run_task, sweep
+from cdc_bench.options import CodecPlan
+from cdc_bench.runner import run_task
+from cdc_bench.sweep import plan_tasks, sweep
 from cdc_bench.store import ResultsStore
 
 

@@ -11,7 +11,8 @@ from cdc_bench import codecs as registry
 from cdc_bench.batching import TaskBatch, batch_tasks, run_batch, unbatch
 from cdc_bench.codec import BitstreamError, Codec, Option
 from cdc_bench.executor import InlineExecutor, ProcessExecutor, WorkerDied
-from cdc_bench.runner import CodecPlan, plan_tasks, sweep
+from cdc_bench.options import CodecPlan
+from cdc_bench.sweep import plan_tasks, sweep
 from cdc_bench.store import ResultsStore
 
 #: columns that differ between two runs of the same items (times, run bookkeeping, the batching record)
