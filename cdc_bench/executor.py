@@ -47,7 +47,7 @@ def _threads_from_env() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-def _init_worker(threads: int) -> None:
+def init_worker(threads: int) -> None:
     """Give the worker its share of the cores (no oversubscription) and let it reuse freed memory."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
@@ -91,7 +91,7 @@ class ProcessExecutor:
         from pebble import ProcessExpired, ProcessPool
 
         tasks = list(tasks)
-        with ProcessPool(max_workers=self.workers, initializer=_init_worker, initargs=(self.threads,)) as pool:
+        with ProcessPool(max_workers=self.workers, initializer=init_worker, initargs=(self.threads,)) as pool:
             futures = {pool.schedule(fn, args=(task,), timeout=timeout): task for task in tasks}
             try:
                 for future in as_completed(futures):

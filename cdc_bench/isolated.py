@@ -118,13 +118,9 @@ def _child() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answer pipe
     sys.stdout = sys.stderr
-    threads = int(os.environ.get("CDC_BENCH_THREADS", "1"))
-    try:
-        import torch
+    from .executor import init_worker
 
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
+    init_worker(int(os.environ.get("CDC_BENCH_THREADS", "1")))  # as a local pool's worker: threads, kept memory
     stdin = sys.stdin.buffer
     while True:
         head = stdin.read(_HEADER.size)
