@@ -20,7 +20,8 @@ def _parse_at(text: str | None) -> tuple[int, int] | None:
 @click.command("compare")
 @click.argument("results", type=click.Path(exists=True, path_type=Path))
 @click.option("--image", required=True, help="Image name as in the results, e.g. kodim23.")
-@click.option("--bpp", "target", type=float, required=True, help="Target rate: each codec shows its rate point nearest to it on this image.")
+@click.option("--bpp", "target", type=float, required=True,
+              help="Target rate: each codec shows its row matched to it (run --target-bpp), else its nearest rate point.")
 @click.option("--crop", type=click.IntRange(min=8), default=256, show_default=True, help="Square crop size (px).")
 @click.option("--at", "at_text", help="Top-left corner X,Y of the crop (default: centred).")
 @click.option("--dataset", help="Dataset, when the image name occurs in several.")
@@ -33,7 +34,8 @@ def _parse_at(text: str | None) -> tuple[int, int] | None:
 @click.option("--width", type=click.Choice(["3.3", "6.9"]), default="6.9", show_default=True,
               help="Figure width in inches.")
 @click.option("--columns", type=click.IntRange(min=1), help="Tiles per row (default: 4 at 6.9 in, 2 at 3.3 in).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (default RESULTS/figures).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default RESULTS/figures).")
 def command(results, image, target, crop, at_text, dataset, codecs, metrics, original, data_root, formats, width,
             columns, out) -> None:
     """Tiles of one crop: original, then each codec at its rate point nearest to --bpp on this image, each

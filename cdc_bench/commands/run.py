@@ -75,9 +75,9 @@ def default_out(datasets: list[str]) -> Path:
               help="Decode up to N same-size images of one rate point in one call (learned codecs: one network "
                    "call per step for the batch); each row gets decode_s = batch time / n and decode_batch = n.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(datasets, codecs, qualities, target_bpp, match, options, metrics, out, data_root, download, preprocess, workers, limit,
-            device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, executor, scheduler, shared_fs,
-            batch, quiet) -> None:
+def command(datasets, codecs, qualities, target_bpp, match, options, metrics, out, data_root, download, preprocess,
+            workers, limit, device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, executor,
+            scheduler, shared_fs, batch, quiet) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
 
     Each result is written as soon as it is measured; a killed run resumes where it stopped when the same

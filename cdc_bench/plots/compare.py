@@ -2,8 +2,8 @@
 
 For each (codec, options) the row of this image matched to the target bitrate is shown when the sweep ran with
 ``--target-bpp`` at that target; otherwise the rate point whose bpp is nearest to the target (the nearest of the
-points that were run). Each tile says its real bpp and metric values, and the command says which kind it is. Reconstructions come from the
-runner's ``--save-recon`` files (:func:`cdc_bench.store.recon_path`).
+points that were run). Each tile says its real bpp and metric values, and the command says which kind it is.
+Reconstructions come from the runner's ``--save-recon`` files (:func:`cdc_bench.store.recon_path`).
 """
 
 from __future__ import annotations

@@ -155,11 +155,16 @@ def dataset_size(name: str) -> int | None:
     return None
 
 
-def dataset_title(name: str, n_images: int, runs=()) -> tuple[str, bool]:
+def dataset_title(name: str, n_images: int, runs=(), preprocess=()) -> tuple[str, bool]:
     """``("kodak (4 of 24 images)", True)`` for a subset run, ``("kodak", False)`` for the whole dataset.
 
-    The full size comes from the dataset registry, else from a run manifest that recorded it.
+    The full size comes from the dataset registry, else from a run manifest that recorded it. One preprocessing
+    other than ``none`` shared by all curves is named too (``default, center-crop:256``); several are in the labels.
     """
+    kinds = {str(p) for p in preprocess if isinstance(p, str)}
+    if len(kinds) == 1 and kinds != {"none"}:
+        title, subset = dataset_title(name, n_images, runs)
+        return f"{title}, {kinds.pop()}", subset
     total = dataset_size(str(name))
     if total is None:
         for manifest in runs:

@@ -111,7 +111,8 @@ def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricInfo], out_dir: str | 
     written: list[Path] = []
     published = published or {}
     for dataset, per_dataset in points.groupby("dataset", sort=True):
-        title, subset = dataset_title(str(dataset), int(per_dataset["n_images"].max()), runs)
+        title, subset = dataset_title(str(dataset), int(per_dataset["n_images"].max()), runs,
+                                      per_dataset.get("preprocess", ()))
         refs = published.get(dataset, [])
         for metric in metrics:
             if metric.column not in per_dataset or per_dataset[metric.column].notna().sum() == 0:

@@ -141,7 +141,7 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricInfo], *, runs: Se
     parts.append(_manifest_html(runs))
     anchor = anchor or (pick_anchor(points) if len(points) else None)
     for dataset, per in points.groupby("dataset", sort=True):
-        heading, subset = dataset_title(str(dataset), int(per["n_images"].max()), runs)
+        heading, subset = dataset_title(str(dataset), int(per["n_images"].max()), runs, per.get("preprocess", ()))
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         random = sorted({label for label in per["label"] if RANDOM_WEIGHTS in label})
         if random:

@@ -110,7 +110,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
             raise TraceError(f"{dataset}: fewer than two {option} values with {dist.name} and {perc.name} at "
                              f"{codec} rate point {quality}")
         bpp = float(line["bpp"].mean())
-        title, _ = dataset_title(str(dataset), int(per["n_images"].max()), runs)
+        title, _ = dataset_title(str(dataset), int(per["n_images"].max()), runs, per.get("preprocess", ()))
         notes = _random_note(line["label"]) + [n for n in dataset_level_notes(per, metrics) if "UNRELIABLE" in n]
         with paper_style(width):
             import matplotlib.pyplot as plt
@@ -197,7 +197,7 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
         mine, codec, option = traced_points(per, trace)
         if not all(isinstance(v, (int, float)) for v in mine["value"]):
             raise TraceError(f"--kind trace: {option} values are not numbers; use --kind rdp")
-        title, _ = dataset_title(str(dataset), int(per["n_images"].max()), runs)
+        title, _ = dataset_title(str(dataset), int(per["n_images"].max()), runs, per.get("preprocess", ()))
         notes = _random_note(mine["label"])
         cols = min(len(panels), 2 if width <= 4 else 3)
         rows = int(np.ceil(len(panels) / cols))

@@ -83,7 +83,7 @@ def test_subset_title_and_published_overlay_warning(results, tmp_path):
     text = _pdf_text(out / "rd_kodak_psnr.pdf")
     assert "kodak (2 of 24 images)" in text
     assert "published curves are full-dataset means" in " ".join(text.split())
-    assert "warning: kodak (2 of 24 images), psnr: published curves are full-dataset means" in res.output
+    assert "warning: kodak (2 of 24 images), center-crop:192, psnr: published curves are full-dataset means" in res.output
 
 
 def test_local_reference_is_labelled_by_its_file_name(results, tmp_path):

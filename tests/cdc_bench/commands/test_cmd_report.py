@@ -60,7 +60,7 @@ def test_report_notes_fid_protocol_per_image_table_and_subset(td, results, tmp_p
                                     "--reference", "compressai:jpeg", "--resamples", "100"])
     assert res.exit_code == 0, res.output
     page = out.read_text()
-    assert "<h2>kodak (2 of 24 images)</h2>" in page
+    assert "<h2>kodak (2 of 24 images), center-crop:192</h2>" in page
     assert "published curves are full-dataset means" in page
     assert "FID: protocol fid256, 96 patches; UNRELIABLE: fewer than 2048 patches" in page
     assert "KID: protocol fid256, 96 patches" in page and "std over KID subsets" in page
