@@ -23,24 +23,8 @@ from typing import Any
 
 import numpy as np
 
-
-def load_crops(folder: str | None, size: int, count: int) -> list[np.ndarray]:
-    """Centre crops of the first ``count`` images of ``folder`` (e.g. Kodak), else synthetic images."""
-    if not folder:
-        from cdc_bench.speed import synthetic_image
-
-        return [np.roll(synthetic_image(size, size), 7 * i, axis=1) for i in range(count)]
-    from cdc_bench.images import read_image
-
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:count]
-    if len(paths) < count:
-        raise SystemExit(f"{folder} holds {len(paths)} images, --count asks for {count}")
-    crops = []
-    for path in paths:
-        image = read_image(path)[0]
-        top, left = (image.shape[0] - size) // 2, (image.shape[1] - size) // 2
-        crops.append(np.ascontiguousarray(image[top:top + size, left:left + size]))
-    return crops
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # a sibling script, not a package
+from cdc_fast_paths import load_images  # noqa: E402 - the same crops as the fast-path benchmark
 
 
 def decode_all(codec: Any, streams: list[bytes], batch: int) -> list[np.ndarray]:
@@ -127,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         args.images, args.count, args.crop, args.steps, args.rounds, args.batches = None, 2, 64, 1, 1, "1,2"
     batches = tuple(int(b) for b in args.batches.split(","))
     options = {"weights": "random"} if args.weights == "random" else {}
-    result = measure(load_crops(args.images, args.crop, args.count), args.steps, args.rounds, batches, args.device,
+    result = measure(load_images(args.images, args.crop, args.count), args.steps, args.rounds, batches, args.device,
                      options)
     result.update(weights=args.weights, threads=torch.get_num_threads(), torch=torch.__version__,
                   load_average=list(os.getloadavg()))

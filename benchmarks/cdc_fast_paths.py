@@ -32,11 +32,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def load_images(folder: str | None, size: int, count: int) -> list[np.ndarray]:
-    """Centre crops of the first `count` images of `folder` (e.g. Kodak), else synthetic images."""
+    """Centre crops of the first `count` images of `folder` (e.g. Kodak), else distinct synthetic images."""
     if folder:
         from cdc_bench.images import read_image
 
         paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:count]
+        if len(paths) < count:
+            raise SystemExit(f"{folder} holds {len(paths)} images, --count asks for {count}")
         crops = []
         for path in paths:
             image = read_image(path)[0]
@@ -45,7 +47,7 @@ def load_images(folder: str | None, size: int, count: int) -> list[np.ndarray]:
         return crops
     from cdc_bench.speed import synthetic_image
 
-    return [synthetic_image(size, size) for _ in range(count)]
+    return [np.roll(synthetic_image(size, size), 7 * i, axis=1) for i in range(count)]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
