@@ -140,7 +140,7 @@ def _num(value) -> float | None:
 def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None = None
                        ) -> list[tuple[str, str, dict]]:
     """``(dataset, file stem, result JSON)`` per (dataset, codec, options) group of the dataset means."""
-    from .plots.frames import RANDOM_WEIGHTS, is_random_weights
+    from .summary import RANDOM_WEIGHTS, is_random_weights
 
     means = dataset_means(frame)
     if "bpp" not in means:  # no row succeeded

@@ -68,6 +68,18 @@ def short_options(options: str, defaults: dict | None = None) -> str:
     return ",".join(f"{k}={v}" for k, v in opts.items())
 
 
+RANDOM_WEIGHTS = "random weights"
+
+
+def is_random_weights(options: str | dict | None) -> bool:
+    """A run whose model had random weights (``-o cdc.weights=random``): its numbers say nothing of the codec."""
+    try:
+        opts = options if isinstance(options, dict) else json.loads(options or "{}")
+    except (TypeError, ValueError):
+        return False
+    return isinstance(opts, dict) and str(opts.get("weights", "")).lower() == "random"
+
+
 def mean_table(frame: pd.DataFrame):
     """A rich table of the dataset means for the terminal."""
     from rich.table import Table
@@ -79,7 +91,8 @@ def mean_table(frame: pd.DataFrame):
         table.add_column(col, justify="right" if col not in ("dataset", "codec") else "left")
     for _, row in means.iterrows():
         n = f"{row['n_images']}" + (f" ({row['n_failed']} failed)" if row["n_failed"] else "")
-        table.add_row(str(row["dataset"]), str(row["codec"]), str(row["quality"]), n,
+        codec = f"{row['codec']} [{RANDOM_WEIGHTS}]" if is_random_weights(row.get("options")) else str(row["codec"])
+        table.add_row(str(row["dataset"]), codec, str(row["quality"]), n,
                       *[_fmt(row.get(c)) for c in cols])
     return table
 

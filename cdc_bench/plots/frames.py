@@ -9,6 +9,7 @@ from dataclasses import replace
 import pandas as pd
 
 from ..metrics import MetricInfo
+from ..summary import RANDOM_WEIGHTS, is_random_weights
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +108,6 @@ def _options_dict(options: str | dict | None) -> dict:
     return value if isinstance(value, dict) else {"options": value}
 
 
-RANDOM_WEIGHTS = "random weights"
-
-
-def is_random_weights(options: str | dict | None) -> bool:
-    """A run whose model had random weights (``-o cdc.weights=random``): its numbers say nothing of the codec."""
-    return str(_options_dict(options).get("weights", "")).lower() == "random"
 
 
 def short_labels(pairs) -> dict[tuple[str, str], str]:
