@@ -188,8 +188,11 @@ def test_bare_run_is_a_quick_real_demonstration_and_says_what_the_full_sweep_cos
 
 
 def test_the_run_summary_names_random_weights(folder, tmp_path):
-    result = CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "cdc", "-o", "cdc.weights=random",
-                                       "-o", "cdc.steps=1", "-q", "0.0032", "--limit", "1", "-m", "psnr",
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "im0.png").write_bytes((folder / "im0.png").read_bytes())
+    result = CliRunner().invoke(main, ["run", "-d", f"folder:{one}", "-c", "cdc", "-o", "cdc.weights=random",
+                                       "-o", "cdc.steps=1", "-q", "0.0032", "-m", "psnr",
                                        "--out", str(tmp_path / "o"), "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "cdc [random weights]" in result.output
