@@ -82,6 +82,7 @@ def is_random_weights(options: str | dict | None) -> bool:
 
 def mean_table(frame: pd.DataFrame):
     """A rich table of the dataset means for the terminal."""
+    from rich.markup import escape
     from rich.table import Table
 
     means = dataset_means(frame)
@@ -92,7 +93,7 @@ def mean_table(frame: pd.DataFrame):
     for _, row in means.iterrows():
         n = f"{row['n_images']}" + (f" ({row['n_failed']} failed)" if row["n_failed"] else "")
         codec = f"{row['codec']} [{RANDOM_WEIGHTS}]" if is_random_weights(row.get("options")) else str(row["codec"])
-        table.add_row(str(row["dataset"]), codec, str(row["quality"]), n,
+        table.add_row(escape(str(row["dataset"])), escape(codec), escape(str(row["quality"])), n,
                       *[_fmt(row.get(c)) for c in cols])
     return table
 
