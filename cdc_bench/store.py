@@ -94,6 +94,22 @@ def recon_path_for(out_dir: str | Path, row: Mapping[str, Any]) -> Path:
                       device=dev if isinstance(dev, str) else "cpu")
 
 
+def _retry_locked(operation, wait_s: float = 60.0):
+    """Retry an operation SQLite refuses with "database is locked" without calling its busy handler.
+
+    Switching a new database to WAL needs an exclusive lock, and SQLite answers a second process doing the same
+    at that moment with SQLITE_BUSY at once instead of waiting; two runs starting into one folder hit it.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return operation()
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class ResultsStore:
     """Rows of results under ``out_dir``. Safe to open from several processes at once.
 
@@ -115,7 +131,7 @@ class ResultsStore:
             else:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._check_version()
                 with self._write():
