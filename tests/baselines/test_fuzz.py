@@ -122,13 +122,15 @@ def worker(name: str, count: int) -> None:
 
 
 # -- the test (runs in pytest) -------------------------------------------------------------------------------------
-def _available(name: str) -> bool:
+def _unavailable(name: str) -> str | None:
+    """Why the codec cannot run on this machine (a missing library or binary, with its fix), or None."""
     from cdc_bench.codecs import get_codec_class
 
     try:
-        return get_codec_class(name).availability().ok
-    except Exception:  # noqa: BLE001 - a codec that cannot even be loaded is not fuzzed here
-        return False
+        status = get_codec_class(name).availability()
+    except Exception as err:  # noqa: BLE001 - a codec that cannot even be loaded is not fuzzed here
+        return f"cannot load: {type(err).__name__}: {err}"
+    return None if status.ok else f"{status.reason} {status.fix}".strip()
 
 
 def _run_worker(name: str) -> tuple[str, str, int | str]:
@@ -150,7 +152,7 @@ def _count(name: str) -> int:
 @pytest.fixture(scope="module")
 def workers():
     """All workers started at once, two at a time (each is single-threaded), so the module takes half as long."""
-    names = [name for name in sorted(CASES) if _available(name)]
+    names = [name for name in sorted(CASES) if _unavailable(name) is None]
     with ThreadPoolExecutor(max_workers=2) as pool:
         yield {name: pool.submit(_run_worker, name) for name in names}
 
@@ -158,7 +160,7 @@ def workers():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_mutated_streams_end_in_an_error_or_an_image(name, workers):
     if name not in workers:
-        pytest.skip(f"{name} is not available here")
+        pytest.skip(f"{name} cannot run on this machine: {_unavailable(name)}")
     stdout, stderr, code = workers[name].result()
     lines = stdout.splitlines()
     started = [line for line in lines if line.startswith("case ")]
