@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cdc_bench.codec import (BitstreamError, Codec, CodecConfigError, CodecError, Encoded, Option,
+from cdc_bench.codecs.base import (BitstreamError, Codec, CodecConfigError, CodecError, Encoded, Option,
                              canonical_options, check_image, pad_to_multiple, parse_value)
 
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cdc_bench.dask_executor import DaskExecutor, _remote, local_worker_specs
-from cdc_bench.executor import InlineExecutor, TaskTimeout
-from cdc_bench.options import CodecPlan
-from cdc_bench.sweep import plan_tasks, sweep
-from cdc_bench.store import ResultsStore
+from cdc_bench.executors.dask import DaskExecutor, _remote, local_worker_specs
+from cdc_bench.executors.local import InlineExecutor, TaskTimeout
+from cdc_bench.codecs.plans import CodecPlan
+from cdc_bench.sweep.client import plan_tasks, sweep
+from cdc_bench.store.results import ResultsStore
 
 pytest.importorskip("distributed")
 

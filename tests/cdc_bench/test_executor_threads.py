@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from cdc_bench.executor import ProcessExecutor, usable_cores
+from cdc_bench.executors.local import ProcessExecutor, usable_cores
 
 
 def _worker_threads(_):

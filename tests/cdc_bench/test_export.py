@@ -44,8 +44,8 @@ def test_json_export_carries_dataset_metrics(results, tmp_path):
 
 
 def test_write_dataset_metrics_csv_for_the_store(results):
-    from cdc_bench.export import write_dataset_metrics_csv
-    from cdc_bench.store import ResultsStore
+    from cdc_bench.analysis.export import write_dataset_metrics_csv
+    from cdc_bench.store.results import ResultsStore
 
     with ResultsStore(results, create=False) as store:
         path = write_dataset_metrics_csv(store)
@@ -73,7 +73,7 @@ def test_compressai_json_is_read_by_compressais_plot(results, tmp_path):
 
 
 def test_random_weights_name_in_compressai_json():
-    from cdc_bench.export import compressai_results
+    from cdc_bench.analysis.export import compressai_results
 
     frame = pd.DataFrame({"dataset": ["d", "d"], "image": ["a", "b"], "codec": ["cdc", "cdc"],
                           "options": ['{"weights": "random"}'] * 2, "quality": [0.0032] * 2, "bpp": [0.5, 0.6],
@@ -86,7 +86,7 @@ def test_fid_bootstrap_over_cached_patch_features(td, tmp_path, tmp_path_factory
     """--fid-bootstrap reads the per-item features the store keeps (as the runner stores them) and resamples
     patches; the interval brackets the stored FID."""
     from cdc_bench.metrics.frechet import fid_from_features
-    from cdc_bench.store import KEY, ResultsStore
+    from cdc_bench.store.results import KEY, ResultsStore
 
     out = tmp_path / "res"
     shutil.copytree(td.shared_results(tmp_path_factory, kodak_dir), out)

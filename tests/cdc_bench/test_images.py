@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cdc_bench.images import ImageReadError, Preprocess, center_crop, load_image, read_image
+from cdc_bench.datasets.images import ImageReadError, Preprocess, center_crop, load_image, read_image
 
 RNG = np.random.default_rng(0)
 
@@ -218,7 +218,7 @@ def test_dangling_symlink_is_named(tmp_path):
 
 
 def test_resize_crop_covers_any_box():
-    from cdc_bench.images import resize_crop
+    from cdc_bench.datasets.images import resize_crop
 
     image = RNG.integers(0, 256, (50, 80, 3), dtype=np.uint8)
     assert resize_crop(image, 30, 20).shape == (20, 30, 3)
@@ -228,7 +228,7 @@ def test_resize_crop_covers_any_box():
 
 
 def test_probe_checks_headers_without_decoding(tmp_path):
-    from cdc_bench.images import probe_image
+    from cdc_bench.datasets.images import probe_image
 
     frames = [Image.new("RGB", (10, 8), c) for c in ((1, 2, 3), (4, 5, 6))]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])

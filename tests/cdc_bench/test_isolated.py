@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from cdc_bench.executor import TaskTimeout, WorkerDied
-from cdc_bench.isolated import IsolatedWorker
+from cdc_bench.executors.local import TaskTimeout, WorkerDied
+from cdc_bench.executors.isolated import IsolatedWorker
 
 
 def test_the_child_lives_on_between_tasks_and_is_replaced_after_a_timeout_or_a_crash():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from baselines.classical import HEVC, JPEG, JPEG2000, WebP
-from cdc_bench.codec import Codec, Encoded, RateDomain
+from cdc_bench.codecs.base import Codec, Encoded, RateDomain
 from cdc_bench.errors import CodecConfigError
-from cdc_bench.matching import clear_cache, match_rate
+from cdc_bench.codecs.matching import clear_cache, match_rate
 
 
 @pytest.fixture(scope="module")

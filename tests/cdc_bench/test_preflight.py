@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cdc_bench import preflight, weights
+from cdc_bench import weights
+from cdc_bench.sweep import preflight
 from cdc_bench.cli import main
-from cdc_bench.codec import Availability, Codec
-from cdc_bench.codecs import create_codec, register, unregister
-from cdc_bench.store import ResultsStore
+from cdc_bench.codecs.base import Availability, Codec
+from cdc_bench.codecs.registry import create_codec, register, unregister
+from cdc_bench.store.results import ResultsStore
 
 
 class _NeedsLibrary(Codec):

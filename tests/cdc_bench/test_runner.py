@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cdc_bench import codecs as registry
-from cdc_bench.codec import BitstreamError, Codec, Option
-from cdc_bench.executor import InlineExecutor, ProcessExecutor
-from cdc_bench.options import CodecPlan
-from cdc_bench.runner import run_task
-from cdc_bench.sweep import plan_tasks, sweep
-from cdc_bench.store import ResultsStore
+from cdc_bench.codecs import registry
+from cdc_bench.codecs.base import BitstreamError, Codec, Option
+from cdc_bench.executors.local import InlineExecutor, ProcessExecutor
+from cdc_bench.codecs.plans import CodecPlan
+from cdc_bench.sweep.worker import run_task
+from cdc_bench.sweep.client import plan_tasks, sweep
+from cdc_bench.store.results import ResultsStore
 
 
 class QuantZlib(Codec):

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cdc_bench import codecs as registry
-from cdc_bench.batching import TaskBatch, batch_tasks, run_batch, unbatch
-from cdc_bench.codec import BitstreamError, Codec, Option
-from cdc_bench.executor import InlineExecutor, ProcessExecutor, WorkerDied
-from cdc_bench.options import CodecPlan
-from cdc_bench.sweep import plan_tasks, sweep
-from cdc_bench.store import ResultsStore
+from cdc_bench.codecs import registry
+from cdc_bench.sweep.batching import TaskBatch, batch_tasks, run_batch, unbatch
+from cdc_bench.codecs.base import BitstreamError, Codec, Option
+from cdc_bench.executors.local import InlineExecutor, ProcessExecutor, WorkerDied
+from cdc_bench.codecs.plans import CodecPlan
+from cdc_bench.sweep.client import plan_tasks, sweep
+from cdc_bench.store.results import ResultsStore
 
 #: columns that differ between two runs of the same items (times, run bookkeeping, the batching record)
 VOLATILE = {"run_id", "finished_at", "encode_s", "decode_s", "metrics_s", "match_s", "decode_batch", "warnings"}
@@ -225,7 +225,7 @@ def test_the_run_command_batches_and_records_it(tmp_path):
 
 def test_a_dask_worker_gets_a_batch_with_its_images_bytes(tmp_path):
     pytest.importorskip("distributed")
-    from cdc_bench.dask_executor import _read_images, _remote
+    from cdc_bench.executors.dask import _read_images, _remote
 
     images = _images(tmp_path / "imgs", [(32, 48)] * 3)
     tasks = plan_tasks([("s", images)], [CodecPlan("jpeg", {}, [50])], metrics=("psnr",))

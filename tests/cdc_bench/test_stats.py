@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cdc_bench.plots.bdrate import bd_rate
-from cdc_bench.stats import Bootstrap, contains_zero, fid_patch_bootstrap, mean_ci, paired_bd_ci
+from cdc_bench.analysis.bdrate import bd_rate
+from cdc_bench.analysis.stats import Bootstrap, contains_zero, fid_patch_bootstrap, mean_ci, paired_bd_ci
 
 
 @pytest.mark.parametrize("method", ["percentile", "BCa"])

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cdc_bench.errors import ConfigError, StoreError
-from cdc_bench.store import ResultsStore, file_name, item_key, quality_text, recon_path, recon_path_for
+from cdc_bench.store.results import ResultsStore, file_name, item_key, quality_text, recon_path, recon_path_for
 
 KEY5 = ("d", "a", "jpeg", "{}", "5", "none", "cpu")
 
@@ -208,7 +208,7 @@ def test_readers_work_on_a_read_only_folder_holding_a_wal_store(tmp_path):
     conn.close()
     assert not (out / "results.sqlite-shm").exists()
     reader = tmp_path / "reader.py"
-    reader.write_text("import sys\nfrom cdc_bench.store import ResultsStore\nfrom cdc_bench.errors import StoreError\n"
+    reader.write_text("import sys\nfrom cdc_bench.store.results import ResultsStore\nfrom cdc_bench.errors import StoreError\n"
                       "s = ResultsStore(sys.argv[1], create=False)\n"
                       "print(len(s.frame()), len(s.runs()), len(s.dataset_metrics_frame()))\n"
                       "try:\n    ResultsStore(sys.argv[1]).put_row(dict(s.frame().iloc[0], image='b'))\n"

@@ -28,7 +28,7 @@ def encode_decode(image: np.ndarray, codec: str, quality: int) -> tuple[bytes, n
 
 def make_results(out_dir: Path, kodak_dir: Path, with_error: bool = True) -> Path:
     """Write a small real results store under ``out_dir`` and return it."""
-    from cdc_bench.store import ResultsStore
+    from cdc_bench.store.results import ResultsStore
 
     import torch
 
@@ -54,9 +54,9 @@ def make_results(out_dir: Path, kodak_dir: Path, with_error: bool = True) -> Pat
 
 
 def _measure(out_dir: Path, kodak_dir: Path, pre: str, rows: list) -> None:
-    from cdc_bench.images import load_image, save_png
+    from cdc_bench.datasets.images import load_image, save_png
     from cdc_bench.metrics.distortion import ms_ssim, psnr
-    from cdc_bench.store import quality_text, recon_path_for
+    from cdc_bench.store.results import quality_text, recon_path_for
 
     for name in IMAGES:
         original = load_image(kodak_dir / f"{name}.png", pre)[0]
@@ -74,7 +74,7 @@ def _measure(out_dir: Path, kodak_dir: Path, pre: str, rows: list) -> None:
 
 
 def load_frame(out_dir: Path):
-    from cdc_bench.store import ResultsStore
+    from cdc_bench.store.results import ResultsStore
 
     with ResultsStore(out_dir, create=False) as store:
         return store.frame()
@@ -82,7 +82,7 @@ def load_frame(out_dir: Path):
 
 def write_originals(dest: Path, kodak_dir: Path) -> Path:
     """The crops the codecs saw, as files (the --original folder a user would pass)."""
-    from cdc_bench.images import load_image, save_png
+    from cdc_bench.datasets.images import load_image, save_png
 
     for name in IMAGES:
         save_png(load_image(kodak_dir / f"{name}.png", f"center-crop:{CROP}")[0], dest / f"{name}.png")
@@ -131,7 +131,7 @@ def add_dataset_metrics(out: Path, n_patches: int = 96) -> None:
     """FID and KID of every (codec, quality) group, computed by the real Fréchet / KID code on stand-in
     feature vectors (the Inception step is tested with the metrics), stored as the FID module stores them."""
     from cdc_bench.metrics.frechet import fid_from_features, kernel_distance
-    from cdc_bench.store import ResultsStore
+    from cdc_bench.store.results import ResultsStore
 
     rng = np.random.default_rng(0)
     with ResultsStore(out) as store:  # writes: create=False opens read-only

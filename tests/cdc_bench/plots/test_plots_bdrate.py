@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 
-from cdc_bench.plots.bdrate import bd_metric, bd_rate, bd_table, to_csv, to_latex, to_markdown  # noqa: E402
+from cdc_bench.analysis.bdrate import bd_metric, bd_rate, bd_table, to_csv, to_latex, to_markdown  # noqa: E402
 from cdc_bench.metrics import MetricInfo  # noqa: E402
-from cdc_bench.plots.frames import metric_spec, ok_rows, rd_points  # noqa: E402
+from cdc_bench.analysis.curves import metric_spec, ok_rows, rd_points  # noqa: E402
 
 # The example of the bjontegaard package's README and example_usage.py (x265 presets).
 RATE_A = [9487.76, 4593.60, 2486.44, 1358.24]
@@ -172,7 +172,7 @@ def test_non_monotonic_note_names_the_curve_at_fault():
 
 
 def test_clip_curve_interpolates_the_window_ends():
-    from cdc_bench.plots.bdrate import clip_curve
+    from cdc_bench.analysis.bdrate import clip_curve
 
     bpp, q = clip_curve([0.1, 0.4, 1.6], [30.0, 34.0, 38.0], 0.2, 0.8)
     assert bpp.tolist() == [0.2, 0.4, 0.8]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdc_bench.plots.published import (DEFAULT_REFERENCES_DIR, ReferenceError, read_compressai_json,
+from cdc_bench.analysis.published import (DEFAULT_REFERENCES_DIR, ReferenceError, read_compressai_json,
                                        read_user_file, reference_names, resolve_reference)
 
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 import pandas as pd
 
 from ..metrics import MetricInfo
-from ..summary import RANDOM_WEIGHTS, is_random_weights
+from .summary import RANDOM_WEIGHTS, is_random_weights
 
 log = logging.getLogger(__name__)
 
 GROUP = ["dataset", "codec", "options", "quality"]
-PROTOCOL = ["preprocess", "device"]  # also part of a result's identity (cdc_bench.summary.GROUP)
+PROTOCOL = ["preprocess", "device"]  # also part of a result's identity (cdc_bench.analysis.summary.GROUP)
 
 
 # Figures and tables read the metric registry's own metadata (label, unit, precision, direction, dataset-level);
@@ -175,12 +175,12 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricInfo], dataset_metrics: p
     """Dataset mean of bpp and each metric per rate point of each (dataset, codec, options).
 
     Columns: dataset, codec, options, label, quality, bpp, <metric columns>, n_images; with ``boot`` (a
-    :class:`cdc_bench.stats.Bootstrap`) also ``<column>_lo``/``_hi``. Per-image metrics are averaged by
-    :func:`cdc_bench.summary.dataset_means`; dataset-level ones (FID, KID) are taken from ``dataset_metrics``
+    :class:`cdc_bench.analysis.stats.Bootstrap`) also ``<column>_lo``/``_hi``. Per-image metrics are averaged by
+    :func:`cdc_bench.analysis.summary.dataset_means`; dataset-level ones (FID, KID) are taken from ``dataset_metrics``
     with their protocol, patch count and KID's subset std (``fid_protocol``, ``fid_n_patches``, ``kid_std``).
     Rows must already be filtered by :func:`ok_rows`.
     """
-    from ..summary import dataset_means
+    from .summary import dataset_means
 
     sources = [source_column(m) for m in metrics if not m.dataset_level]
     per_image = list(dict.fromkeys(c for c in sources if c in frame))

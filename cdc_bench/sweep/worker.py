@@ -5,7 +5,7 @@ task carries when the worker has no shared folder), encodes it to bytes, decodes
 a :class:`TaskResult`: the row plus its artefacts (the reconstruction as PNG bytes with ``--save-recon``, FID
 features). It writes nothing and never raises for a failure of the item itself; the row then has status
 ``error`` (the item's fault: not retried unless asked) or ``env-error`` (the machine's fault: disk, memory, a
-killed worker; retried by default). The client side (planning, resuming, storing) is :mod:`cdc_bench.sweep`.
+killed worker; retried by default). The client side (planning, resuming, storing) is :mod:`cdc_bench.sweep.client`.
 Data flows one way: store -> tasks -> workers -> results -> store.
 """
 
@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .codec import Codec, CodecError, canonical_options
-from .errors import BitstreamError, is_environment_error
-from .images import load_image
-from .store import KEY, device_kind, quality_text
+from ..codecs.base import Codec, CodecError, canonical_options
+from ..errors import BitstreamError, is_environment_error
+from ..datasets.images import load_image
+from ..store.results import KEY, device_kind, quality_text
 
 DEFAULT_METRICS = ("psnr", "ms-ssim")
 #: statuses a rerun leaves alone unless --retry-errors (env-error is always retried)
@@ -58,7 +58,7 @@ class Task:
 
     @property
     def key(self) -> tuple[str, ...]:
-        """The store key (:data:`cdc_bench.store.KEY`)."""
+        """The store key (:data:`cdc_bench.store.results.KEY`)."""
         return (self.dataset, self.image, self.codec, self.options_text, quality_text(self.quality),
                 self.preprocess, device_kind(self.device))
 
@@ -78,7 +78,7 @@ class TaskResult:
 @functools.lru_cache(maxsize=8)
 def _codec(name: str, options: tuple[tuple[str, Any], ...], device: str) -> Codec:
     """One codec instance per worker process and configuration: learned codecs load their weights once."""
-    from .codecs import create_codec
+    from ..codecs.registry import create_codec
 
     return create_codec(name, dict(options), device=device)
 
@@ -204,7 +204,7 @@ def _match(codec: Codec, original: np.ndarray, task: Task, row: dict[str, Any]):
     """Find the rate point for the task's target bpp; the row records the target, the point and every probe."""
     import json
 
-    from .matching import match_rate
+    from ..codecs.matching import match_rate
 
     found = match_rate(codec, original, task.target_bpp, task.match)
     row.update(target_bpp=found.target_bpp, matched_rate=quality_text(found.rate), match_met=found.met,
@@ -239,7 +239,7 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> tuple[dict[str, Any], Any]:
     """Per-image metrics, plus the features for dataset-level ones (FID, KID)."""
-    from .metrics import get_metric
+    from ..metrics import get_metric
 
     values: dict[str, Any] = {"measured": ",".join(task.metrics)}
     features = None
@@ -251,7 +251,7 @@ def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> tuple[dict[s
         else:
             values[info.column] = info.compute(original, recon, device=task.device)
     if dataset_level:
-        from .metrics.fid import item_features
+        from ..metrics.fid import item_features
 
         features = item_features(original, recon, protocol=task.fid_protocol, device=task.device)
         values["fid_patches"] = len(features.features)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .codec import Codec, Encoded, RateDomain
-from .errors import CodecConfigError
+from .base import Codec, Encoded, RateDomain
+from ..errors import CodecConfigError
 
 MODES = ("below", "nearest")
 _FLOAT_STEPS = 24  # bisection steps on a real knob: a relative resolution of ~1e-5 over three decades

@@ -2,7 +2,7 @@
 
 :func:`sweep` hands the tasks the store does not hold yet to an executor (a local pool, this process, or Dask)
 and stores each result the moment it arrives, so a killed sweep resumes where it stopped. The worker side is
-:mod:`cdc_bench.runner`.
+:mod:`cdc_bench.sweep.worker`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .options import CodecPlan
-from .runner import DEFAULT_METRICS, ITEM_FAILURES, Task, TaskResult, base_row, failure_status, run_task
-from .store import KEY, ResultsStore, quality_text
+from ..codecs.plans import CodecPlan
+from .worker import DEFAULT_METRICS, ITEM_FAILURES, Task, TaskResult, base_row, failure_status, run_task
+from ..store.results import KEY, ResultsStore, quality_text
 
 
 def target_label(target: float, mode: str = "below") -> str:
@@ -30,7 +30,7 @@ def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: l
     """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...]).
 
     With ``target_bpp``, each codec runs once per target instead of at its rate points: the worker searches the
-    rate point whose real bpp meets the target (:mod:`cdc_bench.matching`), and the row's rate point is the
+    rate point whose real bpp meets the target (:mod:`cdc_bench.codecs.matching`), and the row's rate point is the
     target's label (``bpp<=0.2``). ``out_dir`` is accepted for older callers and unused: workers write nothing.
     """
     targets = list(target_bpp)
@@ -56,7 +56,7 @@ def pending_tasks(tasks: list[Task], store: ResultsStore, retry_errors: bool = F
     reconstruction where there is one (no encode), else the item is run again. ``error`` and ``timeout`` rows are
     left alone unless ``retry_errors``; ``env-error`` rows are always retried.
     """
-    from .metrics import get_metric
+    from ..metrics import get_metric
 
     infos = {name: get_metric(name) for t in tasks for name in t.metrics}
     columns = {info.column for info in infos.values() if not info.dataset_level}
@@ -104,7 +104,7 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
           batch: int = 1) -> SweepSummary:
     """Run what the store lacks (:func:`pending_tasks`), storing each result as it completes.
 
-    ``batch`` > 1 decodes same-size images of one rate point together (:mod:`cdc_bench.batching`); ``timeout``
+    ``batch`` > 1 decodes same-size images of one rate point together (:mod:`cdc_bench.sweep.batching`); ``timeout``
     stays per item (a batch of n may take n times it).
     """
     todo = pending_tasks(tasks, store, retry_errors)
@@ -159,7 +159,7 @@ def store_result(store: ResultsStore, result: TaskResult) -> None:
 
 def failure_row(task: Task, err: BaseException) -> dict[str, Any]:
     """The row of a task that produced no result (timeout, dead worker, an error outside the task)."""
-    from .executor import TaskTimeout
+    from ..executors.local import TaskTimeout
 
     row = base_row(task)
     row["status"] = "timeout" if isinstance(err, TaskTimeout) else failure_status(err)

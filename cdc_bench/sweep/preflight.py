@@ -21,7 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import click
 
-from .errors import CodecError, ConfigError, UnknownNameError, WeightsMissing
+from ..errors import CodecError, ConfigError, UnknownNameError, WeightsMissing
 
 # Python packages a metric imports when it computes (the codecs say theirs through availability()).
 METRIC_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -62,7 +62,7 @@ def missing_packages(packages: Iterable[tuple[str, str]]) -> list[tuple[str, str
 
 def weight_problems(names: Sequence[str], user: str, download: bool = False) -> list[Problem]:
     """One problem per missing or mismatching weight file (``download``: fetch the missing ones first)."""
-    from .weights import WeightChecksumMismatch, get_weight
+    from ..weights import WeightChecksumMismatch, get_weight
 
     problems = []
     for name in dict.fromkeys(names):
@@ -90,7 +90,7 @@ def weight_problems(names: Sequence[str], user: str, download: bool = False) -> 
 def codec_problems(name: str, options: dict | None = None, rate_points: Sequence[Any] | None = None,
                    device: str = "cpu", download: bool = False) -> list[Problem]:
     """Dependencies/binaries (the codec's availability) and weight files of one codec configuration."""
-    from .codecs import create_codec, get_codec_class
+    from ..codecs.registry import create_codec, get_codec_class
 
     user = f"codec {name}"
     problems = []
@@ -117,7 +117,7 @@ def codec_problems(name: str, options: dict | None = None, rate_points: Sequence
 
 
 def metric_problems(name: str, download: bool = False) -> list[Problem]:
-    from .metrics import get_metric
+    from ..metrics import get_metric
 
     user = f"metric {name}"
     info = get_metric(name)
@@ -292,7 +292,7 @@ def parse_device(value: str) -> str:
 
 
 def parse_fid_protocol(value: str) -> str:
-    from .metrics.fid import PROTOCOLS
+    from ..metrics.fid import PROTOCOLS
 
     text = str(value).strip()
     if text not in PROTOCOLS:

@@ -10,8 +10,8 @@ import pandas as pd
 
 from ..metrics import MetricInfo
 from .bdrate import _bd_functions, _transform, curve_pairs, per_image_matrices
-from .frames import source_column
-from .style import COLUMN_WIDTH, codec_style, paper_style, save_figure
+from .curves import source_column
+from ..plots.style import COLUMN_WIDTH, codec_style, paper_style, save_figure
 
 
 def per_image_bd(points: pd.DataFrame, frame: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo],

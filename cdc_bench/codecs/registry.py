@@ -5,7 +5,7 @@ A third party adds a codec without touching this repository by declaring, in its
     [project.entry-points."cdc_bench.codecs"]
     mycodec = "my_package.module:MyCodec"
 
-The entry point names a :class:`~cdc_bench.codec.Codec` subclass, or a *family*: an object with
+The entry point names a :class:`~cdc_bench.codecs.base.Codec` subclass, or a *family*: an object with
 ``variants() -> list[str]`` and ``codec_for(variant) -> type[Codec]``, reached as ``family:variant``
 (``compressai:mbt2018-mean``). Entry points are loaded lazily, so a codec whose dependencies are missing
 still shows up in ``cdc-bench codecs`` with the import error as its reason.
@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import Availability, Codec, Option
-from .errors import UnknownNameError
-from .registry import Registry
+from .base import Availability, Codec, Option
+from ..errors import UnknownNameError
+from ..registry import Registry
 
 ENTRY_POINT_GROUP = "cdc_bench.codecs"
 CODECS: Registry[Any] = Registry("codec", ENTRY_POINT_GROUP)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..metrics import MetricInfo
 from ..errors import ConfigError
-from .frames import metric_spec, source_column
+from .curves import metric_spec, source_column
 from .published import PublishedCurve, resolve_reference
 
 
@@ -28,7 +28,7 @@ class Results:
 
 def load_results(path: str | Path) -> Results:
     """A results folder (or its ``results.sqlite``), or a bare ``results.csv``."""
-    from ..store import DB_NAME, ResultsStore
+    from ..store.results import DB_NAME, ResultsStore
 
     path = Path(path)
     if path.is_file() and path.suffix == ".csv":

@@ -106,10 +106,10 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], m
              ) -> pd.DataFrame:
     """Tidy BD table: one row per (dataset, curve, metric) with bd_rate_pct, bd_metric, overlaps and notes.
 
-    ``points`` is :func:`cdc_bench.plots.frames.rd_points`. ``anchor`` names a curve label (``hevc``,
+    ``points`` is :func:`cdc_bench.analysis.curves.rd_points`. ``anchor`` names a curve label (``hevc``,
     ``cdc (steps=65)``) or a codec that has exactly one option set in each dataset. With ``bpp_range`` both
     curves are clipped to that rate window first. With ``frame`` (the per-image rows) and ``boot`` (a
-    :class:`cdc_bench.stats.Bootstrap`), each value gets a paired bootstrap interval over images
+    :class:`cdc_bench.analysis.stats.Bootstrap`), each value gets a paired bootstrap interval over images
     (``*_lo``/``*_hi`` columns, level, resamples and seed recorded).
     """
     rows = []
@@ -132,7 +132,7 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], m
                    "note": "; ".join(n for n in (_tag("BD-rate", _name(r.note, anchor_label, label)),
                                                  _tag("BD-metric", _name(q.note, anchor_label, label))) if n)}
             if m.dataset_level:   # FID/KID: the protocol and patch count belong beside the number
-                from .frames import dataset_level_notes
+                from .curves import dataset_level_notes
 
                 extra = "; ".join(dataset_level_notes(pd.concat([a, curve]), [m]))
                 row["note"] = "; ".join(n for n in (row["note"], extra) if n)
@@ -183,11 +183,11 @@ def per_image_matrices(frame: pd.DataFrame, curve: pd.DataFrame, column: str, so
 
 
 def _intervals(frame, ca, ct, m, boot, rate_fn, metric_fn) -> dict:
-    from ..stats import paired_bd_ci
+    from .stats import paired_bd_ci
 
     out = {"bd_rate_lo": np.nan, "bd_rate_hi": np.nan, "bd_metric_lo": np.nan, "bd_metric_hi": np.nan,
            "ci_level": boot.level, "ci_resamples": boot.n_resamples, "ci_seed": boot.seed, "ci_images": 0}
-    from .frames import source_column
+    from .curves import source_column
 
     src = source_column(m)
     ma, mt = per_image_matrices(frame, ca, m.column, src), per_image_matrices(frame, ct, m.column, src)
@@ -207,7 +207,7 @@ def _intervals(frame, ca, ct, m, boot, rate_fn, metric_fn) -> dict:
 
 
 def _transform(m: MetricInfo):
-    from .frames import source_column, to_db
+    from .curves import source_column, to_db
 
     return (lambda v: v) if source_column(m) == m.column else to_db
 
@@ -248,7 +248,7 @@ def wide_table(tidy: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, list[str]]]:
     """Per dataset: a table with one row per curve and two columns per metric (BD-rate, BD-metric), and the
     notes as footnotes. A cell reads ``-12.3% [-15.1, -9.8]`` when it has an interval; a dagger marks a note,
     ``°`` an interval that contains 0 (the difference is not distinguishable from none)."""
-    from ..stats import contains_zero
+    from .stats import contains_zero
 
     out: dict[str, tuple[pd.DataFrame, list[str]]] = {}
     for dataset, per in tidy.groupby("dataset", sort=True):

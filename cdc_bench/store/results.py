@@ -4,7 +4,7 @@ SQLite in WAL mode (standard library) gives atomic row writes, so a killed run n
 and several runs can write into one store at once. Each result is one row keyed by everything that changes its
 numbers: ``(dataset, image, codec, options, quality, preprocess, device)`` (:data:`KEY`). The metric set is *not*
 in the key: metric columns are added on first use, and a rerun that asks for a new metric fills in that column
-(:mod:`cdc_bench.sweep` decides what is missing). FID features live in the store too (keyed like the rows, plus
+(:mod:`cdc_bench.sweep.client` decides what is missing). FID features live in the store too (keyed like the rows, plus
 the FID protocol), and so do ``--save-recon`` reconstructions (PNG files under ``recon/`` with injective names).
 Workers never write here: they return rows and artefacts, and the parent process stores them.
 
@@ -28,8 +28,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, StoreError
-from .store_schema import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, SCHEMA_VERSION,  # noqa: F401
+from ..errors import ConfigError, StoreError
+from .schema import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, SCHEMA_VERSION,  # noqa: F401
                            array_bytes, array_from_bytes, connect_readonly, create_schema, hint, migrate, sql_value)
 
 DB_NAME = "results.sqlite"

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from .codecs import CODECS
-from .metrics import METRICS
-from .weights import WeightFile, registered_weights
+from ..codecs.registry import CODECS
+from ..metrics import METRICS
+from ..weights import WeightFile, registered_weights
 
 log = logging.getLogger(__name__)
 

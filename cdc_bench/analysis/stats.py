@@ -99,7 +99,7 @@ def fid_patch_bootstrap(orig: np.ndarray, recon: np.ndarray, boot: Bootstrap = B
     """Percentile interval of FID by resampling patches (paired: patch i of the original and of its
     reconstruction are drawn together). Each resample is a full Fréchet distance over the feature dimension
     (a 2048 x 2048 matrix square root for Inception), so keep ``n_resamples`` small: tens, not thousands."""
-    from .metrics.frechet import fid_from_features
+    from ..metrics.frechet import fid_from_features
 
     n = len(orig)
     if n < 2 or len(recon) != n:

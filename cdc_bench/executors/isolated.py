@@ -1,9 +1,9 @@
 """Run task functions in a long-lived child process that can be killed: a per-task timeout where nothing else has one.
 
 Dask (like any thread-based worker) cannot stop a running task, and one hung decode must not hold a cluster slot
-forever. So a Dask worker hands each task to its own child process (``python -m cdc_bench.isolated``) over a
+forever. So a Dask worker hands each task to its own child process (``python -m cdc_bench.executors.isolated``) over a
 pipe and waits at most ``timeout`` seconds for the answer; past that the child is killed and the task recorded
-as ``timeout``; a child that dies mid-task is reported as :class:`~cdc_bench.executor.WorkerDied`. The child
+as ``timeout``; a child that dies mid-task is reported as :class:`~cdc_bench.executors.local.WorkerDied`. The child
 lives on between tasks, so its caches (codec instances with loaded weights, the last decoded images) work as in
 a pebble worker; only a timeout or a crash costs a fresh child (and a weight reload). The child is started with
 ``subprocess``, not ``multiprocessing``, because Dask's worker processes are daemons, which may not fork pool
@@ -39,12 +39,12 @@ class IsolatedWorker:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(name, str(self.threads))
         env["CDC_BENCH_THREADS"] = str(self.threads)
-        return subprocess.Popen([sys.executable, "-m", "cdc_bench.isolated"], stdin=subprocess.PIPE,
+        return subprocess.Popen([sys.executable, "-m", "cdc_bench.executors.isolated"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env, start_new_session=True)
 
     def call(self, fn: Callable[[Any], Any], arg: Any, timeout: float | None = None) -> Any:
         """The value of ``fn(arg)``; its exception is re-raised here. TaskTimeout / WorkerDied as described above."""
-        from .executor import TaskTimeout, WorkerDied
+        from .local import TaskTimeout, WorkerDied
 
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
@@ -118,7 +118,7 @@ def _child() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answer pipe
     sys.stdout = sys.stderr
-    from .executor import init_worker
+    from .local import init_worker
 
     init_worker(int(os.environ.get("CDC_BENCH_THREADS", "1")))  # as a local pool's worker: threads, kept memory
     stdin = sys.stdin.buffer

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .store import ResultsStore
+from ..store.results import ResultsStore
 from .summary import dataset_means, short_options
 
 # our column -> CompressAI's key
@@ -52,7 +52,7 @@ def dataset_metrics_table(store: ResultsStore, fid_bootstrap: int = 0, seed: int
 
 
 def _fid_intervals(store: ResultsStore, frame: pd.DataFrame, n: int, seed: int) -> None:
-    from .dataset_metrics import GROUP, load_group_features
+    from ..sweep.dataset_metrics import GROUP, load_group_features
     from .stats import Bootstrap, fid_patch_bootstrap
 
     rows = store.frame()

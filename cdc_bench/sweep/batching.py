@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from .runner import EncodedItem, Task, TaskResult, decode_item, encode_item, finish_item
+from .worker import EncodedItem, Task, TaskResult, decode_item, encode_item, finish_item
 
 #: the task fields that may differ inside a batch (everything else is one rate point of one configuration)
 PER_IMAGE_FIELDS = ("image", "path", "image_data", "recon_png")
@@ -62,7 +62,7 @@ def batch_tasks(tasks: Iterable[Task], size: int) -> list[TaskBatch]:
 def run_batch(batch: TaskBatch) -> list[TaskResult]:
     """Encode, decode (same-size images in one ``decode_batch`` call) and measure the items of a batch.
 
-    Pure and picklable like :func:`cdc_bench.runner.run_task`; returns one result per task, in order, and never
+    Pure and picklable like :func:`cdc_bench.sweep.worker.run_task`; returns one result per task, in order, and never
     raises for an item's failure.
     """
     items = [encode_item(task) for task in batch.tasks]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .codecs import get_codec_class
-from .errors import CodecConfigError
+from .registry import get_codec_class
+from ..errors import CodecConfigError
 
 RATE_OPTION = "qualities"
 

@@ -30,7 +30,7 @@ def dataset_means(frame: pd.DataFrame, columns: list[str] | None = None, boot: "
     The one dataset-mean function of cdc-bench (tables, figures, exports and the terminal summary all call it):
     the arithmetic mean over images, as CompressAI reports it. ``columns`` limits the averaged columns (default:
     every numeric per-image column). With ``boot``, each column also gets ``<column>_lo``/``<column>_hi``: a
-    bootstrap interval of the mean over images (:mod:`cdc_bench.stats`). A group that lost images to errors is
+    bootstrap interval of the mean over images (:mod:`cdc_bench.analysis.stats`). A group that lost images to errors is
     still averaged over the images it has; ``n_failed`` says so.
     """
     frame = frame.assign(**{c: frame[c] if c in frame else d for c, d in (("preprocess", "none"), ("device", "cpu"))})

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .metrics.fid import DATASET_METRICS, dataset_values
-from .store import KEY, ResultsStore
+from ..metrics.fid import DATASET_METRICS, dataset_values
+from ..store.results import KEY, ResultsStore
 
 GROUP = [k for k in KEY if k != "image"]
 

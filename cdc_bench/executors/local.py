@@ -11,7 +11,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
-from .errors import CdcBenchError, EnvironmentFault
+from ..errors import CdcBenchError, EnvironmentFault
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -1,12 +1,12 @@
 """The Dask executor: a sweep on a cluster (``--scheduler tcp://HOST:8786``) or a local one (``--workers N``).
 
-It implements :class:`cdc_bench.executor.Executor`, so the runner's sweep, store and progress bar are the same as
+It implements :class:`cdc_bench.executors.local.Executor`, so the runner's sweep, store and progress bar are the same as
 with the local pool. How it keeps the promises of the local pool:
 
 * **The client is the only writer.** Workers get the task plus the image's bytes (no shared folder needed;
   ``shared_fs=True`` sends paths instead) and return the row and its artefacts; the client stores them.
 * **Timeouts.** Dask cannot stop a running task, so each Dask worker runs its tasks in a child process of its own
-  (:mod:`cdc_bench.isolated`) and kills it past ``timeout``: the item is recorded as ``timeout``.
+  (:mod:`cdc_bench.executors.isolated`) and kills it past ``timeout``: the item is recorded as ``timeout``.
 * **Weights once per worker.** That child lives on between tasks, so the runner's per-process codec cache keeps
   learned codecs' weights loaded; a worker reloads them only after a timeout or a crash.
 * **Lost workers.** A worker that dies mid-task has its task rerun on another worker by the scheduler (up to
@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, threads: int | None) -> Any:
@@ -33,7 +33,7 @@ def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, 
 
     ``threads=None`` (a remote cluster): the worker's own cores shared among its task slots.
     """
-    from .executor import TaskTimeout, WorkerDied
+    from .local import TaskTimeout, WorkerDied
     from .isolated import call_isolated
 
     if threads is None:
@@ -174,7 +174,7 @@ class DaskExecutor:
         """Yield ``(task, result)`` as tasks finish; ``result`` is the exception when a task produced no result."""
         from distributed import as_completed
 
-        from .executor import WorkerDied
+        from .local import WorkerDied
 
         if self.client is None:
             self.start()
