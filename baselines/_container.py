@@ -14,15 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cdc_bench.codecs.base import Availability, BitstreamError, Codec, CodecError, Option
+from cdc_bench.codecs.base import BitstreamError, CodecError
 from cdc_bench.download import DownloadError, offline_message
 from cdc_bench.weights import WeightFile, get_weight
 
-#: Seed of random-weights models, so an encoder and a decoder in another process build the same network.
-RANDOM_SEED = 0
-#: Default largest image a learned codec encodes or accepts from a header (a 4K UHD frame, 3840 x 2160, fits);
-#: bigger sizes take minutes and many GB on these networks, so a header claiming more is rejected unread.
-MAX_PIXELS = 1 << 23
+# The learned-codec base moved to cdc_bench.codecs.learned; these names stay importable from here.
+from cdc_bench.codecs.learned import (MAX_PIXELS, MAX_PIXELS_OPTION, RANDOM_SEED, WEIGHTS_OPTION,  # noqa: E402,F401
+                                      LearnedCodec)
 
 
 # -- the container -----------------------------------------------------------------------------------------------
@@ -154,51 +152,6 @@ def fetch_hub_weight(weight: WeightFile) -> Path:
     except (OSError, RuntimeError) as err:  # URLError is an OSError; a hash mismatch is a RuntimeError
         raise DownloadError(offline_message(weight.name, weight.url, dest, err)) from None
     return dest
-
-
-# -- the shared codec base ---------------------------------------------------------------------------------------
-WEIGHTS_OPTION = Option("pretrained", "pretrained (published weights) or random (seeded random init, for tests; "
-                                      "numbers are meaningless)", choices=("pretrained", "random"))
-MAX_PIXELS_OPTION = Option(MAX_PIXELS, "largest image (H x W pixels) to encode, or to accept from a bitstream "
-                                       "header before decoding it", range=(1, None))
-
-
-class LearnedCodec(Codec):
-    """A codec running a CompressAI-based network: one network kept loaded, weights never fetched by a decoder."""
-
-    def __init__(self, options: dict[str, Any] | None = None, device: str = "cpu"):
-        super().__init__(options, device)
-        self._loaded: tuple[Any, Any] | None = None  # (key, network): the model cache, not per-call state
-
-    @classmethod
-    def availability(cls) -> Availability:
-        try:
-            import compressai  # noqa: F401
-        except ImportError as err:
-            return Availability(False, f"compressai cannot be imported ({err})", 'pip install "compressai==1.2.8"')
-        return Availability(True)
-
-    def check_size(self, h: int, w: int, error: type[CodecError] = BitstreamError) -> None:
-        """Refuse sizes beyond ``max_pixels`` (a corrupt or hostile header must not allocate gigabytes)."""
-        if h < 1 or w < 1 or h * w > self.options["max_pixels"]:
-            raise error(f"{self.name}: image size {h}x{w} is {'invalid' if min(h, w) < 1 else 'too large'} "
-                        f"(max_pixels={self.options['max_pixels']}; raise it with "
-                        f"-o {self.name}.max_pixels=N)")
-
-    def check_flag(self, option: str, found: str) -> None:
-        """A header flag must equal this decoder's option: the same bytes under other weights decode to garbage."""
-        if found != self.options[option]:
-            raise BitstreamError(f"{self.name}: bitstream was made with {option}={found}, decoder has "
-                                 f"{option}={self.options[option]}")
-
-    def cached_model(self, key: Any, build: Callable[[], Any]):
-        """The network for ``key``, built by ``build`` when another one is loaded (which is freed first)."""
-        if self._loaded is not None and self._loaded[0] == key:
-            return self._loaded[1]
-        self._loaded = None
-        net = build().eval().to(self.device)
-        self._loaded = (key, net)
-        return net
 
 
 def seeded(build: Callable[[], Any]):

@@ -8,38 +8,14 @@ from __future__ import annotations
 
 import importlib
 import io
-import math
 from typing import Any, ClassVar
 
 import numpy as np
 
-from cdc_bench.codecs.base import Availability, BitstreamError, Codec, CodecConfigError, RateDomain
+from cdc_bench.codecs.base import Availability, BitstreamError, Codec
 
 #: What Pillow and its plug-ins raise on bytes they cannot parse (truncated, corrupt, another format).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, IndexError, KeyError)
-
-
-def int_rate(codec: str, rate: Any, low: int, high: int, label: str) -> int:
-    """Check that a rate point is an integer in ``[low, high]`` and return it as ``int``."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or not value.is_integer() or not low <= value <= high:
-        raise CodecConfigError(f"{codec}: rate point {rate!r} is invalid; expected an integer {label} "
-                               f"in {low}..{high}")
-    return int(value)
-
-
-def float_rate(codec: str, rate: Any, low: float, label: str) -> float:
-    """Check that a rate point is a finite number greater than ``low``."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value <= low:
-        raise CodecConfigError(f"{codec}: rate point {rate!r} is invalid; expected a {label} greater than {low:g}")
-    return value
 
 
 def check_decoded_size(codec: str, width: int, height: int) -> None:
@@ -78,7 +54,7 @@ def decode_with_pillow(data: bytes, pil_format: str, codec: str) -> np.ndarray:
 class PillowCodec(Codec):
     """A codec whose bitstream is the file Pillow writes for ``pil_format``; subclasses give ``save_args``.
 
-    The rate point is an integer in :attr:`rate_range` unless a subclass overrides :meth:`validate_rate`.
+    The rate knob is the subclass's :attr:`rate` declaration.
     """
 
     #: Pillow's format name; decoding checks the bytes are of this format
@@ -89,8 +65,6 @@ class PillowCodec(Codec):
     feature: ClassVar[str | None] = None
     #: how to get the missing library
     install_fix: ClassVar[str] = "pip install --upgrade pillow"
-    #: valid integer rate points (inclusive)
-    rate_range: ClassVar[tuple[int, int]] = (0, 100)
 
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         """Pillow ``Image.save`` keyword arguments for one validated rate point and image shape."""
@@ -99,12 +73,6 @@ class PillowCodec(Codec):
     def prepare(self, image: Any, rate: Any) -> Any:
         """The Pillow image to save (a codec that transforms before saving, e.g. quantises, overrides this)."""
         return image
-
-    def rate_domain(self) -> RateDomain:
-        return RateDomain("int", *self.rate_range)
-
-    def validate_rate(self, rate: Any) -> Any:
-        return int_rate(self.name, rate, *self.rate_range, self.rate_label.partition(" (")[0])
 
     @classmethod
     def availability(cls) -> Availability:

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from cdc_bench.codecs.base import (Availability, BitstreamError, Codec, CodecError, CodecUnavailable, Option,
-                             RateDomain)
+                             Rate)
 
-from ._pillow import decode_with_pillow, int_rate
+from ._pillow import decode_with_pillow
 from .classical import BPG_QPS
 
 BPG_MAGIC = b"BPG\xfb"  # first four bytes of every BPG file
@@ -44,8 +44,7 @@ def decode_command(decoder: str, source: str, target: str) -> list[str]:
 class BPG(Codec):
     name = "bpg"
     description = "BPG 0.9.x (bpgenc/bpgdec binaries), as CompressAI's bpg_444_x265_ycbcr.json"
-    rate_label = "QP (bpgenc -q, 0-51)"
-    rate_points = BPG_QPS
+    rate = Rate.ints(0, 51, points=BPG_QPS, label="QP", note="bpgenc -q")
     option_specs = {
         "subsampling": Option("444", "bpgenc -f (444: CompressAI)", choices=("444", "422", "420")),
         "hevc": Option("x265", "bpgenc -e: HEVC encoder (x265: CompressAI)", choices=("x265", "jctvc")),
@@ -73,12 +72,6 @@ class BPG(Codec):
         status = self.availability(self.options["encoder"], self.options["decoder"])
         if not status.ok:
             raise CodecUnavailable(status.reason, status.fix)
-
-    def validate_rate(self, rate: Any) -> int:
-        return int_rate(self.name, rate, 0, 51, "QP")
-
-    def rate_domain(self) -> RateDomain:
-        return RateDomain("int", 0, 51)
 
     def _run(self, command: list[str], what: str) -> None:
         try:

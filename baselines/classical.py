@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from cdc_bench.codecs.base import Availability, BitstreamError, Option, RateDomain
+from cdc_bench.codecs.base import Availability, BitstreamError, Option, Rate
 
-from ._pillow import DECODE_ERRORS, PillowCodec, check_decoded_size, float_rate
+from ._pillow import DECODE_ERRORS, PillowCodec, check_decoded_size
 
 #: CompressAI's 19 quality points for Pillow codecs (jpeg.json, webp.json)
 QUALITIES_5_TO_95 = tuple(range(5, 100, 5))
@@ -29,9 +29,7 @@ _SUBSAMPLING = {"420": "4:2:0", "422": "4:2:2", "444": "4:4:4"}
 class JPEG(PillowCodec):
     name = "jpeg"
     description = "JPEG (libjpeg-turbo via Pillow), as CompressAI's jpeg.json"
-    rate_label = "quality (1-100)"
-    rate_points = QUALITIES_5_TO_95
-    rate_range = (1, 100)
+    rate = Rate.ints(1, 100, points=QUALITIES_5_TO_95)
     option_specs = {
         "subsampling": Option("420", "chroma subsampling (420 is Pillow's and CompressAI's default)",
                               choices=tuple(_SUBSAMPLING)),
@@ -50,8 +48,7 @@ class JPEG(PillowCodec):
 class WebP(PillowCodec):
     name = "webp"
     description = "WebP lossy (libwebp via Pillow), as CompressAI's webp.json"
-    rate_label = "quality (0-100)"
-    rate_points = QUALITIES_5_TO_95
+    rate = Rate.ints(0, 100, points=QUALITIES_5_TO_95)
     option_specs = {"method": Option(4, "libwebp effort, fast to slow (4: Pillow's and CompressAI's default)",
                                      range=(0, 6))}
     details = "Pillow WebP, lossy VP8, 4:2:0, quality q, method 4 (libwebp default), no metadata"
@@ -65,9 +62,10 @@ class WebP(PillowCodec):
 class JPEG2000(PillowCodec):
     name = "jpeg2000"
     description = "JPEG 2000 (OpenJPEG via Pillow), 9/7 irreversible wavelet with the ICT colour transform"
-    rate_label = "compression ratio (24/bpp)"
+
     # The ratios of CompressAI's jpeg2000.json (ffmpeg -compression_level 10..190), low rate first.
-    rate_points = tuple(range(190, 0, -10))
+    rate = Rate.reals(1, None, points=tuple(range(190, 0, -10)), label="compression ratio", log=True,
+                      open_low=True, note="uncompressed 24-bit size / coded size = 24/bpp", search=(2.0, 2000.0))
     option_specs = {
         "irreversible": Option(True, "9/7 irreversible wavelet + ICT (true) or 5/3 reversible wavelet + RCT (false)"),
         "num_resolutions": Option(6, "wavelet decomposition levels + 1 (OpenJPEG default 6)", range=(1, 32)),
@@ -76,12 +74,6 @@ class JPEG2000(PillowCodec):
                "layer at quality_mode='rates' with ratio r (target 24/r bpp), 64x64 code blocks, LRCP")
     pil_format = "JPEG2000"
     feature = "jpg_2000"
-
-    def rate_domain(self) -> RateDomain:
-        return RateDomain("float", 2.0, 2000.0, log=True)
-
-    def validate_rate(self, rate: Any) -> float:
-        return float_rate(self.name, rate, 1.0, "compression ratio (uncompressed 24-bit size / coded size)")
 
     def save_args(self, rate: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         ratio = rate
@@ -103,9 +95,7 @@ class JPEG2000(PillowCodec):
 class JPEGXL(PillowCodec):
     name = "jpegxl"
     description = "JPEG XL lossy (libjxl via pillow-jxl-plugin)"
-    rate_label = "quality (0-100, libjxl distance mapping)"
-    rate_points = (10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95)
-    rate_range = (0, 99)
+    rate = Rate.ints(0, 99, points=(10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95), note="libjxl distance mapping")
     option_specs = {"effort": Option(7, "libjxl effort, fast to slow (7: libjxl's default)", range=(1, 10))}
     details = ("pillow-jxl-plugin / libjxl, VarDCT lossy, quality q mapped by libjxl to a Butteraugli distance, "
                "effort 7, bare codestream (no container), XYB colour space")
@@ -121,8 +111,7 @@ class JPEGXL(PillowCodec):
 class AVIF(PillowCodec):
     name = "avif"
     description = "AVIF / AV1 intra (libavif + libaom via Pillow)"
-    rate_label = "quality (0-100)"
-    rate_points = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+    rate = Rate.ints(0, 100, points=(10, 20, 30, 40, 50, 60, 70, 80, 90))
     option_specs = {
         "speed": Option(6, "libavif speed, slowest/best to fastest (6: Pillow's default)", range=(0, 10)),
         "subsampling": Option("420", "chroma subsampling (420: Pillow's default)", choices=tuple(_SUBSAMPLING)),
@@ -150,9 +139,7 @@ class HEVC(PillowCodec):
 
     name = "hevc"
     description = "HEVC intra (x265 via pillow-heif/libheif) with BPG 0.9.8's settings; BPG-equivalent"
-    rate_label = "QP (BPG -q, 0-50)"
-    rate_points = BPG_QPS
-    rate_range = (0, 50)
+    rate = Rate.ints(0, 50, points=BPG_QPS, label="QP", note="BPG -q")
     option_specs = {
         "preset": Option("veryslow", "x265 preset (BPG's default compression level 8 = veryslow)",
                          choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from cdc_bench.codecs.base import (BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option,
-                             RateDomain)
+                             Rate)
 from cdc_bench.weights import WeightFile, register_weight
 
 from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, Reader, fetch_hub_weight, hub_path,
@@ -111,7 +111,6 @@ class CompressAIZooCodec(LearnedCodec):
 
     model: str = ""
     vbr: bool = False
-    rate_label = "quality"
     option_specs = {
         "metric": Option("mse", "training distortion of the weights", choices=METRICS),
         "weights": WEIGHTS_OPTION,
@@ -129,27 +128,6 @@ class CompressAIZooCodec(LearnedCodec):
         if self.vbr:
             return [weight_name(self.model, self.options["metric"], None)]
         return [weight_name(self.model, self.options["metric"], self.validate_rate(q)) for q in rate_points]
-
-    def validate_rate(self, rate: Any, error: type[CodecError] = CodecConfigError) -> Any:
-        """An integer quality of this model (1..8, or 1..6 for cheng2020), or a VBR step in 0.1..100."""
-        try:
-            value = float(rate)
-        except (TypeError, ValueError):
-            value = math.nan
-        if self.vbr:
-            if not math.isfinite(value) or not VBR_RANGE[0] <= value <= VBR_RANGE[1]:
-                raise error(f"{self.name}: quantization step {rate!r} is not valid; expected a number in "
-                            f"{VBR_RANGE[0]:g}..{VBR_RANGE[1]:g} (eval_model uses 10 = lowest rate .. 1)")
-            return value
-        low, high = self.rate_points[0], self.rate_points[-1]
-        if not math.isfinite(value) or not value.is_integer() or not low <= value <= high:
-            raise error(f"{self.name}: quality {rate!r} is not valid; expected an integer quality in {low}..{high}")
-        return int(value)
-
-    def rate_domain(self) -> RateDomain:
-        if self.vbr:
-            return RateDomain("float", *VBR_RANGE, log=True)
-        return RateDomain("int", self.rate_points[0], self.rate_points[-1])
 
     def _model_for(self, quality: int | None, decoding: bool = False):
         metric, weights = self.options["metric"], self.options["weights"]
@@ -338,20 +316,19 @@ class CompressAIFamily:
 def _make_class(model: str) -> type[CompressAIZooCodec]:
     vbr = model.endswith("-vbr")
     if vbr:
-        rate_points: tuple = VBR_STEPS
-        label = "quantization step (10 = lowest rate, 1 = highest)"
+        rate = Rate.reals(*VBR_RANGE, points=VBR_STEPS, label="quantization step", log=True,
+                          note="eval_model uses 10 = lowest rate .. 1 = highest")
     else:
         from compressai.zoo.image import cfgs
 
-        rate_points = tuple(sorted(cfgs[model]))
-        label = f"quality ({rate_points[0]}-{rate_points[-1]})"
+        qualities = tuple(sorted(cfgs[model]))
+        rate = Rate.ints(qualities[0], qualities[-1], points=qualities)
     attrs = {
         "name": f"compressai:{model}",
         "model": model,
         "vbr": vbr,
         "description": f"CompressAI zoo {model} ({'variable rate, ' if vbr else ''}ans range coder)",
-        "rate_label": label,
-        "rate_points": rate_points,
+        "rate": rate,
         "details": (f"compressai.zoo '{model}' compress/decompress, entropy coder ans; input zero-padded (centred) "
                     f"to a multiple of {PAD_MULTIPLE} as compressai.utils.eval_model; weights from CompressAI's "
                     "model_urls via the torch.hub cache"),

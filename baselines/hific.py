@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codecs.base import Availability, BitstreamError, Codec, CodecConfigError, CodecError, CodecUnavailable
+from cdc_bench.codecs.base import Availability, BitstreamError, Codec, CodecError, CodecUnavailable, Rate
 from cdc_bench.download import cache_dir
 from cdc_bench.weights import WeightFile, get_weight, register_weight
 
@@ -90,8 +90,7 @@ class Signatures:
 class HiFiC(Codec):
     name = "hific"
     description = "HiFiC (Mentzer et al. 2020), the tensorflow-compression release; needs the [hific] extra"
-    rate_label = "model (lo / mi / hi)"
-    rate_points = RATES
+    rate = Rate.choice(RATES, label="model", note="the released hific-lo, hific-mi, hific-hi")
     details = ("tensorflow-compression metagraphs hific-lo/-mi/-hi run as models/tfci.py does; bitstream = TFCI "
                f"PackedTensors; files from {URL_PREFIX}")
 
@@ -102,13 +101,6 @@ class HiFiC(Codec):
     @classmethod
     def availability(cls) -> Availability:
         return tensorflow_available()
-
-    def validate_rate(self, rate: Any) -> str:
-        """One of the three released models: lo, mi or hi."""
-        if str(rate) not in RATES:
-            raise CodecConfigError(f"hific: rate point {rate!r} is not one of {', '.join(RATES)} (the released "
-                                   "models hific-lo, hific-mi, hific-hi)")
-        return str(rate)
 
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
         return [weight_name(self.validate_rate(r)) for r in rate_points]

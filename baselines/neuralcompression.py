@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codecs.base import BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded
+from cdc_bench.codecs.base import BitstreamError, CodecError, CodecUnavailable, Encoded, Rate
 from cdc_bench.weights import WeightFile, register_weight
 
 from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, Reader, fetch_hub_weight, hub_path,
@@ -259,8 +259,7 @@ class _HiFiCRelease(LearnedCodec):
 
     prefix: str = ""
     code: int = 0
-    rate_label = "quality (1-6)"
-    rate_points = (1, 2, 3, 4, 5, 6)
+    rate = Rate.choice((1, 2, 3, 4, 5, 6), label="quality", note="the released quality levels")
     option_specs = {"weights": WEIGHTS_OPTION, "max_pixels": MAX_PIXELS_OPTION}
     #: constructor arguments of the random-weights network (a subclass may make it smaller, e.g. for fuzzing)
     random_config: dict[str, int] = {}
@@ -269,17 +268,6 @@ class _HiFiCRelease(LearnedCodec):
         if self.options["weights"] != "pretrained":
             return []
         return [weight_name(self.prefix, self.validate_rate(q)) for q in rate_points]
-
-    def validate_rate(self, rate: Any, error: type[CodecError] = CodecConfigError) -> int:
-        """One of the six released quality levels."""
-        try:
-            value = float(rate)
-        except (TypeError, ValueError):
-            value = -1.0
-        if not value.is_integer() or int(value) not in self.rate_points:
-            raise error(f"{self.name}: quality {rate!r} is not valid; expected an integer quality level in 1..6 "
-                        "(the released checkpoints)")
-        return int(value)
 
     def _model_for(self, quality: int, decoding: bool = False):
         if self.options["weights"] == "random":  # one network for all qualities

@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image
 
-from cdc_bench.codecs.base import Option
+from cdc_bench.codecs.base import Option, Rate
 
 from ._pillow import PillowCodec
 
@@ -16,9 +16,7 @@ from ._pillow import PillowCodec
 class PalettePNG(PillowCodec):
     name = "png-palette"
     description = "PNG of the image quantised to N colours (Pillow median cut), as pngquant-style tools do"
-    rate_label = "colours (2-256)"
-    rate_points = (4, 8, 16, 32, 64, 128, 256)
-    rate_range = (2, 256)
+    rate = Rate.ints(2, 256, points=(4, 8, 16, 32, 64, 128, 256), label="colours")
     option_specs = {"dither": Option(True, "Floyd-Steinberg dithering of the quantised image")}
     details = "Pillow quantize(colors=N, method=median cut), PNG with optimize=True (zlib level 9)"
     pil_format = "PNG"

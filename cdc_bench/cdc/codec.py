@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
-from ..codecs.base import Availability, Codec, Encoded, Option, pad_to_multiple
+from ..codecs.base import Availability, Encoded, Option, Rate, pad_to_multiple
+from ..codecs.learned import WEIGHTS_OPTION, LearnedCodec
 from ..errors import BitstreamError, CodecConfigError, CodecError
 from . import loading as models, releases
 from .bitstream import Header, pack, unpack
@@ -53,8 +54,7 @@ def _option_specs(steps: int, timesteps: int) -> dict[str, Option]:
                         choices=NOISE_LAYOUTS),
         "checkpoint": Option("", "local checkpoint file (any lambda); replaces the released files, the rate point "
                                  "is then only a label"),
-        "weights": Option("released", "random = random weights of the released architecture, for speed work only",
-                          choices=("released", "random")),
+        "weights": WEIGHTS_OPTION,
         "dtype": Option("fp32", "autocast of the denoiser (bf16: CUDA, or a CPU with native bf16; fp16: CUDA); "
                                 "the entropy model stays fp32", choices=tuple(DTYPES)),
         "fast_norm": Option(False, "two-pass channel variance in the denoiser: 0-15% faster per call, not "
@@ -66,15 +66,20 @@ def _option_specs(steps: int, timesteps: int) -> dict[str, Option]:
     }
 
 
-class _CDCBase(Codec):
+def _lambda_rate(variant: str) -> Rate:
+    return Rate.reals(0, None, points=releases.lambdas(variant), label="lambda",
+                      note="rate-Lagrangian b; larger = lower rate")
+
+
+class _CDCBase(LearnedCodec):
     variant: ClassVar[str] = "x"
-    rate_label = "lambda (rate-Lagrangian b; larger = lower rate)"
 
     def __init__(self, options=None, device: str = "cpu"):
         super().__init__(options, device)
         if self.options["checkpoint"]:
             # One local file is one rate point, labelled with its lambda when its name carries one.
             self.rate_points = (models.checkpoint_label(self.options["checkpoint"]),)
+            self.rate = self.rate.with_points(self.rate_points)
 
     # -- configuration ---------------------------------------------------------------------------------------
     def check_options(self) -> None:
@@ -91,7 +96,7 @@ class _CDCBase(Codec):
             if not path.is_file():
                 raise CodecConfigError(f"{self.name}: checkpoint file {path} does not exist; give the path of a CDC "
                                        f"checkpoint (.pt) or leave checkpoint empty to use the released ones")
-            if o["weights"] != "released":
+            if o["weights"] != "pretrained":
                 raise CodecConfigError(f"{self.name}: give either checkpoint=PATH or weights=random, not both")
 
     @classmethod
@@ -103,14 +108,8 @@ class _CDCBase(Codec):
                                 "reinstall cdc-bench (pip install -e .)")
         return Availability(True)
 
-    def validate_rate(self, rate: Any) -> Any:
-        try:
-            lam = float(rate)
-        except (TypeError, ValueError):
-            lam = float("nan")
-        if lam != lam:
-            raise CodecConfigError(f"{self.name}: rate point {rate!r} is not a lambda; released lambdas: "
-                                   f"{', '.join(f'{b:g}' for b in releases.lambdas(self.variant))}")
+    def check_rate(self, lam: Any) -> Any:
+        """Released weights exist for the listed lambdas only; a local or random model takes any as its label."""
         if self.options["checkpoint"] or self.options["weights"] == "random":
             return lam  # only a label: the weights are fixed by the options
         try:
@@ -228,7 +227,7 @@ class CDCXParam(_CDCBase):
     name = "cdc"
     variant = "x"
     description = "CDC (Yang & Mandt 2023), x-parameterisation, released weights, real rANS coding"
-    rate_points = releases.lambdas("x")
+    rate = _lambda_rate("x")
     option_specs = _option_specs(steps=65, timesteps=RELEASED_CONFIGS["x"].num_timesteps)
     details = ("x-param U-Net (T=8193, cosine), ResnetCompressor with hyperprior; latents coded with compressai's "
                "rANS (factorised prior for z, Gaussian for y); DDIM decoding from gamma*N(0,1); images padded by "
@@ -239,7 +238,7 @@ class CDCEpsParam(_CDCBase):
     name = "cdc-eps"
     variant = "eps"
     description = "CDC (Yang & Mandt 2023), epsilon-parameterisation, released weights, real rANS coding"
-    rate_points = releases.lambdas("eps")
+    rate = _lambda_rate("eps")
     option_specs = _option_specs(steps=200, timesteps=RELEASED_CONFIGS["eps"].num_timesteps)
     details = ("eps-param U-Net (T=20000, linear), BigCompressor with hyperprior; latents coded with compressai's "
                "rANS (factorised prior for z, Gaussian for y); DDIM decoding (no clipping) from gamma*N(0,1); "

@@ -4,7 +4,7 @@ The public face: subclass :class:`Codec` (declaring :class:`Option` s), register
 entry point in the ``cdc_bench.codecs`` group, and build one with :func:`create_codec`.
 """
 
-from .base import (Availability, Codec, Encoded, Option, RateDomain, canonical_options, check_image,  # noqa: F401
+from .base import (Availability, Codec, Encoded, Option, Rate, RateDomain, canonical_options, check_image,  # noqa: F401
                    pad_to_multiple, parse_value)
 from .registry import (CODECS, ENTRY_POINT_GROUP, CodecInfo, codec_names, create_codec,  # noqa: F401
                        describe_codecs, get_codec_class, register, unregister)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import (BitstreamError, CdcBenchError, CodecConfigError, CodecError,  # noqa: F401 - re-exported
                      CodecUnavailable)
+from .rates import Rate, RateDomain  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,13 @@ class Option:
     help: str = ""
     choices: tuple | None = None
     range: tuple[float | None, float | None] | None = None  # inclusive bounds; None for an open side
+    #: older words accepted for a choice and stored as the current one (``released`` -> ``pretrained``)
+    aliases: Mapping[str, Any] | None = None
 
     def parse(self, codec: str, key: str, value: Any) -> Any:
         """The option's value from text or a Python value; raises :class:`CodecConfigError` naming what is valid."""
+        if self.aliases and isinstance(value, str) and value.strip() in self.aliases:
+            value = self.aliases[value.strip()]
         try:
             parsed = parse_value(value, self.default)
         except (TypeError, ValueError) as err:
@@ -115,27 +120,6 @@ def _number(value: float | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class RateDomain:
-    """How a codec's rate knob can be searched (for matched bitrates): integers or reals in ``[low, high]``,
-    or only the listed ``points``."""
-
-    kind: str                       # "int" | "float" | "points"
-    low: float = 0.0
-    high: float = 0.0
-    points: tuple = ()
-    log: bool = False               # search a real knob on a log scale (e.g. a compression ratio)
-
-    def candidates(self) -> list[Any]:
-        """Every value of a discrete knob, in increasing order."""
-        if self.kind == "int":
-            return list(range(int(self.low), int(self.high) + 1))
-        try:
-            return sorted(self.points)
-        except TypeError:  # points that do not order (names): keep the codec's order
-            return list(self.points)
-
-
-@dataclass(frozen=True)
 class Encoded:
     """What an encoder produced: the bitstream, plus what the runner records beside it."""
 
@@ -159,14 +143,26 @@ class Codec:
     name: ClassVar[str] = ""
     #: one line shown by ``cdc-bench codecs``
     description: ClassVar[str] = ""
-    #: what the rate point means, e.g. ``"quality (0-100)"``, ``"QP"``, ``"lambda"``
+    #: the rate knob, declared once (:class:`~cdc_bench.codecs.rates.Rate`); ``rate_points`` and ``rate_label``
+    #: are derived from it
+    rate: ClassVar[Rate | None] = None
+    #: what the rate point means, e.g. ``"quality (0-100)"``, ``"QP"``, ``"lambda"`` (derived from ``rate``)
     rate_label: ClassVar[str] = "quality"
-    #: the default rate points, low rate first where that is natural
+    #: the default rate points, low rate first where that is natural (derived from ``rate``)
     rate_points: ClassVar[tuple[Any, ...]] = ()
+    #: options under which the codec runs here cheaply and offline (random weights, few steps): what the fuzz
+    #: test and the end-to-end tests use; ``None`` when it cannot run without files a user must fetch
+    smoke_options: ClassVar[dict[str, str] | None] = {}
     #: option name -> declaration
     option_specs: ClassVar[dict[str, Option]] = {}
     #: a fixed description of what the codec does (library, flags); shown in ``cdc-bench codecs --details``
     details: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "rate" in cls.__dict__ and cls.rate is not None:
+            cls.rate_points = cls.rate.points
+            cls.rate_label = cls.rate.title()
 
     def __init__(self, options: Mapping[str, Any] | None = None, device: str = "cpu"):
         options = dict(options or {})
@@ -202,20 +198,34 @@ class Codec:
     def check_options(self) -> None:
         """Raise :class:`CodecConfigError` for combinations of option values that make no sense."""
 
-    def validate_rate(self, rate: Any) -> Any:
-        """Return one rate point in the codec's own type, or raise :class:`CodecConfigError` naming the valid range.
+    def check_rate(self, rate: Any) -> Any:
+        """Refuse (:class:`CodecConfigError`) a rate point the declared knob admits but these options do not
+        (a lambda with no released checkpoint); return it, possibly in its canonical form. Default: as it is."""
+        return rate
 
-        Called for every rate point before a sweep starts, so a bad one fails at once, not item by item. The
-        default converts text to the type of the codec's default rate points.
+    def validate_rate(self, rate: Any, error: type[CodecError] = CodecConfigError) -> Any:
+        """One rate point in the codec's own type, or ``error`` naming the valid values (from :attr:`rate`).
+
+        Called for every rate point before a sweep starts, so a bad one fails at once, not item by item, and by
+        decoders on a rate field read from a bitstream (``error=BitstreamError``). A codec that declares no
+        :attr:`rate` (an older plug-in) has text converted to the type of its default rate points.
         """
+        if self.rate is not None:
+            value = self.rate.parse(rate, self.name, error)
+            try:
+                return self.check_rate(value)
+            except CodecConfigError as err:
+                raise error(str(err)) from None
         like = self.rate_points[0] if self.rate_points else None
         try:
             return parse_value(rate, like)
         except (TypeError, ValueError) as err:
-            raise CodecConfigError(f"{self.name}: rate point {rate!r}: {err}") from None
+            raise error(f"{self.name}: rate point {rate!r}: {err}") from None
 
     def rate_domain(self) -> RateDomain:
-        """How :mod:`cdc_bench.codecs.matching` may search the rate knob; by default only the listed rate points."""
+        """How :mod:`cdc_bench.codecs.matching` may search the rate knob (from :attr:`rate`; else the points)."""
+        if self.rate is not None:
+            return self.rate.domain()
         return RateDomain("points", points=tuple(self.rate_points))
 
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:

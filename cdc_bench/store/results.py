@@ -96,7 +96,7 @@ class ResultsStore:
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._check_version()
                 with self._write():
-                    migrate(self._conn)
+                    migrate(self._conn, self.out_dir)
                     create_schema(self._conn)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(f"{self.path}: cannot open the results store ({err}); {hint(err)}") from None

@@ -24,7 +24,7 @@ import numpy as np
 
 from .key import DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY  # noqa: F401 - the tables' keys
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BASE_COLUMNS: dict[str, str] = {
     "dataset": "TEXT NOT NULL", "image": "TEXT NOT NULL", "codec": "TEXT NOT NULL", "options": "TEXT NOT NULL",
     "quality": "TEXT NOT NULL", "preprocess": "TEXT NOT NULL", "device": "TEXT NOT NULL", "rate": "REAL",
@@ -59,12 +59,78 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a version-0 store to the current schema (inside the caller's transaction); no-op otherwise."""
+def migrate(conn: sqlite3.Connection, out_dir: Path | None = None) -> None:
+    """Bring an older store to the current schema (inside the caller's transaction), once; no-op otherwise."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if version >= SCHEMA_VERSION or "results" not in tables:
         return
+    if version < 1:
+        _migrate_v0(conn, tables)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    _migrate_v1(conn, tables, out_dir)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+#: an integral rate point written with a point: how version 1 stored the integral ratios of a real knob
+_INTEGRAL_FLOAT = "quality GLOB '[0-9]*.0' AND NOT quality GLOB '*[^0-9.]*' AND quality NOT LIKE '%.%.%'"
+
+
+def _migrate_v1(conn: sqlite3.Connection, tables: set[str], out_dir: Path | None) -> None:
+    """Version 2 stores a real knob's integral values as integers (a JPEG 2000 ratio ``190``, not ``190.0``):
+    rewrite those rate points in every table, and the folders of their saved reconstructions. A row whose
+    integer form is taken already (both were stored) keeps its old text, so no row is lost."""
+    changed = 0
+    for table in ("results", "dataset_metrics", "features"):
+        if table in tables:
+            before = conn.total_changes
+            conn.execute(f"UPDATE OR IGNORE {table} SET quality = substr(quality, 1, length(quality) - 2) "
+                         f"WHERE {_INTEGRAL_FLOAT}")
+            changed += conn.total_changes - before
+    if "results" in tables:
+        conn.execute("UPDATE results SET rate = CAST(quality AS REAL) WHERE quality GLOB '[0-9]*' "
+                     "AND NOT quality GLOB '*[^0-9.]*'")
+    changed += _rename_option(conn, tables, out_dir, ("cdc", "cdc-eps"), '"weights":"released"',
+                              '"weights":"pretrained"')
+    recon = Path(out_dir) / "recon" if out_dir is not None else None
+    if recon is not None and recon.is_dir():
+        for folder in recon.glob("*/*/*/*.0"):
+            target = folder.with_name(folder.name[:-2])
+            if folder.is_dir() and folder.name[:-2].isdigit() and not target.exists():
+                folder.rename(target)
+    if changed:
+        warnings.warn(f"results store upgraded to version {SCHEMA_VERSION}: {changed} keys rewritten (integral "
+                      "rate points without '.0', e.g. JPEG 2000's 190.0 -> 190; CDC's weights=released -> "
+                      "pretrained); every row kept", stacklevel=3)
+
+
+def _rename_option(conn: sqlite3.Connection, tables: set[str], out_dir: Path | None, codecs: tuple[str, ...],
+                   old: str, new: str) -> int:
+    """Rewrite an option's stored text (CDC's ``weights=released`` is ``weights=pretrained`` from version 2 on)
+    in every table, and move the reconstruction folders named by the options' hash."""
+    from .key import file_stem, protocol_hash
+
+    marks = ", ".join("?" * len(codecs))
+    keys = conn.execute(f"SELECT DISTINCT dataset, codec, options, preprocess, device FROM results "
+                        f"WHERE codec IN ({marks}) AND instr(options, ?) > 0", (*codecs, old)).fetchall()
+    changed = 0
+    for table in ("results", "dataset_metrics", "features"):
+        if table in tables:
+            before = conn.total_changes
+            conn.execute(f"UPDATE OR IGNORE {table} SET options = replace(options, ?, ?) "
+                         f"WHERE codec IN ({marks}) AND instr(options, ?) > 0", (old, new, *codecs, old))
+            changed += conn.total_changes - before
+    for dataset, codec, options, preprocess, device in keys if out_dir is not None else ():
+        folder = Path(out_dir) / "recon" / file_stem(dataset) / file_stem(codec)
+        source = folder / protocol_hash(options, preprocess, device)
+        target = folder / protocol_hash(options.replace(old, new), preprocess, device)
+        if source.is_dir() and not target.exists():
+            source.rename(target)
+    return changed
+
+
+def _migrate_v0(conn: sqlite3.Connection, tables: set[str]) -> None:
+    """Version 0 keyed rows without preprocess and device (see the module docstring)."""
     devices = {}
     if "runs" in tables:
         for run_id, manifest in conn.execute("SELECT run_id, manifest FROM runs"):

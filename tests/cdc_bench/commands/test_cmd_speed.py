@@ -203,7 +203,6 @@ def test_unknown_codec_and_missing_compare_file(tmp_path):
 
 
 def test_one_point_codec_jpeg(tmp_path):
-    pytest.importorskip("baselines.classical", reason="the classical baselines (jpeg) are not installed")
     out = tmp_path / "jpeg.json"
     result = CliRunner().invoke(main, ["speed", "-c", "jpeg", "--size", "32x32", "--repeats", "1",
                                        "--steps", "1,2", "--out", str(out)])

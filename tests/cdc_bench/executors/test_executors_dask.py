@@ -21,7 +21,7 @@ from cdc_bench.codecs.plans import CodecPlan
 from cdc_bench.sweep.client import plan_tasks, sweep
 from cdc_bench.store.results import ResultsStore
 
-pytest.importorskip("distributed")
+import distributed  # noqa: E402,F401 - a required dependency: no skip
 
 
 @pytest.fixture

@@ -256,3 +256,37 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path):
     conn.close()
     with pytest.raises(StoreError, match="newer cdc-bench"):
         ResultsStore(tmp_path)
+
+
+def test_a_version_1_store_gets_integral_real_rate_points_as_integers(tmp_path):
+    """Version 1 stored JPEG 2000's integral ratios as ``190.0``; version 2 as ``190`` (rows, dataset metrics,
+    features and reconstruction folders), with every row and number kept."""
+    import sqlite3
+
+    store = ResultsStore(tmp_path)
+    cdc = '{"steps":2,"weights":"released"}'
+    store.put_rows([_row(codec="jpeg2000", quality="190.0", psnr=25.5), _row(codec="jpeg2000", quality="0.5"),
+                    _row(codec="jpeg", quality="5", image="b"), _row(codec="cdc", options=cdc, quality="0.0032")])
+    cdc_recon = store.recon_file(_row(codec="cdc", options=cdc, quality="0.0032"))
+    cdc_recon.parent.mkdir(parents=True)
+    cdc_recon.write_bytes(b"cdc")
+    store.put_dataset_metric({"dataset": "d", "codec": "jpeg2000", "options": "{}", "quality": "190.0",
+                              "preprocess": "none", "device": "cpu", "metric": "fid", "protocol": "fid256",
+                              "value": 3.0})
+    old = store.recon_file(_row(codec="jpeg2000", quality="190.0"))
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"png")
+    store.close()
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("PRAGMA user_version = 1")
+    with pytest.warns(UserWarning, match="keys rewritten"):
+        store = ResultsStore(tmp_path)
+    frame = store.frame().set_index("quality")
+    assert sorted(frame.index) == ["0.0032", "0.5", "190", "5"] and frame.loc["190", "psnr"] == 25.5
+    assert frame.loc["0.0032", "options"] == '{"steps":2,"weights":"pretrained"}'
+    assert store.get_recon(_row(codec="cdc", options=frame.loc["0.0032", "options"], quality="0.0032")) == b"cdc"
+    assert frame.loc["190", "rate"] == 190.0
+    assert list(store.dataset_metrics_frame()["quality"]) == ["190"]
+    assert store.get_recon(_row(codec="jpeg2000", quality=190)) == b"png"
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2

@@ -224,7 +224,7 @@ def test_the_run_command_batches_and_records_it(tmp_path):
 
 
 def test_a_dask_worker_gets_a_batch_with_its_images_bytes(tmp_path):
-    pytest.importorskip("distributed")
+    import distributed  # noqa: F401 - a required dependency: no skip
     from cdc_bench.executors.dask import _read_images, _remote
 
     images = _images(tmp_path / "imgs", [(32, 48)] * 3)
