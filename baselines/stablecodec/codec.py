@@ -98,7 +98,7 @@ def to_network_input(image: np.ndarray, device: str) -> tuple[Any, str]:
     import torch.nn.functional as F
 
     h, w = image.shape[:2]
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float().div(255)
     x = x.sub(0.5).div(0.5).to(device)
     pad_h, pad_w = (-h) % PAD, (-w) % PAD
     if pad_h < h and pad_w < w:
