@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdc_bench.codec import BitstreamError
+from cdc_bench.codecs.base import BitstreamError
 
 from .._container import Reader, pack_strings, read_magic, unpack_strings, write_varint
 

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codec import Availability, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option
+from cdc_bench.codecs.base import Availability, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option
 
 from .._container import MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, rans_guard, weight_path
 from . import bitstream, releases, tiny

@@ -3,9 +3,9 @@
 A reference is named on the command line as ``compressai:bpg_444_x265_ycbcr``, ``hific``, ``msillm``, ``nogan``,
 ``stablecodec`` or a path to a file. Names resolve inside a references folder laid out like the published
 repositories (``compressai/<dataset>/<name>.json``, ``hific/data.csv``, ``neuralcompression_illm/results.csv``,
-``stablecodec/results.csv``). By default
-that is the copy shipped in this package (``cdc_bench/plots/data/published``: Kodak results only, see SOURCE.md
-there for provenance); point ``--references-dir`` at a full copy for other datasets.
+``stablecodec/results.csv``). By default that is the copy shipped in this package
+(``cdc_bench/analysis/data/published``: Kodak results only, plus StableCodec's three sets; see SOURCE.md there for
+provenance); point ``--references-dir`` at a full copy for other datasets.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from baselines.stablecodec import bitstream
 from baselines.stablecodec.bitstream import Header
 from baselines.stablecodec.codec import StableCodec, load_file
-from cdc_bench.codec import BitstreamError, CodecConfigError, CodecUnavailable
+from cdc_bench.codecs.base import BitstreamError, CodecConfigError, CodecUnavailable
 from cdc_bench.errors import WeightsMissing
 
 REPO = Path(__file__).resolve().parents[3]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cdc_bench.plots.published import ReferenceError, reference_names, resolve_reference
+from cdc_bench.analysis.published import ReferenceError, reference_names, resolve_reference
 
 
 @pytest.mark.parametrize("dataset, n, first_bpp, last_fid", [
