@@ -48,3 +48,12 @@ def test_the_comparisons_can_fail():
     assert not _compare("t", torch.zeros(3), torch.tensor([0.0, 0.0, 2.0]), 1.0).ok
     assert _compare("t", torch.zeros(3), torch.tensor([0.0, 0.0, 1.0]), 1.0).ok
     assert not _compare("t", torch.zeros(3), torch.zeros(4), 1.0).ok
+
+
+def test_the_command_exits_2_on_a_directory_that_is_not_fixtures(tmp_path):
+    from click.testing import CliRunner
+
+    from cdc_bench.cli import main
+
+    result = CliRunner().invoke(main, ["stablecodec-verify", str(tmp_path)])
+    assert result.exit_code == 2 and "expected.pt is missing" in result.output
