@@ -1,10 +1,11 @@
 """Published rate-quality curves: CompressAI result JSONs, HiFiC's data.csv, MS-ILLM's results.csv, your own.
 
-A reference is named on the command line as ``compressai:bpg_444_x265_ycbcr``, ``hific``, ``msillm``, ``nogan``
-or a path to a file. Names resolve inside a references folder laid out like the published repositories
-(``compressai/<dataset>/<name>.json``, ``hific/data.csv``, ``neuralcompression_illm/results.csv``). By default
-that is the copy shipped in this package (``cdc_bench/plots/data/published``: Kodak results only, see SOURCE.md
-there for provenance); point ``--references-dir`` at a full copy for other datasets.
+A reference is named on the command line as ``compressai:bpg_444_x265_ycbcr``, ``hific``, ``msillm``, ``nogan``,
+``stablecodec`` or a path to a file. Names resolve inside a references folder laid out like the published
+repositories (``compressai/<dataset>/<name>.json``, ``hific/data.csv``, ``neuralcompression_illm/results.csv``,
+``stablecodec/results.csv``). By default that is the copy shipped in this package
+(``cdc_bench/analysis/data/published``: Kodak results only, plus StableCodec's three sets; see SOURCE.md there for
+provenance); point ``--references-dir`` at a full copy for other datasets.
 """
 
 from __future__ import annotations
@@ -162,10 +163,17 @@ def resolve_reference(spec: str, dataset: str | None,
     if source in _ILLM_MODELS:
         path = _need(root / "neuralcompression_illm" / "results.csv", spec)
         return [read_illm_csv(path, dataset, _ILLM_MODELS[source])]
+    if source == "stablecodec":
+        path = _need(root / "stablecodec" / "results.csv", spec)
+        curve = PublishedCurve("StableCodec", "stablecodec", _rows_of(_read_csv(path), path, dataset), str(path),
+                               dataset)
+        if dataset.lower() == "kodak":
+            curve.notes.append("Kodak FID from 192 FID/256 patches: unreliable (fewer samples than features)")
+        return [curve]
     if as_path.suffix:
         raise ReferenceError(f"--reference {spec!r}: file not found")
-    raise ReferenceError(f"--reference {spec!r}: unknown; use compressai:<name>, hific, msillm, nogan or a path to "
-                         "a .json/.csv file")
+    raise ReferenceError(f"--reference {spec!r}: unknown; use compressai:<name>, hific, msillm, nogan, stablecodec "
+                         "or a path to a .json/.csv file")
 
 
 def reference_names(references_dir: str | Path | None = None, dataset: str | None = "kodak") -> list[str]:
@@ -176,6 +184,8 @@ def reference_names(references_dir: str | Path | None = None, dataset: str | Non
         names.append("hific")
     if (root / "neuralcompression_illm" / "results.csv").is_file():
         names += list(_ILLM_MODELS)
+    if (root / "stablecodec" / "results.csv").is_file():
+        names.append("stablecodec")
     return names
 
 
