@@ -19,9 +19,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codecs.base import Availability, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option
+from cdc_bench.codecs.base import Availability, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option, Rate
 
-from .._container import MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, rans_guard, weight_path
+from cdc_bench.codecs.learned import MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec
+
+from .._container import rans_guard, weight_path
 from . import bitstream, releases, tiny
 from .bitstream import LAMBDAS, PAD, Header
 from .turbo import DEFAULT_PROMPT, CheckpointMismatch
@@ -116,8 +118,8 @@ class StableCodec(LearnedCodec):
                "tiling as upstream, VAE untiled; no colour fix. Weights: stablecodec_ft<lambda>.pkl and "
                f"elic_official.pth from {releases.DRIVE_FOLDER} (by hand), SD-Turbo {releases.SD_TURBO_REVISION[:12]}"
                f" via huggingface_hub. Licences: {releases.LICENSE_NOTE}")
-    rate_label = "lambda (stage-2 rate weight; larger = lower rate)"
-    rate_points = (32, 24, 16, 12, 8, 6, 4, 3, 2)
+    rate = Rate.choice(LAMBDAS, label="lambda", note="stage-2 rate weight, larger = lower rate; "
+                                                      "the released stablecodec_ft<lambda>.pkl")
     option_specs = {
         "weights": WEIGHTS_OPTION, "max_pixels": MAX_PIXELS_OPTION,
         "prompt": Option(DEFAULT_PROMPT, "the fixed text prompt (upstream's --pos_prompt); not in the bitstream, "
@@ -144,17 +146,6 @@ class StableCodec(LearnedCodec):
         if self.options["latent_tile_overlap"] >= self.options["latent_tile"]:
             raise CodecConfigError(f"{self.name}: latent_tile_overlap ({self.options['latent_tile_overlap']}) must "
                                    f"be smaller than latent_tile ({self.options['latent_tile']})")
-
-    def validate_rate(self, rate: Any, error: type[CodecError] = CodecConfigError) -> int:
-        """One of the released lambdas."""
-        try:
-            value = float(rate)
-        except (TypeError, ValueError):
-            value = -1.0
-        if not value.is_integer() or int(value) not in LAMBDAS:
-            raise error(f"{self.name}: lambda {rate!r} is not valid; expected one of the released "
-                        f"{', '.join(map(str, LAMBDAS))} (stablecodec_ft<lambda>.pkl)")
-        return int(value)
 
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
         if self.options["weights"] != "pretrained":
