@@ -42,7 +42,15 @@ def image() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def stream() -> tuple[np.ndarray, bytes, np.ndarray]:
+def test_cache(tmp_path_factory):
+    """The tests' cache (tests/conftest.py's) already for module fixtures, which run before its autouse one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CDC_BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cdc-bench-cache"))
+        yield
+
+
+@pytest.fixture(scope="module")
+def stream(test_cache) -> tuple[np.ndarray, bytes, np.ndarray]:
     """A 24 x 40 gradient coded by the tiny random-weights HiFiC at 'lo', and its decoding."""
     if not HAS_TF:
         pytest.skip("TensorFlow not available")
@@ -53,6 +61,14 @@ def stream() -> tuple[np.ndarray, bytes, np.ndarray]:
     decoded = hific.HiFiC({"weights": "random"}).decode(data)  # another instance: its own TensorFlow process
     codec.close()
     return img, data, decoded
+
+
+@pytest.fixture(scope="module")
+def decoder(test_cache, stream):
+    """One random-weights codec (one TensorFlow process) for the tests that decode many streams."""
+    codec = hific.HiFiC({"weights": "random", "max_pixels": 64 * 64})
+    yield codec
+    codec.close()
 
 
 #: Edits of the stream's fields, made with tfc.PackedTensors where TensorFlow runs (this process may lack it).
@@ -152,14 +168,12 @@ def test_random_weights_round_trip_through_the_tfci_path(tf_here, stream, edited
     assert decoded.std() > 0  # not a blank image: the random decoder's output of the decoded latents
 
 
-def test_random_weights_rates_use_distinct_seeded_models(tf_here, stream):
+def test_random_weights_are_seeded_one_model_per_rate(tf_here, stream, decoder):
     img, data, _ = stream
-    codec = hific.HiFiC({"weights": "random"})
-    again = codec.encode(img, "lo").data
-    assert again == data  # seeded: the same model, the same bytes
-    hi = codec.encode(img, "hi").data
-    assert b"hific-hi-random-tiny" in hi and hi != data
-    codec.close()
+    assert decoder.encode(img, "lo").data == data  # the same seeded model, the same bytes
+    specs = [decoder._spec(rate, decoding=False) for rate in hific.RATES]
+    assert len({spec["build"]["seed"] for spec in specs}) == 3  # lo, mi, hi are distinct models, as released
+    assert len({spec["path"] for spec in specs}) == 3
 
 
 def test_decodes_in_a_fresh_process_that_rebuilds_the_model(tf_here, stream, tmp_path):
@@ -182,14 +196,14 @@ def test_decodes_in_a_fresh_process_that_rebuilds_the_model(tf_here, stream, tmp
     ("two_strings", "holds 2 strings"), ("no_hyper", "holds 0 strings"), ("unknown_model", "not a HiFiC model"),
     ("pretrained_name", "weights=pretrained, decoder has weights=random"),
 ])
-def test_header_checks_refuse_before_decoding(tf_here, edited, edit, match):
+def test_header_checks_refuse_before_decoding(tf_here, edited, decoder, edit, match):
     with pytest.raises(BitstreamError, match=match):
-        hific.HiFiC({"weights": "random", "max_pixels": 4096}).decode(edited[edit])
+        decoder.decode(edited[edit])
 
 
-def test_damaged_streams_give_bitstream_errors(tf_here, stream):
+def test_damaged_streams_give_bitstream_errors(tf_here, stream, decoder):
     img, data, decoded = stream
-    codec = hific.HiFiC({"weights": "random", "max_pixels": 64 * 64})
+    codec = decoder
     with pytest.raises(BitstreamError, match="not a TFCI bitstream"):
         codec.decode(b"\xff\x01garbage")
     with pytest.raises(BitstreamError):
@@ -213,7 +227,6 @@ def test_damaged_streams_give_bitstream_errors(tf_here, stream):
             outcomes["error"] += 1
     assert outcomes["error"] > 0
     np.testing.assert_array_equal(codec.decode(data), decoded)  # the worker survived every case
-    codec.close()
 
 
 def _hostile_metagraph(path: Path) -> None:
