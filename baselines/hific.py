@@ -14,8 +14,8 @@ exports it as such a metagraph (cached beside the released ones) and then takes 
 
 TensorFlow 2.14 + tensorflow-compression 2.14.1 (the last pair for Python 3.11 with numpy < 2) pin scipy 1.11 and
 wrapt 1.14, older than the main environment's, so they usually live in their own venv: set ``CDC_BENCH_TF_PYTHON``
-to that venv's interpreter and the TensorFlow work runs in a child process there (:mod:`cdc_bench.isolated`); its
-path is recorded in the run manifest. Where TensorFlow imports in this process (``pip install ".[hific]"``), it
+to that venv's interpreter and the TensorFlow work runs in a child process there
+(:mod:`cdc_bench.executors.isolated`); its path is recorded in the run manifest. Where TensorFlow imports in this process (``pip install ".[hific]"``), it
 runs here.
 """
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from baselines import hific_tf
 from baselines._container import MAX_PIXELS_OPTION, RANDOM_SEED, WEIGHTS_OPTION, LearnedCodec, weight_path
-from cdc_bench.codec import Availability, BitstreamError, CodecConfigError, CodecUnavailable, Option
+from cdc_bench.codecs.base import Availability, BitstreamError, CodecConfigError, CodecUnavailable, Option
 from cdc_bench.download import cache_dir
 from cdc_bench.weights import WeightFile, register_weight
 
@@ -182,7 +182,7 @@ class HiFiC(LearnedCodec):
         if python is None:
             return getattr(hific_tf, function)(request)
         if self._worker is None:
-            from cdc_bench.isolated import IsolatedWorker
+            from cdc_bench.executors.isolated import IsolatedWorker
 
             self._worker = IsolatedWorker(env=child_env(), python=python)
         return self._worker.call(getattr(hific_tf, function), request)

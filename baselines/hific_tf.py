@@ -3,8 +3,8 @@
 These functions run where TensorFlow is installed: in the calling process when it has the ``[hific]`` extra, or
 in a child process of a separate TensorFlow venv (TensorFlow 2.14 pins packages the main environment has newer
 versions of; see :mod:`baselines.hific`). Their arguments and results are plain data (paths, bytes, arrays), and
-their errors are cdc-bench's, so they travel through :mod:`cdc_bench.isolated`'s pipe. Only numpy, TensorFlow,
-tensorflow-compression and :mod:`cdc_bench.errors` are imported (no torch).
+their errors are cdc-bench's, so they travel through :mod:`cdc_bench.executors.isolated`'s pipe. Only numpy,
+TensorFlow, tensorflow-compression and :mod:`cdc_bench.errors` are imported (no torch).
 
 A metagraph is a graph, not pickled code, but a graph can still name TensorFlow ops that read or write files
 (``ReadFile``, ``WriteFile``, ``MatchingFiles``, ``Save``/``Restore``, ``ImmutableConst``, ``PrintV2`` to a
