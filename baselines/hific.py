@@ -15,8 +15,8 @@ exports it as such a metagraph (cached beside the released ones) and then takes 
 TensorFlow 2.14 + tensorflow-compression 2.14.1 (the last pair for Python 3.11 with numpy < 2) pin scipy 1.11 and
 wrapt 1.14, older than the main environment's, so they usually live in their own venv: set ``CDC_BENCH_TF_PYTHON``
 to that venv's interpreter and the TensorFlow work runs in a child process there
-(:mod:`cdc_bench.executors.isolated`); its path is recorded in the run manifest. Where TensorFlow imports in this process (``pip install ".[hific]"``), it
-runs here.
+(:mod:`cdc_bench.executors.isolated`); its path is recorded in the run manifest. Where TensorFlow imports in this
+process (``pip install ".[hific]"``), it runs here.
 """
 
 from __future__ import annotations

@@ -71,6 +71,15 @@ def device_info(device: str) -> dict[str, Any]:
     return info
 
 
+def tensorflow_environment() -> dict[str, Any] | None:
+    """Where HiFiC's TensorFlow side runs (a separate venv's interpreter, or this one) and its versions."""
+    try:
+        from baselines.hific import tensorflow_environment as hific_environment
+    except ImportError:
+        return None
+    return hific_environment()
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
@@ -85,6 +94,7 @@ def build_manifest(run_id: str, settings: dict[str, Any], device: str) -> dict[s
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "git": git_commit(),
+        "tensorflow": tensorflow_environment(),
         **device_info(device),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

@@ -266,7 +266,8 @@ def test_the_allow_list_holds_every_op_of_the_random_hific_graph(tf_here, stream
     ops = set()
     for path in (Path(os.environ["CDC_BENCH_CACHE"]) / "tfc_metagraphs" / "random").glob("*.metagraph"):
         script = ("import sys, tensorflow as tf; m = tf.compat.v1.MetaGraphDef(); "
-                  "m.ParseFromString(open(sys.argv[1], 'rb').read()); print(' '.join({n.op for n in m.graph_def.node}))")
+                  "m.ParseFromString(open(sys.argv[1], 'rb').read()); "
+                  "print(' '.join({n.op for n in m.graph_def.node}))")
         ops |= set(run_tf(["-c", script, str(path)]).stdout.split())
     assert {"Conv2D", "Conv2DBackpropInput", "EntropyEncodeIndex", "EntropyDecodeIndex", "IRFFT2D"} <= ops
     assert ops <= hific_tf.ALLOWED_OPS
