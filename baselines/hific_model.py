@@ -193,3 +193,11 @@ def _metagraph(functions: dict[str, Any], freeze) -> bytes:
             for key, tensor in outputs.items():
                 metagraph.signature_def[name].outputs[key].CopyFrom(info(tensor))
     return metagraph.SerializeToString()
+
+
+if __name__ == "__main__":  # python -m baselines.hific_model SEED SIZE OUT: how hific_tf.build runs it
+    import sys
+
+    seed_arg, size_arg, out_path = sys.argv[1:4]
+    with open(out_path, "wb") as out_file:
+        out_file.write(build_metagraph(int(seed_arg), size_arg))

@@ -17,6 +17,8 @@ tensorflow-compression's range-coding ops); anything else is refused by name bef
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -109,16 +111,27 @@ def load(spec: dict[str, Any]) -> Signatures:
     key = str(path)
     if key not in _SIGNATURES:
         if spec.get("build") and not path.is_file():
-            from .hific_model import build_metagraph
-
-            data = build_metagraph(**spec["build"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")  # atomic: a parallel worker may race
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
+            build(path, **spec["build"])
         _SIGNATURES[key] = Signatures(path.read_bytes())
     return _SIGNATURES[key]
+
+
+def build(path: Path, seed: int, size: str) -> None:
+    """Build a random-weights metagraph in a process of its own (the full-width build peaks near 10 GB, which
+    TensorFlow keeps if it runs here), written atomically: a parallel worker may build the same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    os.close(fd)
+    try:
+        done = subprocess.run([sys.executable, "-m", "baselines.hific_model", str(seed), size, tmp],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise CodecError(f"hific: building the random-weights model failed (exit {done.returncode}): "
+                             f"{done.stderr.strip()[-500:]}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def encode(request: dict[str, Any]) -> bytes:
