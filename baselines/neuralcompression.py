@@ -1,4 +1,5 @@
-"""MS-ILLM and No-GAN (Muckley et al., ICML 2023): NeuralCompression's HiFiC-architecture releases, quality 1-6.
+"""MS-ILLM and No-GAN (Muckley et al., ICML 2023): NeuralCompression's HiFiC-architecture releases, quality 1-6,
+and MS-ILLM's two very-low-rate models ``vlo1`` / ``vlo2`` (~0.002 / ~0.004 bpp, added to the hub in 2024).
 
 Why our own copy of the architecture instead of depending on the ``neuralcompression`` package: its release
 (0.3.1) pins ``scipy<=1.11.1`` (we need a newer scipy for clean-fid/scikit-image on Python 3.11) and pulls
@@ -34,6 +35,10 @@ from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, Reader
 URL_ROOT = "https://dl.fbaipublicfiles.com/NeuralCompression/2023-muckley-msillm"
 #: quality level -> training rate target, as in NeuralCompression's hubconf.py
 TARGETS = {1: "0.035bpp", 2: "0.07bpp", 3: "0.14bpp", 4: "0.3bpp", 5: "0.45bpp", 6: "0.9bpp"}
+#: MS-ILLM only: msillm_quality_vlo1 / vlo2 (NeuralCompression zoo/_msillm.py, 2024), the same architecture
+VERY_LOW_TARGETS = {"vlo1": "0.00218bpp", "vlo2": "0.00438bpp"}
+#: their rate byte in the header (quality levels use 1-6)
+VERY_LOW_CODES = {"vlo1": 11, "vlo2": 12}
 FACTOR = 64  # the autoencoder's total downsampling (encoder 16 x hyper-analysis 4)
 MAGIC = b"NC"
 FORMAT_VERSION = 1
@@ -221,13 +226,14 @@ def load_hific_checkpoint(path) -> Any:
 
 
 # -- weights -----------------------------------------------------------------------------------------------------
-def weight_name(prefix: str, quality: int) -> str:
+def weight_name(prefix: str, quality: int | str) -> str:
     return f"neuralcompression/{prefix}-{quality}"
 
 
 def _register_weights() -> None:
     for prefix, codec in (("msillm", "msillm"), ("noganms", "nogan")):
-        for quality, target in TARGETS.items():
+        targets = {**VERY_LOW_TARGETS, **TARGETS} if prefix == "msillm" else TARGETS
+        for quality, target in targets.items():
             filename = f"{prefix}_target_{target}.ckpt"
             register_weight(WeightFile(
                 name=weight_name(prefix, quality), url=f"{URL_ROOT}/{filename}",
@@ -263,6 +269,8 @@ class _HiFiCRelease(LearnedCodec):
     option_specs = {"weights": WEIGHTS_OPTION, "max_pixels": MAX_PIXELS_OPTION}
     #: constructor arguments of the random-weights network (a subclass may make it smaller, e.g. for fuzzing)
     random_config: dict[str, int] = {}
+    #: named very-low-rate models beside the quality levels (MS-ILLM's vlo1 / vlo2)
+    very_low: tuple[str, ...] = ()
 
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
         if self.options["weights"] != "pretrained":
@@ -287,7 +295,7 @@ class _HiFiCRelease(LearnedCodec):
             out = net.compress(x)
             estimated = net.likelihood_bits(out)
         header = bytearray(MAGIC) + bytes([FORMAT_VERSION, self.code | ((self.options["weights"] == "random") << 7),
-                                           rate])
+                                           VERY_LOW_CODES.get(rate, rate)])
         header += write_varint(h) + write_varint(w)
         return Encoded(bytes(header) + pack_strings(out["strings"]), estimated_bits=estimated,
                        info={"codec_note": note} if note else {})
@@ -302,7 +310,8 @@ class _HiFiCRelease(LearnedCodec):
             other = {c.code: c.name for c in (MSILLM, NoGAN)}.get(code & 0x7F, f"unknown code {code & 0x7F}")
             raise BitstreamError(f"bitstream was made by {other}, not {self.name}")
         self.check_flag("weights", "random" if code & 0x80 else "pretrained")
-        quality = self.validate_rate(quality, BitstreamError)
+        named = {VERY_LOW_CODES[n]: n for n in self.very_low}
+        quality = self.validate_rate(named.get(quality, quality), BitstreamError)
         h, w = r.varint("height", 1), r.varint("width", 1)
         self.check_size(h, w)  # before any tensor: a header claiming 4096 x 4096 costs nothing
         strings = unpack_strings(r, 2)
@@ -324,9 +333,13 @@ class MSILLM(_HiFiCRelease):
     name = "msillm"
     prefix = "msillm"
     code = 1
+    very_low = tuple(VERY_LOW_TARGETS)
+    # low rate first: vlo1 ~0.002 bpp ... 6 ~0.9 bpp
+    rate = Rate.choice(("vlo1", "vlo2", 1, 2, 3, 4, 5, 6), label="quality",
+                       note="the released checkpoints: very-low-rate vlo1, vlo2 and levels 1-6")
     description = "MS-ILLM (Muckley et al. 2023): HiFiC autoencoder, adversarial training with a latent discriminator"
-    details = (f"NeuralCompression msillm_quality_1..6 checkpoints ({URL_ROOT}); our state-dict-compatible HiFiC "
-               "autoencoder; CompressAI entropy models, ans coder; reflect-padded to 64")
+    details = (f"NeuralCompression msillm_quality_vlo1, vlo2, 1..6 checkpoints ({URL_ROOT}); our "
+               "state-dict-compatible HiFiC autoencoder; CompressAI entropy models, ans coder; reflect-padded to 64")
 
 
 class NoGAN(_HiFiCRelease):

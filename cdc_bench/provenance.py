@@ -112,7 +112,16 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
+def tensorflow_environment() -> dict[str, Any] | None:
+    """Where HiFiC's TensorFlow side runs (a separate venv's interpreter, or this one) and its versions."""
+    try:
+        from baselines.hific import tensorflow_environment as hific_environment
+    except ImportError:
+        return None
+    return hific_environment()
+
+
 def build_manifest(run_id: str, settings: dict[str, Any], device: str) -> dict[str, Any]:
     record = provenance(device)
     return {"run_id": run_id, "command": [Path(sys.argv[0]).name] + sys.argv[1:], "settings": settings, **record,
-            "started_at": record["created"]}
+            "tensorflow": tensorflow_environment(), "started_at": record["created"]}

@@ -29,9 +29,10 @@ _HEADER = struct.Struct("!Q")
 class IsolatedWorker:
     """One child process; :meth:`call` runs ``fn(arg)`` there with a time limit."""
 
-    def __init__(self, threads: int = 1, env: dict[str, str] | None = None):
+    def __init__(self, threads: int = 1, env: dict[str, str] | None = None, python: str | None = None):
         self.threads = max(1, threads)
         self.env = env
+        self.python = python or sys.executable  # another venv's interpreter (e.g. HiFiC's TensorFlow venv)
         self.proc: subprocess.Popen | None = None
 
     def _start(self) -> subprocess.Popen:
@@ -39,7 +40,7 @@ class IsolatedWorker:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(name, str(self.threads))
         env["CDC_BENCH_THREADS"] = str(self.threads)
-        return subprocess.Popen([sys.executable, "-m", "cdc_bench.executors.isolated"], stdin=subprocess.PIPE,
+        return subprocess.Popen([self.python, "-m", "cdc_bench.executors.isolated"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env, start_new_session=True)
 
     def call(self, fn: Callable[[Any], Any], arg: Any, timeout: float | None = None) -> Any:

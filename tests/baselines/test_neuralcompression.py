@@ -46,11 +46,27 @@ def test_state_dict_layout_matches_neuralcompression():
 
 def test_registry_names_rate_points_and_weights():
     assert get_codec_class("msillm") is nc.MSILLM and get_codec_class("nogan") is nc.NoGAN
-    assert nc.MSILLM.rate_points == (1, 2, 3, 4, 5, 6)
+    assert nc.MSILLM.rate_points == ("vlo1", "vlo2", 1, 2, 3, 4, 5, 6) and nc.NoGAN.rate_points == (1, 2, 3, 4, 5, 6)
     assert nc.NoGAN({}).required_weights([1, 6]) == ["neuralcompression/noganms-1", "neuralcompression/noganms-6"]
     weight = get_weight("neuralcompression/msillm-3")
     assert weight.url == "https://dl.fbaipublicfiles.com/NeuralCompression/2023-muckley-msillm/msillm_target_0.14bpp.ckpt"
     assert get_weight("neuralcompression/noganms-6").url.endswith("/noganms_target_0.9bpp.ckpt")
+
+
+def test_very_low_rate_models_are_msillm_rate_points(encoder, image):
+    """msillm_quality_vlo1 / vlo2 as NeuralCompression's zoo/_msillm.py names their files; MS-ILLM only."""
+    assert nc.MSILLM({}).required_weights(["vlo1", "vlo2"]) == ["neuralcompression/msillm-vlo1",
+                                                                 "neuralcompression/msillm-vlo2"]
+    assert get_weight("neuralcompression/msillm-vlo1").url == f"{nc.URL_ROOT}/msillm_target_0.00218bpp.ckpt"
+    assert get_weight("neuralcompression/msillm-vlo2").url == f"{nc.URL_ROOT}/msillm_target_0.00438bpp.ckpt"
+    assert nc.MSILLM({}).validate_rate("vlo2") == "vlo2"
+    with pytest.raises(CodecError, match="quality 'vlo1' is not valid"):
+        nc.NoGAN({}).validate_rate("vlo1")
+    data = encoder.encode(image, "vlo1").data
+    assert data[4] == nc.VERY_LOW_CODES["vlo1"]
+    assert nc.MSILLM({"weights": "random"}).decode(data).shape == image.shape
+    with pytest.raises(BitstreamError, match="quality 11 is not valid"):  # a vlo code in a No-GAN stream
+        nc.NoGAN({"weights": "random"}).decode(data[:3] + bytes([0x82]) + data[4:])
 
 
 def test_round_trip_from_bytes_alone_is_the_generator_on_the_quantized_latent(encoder, image):
