@@ -87,8 +87,8 @@ class Rate:
             for point in self.points:
                 if str(point) == str(value).strip() or (_is_number(point) and _same_number(point, value)):
                     return point
-            raise error(f"{codec}: {self.label} {value!r} is not one of {', '.join(map(str, self.points))} "
-                        f"(the rate points{'; ' + self.note if self.note else ''})")
+            raise error(f"{codec}: {self.label} {value!r} is not valid: {value!r} is not one of "
+                        f"{', '.join(map(str, self.points))} (the rate points{'; ' + self.note if self.note else ''})")
         try:
             number = float(value) if not isinstance(value, bool) else math.nan
         except (TypeError, ValueError):
