@@ -61,14 +61,16 @@ def _quantized(pmf: list[float]) -> tuple[int, ...]:
     return tuple(pmf_to_quantized_cdf(pmf, PRECISION))
 
 
-def _pieces(bits: int) -> list[int]:
-    """Widths of the uniform pieces of an octave's L remainder bits (low bits first)."""
+def _pieces(octave: int, size: int) -> list[int]:
+    """Widths of the uniform pieces of an octave's remainder bits (low bits first). The top octave of a chunk
+    (L = size) holds one rank, 2^size, so it has none."""
+    bits = octave if octave < size else 0
     return [min(PIECE_BITS, bits - i) for i in range(0, bits, PIECE_BITS)]
 
 
 def max_symbols(chunks: list[Chunk]) -> int:
     """An upper bound on the symbols a stream of these chunks holds (bounds the decoder's reads)."""
-    return sum(1 + len(_pieces(c.size)) for c in chunks)
+    return sum(1 + len(_pieces(c.size - 1, c.size)) for c in chunks)
 
 
 def encode(indexes: list[int], chunks: list[Chunk]) -> bytes:
@@ -82,7 +84,7 @@ def encode(indexes: list[int], chunks: list[Chunk]) -> bytes:
         symbols.append(octave)
         cdfs.append(_octave_cdf(chunk.size, zipf_exponent(chunk.kl_bits)))
         rest = rank - (1 << octave)
-        for width in _pieces(octave):
+        for width in _pieces(octave, chunk.size):
             symbols.append(rest & ((1 << width) - 1))
             cdfs.append(_uniform_cdf(width))
             rest >>= width
@@ -109,7 +111,7 @@ def decode(data: bytes, chunks: list[Chunk], what: str) -> list[int]:
             raise BitstreamError(f"{what} bitstream is corrupt (chunk {i}: octave {octave} of a {chunk.size}-bit "
                                  "chunk)")
         rest, shift = 0, 0
-        for width in _pieces(octave):
+        for width in _pieces(octave, chunk.size):
             piece = one(_uniform_cdf(width))
             if not 0 <= piece < 1 << width:
                 raise BitstreamError(f"{what} bitstream is corrupt (chunk {i}: bad index bits)")
