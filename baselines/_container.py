@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecError, Option
+from cdc_bench.codecs.base import Availability, BitstreamError, Codec, CodecError, Option
 from cdc_bench.download import DownloadError, offline_message
 from cdc_bench.weights import WeightFile, get_weight
 

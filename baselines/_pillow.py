@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecConfigError, RateDomain
+from cdc_bench.codecs.base import Availability, BitstreamError, Codec, CodecConfigError, RateDomain
 
 #: What Pillow and its plug-ins raise on bytes they cannot parse (truncated, corrupt, another format).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, IndexError, KeyError)
@@ -45,7 +45,7 @@ def float_rate(codec: str, rate: Any, low: float, label: str) -> float:
 def check_decoded_size(codec: str, width: int, height: int) -> None:
     """Refuse, from the header alone, a size no input image can have (cdc-bench's input pixel limit, 64 Mpx by
     default): a flipped bit in a size field would otherwise decode gigabytes of pixels."""
-    from cdc_bench.images import pixel_limit
+    from cdc_bench.datasets.images import pixel_limit
 
     limit = pixel_limit()
     if width < 1 or height < 1 or (limit and width * height > limit):

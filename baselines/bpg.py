@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cdc_bench.codec import (Availability, BitstreamError, Codec, CodecError, CodecUnavailable, Option,
+from cdc_bench.codecs.base import (Availability, BitstreamError, Codec, CodecError, CodecUnavailable, Option,
                              RateDomain)
 
 from ._pillow import decode_with_pillow, int_rate

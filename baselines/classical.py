@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Option, RateDomain
+from cdc_bench.codecs.base import Availability, BitstreamError, Option, RateDomain
 
 from ._pillow import DECODE_ERRORS, PillowCodec, check_decoded_size, float_rate
 

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codec import (BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option,
+from cdc_bench.codecs.base import (BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded, Option,
                              RateDomain)
 from cdc_bench.weights import WeightFile, register_weight
 

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codec import Availability, BitstreamError, Codec, CodecConfigError, CodecError, CodecUnavailable
+from cdc_bench.codecs.base import Availability, BitstreamError, Codec, CodecConfigError, CodecError, CodecUnavailable
 from cdc_bench.download import cache_dir
 from cdc_bench.weights import WeightFile, get_weight, register_weight
 

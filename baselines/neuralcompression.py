@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from cdc_bench.codec import BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded
+from cdc_bench.codecs.base import BitstreamError, CodecConfigError, CodecError, CodecUnavailable, Encoded
 from cdc_bench.weights import WeightFile, register_weight
 
 from ._container import (MAX_PIXELS_OPTION, WEIGHTS_OPTION, LearnedCodec, Reader, fetch_hub_weight, hub_path,

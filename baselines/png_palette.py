@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image
 
-from cdc_bench.codec import Option
+from cdc_bench.codecs.base import Option
 
 from ._pillow import PillowCodec
 

@@ -23,7 +23,7 @@ ROUNDS = 3
 
 @lru_cache(maxsize=None)
 def _codec_class(name: str):
-    from cdc_bench.codecs import get_codec_class
+    from cdc_bench.codecs.registry import get_codec_class
 
     return get_codec_class(name)
 

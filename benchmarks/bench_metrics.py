@@ -28,7 +28,7 @@ N_IMAGES = int(os.environ.get("CDC_BENCH_BENCH_IMAGES", "8"))
 def kodak_pairs():
     from PIL import Image
 
-    from cdc_bench.images import read_image
+    from cdc_bench.datasets.images import read_image
 
     if not KODAK.is_dir():
         pytest.skip(f"Kodak not found at {KODAK} (set CDC_BENCH_SHARED)")

@@ -34,7 +34,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 def load_images(folder: str | None, size: int, count: int) -> list[np.ndarray]:
     """Centre crops of the first `count` images of `folder` (e.g. Kodak), else distinct synthetic images."""
     if folder:
-        from cdc_bench.images import read_image
+        from cdc_bench.datasets.images import read_image
 
         paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:count]
         if len(paths) < count:

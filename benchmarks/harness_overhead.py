@@ -17,11 +17,11 @@ import resource
 import tempfile
 from pathlib import Path
 
-from cdc_bench.executor import ProcessExecutor
-from cdc_bench.images import IMAGE_SUFFIXES
-from cdc_bench.options import CodecPlan
-from cdc_bench.sweep import plan_tasks, sweep
-from cdc_bench.store import ResultsStore
+from cdc_bench.executors.local import ProcessExecutor
+from cdc_bench.datasets.images import IMAGE_SUFFIXES
+from cdc_bench.codecs.plans import CodecPlan
+from cdc_bench.sweep.client import plan_tasks, sweep
+from cdc_bench.store.results import ResultsStore
 
 
 def _cpu_s() -> float:

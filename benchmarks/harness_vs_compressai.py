@@ -71,12 +71,12 @@ def child_cdc(images: list[Path], qualities: list[int], workers: int, threads: i
     import pytorch_msssim  # noqa: F401 - imported outside the clock, as CompressAI's child imports it
     import torch  # noqa: F401
 
-    from cdc_bench.executor import InlineExecutor, ProcessExecutor
+    from cdc_bench.executors.local import InlineExecutor, ProcessExecutor
     from cdc_bench.metrics import get_metric
-    from cdc_bench.codecs import create_codec
-    from cdc_bench.options import CodecPlan
-    from cdc_bench.sweep import plan_tasks, sweep
-    from cdc_bench.store import ResultsStore
+    from cdc_bench.codecs.registry import create_codec
+    from cdc_bench.codecs.plans import CodecPlan
+    from cdc_bench.sweep.client import plan_tasks, sweep
+    from cdc_bench.store.results import ResultsStore
 
     get_metric("ms-ssim")  # the metric modules, as the CLI has them imported before it starts the sweep
     create_codec("jpeg", {})

@@ -201,7 +201,7 @@ def register_weight(weight: WeightFile) -> WeightFile:
 
 def register_provider(module: str) -> None:
     """Deprecated no-op: weight files are found through the codec and metric registries now
-    (:mod:`cdc_bench.catalog`)."""
+    (:mod:`cdc_bench.sweep.catalog`)."""
 
 
 def _loaded(entries: dict) -> dict[str, WeightFile]:
@@ -217,7 +217,7 @@ def _loaded(entries: dict) -> dict[str, WeightFile]:
 def registered_weights() -> list[WeightFile]:
     """The weight files declared so far (by the codec and metric modules imported, and by entry points).
 
-    Every file of every codec and metric: :func:`cdc_bench.catalog.all_weights`, which imports them first.
+    Every file of every codec and metric: :func:`cdc_bench.sweep.catalog.all_weights`, which imports them first.
     """
     return list(_loaded(WEIGHTS.entries()).values())  # entries listed once: each listing scans entry points
 

@@ -26,7 +26,7 @@ def kodak_dir(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def kodim23(kodak_dir: Path) -> np.ndarray:
-    from cdc_bench.images import read_image
+    from cdc_bench.datasets.images import read_image
 
     return read_image(kodak_dir / "kodim23.png")[0]
 

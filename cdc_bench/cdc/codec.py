@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 import torch
 
-from ..codec import Availability, Codec, Encoded, Option, pad_to_multiple
+from ..codecs.base import Availability, Codec, Encoded, Option, pad_to_multiple
 from ..errors import BitstreamError, CodecConfigError, CodecError
-from . import models, releases
+from . import loading as models, releases
 from .bitstream import Header, pack, unpack
 from .coding import decode_context, encode_latents
 from .model import RELEASED_CONFIGS

@@ -13,7 +13,7 @@ def find_original(dataset: str, image: str, preprocess: str | None, original: st
                   data_root: str | Path | None = None) -> np.ndarray:
     """The original as the codecs saw it: ``original`` (a file, or a folder holding ``<image>.*``) or the
     dataset's own copy through :mod:`cdc_bench.datasets`, with the row's preprocessing applied."""
-    from ..images import ImageReadError, load_image
+    from ..datasets.images import ImageReadError, load_image
 
     path: Path | None = None
     if original is not None:

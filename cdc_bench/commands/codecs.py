@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..codecs import describe_codecs
-from ..preflight import DEPENDENCY_MISSING, READY, WEIGHTS_MISSING, codec_state
+from ..codecs.registry import describe_codecs
+from ..sweep.preflight import DEPENDENCY_MISSING, READY, WEIGHTS_MISSING, codec_state
 
 
 @click.command("codecs")

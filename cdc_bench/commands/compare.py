@@ -43,9 +43,9 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     """
     from ..plots.compare import comparison_tiles, matched_rows, plot_tiles, rate_text
     from ._originals import find_original
-    from ..plots.inputs import load_results, run_data_root
-    from ..options import split_list
-    from ..plots.frames import metric_spec
+    from ..analysis.inputs import load_results, run_data_root
+    from ..codecs.plans import split_list
+    from ..analysis.curves import metric_spec
 
     at = _parse_at(at_text)
     res = load_results(results)

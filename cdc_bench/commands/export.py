@@ -19,8 +19,8 @@ import click
 def command(results: Path, fmt: str, output: Path | None, fid_bootstrap: int) -> None:
     """Export a results folder written by `cdc-bench run`; FID/KID go to dataset_metrics.csv beside the CSV."""
     from ..errors import StoreError
-    from ..export import export_compressai, export_rows
-    from ..store import ResultsStore
+    from ..analysis.export import export_compressai, export_rows
+    from ..store.results import ResultsStore
 
     with ResultsStore(results, create=False) as store:  # read-only: export works on a folder you cannot write
         try:

@@ -27,7 +27,7 @@ def ci_options(func):
 
 
 def bootstrap_from(ci_level: float, no_ci: bool, ci_method: str, resamples: int, seed: int):
-    from ..stats import Bootstrap
+    from ..analysis.stats import Bootstrap
 
     return None if no_ci else Bootstrap(ci_level / 100.0, ci_method, resamples, seed)
 
@@ -68,9 +68,9 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
     RESULTS may be several folders: their curves share the figures. Rows whose status is not 'ok' are left out
     (and counted). Each figure is exactly --width inches wide so it drops into a paper at its nominal font size.
     """
-    from ..plots.frames import ok_rows, rd_points
-    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for
-    from ..options import split_list
+    from ..analysis.curves import ok_rows, rd_points
+    from ..analysis.inputs import InputError, load_many, parse_metrics, parse_range, published_for
+    from ..codecs.plans import split_list
     from ..plots.rd import plot_rd
     from ..plots.speed import plot_speed
     from ..plots.trace import plot_rdp, plot_trace

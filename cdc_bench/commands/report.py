@@ -39,12 +39,12 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     RESULTS may be several folders; the page is written into the first one unless --out says otherwise."""
     from ..plots.compare import CompareError
     from ._originals import find_original
-    from ..plots.frames import ok_rows
-    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range, published_for, run_data_root
-    from ..options import split_list
+    from ..analysis.curves import ok_rows
+    from ..analysis.inputs import InputError, load_many, parse_metrics, parse_range, published_for, run_data_root
+    from ..codecs.plans import split_list
     from ..plots.report import build_report, data_uri, viewer_data
     from ..plots.speed import plot_speed
-    from ..store import recon_path_for
+    from ..store.results import recon_path_for
 
     window = parse_range(bpp_range, "--bpp-range")
     res = load_many(results)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from .. import preflight
-from ..codec import CodecError
-from ..options import split_list
+from ..sweep import preflight
+from ..codecs.base import CodecError
+from ..codecs.plans import split_list
 from ..registry import UnknownNameError
 
 DEFAULT_CODECS = "jpeg,webp,hevc"
@@ -84,13 +84,13 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     command is run again. Bare `cdc-bench run` sweeps jpeg, webp and hevc over the embedded default images.
     """
     from ..datasets import DatasetError, get_dataset
-    from ..executor import InlineExecutor
-    from ..images import Preprocess
-    from ..manifest import build_manifest, new_run_id
+    from ..executors.local import InlineExecutor
+    from ..datasets.images import Preprocess
+    from ..provenance import build_manifest, new_run_id
     from ..metrics import get_metric
-    from ..options import build_plans
-    from ..sweep import plan_tasks, sweep
-    from ..store import ResultsStore
+    from ..codecs.plans import build_plans
+    from ..sweep.client import plan_tasks, sweep
+    from ..store.results import ResultsStore
 
     demo = _is_bare(click.get_current_context())
     if demo:
@@ -152,7 +152,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
             pool.close()
     dataset_rows = []
     if any(info.dataset_level for info in metric_infos):
-        from ..dataset_metrics import compute_dataset_metrics
+        from ..sweep.dataset_metrics import compute_dataset_metrics
 
         dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
                                                protocol=fid_protocol)
@@ -191,11 +191,11 @@ def _pixels(task) -> float:
 
 def _executor(kind: str, scheduler: str | None, workers: int, device: str, shared_fs: bool):
     """The engine: a local pool (pebble), this process (--workers 0), or Dask (started here, link printed)."""
-    from ..executor import InlineExecutor, ProcessExecutor
+    from ..executors.local import InlineExecutor, ProcessExecutor
 
     if kind == "local" and not scheduler:
         return InlineExecutor() if workers == 0 else ProcessExecutor(workers)
-    from ..dask_executor import DaskExecutor
+    from ..executors.dask import DaskExecutor
 
     pool = DaskExecutor(scheduler, max(1, workers), device=device, shared_fs=shared_fs).start()
     info = pool.info()
@@ -211,7 +211,7 @@ def _print_summary(store, summary, failures, out, dataset_rows) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    from ..summary import mean_table
+    from ..analysis.summary import mean_table
 
     console = Console(width=140, emoji=False)
     for line in failures[:20]:

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..codec import CodecError
+from ..codecs.base import CodecError
 from ..errors import UnknownNameError
 
 EXIT_REGRESSION = 1
@@ -106,7 +106,7 @@ def _compare_table(comparison: Any, old_path: Path) -> Table:
 
 
 def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
-    from ..options import RATE_OPTION, options_for, parse_option_args
+    from ..codecs.plans import RATE_OPTION, options_for, parse_option_args
 
     parsed = parse_option_args(option_args)
     family = codec.partition(":")[0]

@@ -31,11 +31,11 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
     contains 0. Where curves overlap on less than 75% of the range, or not at all, or a curve's quality is not
     monotonic in rate, the table marks the cell and names the curve. RESULTS may be several folders.
     """
-    from ..plots.bdrate import bd_table, to_csv, to_latex, to_markdown
-    from ..plots.frames import ok_rows, rd_points
-    from ..plots.inputs import InputError, load_many, parse_metrics, parse_range
-    from ..options import split_list
-    from ..plots.perimage import per_image_bd, plot_per_image, summary_lines
+    from ..analysis.bdrate import bd_table, to_csv, to_latex, to_markdown
+    from ..analysis.curves import ok_rows, rd_points
+    from ..analysis.inputs import InputError, load_many, parse_metrics, parse_range
+    from ..codecs.plans import split_list
+    from ..analysis.perimage import per_image_bd, plot_per_image, summary_lines
 
     boot = bootstrap_from(ci_level, no_ci, ci_method, resamples, seed)
     window = parse_range(bpp_range, "--bpp-range")

@@ -12,7 +12,7 @@ from ..errors import UnknownNameError
 
 def select(weights: list, only: str | None) -> list:
     """The files named in ``--only``: weight file names, or codec/metric names (``cdc``, ``lpips``) for their files."""
-    from ..options import split_list
+    from ..codecs.plans import split_list
 
     if not only:
         return weights
@@ -40,7 +40,7 @@ def command(download: bool, verify: bool, only: str | None, as_json: bool) -> No
     A file that fails its sha256 is never used. On an offline machine, download each URL elsewhere and put the
     file at the path shown.
     """
-    from ..catalog import all_weights
+    from ..sweep.catalog import all_weights
     from ..weights import WeightsMissing
 
     weights = select(all_weights(), only)

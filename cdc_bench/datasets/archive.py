@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import DatasetError
-from ..images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES
 
 # The images in a dataset zip are already compressed (PNG, JPEG): they expand to about the zip's size. A zip may
 # expand to EXPANSION times what the manifest expects (plus SLACK), never beyond MAX_EXTRACT_BYTES, and may hold

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..download import sha256_of
 from ..errors import DatasetError
-from ..images import IMAGE_SUFFIXES, InputWarning
+from .images import IMAGE_SUFFIXES, InputWarning
 from .manifest import DatasetManifest
 
 # Written beside the images after a verified zip was extracted: each member's real sha256 and size. The zip's

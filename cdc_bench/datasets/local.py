@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..download import sha256_of
-from ..images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES
 from .core import Dataset, DatasetError, DatasetStatus, image_files, warn_listing
 
 # The colour photographs that scikit-image ships inside its wheel (skimage.data loads them without pooch, as

@@ -3,7 +3,7 @@
 Split as clean-fid does: a worker extracts the features of each reconstruction (and of its original) as the item
 is measured (:func:`item_features`) and hands them back; the parent keeps them in the results store; at the end
 of a sweep the dataset-level numbers are computed from the stored arrays (:func:`dataset_values`, called by
-:mod:`cdc_bench.dataset_metrics`), so adding a rate point or re-plotting never recomputes features. Nothing here
+:mod:`cdc_bench.sweep.dataset_metrics`), so adding a rate point or re-plotting never recomputes features. Nothing here
 reads or writes files.
 
 Protocols (stored beside every value, with the patch count and the Inception file that produced the features):

@@ -3,7 +3,7 @@
 For each (codec, options) the row of this image matched to the target bitrate is shown when the sweep ran with
 ``--target-bpp`` at that target; otherwise the rate point whose bpp is nearest to the target (the nearest of the
 points that were run). Each tile says its real bpp and metric values, and the command says which kind it is.
-Reconstructions come from the runner's ``--save-recon`` files (:func:`cdc_bench.store.recon_path`).
+Reconstructions come from the runner's ``--save-recon`` files (:func:`cdc_bench.store.results.recon_path`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..metrics import MetricInfo
 from ..errors import ConfigError
-from .frames import curve_label, ok_rows, short_labels
+from ..analysis.curves import curve_label, ok_rows, short_labels
 from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
 
 
@@ -67,7 +67,7 @@ def rate_text(codec: str, quality) -> str:
     """A rate point in the codec's own terms: ``compression ratio 100`` for JPEG 2000, ``quality 50`` for JPEG,
     ``lambda 0.0032`` for CDC (from the codec's ``rate_label``), never a bare ``q=``."""
     try:
-        from ..codecs import get_codec_class
+        from ..codecs.registry import get_codec_class
 
         label = get_codec_class(str(codec)).rate_label
     except Exception:  # a codec no longer installed still has its rows
@@ -91,7 +91,7 @@ def crop_box(shape: tuple[int, ...], size: int, at: tuple[int, int] | None = Non
 def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
     from PIL import Image
 
-    from ..store import recon_path_for
+    from ..store.results import recon_path_for
 
     options = row.get("_options") if isinstance(row.get("_options"), str) else row["options"]
     # the row's whole key (preprocess, device too) names the file

@@ -15,8 +15,8 @@ from typing import Sequence
 import pandas as pd
 
 from ..metrics import MetricInfo
-from .frames import dataset_level_notes, dataset_title, source_column, subset_warning, to_db
-from .published import PublishedCurve
+from ..analysis.curves import dataset_level_notes, dataset_title, source_column, subset_warning, to_db
+from ..analysis.published import PublishedCurve
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, PUBLISHED_LINESTYLE, codec_style, paper_style, save_figure
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def rd_axes(ax, points: pd.DataFrame, metric: MetricInfo, published: Sequence[Pu
             legend: bool = True, ci: bool = True) -> int:
     """Draw the curves of one dataset and one metric on ``ax``; returns how many curves were drawn.
 
-    ``points`` is :func:`cdc_bench.plots.frames.rd_points` for one dataset. With ``ci`` and interval columns
+    ``points`` is :func:`cdc_bench.analysis.curves.rd_points` for one dataset. With ``ci`` and interval columns
     (``<column>_lo``/``_hi``), each curve gets a band (a single point gets an error bar).
     """
     drawn = 0

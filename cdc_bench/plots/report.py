@@ -19,10 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .bdrate import _label, bd_table, wide_table
-from .frames import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, ok_rows, rd_points,
+from ..analysis.bdrate import _label, bd_table, wide_table
+from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, ok_rows, rd_points,
                      short_labels, source_column, subset_warning)
-from .published import PublishedCurve
+from ..analysis.published import PublishedCurve
 from .rd import figure_notes, rd_axes
 from .style import COLUMN_WIDTH, paper_style
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .frames import RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, rd_points
+from ..analysis.curves import RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, rd_points
 from .rd import figure_notes
 from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
 
@@ -177,7 +177,7 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
                xlim=None, ylim=None) -> list[Path]:
     """``<out_dir>/trace_<dataset>_<codec>-<option>.<fmt>``: one panel per metric plus decode time, x = the
     traced option, one line per rate point of the traced codec."""
-    from ..summary import GROUP, dataset_means
+    from ..analysis.summary import GROUP, dataset_means
 
     codec, option = parse_trace(trace)
     points = rd_points(frame[frame["codec"] == codec], list(metrics), dataset_metrics, boot)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..codec import Codec, CodecError, CodecUnavailable
+from ..codecs.base import Codec, CodecError, CodecUnavailable
 from ..download import DownloadError
 from ..errors import DownloadError as CoreDownloadError
 from .environment import environment

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import __version__
-from ..manifest import cpu_model, git_commit, package_versions
+from ..provenance import cpu_model, git_commit, package_versions
 
 
 def device_name(device: str) -> str:

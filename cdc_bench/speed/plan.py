@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..codec import Codec, CodecError, CodecUnavailable
-from ..codecs import get_codec_class
+from ..codecs.base import Codec, CodecError, CodecUnavailable
+from ..codecs.registry import get_codec_class
 from ..errors import CdcBenchError, UnknownNameError
 
 STEPS_OPTION = "steps"
@@ -89,7 +89,7 @@ def synthetic_image(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 def image_at(path: str | Path, width: int, height: int) -> np.ndarray:
     """A real image resized to cover ``width x height`` (bicubic) and centre-cropped to it."""
-    from ..images import read_image, resize_crop
+    from ..datasets.images import read_image, resize_crop
 
     return resize_crop(read_image(path)[0], width, height)
 

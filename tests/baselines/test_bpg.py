@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from baselines.bpg import BPG, decode_command, encode_command
-from cdc_bench.codec import BitstreamError, CodecError, CodecUnavailable
-from cdc_bench.codecs import create_codec, get_codec_class
+from cdc_bench.codecs.base import BitstreamError, CodecError, CodecUnavailable
+from cdc_bench.codecs.registry import create_codec, get_codec_class
 
 
 def test_registered_with_compressai_settings():

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from baselines.classical import AVIF, HEVC, JPEG, JPEG2000, JPEGXL, WebP
-from cdc_bench.codec import BitstreamError, CodecError
+from cdc_bench.codecs.base import BitstreamError, CodecError
 from cdc_bench.metrics.distortion import psnr
-from cdc_bench.codecs import create_codec, get_codec_class
+from cdc_bench.codecs.registry import create_codec, get_codec_class
 
 CODECS = [JPEG, WebP, JPEG2000, JPEGXL, AVIF, HEVC]
 #: how each codec's bytes begin: the bitstream is the library's own file format

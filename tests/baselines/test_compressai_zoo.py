@@ -12,8 +12,8 @@ import torch
 
 from baselines import compressai_zoo as zoo
 from baselines._container import torch_hub_checkpoints
-from cdc_bench.codec import BitstreamError, CodecError
-from cdc_bench.codecs import get_codec_class
+from cdc_bench.codecs.base import BitstreamError, CodecError
+from cdc_bench.codecs.registry import get_codec_class
 from cdc_bench.weights import WeightChecksumMismatch, WeightsMissing, file_sha256, get_weight
 
 # Odd sizes on purpose: padding to 64 and unpadding must give the original size back.
@@ -191,7 +191,7 @@ def test_kodak_matches_compressai_published_results(model, metric, kodak_dir, sh
     pretrained weights are present (bpp within 0.5% + our 20-byte header, PSNR within 0.05 dB)."""
     import json
 
-    from cdc_bench.images import read_image
+    from cdc_bench.datasets.images import read_image
     from cdc_bench.metrics.distortion import psnr
 
     monkeypatch.undo()  # the real torch.hub cache, read only: qualities without weights are not run

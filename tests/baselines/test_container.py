@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from baselines import _container as c
-from cdc_bench.codec import BitstreamError
+from cdc_bench.codecs.base import BitstreamError
 
 
 def test_varint_header_round_trip():

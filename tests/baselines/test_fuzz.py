@@ -37,7 +37,7 @@ TIMEOUT_S = 180 * SCALE
 # -- the worker (runs in the subprocess) ---------------------------------------------------------------------------
 def make_codec(name: str):
     """The codec under test: classical ones as configured by default, learned ones on small random networks."""
-    from cdc_bench.codecs import get_codec_class
+    from cdc_bench.codecs.registry import get_codec_class
 
     if name in ("msillm", "nogan"):
         base = get_codec_class(name)
@@ -124,7 +124,7 @@ def worker(name: str, count: int) -> None:
 # -- the test (runs in pytest) -------------------------------------------------------------------------------------
 def _unavailable(name: str) -> str | None:
     """Why the codec cannot run on this machine (a missing library or binary, with its fix), or None."""
-    from cdc_bench.codecs import get_codec_class
+    from cdc_bench.codecs.registry import get_codec_class
 
     try:
         status = get_codec_class(name).availability()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from baselines import hific
-from cdc_bench.codec import BitstreamError, CodecError, CodecUnavailable
-from cdc_bench.codecs import describe_codecs, get_codec_class
+from cdc_bench.codecs.base import BitstreamError, CodecError, CodecUnavailable
+from cdc_bench.codecs.registry import describe_codecs, get_codec_class
 from cdc_bench.weights import WeightsMissing, get_weight
 
 HAS_TF = all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorflow_compression"))

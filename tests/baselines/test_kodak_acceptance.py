@@ -62,9 +62,9 @@ def test_max_psnr_gap_on_known_curves():
 
 def _measure(job: tuple[str, str, list]) -> list[tuple[float, float]]:
     """(codec, image path, rate points) -> [(bpp, psnr)] per rate point; runs in a worker process."""
-    from cdc_bench.images import read_image
+    from cdc_bench.datasets.images import read_image
     from cdc_bench.metrics.distortion import psnr
-    from cdc_bench.codecs import create_codec
+    from cdc_bench.codecs.registry import create_codec
 
     name, path, rates = job
     image = read_image(Path(path))[0]
@@ -95,7 +95,7 @@ def kodak_curves(kodak_dir: Path) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_compressai_published_curve(name, kodak_curves, shared_dir, record_property):
-    from cdc_bench.codecs import get_codec_class
+    from cdc_bench.codecs.registry import get_codec_class
 
     filename, tolerance, rates = CASES[name]
     assert set(rates) <= set(get_codec_class(name).rate_points)  # measured at the codec's own default points

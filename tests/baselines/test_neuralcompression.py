@@ -12,8 +12,8 @@ import torch
 
 from baselines import neuralcompression as nc
 from baselines._container import torch_hub_checkpoints
-from cdc_bench.codec import BitstreamError, CodecError
-from cdc_bench.codecs import get_codec_class
+from cdc_bench.codecs.base import BitstreamError, CodecError
+from cdc_bench.codecs.registry import get_codec_class
 from cdc_bench.weights import WeightsMissing, get_weight
 
 LAYOUT = Path(__file__).resolve().parent / "data" / "neuralcompression_hific_layout.json"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from baselines.png_palette import PalettePNG
-from cdc_bench.codec import BitstreamError, CodecError
-from cdc_bench.codecs import create_codec, get_codec_class, register, unregister
+from cdc_bench.codecs.base import BitstreamError, CodecError
+from cdc_bench.codecs.registry import create_codec, get_codec_class, register, unregister
 from cdc_bench.metrics.distortion import psnr
 
 

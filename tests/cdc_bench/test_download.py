@@ -25,7 +25,8 @@ def test_download_longer_than_the_manifest_size_is_stopped(server, tmp_path: Pat
 
 
 def test_errors_are_the_shared_hierarchy_and_old_names_still_import():
-    from cdc_bench import datasets, download, errors, images
+    from cdc_bench import datasets, download, errors
+    from cdc_bench.datasets import images
     from cdc_bench.datasets import archive, manifest
 
     assert images.ImageReadError is errors.ImageReadError

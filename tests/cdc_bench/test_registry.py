@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from cdc_bench import codecs as registry
+from cdc_bench.codecs import registry
 from cdc_bench.registry import UnknownNameError
-from cdc_bench.codecs import create_codec, describe_codecs, get_codec_class
+from cdc_bench.codecs.registry import create_codec, describe_codecs, get_codec_class
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def installed_plugin(tmp_path, monkeypatch):
     (tmp_path / "thirdparty_codec.py").write_text(textwrap.dedent('''
         import zlib
         import numpy as np
-        from cdc_bench.codec import Availability, Codec
+        from cdc_bench.codecs.base import Availability, Codec
 
         class ZlibCodec(Codec):
             name = "zlib-raw"
@@ -85,7 +85,7 @@ def test_unknown_name_suggests_close_matches(installed_plugin):
 
 
 def test_in_process_registration():
-    from cdc_bench.codec import Codec
+    from cdc_bench.codecs.base import Codec
 
     @registry.register
     class Local(Codec):
@@ -122,7 +122,8 @@ def test_datasets_and_weights_use_the_one_registry(tmp_path, monkeypatch):
 
 def test_weight_files_come_from_entry_points(tmp_path, monkeypatch):
     """A third-party package declares a weight file by entry point, without any module list in cdc-bench."""
-    from cdc_bench import catalog, weights
+    from cdc_bench import weights
+    from cdc_bench.sweep import catalog
 
     (tmp_path / "thirdparty_weights.py").write_text(textwrap.dedent('''
         from cdc_bench.weights import WeightFile

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from cdc_bench.cdc.bitstream import MAGIC, Header, pack, unpack
-from cdc_bench.codec import BitstreamError
+from cdc_bench.codecs.base import BitstreamError
 
 HEADER = Header("x", "released:x:0.0032", 512, 767, 512, 768, 8193, scale_crc=0xDEADBEEF)
 

@@ -7,7 +7,7 @@ import torch
 
 from cdc_bench.cdc.bitstream import unpack
 from cdc_bench.cdc.codec import CDCEpsParam, CDCXParam
-from cdc_bench.codec import BitstreamError, CodecError
+from cdc_bench.codecs.base import BitstreamError, CodecError
 
 FAST = {"steps": 3}
 
@@ -20,13 +20,13 @@ def fixtures(shared_dir):
 @pytest.fixture(scope="module")
 def crop(shared_dir):
     """The fixtures' input: kodim01 rows 192:256, cols 320:384."""
-    from cdc_bench.images import read_image
+    from cdc_bench.datasets.images import read_image
 
     return np.ascontiguousarray(read_image(shared_dir / "datasets" / "kodak" / "kodim01.png")[0][192:256, 320:384])
 
 
 def _loaded(codec, model_id):
-    from cdc_bench.cdc import models
+    from cdc_bench.cdc import loading as models
 
     return models.for_stream(codec.name, codec.variant, model_id, codec.options, codec.device, codec.numerics)
 
@@ -221,7 +221,7 @@ def test_rate_points_and_required_weights(fixtures):
 
 
 def test_registered_through_entry_points():
-    from cdc_bench.codecs import get_codec_class
+    from cdc_bench.codecs.registry import get_codec_class
 
     assert get_codec_class("cdc") is CDCXParam
     assert get_codec_class("cdc-eps") is CDCEpsParam

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cdc_bench.cdc import codec as cdc_codec
-from cdc_bench.cdc import models
+from cdc_bench.cdc import loading as models
 from cdc_bench.cdc.codec import CDCXParam
 from cdc_bench.errors import CodecConfigError
 

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cdc_bench.cdc import releases
-from cdc_bench.codec import CodecError
-from cdc_bench.catalog import all_weights
+from cdc_bench.codecs.base import CodecError
+from cdc_bench.sweep.catalog import all_weights
 from cdc_bench.weights import WeightsMissing
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

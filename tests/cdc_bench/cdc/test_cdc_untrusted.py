@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from cdc_bench.cdc import models
+from cdc_bench.cdc import loading as models
 from cdc_bench.cdc.bitstream import Header, pack, unpack
 from cdc_bench.cdc.codec import CDCXParam
 from cdc_bench.errors import BitstreamError, CodecConfigError, CodecError, CodecUnavailable

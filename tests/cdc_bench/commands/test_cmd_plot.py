@@ -129,8 +129,8 @@ def test_several_results_folders_in_one_plot(results, tmp_path):
 
 
 def test_intervals_are_bands_unless_no_ci(td, results):
-    from cdc_bench.plots.frames import metric_spec, ok_rows, rd_points
-    from cdc_bench.stats import Bootstrap
+    from cdc_bench.analysis.curves import metric_spec, ok_rows, rd_points
+    from cdc_bench.analysis.stats import Bootstrap
 
     frame, _ = ok_rows(td.load_frame(results))
     points = rd_points(frame, [metric_spec("psnr")], boot=Bootstrap(n_resamples=200))

@@ -87,8 +87,8 @@ def test_report_lossless_is_larger_and_several_folders(results, tmp_path):
 
 def test_random_weights_runs_are_marked_in_report_and_table(tmp_path):
     from cdc_bench.plots.report import build_report
-    from cdc_bench.plots.bdrate import bd_table, to_markdown
-    from cdc_bench.plots.frames import metric_spec, rd_points
+    from cdc_bench.analysis.bdrate import bd_table, to_markdown
+    from cdc_bench.analysis.curves import metric_spec, rd_points
 
     rows = []
     for codec, options, scale in (("jpeg", "{}", 1.0), ("cdc", '{"steps": 2, "weights": "random"}', 0.7)):

@@ -19,8 +19,8 @@ import torch
 from click.testing import CliRunner
 
 from cdc_bench.cli import main
-from cdc_bench.codec import BitstreamError, Codec, Option
-from cdc_bench.codecs import register
+from cdc_bench.codecs.base import BitstreamError, Codec, Option
+from cdc_bench.codecs.registry import register
 
 HEADER = struct.Struct(">HH")
 

@@ -161,7 +161,7 @@ def test_weight_files_are_found_through_codec_and_metric_declarations():
     import subprocess
     import sys
 
-    code = ("from cdc_bench.catalog import all_weights; import cdc_bench.weights as w; "
+    code = ("from cdc_bench.sweep.catalog import all_weights; import cdc_bench.weights as w; "
             "assert not hasattr(w, '_providers'); found = {f.name: f for f in all_weights()}; "
             "print(found['hific/hific-mi.metagraph'].used_by, found['lpips-vgg-v0.1'].used_by)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -16,7 +16,7 @@ from cdc_bench.cli import main
 from cdc_bench.datasets import (DatasetError, ManifestError, UnknownNameError, dataset_from_manifest,
                                 dataset_names, default_data_root, get_dataset, load_manifest)
 from cdc_bench.datasets.manifest import MANIFEST_DIR, builtin_manifests
-from cdc_bench.images import read_image
+from cdc_bench.datasets.images import read_image
 
 KODAK_NAMES = [f"kodim{i:02d}" for i in range(1, 25)]
 

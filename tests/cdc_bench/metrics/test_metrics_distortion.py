@@ -35,7 +35,7 @@ def _compressai(original: np.ndarray, recon: np.ndarray) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def crops(kodak_dir):
-    from cdc_bench.images import read_image
+    from cdc_bench.datasets.images import read_image
 
     # One even-sized crop and one odd-sized one (odd sides take pytorch_msssim's padded 2x2 pooling).
     a = read_image(kodak_dir / "kodim01.png")[0][100:356, 200:584]

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from cdc_bench.dataset_metrics import compute_dataset_metrics
+from cdc_bench.sweep.dataset_metrics import compute_dataset_metrics
 from cdc_bench.download import sha256_of
 from cdc_bench.metrics import fid, get_metric, inception
-from cdc_bench.store import ResultsStore
+from cdc_bench.store.results import ResultsStore
 from cdc_bench.weights import WeightsMissing
 
 

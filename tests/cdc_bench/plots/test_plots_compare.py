@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 
-from cdc_bench.images import load_image  # noqa: E402
+from cdc_bench.datasets.images import load_image  # noqa: E402
 from cdc_bench.commands._originals import find_original  # noqa: E402
 from cdc_bench.plots.compare import (CompareError, comparison_tiles, crop_box,  # noqa: E402
                                      load_recon, matched_rows, plot_tiles)
-from cdc_bench.plots.frames import metric_spec, ok_rows  # noqa: E402
+from cdc_bench.analysis.curves import metric_spec, ok_rows  # noqa: E402
 from cdc_bench.plots.style import DPI  # noqa: E402
 
 

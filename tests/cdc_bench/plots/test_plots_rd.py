@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 
-from cdc_bench.plots.frames import curve_label, metric_spec, ok_rows, rd_points  # noqa: E402
-from cdc_bench.plots.published import resolve_reference  # noqa: E402
+from cdc_bench.analysis.curves import curve_label, metric_spec, ok_rows, rd_points  # noqa: E402
+from cdc_bench.analysis.published import resolve_reference  # noqa: E402
 from cdc_bench.plots.rd import plot_rd, rd_axes  # noqa: E402
 from cdc_bench.plots.style import DPI, codec_style, paper_style  # noqa: E402
 
@@ -101,7 +101,7 @@ def test_plot_rd_files_at_paper_size(frame, tmp_path, width):
 
 
 def test_short_labels_show_only_options_that_differ():
-    from cdc_bench.plots.frames import short_labels
+    from cdc_bench.analysis.curves import short_labels
 
     pairs = [("hevc", '{"preset": "veryslow", "chroma": "444"}'),
              ("cdc", '{"steps": 65, "gamma": 0.8, "rho": 0.9}'), ("cdc", '{"steps": 17, "gamma": 0.8, "rho": 0.9}'),
@@ -123,9 +123,9 @@ def test_dataset_level_metric_joins_its_rate_points(td, frame, tmp_path_factory,
 
     from PIL import Image
 
-    from cdc_bench.images import load_image
+    from cdc_bench.datasets.images import load_image
     from cdc_bench.metrics.frechet import fid_from_features
-    from cdc_bench.store import ResultsStore, quality_text, recon_path
+    from cdc_bench.store.results import ResultsStore, quality_text, recon_path
 
     results = tmp_path / "res"
     shutil.copytree(td.shared_results(tmp_path_factory, kodak_dir), results)
@@ -165,7 +165,7 @@ def test_runs_under_two_preprocessings_are_two_curves_not_one():
     import pandas as pd
 
     from cdc_bench.metrics import get_metric
-    from cdc_bench.plots.frames import rd_points
+    from cdc_bench.analysis.curves import rd_points
 
     rows = [dict(dataset="kodak", image=img, codec="jpeg", options="{}", quality=q, preprocess=pre, device="cpu",
                  bpp=bpp, psnr=psnr, status="ok")

@@ -13,7 +13,7 @@ import pytest
 
 
 from cdc_bench.commands._originals import find_original  # noqa: E402
-from cdc_bench.plots.frames import metric_spec, ok_rows  # noqa: E402
+from cdc_bench.analysis.curves import metric_spec, ok_rows  # noqa: E402
 from cdc_bench.plots.report import build_report, viewer_data  # noqa: E402
 from cdc_bench.plots.style import codec_style  # noqa: E402
 
@@ -24,7 +24,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 def page(td, tmp_path_factory, kodak_dir) -> Path:
     results = td.shared_results(tmp_path_factory, kodak_dir)
     frame = td.load_frame(results)
-    from cdc_bench.store import ResultsStore
+    from cdc_bench.store.results import ResultsStore
 
     with ResultsStore(results, create=False) as store:
         runs = store.runs()
@@ -117,7 +117,7 @@ def test_viewer_images_are_close_and_small_by_default_exact_on_request(td, page,
 
     from PIL import Image
 
-    from cdc_bench.store import recon_path
+    from cdc_bench.store.results import recon_path
 
     html = page.read_text()
     data = json.loads(html.split('id="viewer-data">')[1].split("</script>")[0])

@@ -79,8 +79,8 @@ def test_plots_a_fresh_report_of_the_speed_harness(tmp_path):
     import numpy as np
     from pypdf import PdfReader
 
-    from cdc_bench.codec import Codec, Option
-    from cdc_bench.codecs import register
+    from cdc_bench.codecs.base import Codec, Option
+    from cdc_bench.codecs.registry import register
     from cdc_bench.speed import SpeedConfig, run_speed
 
     @register

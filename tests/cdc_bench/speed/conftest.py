@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from cdc_bench.codec import BitstreamError, Codec, CodecConfigError, CodecUnavailable, Option
-from cdc_bench.codecs import register
+from cdc_bench.codecs.base import BitstreamError, Codec, CodecConfigError, CodecUnavailable, Option
+from cdc_bench.codecs.registry import register
 from cdc_bench.weights import WeightsMissing, get_weight
 
 HEADER = struct.Struct(">HHB")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdc_bench import manifest
+from cdc_bench import provenance as manifest
 from cdc_bench.speed.environment import VERSIONED, environment
 
 

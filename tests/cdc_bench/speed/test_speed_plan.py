@@ -38,6 +38,6 @@ def test_image_at_covers_and_centre_crops(tmp_path):
 
 
 def test_option_defaults_read_the_declarations():
-    from cdc_bench.codecs import get_codec_class
+    from cdc_bench.codecs.registry import get_codec_class
 
     assert option_defaults(get_codec_class("speedtoy")) == {"steps": 4, "channels": 8}

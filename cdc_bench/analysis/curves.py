@@ -1,0 +1,274 @@
+"""From result rows to curves: keep the rows that succeeded, average per rate point, name each curve."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+
+import pandas as pd
+
+from ..metrics import MetricInfo
+from .summary import RANDOM_WEIGHTS, is_random_weights
+
+log = logging.getLogger(__name__)
+
+GROUP = ["dataset", "codec", "options", "quality"]
+PROTOCOL = ["preprocess", "device"]  # also part of a result's identity (cdc_bench.analysis.summary.GROUP)
+
+
+# Figures and tables read the metric registry's own metadata (label, unit, precision, direction, dataset-level);
+# the alias keeps the name the plotting code has always used.
+
+# Display columns computed from a stored one: MS-SSIM in dB, as CompressAI plots it.
+DERIVED = {"ms_ssim_db": "ms_ssim"}
+
+
+def source_column(spec: MetricInfo) -> str:
+    """The results column a metric's values come from (``ms_ssim`` for the dB display of MS-SSIM)."""
+    return DERIVED.get(spec.column, spec.column)
+
+
+def metric_spec(name: str, ms_ssim_db: bool = False) -> MetricInfo:
+    """Resolve a metric by CLI name (``ms-ssim``) or column (``ms_ssim``) through the metric registry.
+
+    Direction, unit, precision and label come from :mod:`cdc_bench.metrics`, never from this module. With
+    ``ms_ssim_db``, MS-SSIM is shown as CompressAI plots it: -10 log10(1 - MS-SSIM) in dB (column
+    ``ms_ssim_db``, derived from dataset means by :func:`add_derived`).
+    """
+    from ..metrics import lookup_metric
+
+    info = lookup_metric(name)
+    if ms_ssim_db and info.column == "ms_ssim":
+        return replace(info, column="ms_ssim_db", unit="dB", precision=2, range=(0.0, None))
+    return info
+
+
+def to_db(values):
+    """MS-SSIM -> dB as CompressAI's plot does: -10 log10(1 - x) (inf at x = 1)."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -10.0 * np.log10(1.0 - np.asarray(values, dtype=float))
+
+
+def add_derived(points: pd.DataFrame, metrics) -> pd.DataFrame:
+    """Add the display columns of derived metrics (MS-SSIM in dB) from the dataset means and their bounds."""
+    points = points.copy()
+    for spec in metrics:
+        source = DERIVED.get(spec.column)
+        if source is None:
+            continue
+        for suffix in ("", "_lo", "_hi"):
+            if f"{source}{suffix}" in points:
+                points[f"{spec.column}{suffix}"] = to_db(points[f"{source}{suffix}"])
+    return points
+
+
+def ok_rows(frame: pd.DataFrame, what: str = "results") -> tuple[pd.DataFrame, int]:
+    """Rows with status ``ok`` (and a bpp); also returns how many were dropped, which is logged."""
+    if frame.empty:
+        return frame, 0
+    keep = frame["status"].eq("ok") if "status" in frame else pd.Series(True, index=frame.index)
+    if "bpp" in frame:
+        keep &= frame["bpp"].notna()
+    dropped = int((~keep).sum())
+    if dropped:
+        log.info("%s: dropped %d of %d rows whose status is not 'ok'", what, dropped, len(frame))
+    return frame[keep].copy(), dropped
+
+
+def options_text(options: str | dict | None) -> str:
+    """``{"steps": 65}`` -> ``steps=65``; empty options -> ``""``."""
+    if options is None or (isinstance(options, float) and pd.isna(options)):
+        return ""
+    if isinstance(options, str):
+        try:
+            options = json.loads(options) if options.strip() else {}
+        except json.JSONDecodeError:
+            return options
+    if not isinstance(options, dict):
+        return str(options)
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
+def curve_label(codec: str, options: str | dict | None) -> str:
+    """How a (codec, options) pair is named in legends and tables: ``cdc (steps=65)``."""
+    opts = options_text(options)
+    return f"{codec} ({opts})" if opts else codec
+
+
+def _options_dict(options: str | dict | None) -> dict:
+    if isinstance(options, dict):
+        return options
+    try:
+        value = json.loads(options) if isinstance(options, str) and options.strip() else {}
+    except json.JSONDecodeError:
+        return {"options": options}
+    return value if isinstance(value, dict) else {"options": value}
+
+
+
+
+def short_labels(pairs) -> dict[tuple[str, str], str]:
+    """Legend names for (codec, options) pairs that say no more than needed, and never hide random weights.
+
+    The runner stores every option with its default (``hevc`` becomes ``preset=veryslow, chroma=444, ...``);
+    a legend only needs the options that differ between the option sets of one codec, and none when the codec
+    has a single option set. A random-weights run always ends in ``[random weights]``, so no legend, table
+    row or report section can pass it off as a real curve.
+    """
+    by_codec: dict[str, list[str]] = {}
+    for codec, options in dict.fromkeys((str(c), str(o)) for c, o in pairs):
+        by_codec.setdefault(codec, []).append(options)
+    labels = {}
+    for codec, variants in by_codec.items():
+        dicts = [_options_dict(v) for v in variants]
+        keys = sorted({k for d in dicts for k in d})
+        differ = [k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in dicts}) > 1]
+        for options, d in zip(variants, dicts):
+            label = curve_label(codec, {k: d.get(k) for k in differ if k != "weights"}) if len(variants) > 1 \
+                else codec
+            labels[(codec, options)] = f"{label} [{RANDOM_WEIGHTS}]" if is_random_weights(d) else label
+    return labels
+
+
+def dataset_size(name: str) -> int | None:
+    """How many images the named dataset has (Kodak: 24), from the dataset registry; None if unknown."""
+    try:
+        from ..datasets.manifest import builtin_manifests
+
+        manifests = builtin_manifests()
+        if name in manifests:
+            return int(manifests[name].count)
+        if name == "default":
+            from ..datasets import EmbeddedDataset
+
+            return len(EmbeddedDataset().images())
+    except Exception:  # a title must never fail a figure
+        return None
+    return None
+
+
+def dataset_title(name: str, n_images: int, runs=(), preprocess=()) -> tuple[str, bool]:
+    """``("kodak (4 of 24 images)", True)`` for a subset run, ``("kodak", False)`` for the whole dataset.
+
+    The full size comes from the dataset registry, else from a run manifest that recorded it. One preprocessing
+    other than ``none`` shared by all curves is named too (``default, center-crop:256``); several are in the labels.
+    """
+    kinds = {str(p) for p in preprocess if isinstance(p, str)}
+    if len(kinds) == 1 and kinds != {"none"}:
+        title, subset = dataset_title(name, n_images, runs)
+        return f"{title}, {kinds.pop()}", subset
+    total = dataset_size(str(name))
+    if total is None:
+        for manifest in runs:
+            sizes = (manifest.get("settings") or {}).get("dataset_sizes") or {}
+            total = sizes.get(str(name), total)
+    if total is not None and 0 < n_images < total:
+        return f"{name} ({n_images} of {total} images)", True
+    return str(name), False
+
+
+def rd_points(frame: pd.DataFrame, metrics: list[MetricInfo], dataset_metrics: pd.DataFrame | None = None,
+              boot=None) -> pd.DataFrame:
+    """Dataset mean of bpp and each metric per rate point of each (dataset, codec, options).
+
+    Columns: dataset, codec, options, label, quality, bpp, <metric columns>, n_images; with ``boot`` (a
+    :class:`cdc_bench.analysis.stats.Bootstrap`) also ``<column>_lo``/``_hi``. Per-image metrics are averaged by
+    :func:`cdc_bench.analysis.summary.dataset_means`; dataset-level ones (FID, KID) are taken from ``dataset_metrics``
+    with their protocol, patch count and KID's subset std (``fid_protocol``, ``fid_n_patches``, ``kid_std``).
+    Rows must already be filtered by :func:`ok_rows`.
+    """
+    from .summary import dataset_means
+
+    sources = [source_column(m) for m in metrics if not m.dataset_level]
+    per_image = list(dict.fromkeys(c for c in sources if c in frame))
+    missing = [m.name for m in metrics if not m.dataset_level and source_column(m) not in frame]
+    if missing:
+        log.warning("no %s column in the results; those metrics are skipped", ", ".join(missing))
+    if frame.empty:
+        return pd.DataFrame(columns=GROUP + ["label", "bpp", "n_images"] + per_image)
+    points = dataset_means(frame, ["bpp"] + per_image, boot).drop(columns="n_failed")
+    for spec in metrics:
+        if not spec.dataset_level:
+            continue
+        if dataset_metrics is None or dataset_metrics.empty:
+            log.warning("no dataset-level %s values in the results", spec.name)
+            continue
+        values = dataset_metrics[dataset_metrics["metric"].str.lower() == spec.name.lower()]
+        if values.empty:
+            continue
+        # One protocol per figure: the first one stored (FID/256 when the runner used its default).
+        protocol = values["protocol"].iloc[0]
+        keep = {"value": spec.column, "std": f"{spec.column}_std", "n_patches": f"{spec.column}_n_patches",
+                "protocol": f"{spec.column}_protocol", "value_lo": f"{spec.column}_lo",
+                "value_hi": f"{spec.column}_hi"}
+        values = values[values["protocol"] == protocol]
+        keys = GROUP + [c for c in PROTOCOL if c in values and c in points]
+        values = values[keys + [c for c in keep if c in values]].rename(columns=keep)
+        points = points.merge(values, on=keys, how="left")
+    points = fold_protocol(add_derived(points, metrics))
+    counts = points.groupby(["dataset", "codec", "options"])["n_images"].transform("nunique")
+    if (counts > 1).any():
+        log.warning("some rate points average over fewer images than others (failed items); see n_images")
+    labels = short_labels(zip(points["codec"], points["options"]))
+    points.insert(3, "label", [labels[(str(c), str(o))] for c, o in zip(points["codec"], points["options"])])
+    return points.sort_values(["dataset", "label", "bpp"]).reset_index(drop=True)
+
+
+def fold_protocol(points: pd.DataFrame) -> pd.DataFrame:
+    """Make runs of one codec under different preprocessing or devices separate curves with their own labels.
+
+    Curves are identified by (codec, options); where a codec was run under several preprocess or device
+    values, those values join its options (so the legend names them) instead of being drawn as one line.
+    """
+    for column in PROTOCOL:
+        if column not in points or points.empty:
+            continue
+        varies = points.groupby(["dataset", "codec"])[column].transform("nunique") > 1
+        if varies.any():
+            points = points.copy()
+            points.loc[varies, "options"] = [
+                json.dumps({**_options_dict(o), column: v}, sort_keys=True, separators=(",", ":"))
+                for o, v in zip(points.loc[varies, "options"], points.loc[varies, column])]
+    return points
+
+
+MIN_FID_PATCHES = 2048   # Inception's feature dimension: fewer samples give a singular covariance
+
+
+def dataset_level_notes(points: pd.DataFrame, metrics) -> list[str]:
+    """What a reader must know about FID/KID values: protocol, patch count, and when they are unreliable."""
+    notes = []
+    for spec in metrics:
+        if not spec.dataset_level or spec.column not in points or points[spec.column].notna().sum() == 0:
+            continue
+        have = points.dropna(subset=[spec.column])
+        protocol = have.get(f"{spec.column}_protocol", pd.Series(dtype=object)).dropna()
+        patches = have.get(f"{spec.column}_n_patches", pd.Series(dtype=float)).dropna()
+        text = f"{spec.label}: protocol {protocol.iloc[0] if len(protocol) else '?'}"
+        if len(patches):
+            lo, hi = int(patches.min()), int(patches.max())
+            text += f", {lo} patches" if lo == hi else f", {lo}-{hi} patches"
+            if lo < MIN_FID_PATCHES and spec.column == "fid":
+                text += (f"; UNRELIABLE: fewer than {MIN_FID_PATCHES} patches (Inception's feature dimension), "
+                         "so the covariance is singular and the value is biased upward")
+            elif lo < MIN_FID_PATCHES:
+                text += (f"; UNRELIABLE: fewer than {MIN_FID_PATCHES} patches; compare only with the same patch "
+                         "count, and read the subset std")
+        if spec.column == "kid" and f"{spec.column}_std" in have:
+            text += "; ± is the std over KID subsets"
+        if spec.column == "fid":
+            text += ("; interval: bootstrap over patches" if "fid_lo" in have and have["fid_lo"].notna().any()
+                     else "; no interval (FID has no per-image values)")
+        notes.append(text)
+    return notes
+
+
+def subset_warning(title_is_subset: bool, published: list) -> str | None:
+    """The warning shown when full-dataset published curves are drawn over a subset run."""
+    if title_is_subset and any(getattr(ref, "published", True) for ref in published):
+        return ("published curves are full-dataset means; this run covers a subset of the images, "
+                "so the comparison is not like for like")
+    return None

@@ -1,0 +1,144 @@
+"""What the plot/table/compare/report commands share: opening results, choosing metrics and references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..metrics import MetricInfo
+from ..errors import ConfigError
+from .curves import metric_spec, source_column
+from .published import PublishedCurve, resolve_reference
+
+
+class InputError(ConfigError, ValueError):
+    """Results or arguments that cannot be used; the message says what to do."""
+
+
+@dataclass
+class Results:
+    out_dir: Path
+    frame: pd.DataFrame
+    dataset_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runs: list[dict] = field(default_factory=list)
+
+
+def load_results(path: str | Path) -> Results:
+    """A results folder (or its ``results.sqlite``), or a bare ``results.csv``."""
+    from ..store.results import DB_NAME, ResultsStore
+
+    path = Path(path)
+    if path.is_file() and path.suffix == ".csv":
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+            raise InputError(f"{path}: cannot read results CSV ({err})") from None
+        return Results(path.parent, frame)
+    if path.is_file() and path.name == DB_NAME:
+        path = path.parent
+    if not (path / DB_NAME).is_file():
+        raise InputError(f"no results in {path} (expected {path / DB_NAME}); run `cdc-bench run --out {path}` first, "
+                         "or pass a results.csv")
+    with ResultsStore(path, create=False) as store:
+        return Results(path, store.frame(), store.dataset_metrics_frame(), store.runs())
+
+
+def load_many(paths: Sequence[str | Path]) -> Results:
+    """Several results folders as one: rows, FID/KID and manifests concatenated.
+
+    A (codec, options) pair found in more than one folder is told apart by an extra option ``results=<folder>``
+    (so legends read ``jpeg (results=run-a)``); every row keeps its folder in ``_out_dir`` for reconstructions.
+    """
+    loaded = [load_results(p) for p in paths]
+    if not loaded:
+        raise InputError("give at least one results folder")
+    names = [r.out_dir.name or str(r.out_dir) for r in loaded]
+    if len(set(names)) < len(names):
+        names = [str(r.out_dir) for r in loaded]
+    seen: dict[tuple[str, str], int] = {}
+    for r in loaded:
+        for pair in set(zip(r.frame.get("codec", []), r.frame.get("options", []))):
+            seen[pair] = seen.get(pair, 0) + 1
+    frames, dms, runs = [], [], []
+    for r, name in zip(loaded, names):
+        # _out_dir and _options: where this row's files are (reconstructions are named by the stored options).
+        frame = r.frame.assign(_out_dir=str(r.out_dir), _options=r.frame.get("options"))
+        dm = r.dataset_metrics.copy()
+        if len(loaded) > 1:
+            frame["options"] = [_tag(o, name) if seen.get((c, o), 0) > 1 else o
+                                for c, o in zip(frame["codec"], frame["options"])]
+            if len(dm):
+                dm["options"] = [_tag(o, name) if seen.get((c, o), 0) > 1 else o
+                                 for c, o in zip(dm["codec"], dm["options"])]
+        frames.append(frame)
+        dms.append(dm)
+        runs += r.runs
+    dms = [d for d in dms if len(d)]
+    return Results(loaded[0].out_dir, pd.concat(frames, ignore_index=True),
+                   pd.concat(dms, ignore_index=True) if dms else pd.DataFrame(), runs)
+
+
+def _tag(options: str, name: str) -> str:
+    import json
+
+    try:
+        value = json.loads(options) if options else {}
+    except json.JSONDecodeError:
+        value = {"options": options}
+    return json.dumps({**value, "results": name}, sort_keys=True)
+
+
+def parse_range(text: str | None, what: str) -> tuple[float, float] | None:
+    """``0.1,1.5`` -> (0.1, 1.5); None for no text. Raises InputError naming the option."""
+    if not text:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{what} {text!r}: give two numbers LO,HI, e.g. 0.1,1.5") from None
+    if not lo < hi:
+        raise InputError(f"{what} {text!r}: LO must be less than HI")
+    return lo, hi
+
+
+def parse_metrics(text: str | None, results: Results, ms_ssim_db: bool = False) -> list[MetricInfo]:
+    """``psnr,ms-ssim,lpips`` -> specs; by default every registered metric that has values in the results."""
+    from ..metrics import metric_names
+
+    if text:
+        return [metric_spec(name.strip(), ms_ssim_db) for name in text.split(",") if name.strip()]
+    specs = []
+    stored = set(results.dataset_metrics["metric"].str.lower()) if "metric" in results.dataset_metrics else set()
+    for name in metric_names():
+        spec = metric_spec(name, ms_ssim_db)
+        column = source_column(spec)
+        has_values = column in results.frame and results.frame[column].notna().any()
+        if has_values or (spec.dataset_level and spec.name.lower() in stored):
+            specs.append(spec)
+    if not specs:
+        raise InputError("no metric values in the results; pass --metrics")
+    return specs
+
+
+def published_for(specs: Sequence[str], datasets: Sequence[str],
+                  references_dir: str | Path | None) -> dict[str, list[PublishedCurve]]:
+    """Resolve each ``--reference`` for each dataset in the results."""
+    out: dict[str, list[PublishedCurve]] = {}
+    for dataset in datasets:
+        curves: list[PublishedCurve] = []
+        for spec in specs:
+            curves += resolve_reference(spec, str(dataset), references_dir)
+        out[str(dataset)] = curves
+    return out
+
+
+def run_data_root(runs: list[dict]) -> str | None:
+    """The data root the last run used, if it recorded one (where compare and report find the originals)."""
+    for manifest in reversed(runs):
+        root = (manifest.get("settings") or {}).get("data_root")
+        if root:
+            return root
+    return None

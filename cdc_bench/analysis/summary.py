@@ -1,0 +1,106 @@
+"""Dataset means per rate point, as CompressAI reports them: the arithmetic mean over images of each number."""
+
+from __future__ import annotations
+
+import json
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from .stats import Bootstrap
+
+GROUP = ["dataset", "codec", "options", "quality", "preprocess", "device"]  # the store key without the image
+NOT_AVERAGED = {"height", "width", "fid_patches", "rate"}
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """Numeric per-image columns to average (bpp, metrics, times), in a stable order."""
+    first = ["bpp", "bpp_estimated", "psnr", "ms_ssim"]
+    numeric = [c for c in frame.columns if c not in GROUP and c not in NOT_AVERAGED
+               and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any()]
+    return [c for c in first if c in numeric] + sorted(c for c in numeric if c not in first)
+
+
+def dataset_means(frame: pd.DataFrame, columns: list[str] | None = None, boot: "Bootstrap | None" = None,
+                  ) -> pd.DataFrame:
+    """One row per (dataset, codec, options, quality) over the rows with status ok, with ``n_images``.
+
+    The one dataset-mean function of cdc-bench (tables, figures, exports and the terminal summary all call it):
+    the arithmetic mean over images, as CompressAI reports it. ``columns`` limits the averaged columns (default:
+    every numeric per-image column). With ``boot``, each column also gets ``<column>_lo``/``<column>_hi``: a
+    bootstrap interval of the mean over images (:mod:`cdc_bench.analysis.stats`). A group that lost images to errors is
+    still averaged over the images it has; ``n_failed`` says so.
+    """
+    frame = frame.assign(**{c: frame[c] if c in frame else d for c, d in (("preprocess", "none"), ("device", "cpu"))})
+    if frame.empty:
+        return pd.DataFrame(columns=GROUP + ["n_images", "n_failed"])
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    cols = metric_columns(ok) if columns is None else [c for c in columns if c in ok]
+    means = ok.groupby(GROUP, sort=False)[cols].mean().reset_index() if len(ok) else pd.DataFrame(columns=GROUP + cols)
+    if boot is not None and len(ok):
+        from .stats import mean_ci
+
+        bounds = []
+        for key, group in ok.groupby(GROUP, sort=False):
+            row = dict(zip(GROUP, key))
+            for col in cols:
+                row[f"{col}_lo"], row[f"{col}_hi"] = mean_ci(group[col].to_numpy(dtype=float), boot)
+            bounds.append(row)
+        means = means.merge(pd.DataFrame(bounds), on=GROUP, how="left")
+    status = frame["status"] if "status" in frame else pd.Series("ok", index=frame.index)
+    counts = frame.assign(_ok=status.eq("ok")).groupby(GROUP, sort=False)["_ok"].agg(
+        n_images=lambda s: int(s.sum()), n_failed=lambda s: int((~s).sum())).reset_index()
+    out = counts.merge(means, on=GROUP, how="left")
+    sort = ["dataset", "codec", "options"] + (["bpp"] if "bpp" in out else [])
+    return out.sort_values(sort, na_position="last").reset_index(drop=True)
+
+
+def short_options(options: str, defaults: dict | None = None) -> str:
+    """A compact label of an options JSON string: ``subsampling=444``."""
+    try:
+        opts = json.loads(options)
+    except (TypeError, ValueError):
+        return str(options)
+    if defaults:
+        opts = {k: v for k, v in opts.items() if defaults.get(k) != v}
+    return ",".join(f"{k}={v}" for k, v in opts.items())
+
+
+RANDOM_WEIGHTS = "random weights"
+
+
+def is_random_weights(options: str | dict | None) -> bool:
+    """A run whose model had random weights (``-o cdc.weights=random``): its numbers say nothing of the codec."""
+    try:
+        opts = options if isinstance(options, dict) else json.loads(options or "{}")
+    except (TypeError, ValueError):
+        return False
+    return isinstance(opts, dict) and str(opts.get("weights", "")).lower() == "random"
+
+
+def mean_table(frame: pd.DataFrame):
+    """A rich table of the dataset means for the terminal."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    means = dataset_means(frame)
+    table = Table(title="dataset means (status ok)")
+    cols = [c for c in ("bpp", "bpp_estimated", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s") if c in means]
+    for col in ["dataset", "codec", "quality", "n"] + cols:
+        table.add_column(col, justify="right" if col not in ("dataset", "codec") else "left")
+    for _, row in means.iterrows():
+        n = f"{row['n_images']}" + (f" ({row['n_failed']} failed)" if row["n_failed"] else "")
+        codec = f"{row['codec']} [{RANDOM_WEIGHTS}]" if is_random_weights(row.get("options")) else str(row["codec"])
+        table.add_row(escape(str(row["dataset"])), escape(codec), escape(str(row["quality"])), n,
+                      *[_fmt(row.get(c)) for c in cols])
+    return table
+
+
+def _fmt(value) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.4f}" if abs(value) < 1 else f"{value:.3f}"

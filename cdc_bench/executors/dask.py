@@ -1,0 +1,228 @@
+"""The Dask executor: a sweep on a cluster (``--scheduler tcp://HOST:8786``) or a local one (``--workers N``).
+
+It implements :class:`cdc_bench.executors.local.Executor`, so the runner's sweep, store and progress bar are the same as
+with the local pool. How it keeps the promises of the local pool:
+
+* **The client is the only writer.** Workers get the task plus the image's bytes (no shared folder needed;
+  ``shared_fs=True`` sends paths instead) and return the row and its artefacts; the client stores them.
+* **Timeouts.** Dask cannot stop a running task, so each Dask worker runs its tasks in a child process of its own
+  (:mod:`cdc_bench.executors.isolated`) and kills it past ``timeout``: the item is recorded as ``timeout``.
+* **Weights once per worker.** That child lives on between tasks, so the runner's per-process codec cache keeps
+  learned codecs' weights loaded; a worker reloads them only after a timeout or a crash.
+* **Lost workers.** A worker that dies mid-task has its task rerun on another worker by the scheduler (up to
+  Dask's ``allowed-failures``); past that the item is recorded as ``env-error`` and retried on the next run.
+  A killed client loses nothing that was stored: the same command resumes from the store.
+* **Memory.** At most 4 tasks per worker thread are in flight (the window widens as workers join), so the
+  image bytes of a large dataset are never all held at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from ..errors import ConfigError
+
+
+def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, threads: int | None) -> Any:
+    """Runs on a Dask worker: the task, with its image bytes, in this worker's killable child process.
+
+    ``threads=None`` (a remote cluster): the worker's own cores shared among its task slots.
+    """
+    from .local import TaskTimeout, WorkerDied
+    from .isolated import call_isolated
+
+    if threads is None:
+        threads = max(1, len(os.sched_getaffinity(0)) // _worker_slots())
+
+    task = _on_this_worker(task, data)
+    try:
+        return call_isolated(fn, task, timeout, threads)
+    except (TaskTimeout, WorkerDied) as err:
+        return err
+
+
+def _read_images(task: Any) -> Any:
+    """The image bytes a worker needs: the task's file, or a list in task order for a batch (``--batch``)."""
+    batch = getattr(task, "tasks", None)
+    return [Path(t.path).read_bytes() for t in batch] if batch is not None else Path(task.path).read_bytes()
+
+
+def _on_this_worker(task: Any, data: Any) -> Any:
+    """The task with its shipped image bytes, on this worker's GPU when the worker is pinned to one."""
+    batch = getattr(task, "tasks", None)
+    if batch is not None:
+        datas = data if data is not None else [None] * len(batch)
+        return replace(task, tasks=tuple(_on_this_worker(t, d) for t, d in zip(batch, datas)))
+    if data is not None:
+        task = replace(task, image_data=data)
+    if os.environ.get("CDC_BENCH_PINNED_GPU") and str(getattr(task, "device", "")).startswith("cuda"):
+        task = replace(task, device="cuda")  # this worker sees exactly one GPU, as cuda:0
+    return task
+
+
+def local_worker_specs(n_workers: int, gpus: int = 0, threads: int = 1) -> dict[str, dict]:
+    """SpecCluster worker specs: one process per worker; with ``gpus``, worker i sees only GPU i (mod gpus)."""
+    from distributed import Nanny
+
+    specs = {}
+    for i in range(n_workers):
+        env = {"OMP_NUM_THREADS": str(threads)}
+        if gpus:
+            env.update(CUDA_VISIBLE_DEVICES=str(i % gpus), CDC_BENCH_PINNED_GPU="1")
+        specs[f"cdc-bench-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "env": env, "memory_limit": 0,
+                                                             "silence_logs": logging.ERROR}}
+    return specs
+
+
+class DaskExecutor:
+    """Runs the runner's tasks on Dask; ``scheduler=None`` starts a local cluster of ``workers`` processes."""
+
+    def __init__(self, scheduler: str | None = None, workers: int = 1, device: str = "cpu", shared_fs: bool = False,
+                 threads_per_worker: int | None = None, dashboard: bool = True, connect_timeout: float = 30.0):
+        self.scheduler = scheduler
+        self.workers = max(1, workers)
+        self.device = device
+        self.shared_fs = shared_fs
+        cores = os.cpu_count() or 1
+        # a local cluster shares this machine's cores; a remote worker divides its own (decided there)
+        self.threads = threads_per_worker or (None if scheduler else max(1, cores // self.workers))
+        self.dashboard = dashboard
+        self.connect_timeout = connect_timeout
+        self.client = None
+        self.cluster = None
+        self._slots_at, self._slots_cached = -1e9, self.workers
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> "DaskExecutor":
+        import dask
+        from distributed import Client
+
+        dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"})
+        if logging.getLogger().level > logging.DEBUG:  # the local scheduler's chatter would bury the sweep's lines
+            for name in ("distributed", "bokeh", "tornado"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+        if self.scheduler:
+            try:
+                self.client = Client(self.scheduler, timeout=f"{self.connect_timeout}s")
+            except (OSError, TimeoutError) as err:
+                raise ConfigError(f"cannot reach the Dask scheduler at {self.scheduler} ({err}); start one with "
+                                  "`dask scheduler` and `dask worker ADDRESS`, or drop --scheduler") from None
+        else:
+            self.cluster = self._local_cluster()
+            self.client = Client(self.cluster)
+            self.client.wait_for_workers(self.workers, timeout=120)
+        return self
+
+    def _local_cluster(self):
+        from distributed import Scheduler, SpecCluster
+
+        gpus = _gpu_count() if self.device.startswith("cuda") else 0
+        if gpus > 1:
+            try:
+                from dask_cuda import LocalCUDACluster
+
+                self.workers = min(self.workers, gpus)
+                return LocalCUDACluster(n_workers=self.workers, threads_per_worker=1,
+                                        dashboard_address=":0" if self.dashboard else None)
+            except ImportError:
+                pass
+        scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0" if self.dashboard else None,
+                                                   "host": "127.0.0.1"}}
+        return SpecCluster(workers=local_worker_specs(self.workers, gpus if gpus > 1 else 0, self.threads),
+                           scheduler=scheduler, silence_logs=40)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.client = self.cluster = None
+
+    def __enter__(self) -> "DaskExecutor":
+        return self.start() if self.client is None else self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def info(self) -> dict[str, Any]:
+        """What the run manifest records."""
+        n = len(self.client.scheduler_info().get("workers", {})) if self.client is not None else self.workers
+        return {"executor": "dask", "scheduler": self.client.scheduler.address if self.client else self.scheduler,
+                "workers": n, "shared_fs": self.shared_fs}
+
+    def _slots(self) -> int:
+        """Task slots (worker threads) in the cluster, asked of the scheduler at most every 2 s."""
+        now = time.monotonic()
+        if now - self._slots_at > 2.0:
+            self._slots_cached = sum(self.client.nthreads().values()) or self.workers
+            self._slots_at = now
+        return self._slots_cached
+
+    def dashboard_link(self) -> str | None:
+        if self.client is None:
+            return None
+        services = self.client.scheduler_info().get("services", {})
+        return self.client.dashboard_link if "dashboard" in services else None
+
+    # -- the Executor protocol ------------------------------------------------------------------------------
+    def run(self, fn, tasks: Iterable, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(task, result)`` as tasks finish; ``result`` is the exception when a task produced no result."""
+        from distributed import as_completed
+
+        from .local import WorkerDied
+
+        if self.client is None:
+            self.start()
+        pending = list(tasks)
+        pending.reverse()  # pop() from the end keeps the planned order (an image's rate points together)
+        futures: dict[Any, Any] = {}
+        done = as_completed()
+
+        def submit_next() -> None:
+            task = pending.pop()
+            data = None if self.shared_fs else _read_images(task)
+            future = self.client.submit(_remote, fn, task, data, timeout, self.threads, pure=False,
+                                        key=f"cdc-bench-{os.urandom(8).hex()}")
+            futures[future] = task
+            done.add(future)
+
+        def top_up() -> None:  # workers that join later (queued SLURM jobs) widen the window
+            while pending and len(futures) < 4 * max(1, self._slots()):
+                submit_next()
+
+        try:
+            top_up()
+            for future in done:
+                task = futures.pop(future)
+                try:
+                    result = future.result()
+                except Exception as err:  # noqa: BLE001 - KilledWorker, lost data: the environment's fault
+                    result = WorkerDied(f"Dask could not run the item ({type(err).__name__}: {err})")
+                top_up()
+                yield task, result
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _worker_slots() -> int:
+    try:
+        from distributed import get_worker
+
+        return max(1, get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0

@@ -1,0 +1,396 @@
+"""The results store: one SQLite file per output folder, crash-safe, resumable, and the only writer of results.
+
+SQLite in WAL mode (standard library) gives atomic row writes, so a killed run never leaves a half-written row,
+and several runs can write into one store at once. Each result is one row keyed by everything that changes its
+numbers: ``(dataset, image, codec, options, quality, preprocess, device)`` (:data:`KEY`). The metric set is *not*
+in the key: metric columns are added on first use, and a rerun that asks for a new metric fills in that column
+(:mod:`cdc_bench.sweep.client` decides what is missing). FID features live in the store too (keyed like the rows, plus
+the FID protocol), and so do ``--save-recon`` reconstructions (PNG files under ``recon/`` with injective names).
+Workers never write here: they return rows and artefacts, and the parent process stores them.
+
+``quality`` is the rate point as text, everywhere (``"5"`` stays ``"5"``); ``rate`` is its numeric form for
+plotting (NaN for named rate points). Readers open the store read-only (``ResultsStore(out, create=False)``),
+which also works on a read-only folder. Every failure of the store is a :class:`StoreError` naming the path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, StoreError
+from .schema import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, SCHEMA_VERSION,  # noqa: F401
+                           array_bytes, array_from_bytes, connect_readonly, create_schema, hint, migrate, sql_value)
+
+DB_NAME = "results.sqlite"
+CSV_NAME = "results.csv"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: ``measured`` lists the metrics a row was measured with (a value may be NULL: undefined, e.g. MS-SSIM of a
+#: tiny image); a merge adds to the list instead of replacing it
+_MERGE = {"measured": "measured = CASE WHEN results.measured IS NULL OR results.status != 'ok' THEN excluded.measured "
+                      "ELSE results.measured || ',' || excluded.measured END"}
+
+
+def quality_text(rate: Any) -> str:
+    """The stored form of a rate point: ``5``, ``0.0032``, or a checkpoint name. Never NaN or infinite."""
+    if isinstance(rate, float) and not math.isfinite(rate):
+        raise ConfigError(f"rate point {rate!r} is not a finite number")
+    if isinstance(rate, float) and rate.is_integer() and not isinstance(rate, bool):
+        return repr(rate)
+    text = str(rate)
+    if text.strip().lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", ""):
+        raise ConfigError(f"rate point {rate!r} is not valid")
+    return text
+
+
+def device_kind(device: str) -> str:
+    """The part of a device name that can change a number: ``cuda:1`` and ``cuda`` compute alike."""
+    return (device or "cpu").split(":")[0]
+
+
+def item_key(*key: str) -> str:
+    """A short stable id of one result row (its :data:`KEY` values)."""
+    return hashlib.sha1("\x1f".join(key).encode()).hexdigest()[:16]
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", part)
+
+
+def file_name(part: str) -> str:
+    """An injective file-system name: the text itself when it is safe, else a sanitised form plus ``~`` and a hash
+    of the exact text (``~`` never occurs in a safe name, so ``x y``, ``x_y`` and ``x:y`` stay apart)."""
+    safe = _safe(part)
+    if safe == part and part not in (".", ".."):
+        return part
+    return f"{safe}~{hashlib.sha1(part.encode()).hexdigest()[:10]}"
+
+
+def recon_path(out_dir: str | Path, dataset: str, codec: str, options: str, quality: str, image: str, *,
+               preprocess: str = "none", device: str = "cpu") -> Path:
+    """Where ``--save-recon`` keeps the reconstruction of one item (one file per result key)."""
+    protocol = options if (preprocess, device_kind(device)) == ("none", "cpu") else \
+        "\x1f".join((options, preprocess, device_kind(device)))
+    opts = hashlib.sha1(protocol.encode()).hexdigest()[:8]
+    return (Path(out_dir) / "recon" / file_name(dataset) / file_name(codec) / opts / file_name(quality)
+            / f"{file_name(image)}.png")
+
+
+def recon_path_for(out_dir: str | Path, row: Mapping[str, Any]) -> Path:
+    """:func:`recon_path` of a result row (a dict or a DataFrame row)."""
+    pre, dev = row.get("preprocess"), row.get("device")
+    return recon_path(out_dir, row["dataset"], row["codec"], row["options"], quality_text(row["quality"]),
+                      row["image"], preprocess=pre if isinstance(pre, str) else "none",
+                      device=dev if isinstance(dev, str) else "cpu")
+
+
+def _retry_locked(operation, wait_s: float = 60.0):
+    """Retry an operation SQLite refuses with "database is locked" without calling its busy handler.
+
+    Switching a new database to WAL needs an exclusive lock, and SQLite answers a second process doing the same
+    at that moment with SQLITE_BUSY at once instead of waiting; two runs starting into one folder hit it.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return operation()
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class ResultsStore:
+    """Rows of results under ``out_dir``. Safe to open from several processes at once.
+
+    ``create=False`` opens an existing store read-only (readers: table, plot, export); nothing is written, not even
+    on a folder the user may not write to.
+    """
+
+    def __init__(self, out_dir: str | Path, create: bool = True):
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / DB_NAME
+        self.readonly = not create
+        if self.readonly and not self.path.is_file():
+            raise StoreError(f"no results in {self.out_dir} (expected {self.path}); "
+                             f"run `cdc-bench run --out {self.out_dir}` first")
+        try:
+            if self.readonly:
+                self._conn = connect_readonly(self.path)
+                self._check_version()
+            else:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+                _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._check_version()
+                with self._write():
+                    migrate(self._conn)
+                    create_schema(self._conn)
+        except (sqlite3.Error, OSError) as err:
+            raise StoreError(f"{self.path}: cannot open the results store ({err}); {hint(err)}") from None
+
+    def _check_version(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer cdc-bench (store version {version}, this one "
+                             f"reads up to {SCHEMA_VERSION}); upgrade cdc-bench")
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")]
+
+    def _ensure_columns(self, table: str, row: Mapping[str, Any]) -> None:
+        existing = set(self._columns(table))
+        for name, value in row.items():
+            if name in existing:
+                continue
+            if not _IDENT.match(name):
+                raise ValueError(f"invalid column name {name!r}")
+            kind = "REAL" if isinstance(value, (int, float)) and not isinstance(value, bool) else "TEXT"
+            try:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as err:  # another process added it first
+                if "duplicate column" not in str(err):
+                    raise
+
+    class _Tx:
+        def __init__(self, store: "ResultsStore"):
+            self.store = store
+
+        def __enter__(self):
+            if self.store.readonly:
+                raise StoreError(f"{self.store.path}: opened read-only")
+            self.store._conn.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type, exc, _tb):
+            conn = self.store._conn
+            try:
+                conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            except sqlite3.Error as err:
+                if exc_type is None:
+                    raise StoreError(f"{self.store.path}: cannot write ({err}); {hint(err)}") from None
+            if exc_type is not None and issubclass(exc_type, (sqlite3.Error, OSError)):
+                raise StoreError(f"{self.store.path}: cannot write ({exc}); {hint(exc)}") from None
+
+    def _write(self) -> "_Tx":
+        return self._Tx(self)
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
+
+    # -- rows -----------------------------------------------------------------------------------------------
+    def put_row(self, row: Mapping[str, Any]) -> None:
+        """Write one result row (atomic); see :meth:`put_rows`."""
+        self.put_rows([row])
+
+    def put_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Write result rows. A row with status ok is merged into an existing row of its key (columns it does not
+        carry, such as a metric measured by an earlier run, are kept); any other row replaces it whole."""
+        rows = [dict(r) for r in rows]
+        if not rows:
+            return
+        with self._write():
+            for row in rows:
+                row.setdefault("preprocess", "none")
+                row["device"] = device_kind(row.get("device") or "cpu")
+                if row.get("quality") is not None:
+                    row["quality"] = quality_text(row["quality"])
+                missing = [k for k in KEY + ("status",) if not isinstance(row.get(k), str) or not row.get(k)]
+                if missing:
+                    raise ValueError(f"result row lacks {missing}: {row}")
+                _check_options(row["options"])
+                row["rate"] = _numeric(row["quality"])
+                row = {k: sql_value(v) for k, v in row.items()}
+                self._ensure_columns("results", row)
+                names = list(row)
+                marks = ", ".join("?" * len(names))
+                if row["status"] == "ok":
+                    updates = ", ".join(_MERGE.get(n, f"{n} = excluded.{n}") for n in names if n not in KEY)
+                    sql = (f"INSERT INTO results ({', '.join(names)}) VALUES ({marks}) "
+                           f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET {updates}")
+                else:
+                    sql = f"INSERT OR REPLACE INTO results ({', '.join(names)}) VALUES ({marks})"
+                self._conn.execute(sql, [row[n] for n in names])
+
+    def rows_by_key(self, columns: Iterable[str] = ()) -> dict[tuple[str, ...], dict[str, Any]]:
+        """``{key: {"status": ..., column: value}}`` of every row; absent columns read as None."""
+        existing = set(self._columns("results"))
+        cols = [c for c in dict.fromkeys(columns) if c in existing]
+        select = ", ".join(KEY + ("status",) + tuple(cols))
+        out = {}
+        for values in self._read(f"SELECT {select} FROM results"):
+            key, rest = tuple(values[:len(KEY)]), values[len(KEY):]
+            out[key] = dict(zip(("status", *cols), rest))
+        return out
+
+    def finished_keys(self, statuses: tuple[str, ...] = ("ok", "error", "timeout")) -> set[tuple[str, ...]]:
+        """Keys of the rows with one of ``statuses``."""
+        return {k for k, v in self.rows_by_key().items() if v["status"] in statuses}
+
+    def frame(self) -> pd.DataFrame:
+        """All rows as a DataFrame: ``quality`` as text (the key), ``rate`` its numeric form."""
+        try:
+            df = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, codec, options, image", self._conn)
+        except (sqlite3.Error, pd.errors.DatabaseError) as err:
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
+        return _with_text_quality(df)
+
+    # -- artefacts: reconstructions and FID features --------------------------------------------------------
+    def recon_file(self, row: Mapping[str, Any]) -> Path:
+        return recon_path_for(self.out_dir, row)
+
+    def put_recon(self, row: Mapping[str, Any], png: bytes) -> Path:
+        """Keep one reconstruction (PNG bytes from a worker), written atomically."""
+        path = self.recon_file(row)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(png)
+            tmp.replace(path)
+        except OSError as err:
+            raise StoreError(f"{path}: cannot write the reconstruction ({err}); {hint(err)}") from None
+        return path
+
+    def get_recon(self, row: Mapping[str, Any]) -> bytes | None:
+        path = self.recon_file(row)
+        return path.read_bytes() if path.is_file() else None
+
+    def put_features(self, key: tuple[str, ...], protocol: str, features: np.ndarray, extractor: str,
+                     original_sha1: str, original: np.ndarray | None = None) -> None:
+        """The FID features of one reconstruction (and of its original, keyed without the codec)."""
+        dataset, image, _codec, _options, _quality, preprocess, device = key
+        with self._write():
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO features ({', '.join(FEATURE_KEY)}, extractor, n, original_sha1, data) "
+                f"VALUES ({', '.join('?' * (len(FEATURE_KEY) + 4))})",
+                (*key, protocol, extractor, len(features), original_sha1, array_bytes(features)))
+            if original is not None:
+                self._conn.execute(
+                    f"INSERT OR REPLACE INTO original_features ({', '.join(ORIGINAL_FEATURE_KEY)}, extractor, n, "
+                    f"image_sha1, data) VALUES ({', '.join('?' * (len(ORIGINAL_FEATURE_KEY) + 4))})",
+                    (dataset, image, preprocess, device, protocol, extractor, len(original), original_sha1,
+                     array_bytes(original)))
+
+    def feature_keys(self, protocol: str) -> set[tuple[str, ...]]:
+        """Result keys that have FID features for ``protocol``."""
+        rows = self._read(f"SELECT {', '.join(KEY)} FROM features WHERE protocol = ?", (protocol,))
+        return {tuple(r) for r in rows}
+
+    def load_features(self, key: tuple[str, ...], protocol: str) -> dict[str, Any] | None:
+        """``{"features", "original", "extractor", "original_sha1"}`` of one item, or None when incomplete."""
+        where = " AND ".join(f"{k} = ?" for k in FEATURE_KEY)
+        rec = self._read(f"SELECT extractor, original_sha1, data FROM features WHERE {where}", (*key, protocol))
+        if not rec:
+            return None
+        dataset, image, _c, _o, _q, preprocess, device = key
+        owhere = " AND ".join(f"{k} = ?" for k in ORIGINAL_FEATURE_KEY)
+        orig = self._read(f"SELECT extractor, image_sha1, data FROM original_features WHERE {owhere}",
+                          (dataset, image, preprocess, device, protocol))
+        if not orig:
+            return None
+        (extractor, sha1, data), = rec
+        (o_extractor, o_sha1, o_data), = orig
+        return {"features": array_from_bytes(data), "original": array_from_bytes(o_data), "extractor": extractor,
+                "original_extractor": o_extractor, "original_sha1": sha1, "stored_original_sha1": o_sha1,
+                "blob_sha1": hashlib.sha1(data + o_data).hexdigest()}
+
+    # -- dataset-level metrics ------------------------------------------------------------------------------
+    def put_dataset_metric(self, row: Mapping[str, Any]) -> None:
+        row = dict(row)
+        row.setdefault("preprocess", "none")
+        row["device"] = device_kind(row.get("device") or "cpu")
+        row["quality"] = quality_text(row["quality"])
+        row = {k: sql_value(v) for k, v in row.items()}
+        row.setdefault("computed_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        with self._write():
+            self._ensure_columns("dataset_metrics", row)
+            names = list(row)
+            self._conn.execute(
+                f"INSERT OR REPLACE INTO dataset_metrics ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [row[n] for n in names])
+
+    def dataset_metrics_frame(self) -> pd.DataFrame:
+        try:
+            df = pd.read_sql_query("SELECT * FROM dataset_metrics ORDER BY dataset, codec, options, metric",
+                                   self._conn)
+        except (sqlite3.Error, pd.errors.DatabaseError) as err:
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
+        return _with_text_quality(df)
+
+    # -- runs -----------------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, manifest: Mapping[str, Any]) -> None:
+        with self._write():
+            self._conn.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, NULL, ?)",
+                               (run_id, manifest.get("started_at"), json.dumps(manifest, default=str)))
+
+    def end_run(self, run_id: str, manifest: Mapping[str, Any]) -> None:
+        with self._write():
+            self._conn.execute("UPDATE runs SET ended_at = ?, manifest = ? WHERE run_id = ?",
+                               (manifest.get("ended_at"), json.dumps(manifest, default=str), run_id))
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self._read("SELECT manifest FROM runs ORDER BY started_at")]
+
+    # -- exports --------------------------------------------------------------------------------------------
+    def write_csv(self, path: str | Path | None = None) -> Path:
+        """Write all rows to ``results.csv`` (or ``path``) atomically."""
+        path = Path(path) if path else self.out_dir / CSV_NAME
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            self.frame().to_csv(tmp, index=False)
+            tmp.replace(path)
+        except OSError as err:
+            raise StoreError(f"{path}: cannot write the CSV ({err}); {hint(err)}") from None
+        return path
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+
+def _check_options(options: str) -> None:
+    """The options key must be strict JSON: no NaN or Infinity (they would make two runs' keys differ or match
+    by accident, and other JSON readers reject them)."""
+    def reject(token: str):
+        raise ConfigError(f"option value {token} is not a finite number (options {options})")
+
+    try:
+        json.loads(options, parse_constant=reject)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"the options key is not JSON ({err}): {options!r}") from None
+
+
+def _numeric(quality: str) -> float | None:
+    try:
+        value = float(quality)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _with_text_quality(df: pd.DataFrame) -> pd.DataFrame:
+    if "quality" in df:
+        df["quality"] = df["quality"].astype(str)
+        df["rate"] = pd.to_numeric(df["quality"], errors="coerce")
+    for column, default in (("preprocess", "none"), ("device", "cpu")):
+        if column not in df:
+            df[column] = default
+    return df

@@ -1,0 +1,179 @@
+"""The client side of a sweep: plan the tasks, leave out what the store holds, run the rest, store each result.
+
+:func:`sweep` hands the tasks the store does not hold yet to an executor (a local pool, this process, or Dask)
+and stores each result the moment it arrives, so a killed sweep resumes where it stopped. The worker side is
+:mod:`cdc_bench.sweep.worker`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..codecs.plans import CodecPlan
+from .worker import DEFAULT_METRICS, ITEM_FAILURES, Task, TaskResult, base_row, failure_status, run_task
+from ..store.results import KEY, ResultsStore, quality_text
+
+
+def target_label(target: float, mode: str = "below") -> str:
+    """The rate-point text of a matched row: ``bpp<=0.1`` (at most the target) or ``bpp~0.1`` (nearest)."""
+    return f"bpp{'<=' if mode == 'below' else '~'}{target:g}"
+
+
+
+def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: list[CodecPlan], *,
+               preprocess: str = "none", metrics: tuple[str, ...] = DEFAULT_METRICS, device: str = "cpu",
+               save_recon: bool = False, fid_protocol: str = "fid256", out_dir: Any = None,
+               target_bpp: Iterable[float] = (), match: str = "below") -> list[Task]:
+    """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...]).
+
+    With ``target_bpp``, each codec runs once per target instead of at its rate points: the worker searches the
+    rate point whose real bpp meets the target (:mod:`cdc_bench.codecs.matching`), and the row's rate point is the
+    target's label (``bpp<=0.2``). ``out_dir`` is accepted for older callers and unused: workers write nothing.
+    """
+    targets = list(target_bpp)
+    tasks = []
+    for dataset, images in datasets:
+        for plan in codecs:
+            options = tuple(sorted(plan.options.items()))
+            for image, path in images:  # an image's rate points together, so workers reuse the decoded image
+                common = (dataset, image, str(path), preprocess, plan.name, options)
+                for rate in ([] if targets else plan.rate_points):
+                    tasks.append(Task(*common, rate, tuple(metrics), device, save_recon, fid_protocol))
+                for target in targets:
+                    tasks.append(Task(*common, target_label(target, match), tuple(metrics), device, save_recon,
+                                      fid_protocol, target_bpp=float(target), match=match))
+    return tasks
+
+
+def pending_tasks(tasks: list[Task], store: ResultsStore, retry_errors: bool = False) -> list[Task]:
+    """The tasks whose results the store lacks, each reduced to what is missing.
+
+    A row is done when its status is ok and every requested metric has a value (dataset-level metrics: its
+    features under the FID protocol are stored). A row that lacks only metrics is measured again from its saved
+    reconstruction where there is one (no encode), else the item is run again. ``error`` and ``timeout`` rows are
+    left alone unless ``retry_errors``; ``env-error`` rows are always retried.
+    """
+    from ..metrics import get_metric
+
+    infos = {name: get_metric(name) for t in tasks for name in t.metrics}
+    columns = {info.column for info in infos.values() if not info.dataset_level}
+    rows = store.rows_by_key(columns | {"measured"})
+    features = {p: store.feature_keys(p) for p in {t.fid_protocol for t in tasks
+                                                   if any(infos[m].dataset_level for m in t.metrics)}}
+    todo = []
+    for task in tasks:
+        row = rows.get(task.key)
+        if row is None or row["status"] not in ("ok",) + ITEM_FAILURES:
+            todo.append(task)  # new, or env-error (or a status this version does not know)
+            continue
+        if row["status"] in ITEM_FAILURES:
+            if retry_errors:
+                todo.append(task)
+            continue
+        measured = set((row.get("measured") or "").split(","))
+        missing = tuple(m for m in task.metrics if (task.key not in features[task.fid_protocol]
+                                                    if infos[m].dataset_level else
+                                                    m not in measured and row.get(infos[m].column) is None))
+        recon = store.get_recon(base_row(task)) if missing or task.save_recon else None
+        if task.save_recon and recon is None:
+            todo.append(task)  # asked to keep reconstructions this sweep did not keep: run the item again
+        elif missing:
+            todo.append(replace(task, metrics=missing, recon_png=recon, save_recon=False) if recon else task)
+    return todo
+
+
+@dataclass
+class SweepSummary:
+    planned: int = 0
+    skipped: int = 0
+    ok: int = 0
+    failed: int = 0
+    wall_s: float = 0.0
+    work_s: float = 0.0  # sum of encode + decode + metric times of the items run
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, timeout: float | None = None,
+          retry_errors: bool = False, progress: bool = True,
+          on_row: Callable[[dict[str, Any]], None] | None = None, csv_every_s: float = 30.0,
+          batch: int = 1) -> SweepSummary:
+    """Run what the store lacks (:func:`pending_tasks`), storing each result as it completes.
+
+    ``batch`` > 1 decodes same-size images of one rate point together (:mod:`cdc_bench.sweep.batching`); ``timeout``
+    stays per item (a batch of n may take n times it).
+    """
+    todo = pending_tasks(tasks, store, retry_errors)
+    summary = SweepSummary(planned=len(tasks), skipped=len(tasks) - len(todo))
+    start = time.perf_counter()
+    last_csv = start
+    bar = _progress(len(todo), progress)
+    if batch > 1:
+        from .batching import batch_tasks, run_batch, unbatch
+
+        results = unbatch(executor.run(run_batch, batch_tasks(todo, batch), timeout and timeout * batch))
+    else:
+        results = executor.run(run_task, todo, timeout)
+    try:
+        for task, result in results:
+            if not isinstance(result, TaskResult):
+                result = TaskResult(failure_row(task, result))
+            row = result.row
+            row["run_id"] = run_id
+            store_result(store, result)
+            if row["status"] == "ok":
+                summary.ok += 1
+                summary.work_s += sum(row.get(k) or 0.0 for k in ("encode_s", "decode_s", "metrics_s"))
+            else:
+                summary.failed += 1
+            if on_row:
+                on_row(row)
+            bar.set_postfix_str(_describe(task), refresh=False)
+            bar.update(1)
+            if time.perf_counter() - last_csv > csv_every_s:
+                store.write_csv()
+                last_csv = time.perf_counter()
+    finally:
+        bar.close()
+        summary.wall_s = time.perf_counter() - start
+        store.write_csv()
+    return summary
+
+
+def store_result(store: ResultsStore, result: TaskResult) -> None:
+    """Artefacts first, then the row: a row with status ok always has its artefacts."""
+    row = result.row
+    if row["status"] == "ok":
+        if result.recon_png is not None:
+            store.put_recon(row, result.recon_png)
+        feats = result.features
+        if feats is not None:
+            store.put_features(tuple(row[k] for k in KEY), feats.protocol, feats.features, feats.extractor,
+                               feats.original_sha1, feats.original)
+    store.put_row(row)
+
+
+def failure_row(task: Task, err: BaseException) -> dict[str, Any]:
+    """The row of a task that produced no result (timeout, dead worker, an error outside the task)."""
+    from ..executors.local import TaskTimeout
+
+    row = base_row(task)
+    row["status"] = "timeout" if isinstance(err, TaskTimeout) else failure_status(err)
+    row["error"] = f"{type(err).__name__}: {err}"
+    row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return row
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="item", desc="cdc-bench", disable=not enabled, dynamic_ncols=True)
+
+
+def _describe(task: Task) -> str:
+    """What the progress bar shows while an item runs: its codec, image and rate point."""
+    return f"{task.codec} {task.image} {quality_text(task.quality)}"

@@ -1,0 +1,156 @@
+"""The Dask executor on loopback: a local cluster of 2 process workers, a killed worker, a separate scheduler and
+worker started as `dask scheduler` / `dask worker`; rows must equal the local executor's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cdc_bench.executors.dask import DaskExecutor, _remote, local_worker_specs
+from cdc_bench.executors.local import InlineExecutor, TaskTimeout
+from cdc_bench.codecs.plans import CodecPlan
+from cdc_bench.sweep.client import plan_tasks, sweep
+from cdc_bench.store.results import ResultsStore
+
+pytest.importorskip("distributed")
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(5)
+    items = []
+    for i in range(3):
+        yy, xx = np.mgrid[0:192, 0:256]
+        arr = np.stack([(xx * (c + 1) + yy) % 256 for c in range(3)], -1) + rng.integers(0, 30, (192, 256, 3))
+        path = tmp_path / "imgs" / f"im{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path)
+        items.append((f"im{i}", path))
+    return items
+
+
+def _tasks(images, rates=(20, 80)):
+    return plan_tasks([("d", images)], [CodecPlan("jpeg", {}, list(rates))], metrics=("psnr", "ms-ssim"))
+
+
+def _rows(out):
+    with ResultsStore(out, create=False) as store:
+        return store.frame().set_index(["image", "quality"]).sort_index()
+
+
+def _assert_same_rows(dask_out, local_out):
+    a, b = _rows(dask_out), _rows(local_out)
+    assert list(a.index) == list(b.index) and (a["status"] == "ok").all()
+    assert (a["bpp"] == b["bpp"]).all() and (a["bytes"] == b["bytes"]).all()  # bpp exactly
+    np.testing.assert_allclose(a["psnr"], b["psnr"], atol=1e-6)
+    np.testing.assert_allclose(a["ms_ssim"], b["ms_ssim"], atol=1e-6)
+
+
+@pytest.fixture
+def local_rows(images, tmp_path):
+    out = tmp_path / "local"
+    sweep(_tasks(images), ResultsStore(out), InlineExecutor(), run_id="local", progress=False)
+    return out
+
+
+def test_local_cluster_rows_equal_the_local_executor_and_a_killed_worker_loses_nothing(images, tmp_path,
+                                                                                        local_rows):
+    out = tmp_path / "dask"
+    tasks = _tasks(images)
+    with DaskExecutor(workers=2, threads_per_worker=1) as ex:
+        assert ex.info()["workers"] == 2 and ex.info()["scheduler"].startswith("tcp://127.0.0.1")
+        pids = list(ex.client.run(os.getpid).values())
+        killed = []
+
+        def kill_one(row):  # the first row back: the other worker is busy with its task
+            if not killed:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+        summary = sweep(tasks, ResultsStore(out), ex, run_id="dask", progress=False, on_row=kill_one)
+        # a task past --timeout is stopped on the worker and recorded as timeout (Dask itself cannot stop it)
+        slow = sweep(tasks[:1], ResultsStore(tmp_path / "slow"), ex, run_id="t", timeout=0.001, progress=False)
+        assert slow.failed == 1 and _rows(tmp_path / "slow")["status"].tolist() == ["timeout"]
+    assert killed and summary.ok + summary.failed == len(tasks)
+    frame = _rows(out)
+    assert len(frame) == len(tasks) and frame.index.is_unique  # no row lost or duplicated
+    if (frame["status"] == "env-error").any():  # allowed: recorded, and the next run retries it
+        assert summary.failed and not (frame["status"] == "error").any()
+        with DaskExecutor(workers=1, threads_per_worker=1) as ex:
+            sweep(tasks, ResultsStore(out), ex, run_id="again", progress=False)
+    _assert_same_rows(out, local_rows)
+
+
+def test_the_isolated_call_stops_a_hung_task():
+    assert isinstance(_remote(time.sleep, 5, None, 0.5, 1), TaskTimeout)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_separate_scheduler_and_worker_processes_get_the_image_bytes(images, tmp_path, local_rows, monkeypatch):
+    """`dask scheduler` + `dask worker` on 127.0.0.1; the worker runs elsewhere, so only shipped bytes can work."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    elsewhere = tmp_path / "worker-cwd"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+           "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
+    dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [subprocess.Popen(dask_cli + ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
+                              env=env, cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)]
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                       "--nworkers", "1", "--host", "127.0.0.1", "--no-dashboard",
+                                       "--local-directory", str(elsewhere)],
+                                      env=env, cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
+        monkeypatch.chdir(tmp_path)  # relative image paths: they exist for the client only
+        relative = [(name, Path(path).relative_to(tmp_path)) for name, path in images]
+        assert not (elsewhere / relative[0][1]).exists()
+        out = tmp_path / "dask"
+        with DaskExecutor(address, threads_per_worker=1) as ex:
+            ex.client.wait_for_workers(1, timeout=60)
+            assert ex.info()["scheduler"] == address
+            summary = sweep(_tasks(relative), ResultsStore(out), ex, run_id="remote", progress=False)
+        assert summary.ok == 6, _rows(out)["error"].tolist()
+        _assert_same_rows(out, local_rows)
+    finally:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_one_worker_per_gpu_is_pinned_by_cuda_visible_devices():
+    specs = local_worker_specs(4, gpus=2, threads=3)
+    envs = [spec["options"]["env"] for spec in specs.values()]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0", "1"]
+    assert all(e["CDC_BENCH_PINNED_GPU"] == "1" and e["OMP_NUM_THREADS"] == "3" for e in envs)
+    assert all("CUDA_VISIBLE_DEVICES" not in s["options"]["env"] for s in local_worker_specs(2).values())
+
+
+def test_an_unreachable_scheduler_is_a_clear_error():
+    from cdc_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
+        DaskExecutor(f"tcp://127.0.0.1:{_free_port()}", connect_timeout=2).start()

@@ -1,0 +1,255 @@
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cdc_bench.errors import ConfigError, StoreError
+from cdc_bench.store.results import ResultsStore, file_name, item_key, quality_text, recon_path, recon_path_for
+
+KEY5 = ("d", "a", "jpeg", "{}", "5", "none", "cpu")
+
+
+def _row(image="a", quality="5", **extra):
+    row = {"dataset": "d", "image": image, "codec": "jpeg", "options": "{}", "quality": quality, "status": "ok",
+           "bpp": 1.0, "psnr": 30.0}
+    row.update(extra)
+    return row
+
+
+def test_rows_are_keyed_and_replaced_not_duplicated(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.put_row(_row(psnr=30.0))
+    store.put_row(_row(psnr=31.0))
+    store.put_row(_row(image="b"))
+    frame = store.frame()
+    assert len(frame) == 2
+    assert frame.set_index("image").loc["a", "psnr"] == 31.0
+
+
+def test_new_metric_columns_are_added_on_first_use(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.put_row(_row(lpips=0.25, note_text="x"))
+    store.put_row(_row(image="b"))
+    frame = store.frame().set_index("image")
+    assert frame.loc["a", "lpips"] == 0.25 and pd.isna(frame.loc["b", "lpips"])
+    with pytest.raises(ValueError, match="invalid column"):
+        store.put_row(_row(**{"bad name; drop table": 1}))
+
+
+def test_quality_stays_text_and_rate_is_its_number(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.put_rows([_row(quality="5"), _row(quality="0.5", image="b"), _row(quality="mse_3", image="c")])
+    frame = store.frame().set_index("image")
+    assert list(frame["quality"]) == ["5", "0.5", "mse_3"]  # "5" does not come back as 5.0
+    assert frame.loc["a", "rate"] == 5.0 and frame.loc["b", "rate"] == 0.5 and pd.isna(frame.loc["c", "rate"])
+    assert recon_path_for(tmp_path, frame.reset_index().iloc[0]) == recon_path(tmp_path, "d", "jpeg", "{}", "5", "a")
+
+
+def test_preprocess_and_device_are_part_of_the_key(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.put_row(_row(psnr=30.0))
+    store.put_row(_row(psnr=20.0, preprocess="center-crop:256"))
+    store.put_row(_row(psnr=29.0, device="cuda:1"))
+    frame = store.frame()
+    assert len(frame) == 3 and set(frame["device"]) == {"cpu", "cuda"}
+    assert set(store.finished_keys(("ok",))) == {KEY5, KEY5[:5] + ("center-crop:256", "cpu"), KEY5[:6] + ("cuda",)}
+
+
+def test_an_ok_row_merges_and_a_failed_row_replaces(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.put_row(_row(lpips=0.25))
+    store.put_row({k: v for k, v in _row(psnr=31.0).items() if k != "bpp"})  # a metric-only update
+    row = store.frame().iloc[0]
+    assert (row["lpips"], row["psnr"], row["bpp"]) == (0.25, 31.0, 1.0)
+    store.put_row(_row(status="error", error="boom", psnr=None, bpp=None))
+    row = store.frame().iloc[0]
+    assert row["status"] == "error" and pd.isna(row["lpips"])  # no stale numbers on a failed row
+
+
+def test_nan_never_reaches_the_key(tmp_path):
+    store = ResultsStore(tmp_path)
+    for bad in (float("nan"), float("inf"), "nan"):
+        with pytest.raises(ConfigError):
+            quality_text(bad)
+        with pytest.raises(ConfigError):
+            store.put_row(_row(quality=bad))
+    for options in ('{"gamma": NaN}', '{"gamma": Infinity}', '{"gamma": -Infinity}'):
+        with pytest.raises(ConfigError, match="not a finite number"):
+            store.put_row(_row(options=options))
+    store.put_row(_row(psnr=float("nan")))
+    assert pd.isna(store.frame()["psnr"].iloc[0])
+
+
+def test_reconstruction_names_are_injective():
+    names = ["x y", "x_y", "x:y", "x/y", "..", "x_y~" + "0" * 10]
+    paths = {recon_path("out", "d", "c", "{}", "5", name) for name in names}
+    assert len(paths) == len(names)
+    assert all(p.parent == recon_path("out", "d", "c", "{}", "5", "a").parent for p in paths)
+    assert {file_name(q) for q in ("5", "5.0", "5 ", "5/")} == {"5", "5.0", file_name("5 "), file_name("5/")}
+    assert len({file_name(q) for q in ("5", "5.0", "5 ", "5/")}) == 4
+    # the protocol is in the path too; the default protocol keeps the earlier layout
+    assert recon_path("o", "d", "c", "{}", "5", "a", preprocess="center-crop:256") != recon_path("o", "d", "c", "{}",
+                                                                                                "5", "a")
+    assert recon_path("o", "d", "c", "{}", "5", "a", device="cuda:0") == recon_path("o", "d", "c", "{}", "5", "a",
+                                                                                    device="cuda")
+
+
+def test_missing_key_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="lacks"):
+        ResultsStore(tmp_path).put_row({"dataset": "d", "status": "ok"})
+
+
+def test_finished_keys_and_csv(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.put_rows([_row(), _row(image="b", status="error", error="boom")])
+    assert store.finished_keys(("ok",)) == {KEY5}
+    assert len(store.finished_keys()) == 2
+    csv = pd.read_csv(store.write_csv())
+    assert set(csv["image"]) == {"a", "b"} and list(tmp_path.glob(".*.tmp")) == []
+
+
+def test_dataset_metrics_and_runs(tmp_path):
+    store = ResultsStore(tmp_path)
+    key = {"dataset": "d", "codec": "jpeg", "options": "{}", "quality": "5", "metric": "fid", "protocol": "fid256"}
+    store.put_dataset_metric({**key, "value": 3.0, "n_patches": 192})
+    store.put_dataset_metric({**key, "value": 2.5, "n_patches": 192})
+    frame = store.dataset_metrics_frame()
+    assert len(frame) == 1 and frame["value"].iloc[0] == 2.5
+    store.start_run("r1", {"run_id": "r1", "started_at": "t0"})
+    store.end_run("r1", {"run_id": "r1", "started_at": "t0", "ended_at": "t1"})
+    assert store.runs() == [{"run_id": "r1", "started_at": "t0", "ended_at": "t1"}]
+
+
+def test_reading_a_folder_without_results_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="cdc-bench run"):
+        ResultsStore(tmp_path / "nothing", create=False)
+
+
+def _writer(path, worker, n):
+    store = ResultsStore(path)
+    for i in range(n):
+        store.put_row(_row(image=f"w{worker}-{i}", **{f"m{worker}": float(i)}))
+
+
+def test_two_processes_write_one_store_without_loss(tmp_path):
+    procs = [mp.get_context("spawn").Process(target=_writer, args=(tmp_path, w, 60)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    frame = ResultsStore(tmp_path).frame()
+    assert len(frame) == 120 and frame["image"].is_unique
+    assert {"m0", "m1"} <= set(frame.columns)
+
+
+def test_keys_and_paths_are_stable():
+    assert quality_text(5) == "5" and quality_text(0.0032) == "0.0032" and quality_text(5.0) == "5.0"
+    assert item_key("d", "a", "c", "{}", "5") == item_key("d", "a", "c", "{}", "5")
+    assert item_key("d", "a", "c", "{}", "5") != item_key("d", "a", "c", "{}", "6")
+    path = recon_path("out", "kodak", "compressai:mbt2018", '{"metric":"mse"}', "3", "kodim01")
+    assert path.parts[:3] == ("out", "recon", "kodak") and path.name == "kodim01.png" and ":" not in str(path)
+
+
+def test_features_round_trip(tmp_path):
+    store = ResultsStore(tmp_path)
+    feats, orig = np.arange(6, dtype=np.float32).reshape(2, 3), np.ones((2, 3), np.float32)
+    store.put_features(KEY5, "fid256", feats, "clean-fid", "abc", orig)
+    assert store.feature_keys("fid256") == {KEY5} and store.feature_keys("clean") == set()
+    got = store.load_features(KEY5, "fid256")
+    np.testing.assert_array_equal(got["features"], feats)
+    np.testing.assert_array_equal(got["original"], orig)
+    assert got["original_sha1"] == got["stored_original_sha1"] == "abc"
+
+
+# --- failures of the store itself, and old stores ------------------------------------------------------------
+
+def test_a_corrupt_store_is_a_store_error_naming_the_path(tmp_path):
+    (tmp_path / "results.sqlite").write_bytes(b"this is not sqlite" * 100)
+    for create in (True, False):
+        with pytest.raises(StoreError, match="results.sqlite.*corrupt"):
+            ResultsStore(tmp_path, create=create)
+
+
+def test_a_full_disk_is_a_store_error_naming_the_path(tmp_path):
+    store = ResultsStore(tmp_path)
+    store._conn.execute("PRAGMA max_page_count = %d" % store._conn.execute("PRAGMA page_count").fetchone()[0])
+    with pytest.raises(StoreError, match=r"results.sqlite.*disk is full"):
+        store.put_rows([_row(image=f"i{i}", note="x" * 5000) for i in range(50)])
+
+
+def test_a_read_only_open_never_writes(tmp_path):
+    ResultsStore(tmp_path).put_row(_row())
+    with ResultsStore(tmp_path, create=False) as store:
+        assert len(store.frame()) == 1
+        with pytest.raises(StoreError, match="read-only"):
+            store.put_row(_row(image="b"))
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store._conn.execute("CREATE TABLE x (a)")
+
+
+def test_readers_work_on_a_read_only_folder_holding_a_wal_store(tmp_path):
+    """A read-only bind mount (root ignores chmod): no -shm/-wal can be created there, the readers still work."""
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs a mount namespace (unshare -m) to make a read-only folder")
+    out = tmp_path / "ro"
+    with ResultsStore(out) as store:
+        store.put_row(_row())
+        store.start_run("r1", {"run_id": "r1", "started_at": "t0"})
+    conn = sqlite3.connect(out / "results.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    assert not (out / "results.sqlite-shm").exists()
+    reader = tmp_path / "reader.py"
+    reader.write_text("import sys\nfrom cdc_bench.store.results import ResultsStore\nfrom cdc_bench.errors import StoreError\n"
+                      "s = ResultsStore(sys.argv[1], create=False)\n"
+                      "print(len(s.frame()), len(s.runs()), len(s.dataset_metrics_frame()))\n"
+                      "try:\n    ResultsStore(sys.argv[1]).put_row(dict(s.frame().iloc[0], image='b'))\n"
+                      "except StoreError as err:\n    print(err)\n")
+    script = (f"mount --bind {out} {out} && mount -o remount,bind,ro {out} && "
+              f"! touch {out}/probe 2>/dev/null && {sys.executable} {reader} {out}")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 0, done.stderr
+    counts, writer = done.stdout.splitlines()
+    assert counts.split() == ["1", "1", "0"]
+    assert str(out / "results.sqlite") in writer and "not writable" in writer  # a writer gets a clear error
+
+
+def test_a_store_from_before_the_protocol_key_is_migrated(tmp_path):
+    """Version-0 stores (key without preprocess/device) keep every row; device comes from the run's manifest."""
+    conn = sqlite3.connect(tmp_path / "results.sqlite")
+    conn.execute("CREATE TABLE results (dataset TEXT NOT NULL, image TEXT NOT NULL, codec TEXT NOT NULL, "
+                 "options TEXT NOT NULL, quality TEXT NOT NULL, preprocess TEXT, bpp REAL, psnr REAL, "
+                 "status TEXT NOT NULL, run_id TEXT, fid_patches REAL, "
+                 "PRIMARY KEY (dataset, image, codec, options, quality))")
+    conn.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, started_at TEXT, ended_at TEXT, manifest TEXT)")
+    conn.execute("INSERT INTO runs VALUES ('g', 't', 't', ?)", (json.dumps({"device": "cuda:0"}),))
+    conn.executemany("INSERT INTO results VALUES (?, ?, 'jpeg', '{}', ?, ?, 1.0, 30.0, 'ok', ?, 8)",
+                     [("d", "a", "5", "none", "g"), ("d", "b", "0.5", None, "x")])
+    conn.commit()
+    conn.close()
+    with pytest.warns(UserWarning, match="upgraded"):
+        store = ResultsStore(tmp_path)
+    frame = store.frame().set_index("image")
+    assert frame.loc["a", "device"] == "cuda" and frame.loc["b", "device"] == "cpu"
+    assert frame.loc["b", "preprocess"] == "none" and frame.loc["b", "rate"] == 0.5
+    assert frame["fid_patches"].isna().all()  # old FID features are not trusted: asking for FID recomputes them
+    store.put_row(_row(image="a", psnr=1.0, device="cpu"))
+    assert len(store.frame()) == 3
+
+
+def test_a_store_from_a_newer_version_is_refused(tmp_path):
+    ResultsStore(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "results.sqlite")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="newer cdc-bench"):
+        ResultsStore(tmp_path)
