@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from cdc_bench.codec import Availability, Encoded, Option, RateDomain, pad_to_multiple, parse_value
+from cdc_bench.codecs.base import Availability, Encoded, Option, RateDomain, pad_to_multiple, parse_value
 from cdc_bench.errors import BitstreamError, CodecConfigError, CodecError
 
 from .._container import LearnedCodec
