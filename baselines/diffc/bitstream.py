@@ -3,13 +3,14 @@
 Layout (varints are unsigned LEB128)::
 
     "DIFC" | version | model id (varint length + ASCII) | height | width | T (training timesteps)
-    | encode steps N | coded steps k | denoise steps | sampler | chunk bits | chunk padding | seed
+    | encode steps N | coded steps k | chunk bits | chunk padding | seed
     | k x (bits of step i) | payload length | payload (rANS) | CRC-32 of everything before it
 
 ``version`` names the seed/chunk layout (the generator of prng.py, the chunking of pfr.py, the code of
 seedcode.py). The decoder checks the CRC first (a damaged stream fails there), then every field against its
 bounds and the decoder's configuration (:func:`unpack` takes the checks as arguments), before any tensor is
-allocated or a network is loaded.
+allocated or a network is loaded. The denoising (sampler, steps) is the decoder's own configuration, as CDC's: it
+changes no bit of the stream, so one stream decodes at every step count.
 """
 from __future__ import annotations
 
@@ -36,8 +37,6 @@ class Header:
     width: int
     timesteps: int
     encode_steps: int
-    denoise_steps: int
-    sampler: str
     chunk_bits: int
     chunk_padding: int
     seed: int
@@ -53,8 +52,7 @@ def pack(header: Header, payload: bytes) -> bytes:
     model = header.model_id.encode("ascii")
     out += write_varint(len(model)) + model
     for value in (header.height, header.width, header.timesteps, header.encode_steps, header.coded_steps,
-                  header.denoise_steps, SAMPLERS.index(header.sampler), header.chunk_bits, header.chunk_padding,
-                  header.seed, *header.step_bits, len(payload)):
+                  header.chunk_bits, header.chunk_padding, header.seed, *header.step_bits, len(payload)):
         out += write_varint(value)
     out += payload
     return bytes(out) + zlib.crc32(out).to_bytes(4, "little")
@@ -82,8 +80,6 @@ def unpack(data: bytes, what: str, check_size: Callable[[int, int], None],
     timesteps = reader.varint("timesteps", 2, MAX_TIMESTEPS)
     encode_steps = reader.varint("encode steps", 1, timesteps - 1)
     coded = reader.varint("coded steps", 1, encode_steps)
-    denoise_steps = reader.varint("denoise steps", 1, timesteps)
-    sampler = SAMPLERS[reader.varint("sampler", 0, len(SAMPLERS) - 1)]
     chunk_bits = reader.varint("chunk bits", 2, 20)
     padding = reader.varint("chunk padding", 0, chunk_bits - 1)
     seed = reader.varint("seed", 0, (1 << 32) - 1)
@@ -91,5 +87,4 @@ def unpack(data: bytes, what: str, check_size: Callable[[int, int], None],
     bits = tuple(reader.varint(f"bits of step {i}", 1, limit) for i in range(coded))
     payload = reader.take(reader.varint("payload length"), "payload")
     reader.done()
-    return Header(model_id, height, width, timesteps, encode_steps, denoise_steps, sampler, chunk_bits, padding,
-                  seed, bits), payload
+    return Header(model_id, height, width, timesteps, encode_steps, chunk_bits, padding, seed, bits), payload

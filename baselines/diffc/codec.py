@@ -4,8 +4,9 @@ with chunked PFR on pretrained models (Vonderfecht & Liu, ICLR 2025). Our implem
 The rate point is the *recon timestep*: the sender codes the walk from x_T down to the first step of the
 encoding schedule at or below it, so a lower timestep costs more bits. One walk serves every rate point: the
 sender's state is kept in this process (:data:`_walks`), and a later rate point of the same image resumes it.
-The decoder replays the coded steps from the chunk indices to the sender's x_t, then denoises it (``sampler``,
-``steps``; both recorded in the stream, which decodes from its bytes alone).
+The decoder replays the coded steps from the chunk indices to the sender's x_t (everything that takes is in the
+stream), then denoises it with its own ``sampler`` and ``steps`` options, as CDC's decoder does, so one stream
+decodes at several step counts (``cdc-bench speed``).
 """
 from __future__ import annotations
 
@@ -150,8 +151,8 @@ class DiffC(LearnedCodec):
         if walk.steps < until:
             diffusion.advance(model, walk, target, schedule, until, self.coding)
         o = self.options
-        header = bitstream.Header(self.model_id, h, w, model.timesteps, o["encode_steps"], o["steps"], o["sampler"],
-                                  o["chunk_bits"], o["chunk_padding"], o["seed"], tuple(walk.step_bits[:until]))
+        header = bitstream.Header(self.model_id, h, w, model.timesteps, o["encode_steps"], o["chunk_bits"],
+                                  o["chunk_padding"], o["seed"], tuple(walk.step_bits[:until]))
         return walk, header
 
     # -- decoding --------------------------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ class DiffC(LearnedCodec):
         x, t, header = self.decode_noisy(data)
         model = self._load(decoding=True)
         with torch.no_grad():
-            x0 = diffusion.denoise(model, x, t, header.denoise_steps, header.sampler)
+            x0 = diffusion.denoise(model, x, t, self.options["steps"], self.options["sampler"])
             image = model.to_image(x0)
         return to_uint8(image)[:header.height, :header.width]
 

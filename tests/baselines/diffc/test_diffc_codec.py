@@ -146,7 +146,7 @@ def test_header_fields_are_checked_before_anything_is_allocated(coded, monkeypat
 def test_crc_and_magic():
     with pytest.raises(BitstreamError, match="magic"):
         DiffC(SMOKE).decode(b"XXXX" + bytes(20))
-    header = bitstream.Header("random:sd15", 32, 32, 1000, 20, 2, "ddim", 8, 2, 0, (5,))
+    header = bitstream.Header("random:sd15", 32, 32, 1000, 20, 8, 2, 0, (5,))
     data = bytearray(_forged(header))
     data[-1] ^= 1
     with pytest.raises(BitstreamError, match="CRC"):
