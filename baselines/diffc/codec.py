@@ -236,7 +236,7 @@ def chunk_priors(header: bitstream.Header) -> list[seedcode.Chunk]:
 
 
 def to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float()  # a writable copy
     return (x / 127.5 - 1.0).to(device)
 
 
