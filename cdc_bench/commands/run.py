@@ -37,13 +37,15 @@ def default_out(datasets: list[str]) -> Path:
               "(per codec: -o jpeg.qualities=10,50).")
 @click.option("--target-bpp", type=preflight.TARGETS, default=None, metavar="BPP,BPP,...",
               help="Matched bitrates: instead of fixed rate points, find per image and codec the rate point whose "
-                   "real bpp meets each target (bisection on continuous knobs, a choice among listed points).")
+                   "real bpp meets each target (bisection on continuous knobs, a choice among listed points); "
+                   "`jpeg-ai` is JPEG AI's grid 0.03,0.06,0.12,0.25,0.5,0.75.")
 @click.option("--match", type=click.Choice(["below", "nearest"]), default="below", show_default=True,
               help="With --target-bpp: the highest bpp not above the target, or the nearest on either side.")
 @click.option("--option", "-o", "options", multiple=True, metavar="CODEC.KEY=VALUE",
               help="A codec option, e.g. -o jpeg.subsampling=444 (repeatable).")
 @click.option("--metrics", "-m", default="psnr,ms-ssim", show_default=True,
-              help="Comma-separated metrics (psnr, ms-ssim, lpips, fid, kid, ...).")
+              help="Comma-separated metrics (psnr, ms-ssim, lpips, fid, kid, ...; `cdc-bench metrics` lists them) "
+                   "or presets: jpeg-ai (JPEG AI's objective set as far as computed here).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Results folder [default: results/<datasets>]. Rerunning into it resumes.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -87,7 +89,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     from ..executors.local import InlineExecutor
     from ..datasets.images import Preprocess
     from ..provenance import build_manifest, new_run_id
-    from ..metrics import get_metric
+    from ..metrics import expand_metric_presets, get_metric
     from ..codecs.plans import build_plans
     from ..sweep.client import plan_tasks, sweep
     from ..store.results import ResultsStore
@@ -98,7 +100,8 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
         preprocess = DEMO_PREPROCESS
         click.echo(f"A quick demonstration: {len(DEMO_RATES)} codecs x 5 rate points on the 5 embedded photographs "
                    f"({DEMO_PREPROCESS} crops). The full classical sweep: {FULL_SWEEP}", err=True)
-    dataset_names, codec_names, metric_names = split_list(datasets), split_list(codecs), split_list(metrics)
+    dataset_names, codec_names = split_list(datasets), split_list(codecs)
+    metric_names = expand_metric_presets(split_list(metrics))
     try:
         plans = build_plans(codec_names, options, qualities)
         metric_infos = [get_metric(m) for m in metric_names]

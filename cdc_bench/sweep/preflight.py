@@ -30,6 +30,8 @@ METRIC_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "dists": (("piq", "pip install piq"),),
     "fid": (("cleanfid", "pip install clean-fid"),),
     "kid": (("cleanfid", "pip install clean-fid"),),
+    **{name: (("piq", "pip install piq"),) for name in ("ssim", "vif", "fsim", "gmsd", "ms-gmsd", "haarpsi")},
+    "ciede2000": (("skimage", "pip install scikit-image"),),
 }
 WORKERS_PER_CORE = 4
 READY, WEIGHTS_MISSING, DEPENDENCY_MISSING, BROKEN = "ready", "weights missing", "dependency missing", "error"
@@ -123,6 +125,9 @@ def metric_problems(name: str, download: bool = False) -> list[Problem]:
     info = get_metric(name)
     problems = [Problem([user], "dependency", f"Python package {module} is not installed", fix)
                 for module, fix in missing_packages(METRIC_PACKAGES.get(info.name, ()))]
+    absent = info.check() if info.check is not None else None
+    if absent is not None:
+        problems.append(Problem([user], "dependency", *absent))
     return problems + weight_problems(info.weights, user, download and not problems)
 
 
@@ -300,12 +305,19 @@ def parse_fid_protocol(value: str) -> str:
     return text
 
 
+#: ``--target-bpp jpeg-ai``: JPEG AI's target-rate grid (its common test conditions' six bpp points).
+TARGET_PRESETS: dict[str, tuple[float, ...]] = {"jpeg-ai": (0.03, 0.06, 0.12, 0.25, 0.5, 0.75)}
+
+
 def parse_targets(value: Any) -> tuple[float, ...]:
-    """``0.1,0.2,0.4``: target bits per pixel for matched-bitrate rows, each a finite number > 0, no repeats."""
+    """``0.1,0.2,0.4``: target bits per pixel for matched-bitrate rows, each a finite number > 0, no repeats;
+    or a preset name (``jpeg-ai``)."""
     if value is None or value == ():
         return ()
     if isinstance(value, tuple):
         return value
+    if str(value).strip().lower() in TARGET_PRESETS:
+        return TARGET_PRESETS[str(value).strip().lower()]
     targets: list[float] = []
     for part in str(value).split(","):
         try:
@@ -313,7 +325,8 @@ def parse_targets(value: Any) -> tuple[float, ...]:
         except ValueError:
             target = math.nan
         if not math.isfinite(target) or target <= 0:
-            raise ConfigError(f"{part.strip()!r}: give target bits per pixel as numbers > 0, e.g. 0.1,0.2,0.4")
+            raise ConfigError(f"{part.strip()!r}: give target bits per pixel as numbers > 0, e.g. 0.1,0.2,0.4, "
+                              f"or a preset: {', '.join(TARGET_PRESETS)}")
         if target not in targets:
             targets.append(target)
     return tuple(targets)
