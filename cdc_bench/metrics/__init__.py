@@ -30,6 +30,7 @@ class MetricInfo:
     precision: int = 4                            # decimals in tables
     range: tuple[float | None, float | None] | None = None  # the values it can take, when bounded
     check: Callable[[], tuple[str, str] | None] | None = None  # () -> (what is missing, fix) or None: can run
+    feature_space: str | None = None  # dataset-level metrics other than FID/KID: their features' store protocol
 
     @property
     def arrow(self) -> str:
@@ -56,6 +57,7 @@ for _name, _target in {
     "ciede2000": "color:CIEDE2000",
     "psnr-y": "yuv:PSNR_Y", "psnr-u": "yuv:PSNR_U", "psnr-v": "yuv:PSNR_V", "psnr-yuv": "yuv:PSNR_YUV",
     "ssimulacra2": "ssimulacra2:SSIMULACRA2", "butteraugli": "butteraugli:BUTTERAUGLI",
+    "fd-dinov2": "dinov2:FD_DINOV2", "cmmd": "cmmd:CMMD",
 }.items():
     METRICS.register_lazy(_name, f"{__name__}.{_target}")
 

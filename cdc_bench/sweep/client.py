@@ -150,10 +150,11 @@ def store_result(store: ResultsStore, result: TaskResult) -> None:
     if row["status"] == "ok":
         if result.recon_png is not None:
             store.put_recon(row, result.recon_png)
-        feats = result.features
-        if feats is not None:
-            store.put_features(tuple(row[k] for k in KEY), feats.protocol, feats.features, feats.extractor,
-                               feats.original_sha1, feats.original)
+        sets = result.features if isinstance(result.features, list) else [result.features]
+        for feats in sets:  # one set per feature space (FID's Inception, FD-DINOv2's DINOv2, CMMD's CLIP)
+            if feats is not None:
+                store.put_features(tuple(row[k] for k in KEY), feats.protocol, feats.features, feats.extractor,
+                                   feats.original_sha1, feats.original)
     store.put_row(row)
 
 
