@@ -170,9 +170,9 @@ def failure_row(task: Task, err: BaseException) -> dict[str, Any]:
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
+    from .progress import make_progress
 
-    return tqdm(total=total, unit="item", desc="cdc-bench", disable=not enabled, dynamic_ncols=True)
+    return make_progress(total, enabled)
 
 
 def _describe(task: Task) -> str:
