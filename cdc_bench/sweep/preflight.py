@@ -156,8 +156,33 @@ def merge(problems: list[Problem]) -> list[Problem]:
         what = f"{len(files)} missing: " + ", ".join(files)
         fix = (f"cdc-bench weights --download --only {targets} (or rerun with --download); offline: "
                f"`cdc-bench weights --only {targets}` shows each URL and where to put it")
+        fix += _offline_ways(users, files)
         rows.append(Problem(list(users), "weight files", what, fix, files))
     return others + rows
+
+
+def _offline_ways(users: Sequence[str], files: Sequence[str]) -> str:
+    """The ways on without a download, as the download error names them: the folder to put the files in by hand,
+    and ``-o CODEC.weights=random`` for a codec that can run a dry run on random weights."""
+    from ..weights import get_weight
+
+    folders = sorted({str(get_weight(name).path.parent) for name in files})
+    text = f"; by hand: put the file(s) in {', '.join(folders)}" if folders else ""
+    random = [user.split(" ", 1)[1] for user in users if user.startswith("codec ") and _has_random_weights(user[6:])]
+    if random:
+        text += ("; dry run without them: " + " ".join(f"-o {codec}.weights=random" for codec in random)
+                 + " (random weights of the released architecture, for speed work only)")
+    return text
+
+
+def _has_random_weights(codec: str) -> bool:
+    from ..codecs.registry import get_codec_class
+
+    try:
+        spec = get_codec_class(codec).option_specs.get("weights")
+    except Exception:  # a codec that cannot even be imported has its own problem row
+        return False
+    return spec is not None and "random" in (getattr(spec, "choices", None) or ())
 
 
 def render_text(problems: list[Problem]) -> str:
