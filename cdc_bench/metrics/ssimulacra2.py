@@ -5,9 +5,9 @@ truncated, reflected Gaussian instead of libjxl's recursive, zero-padded one, an
 C++ program's by several points (21.16 vs 17.51 here on rust-av/ssimulacra2's ``tank`` pair); no Debian package
 ships the C++ tool (libjxl-tools 0.7 has cjxl/djxl/jxlinfo only). This module follows libjxl step by step:
 
-1. sRGB (8-bit) -> linear RGB; at each of 6 scales (stopping once a side is under 8 px) the linear image is halved by 2x2 box
-   averaging (edge pixels repeated), then turned into XYB (libjxl's opsin absorbance, cube root) and made
-   positive (B <- B - Y + 0.55, X <- 14 X + 0.42, Y <- Y + 0.01);
+1. sRGB (8-bit) -> linear RGB; at each of 6 scales (stopping once a side is under 8 px) the linear image
+   is halved by 2x2 box averaging (edge pixels repeated), then turned into XYB (libjxl's opsin absorbance,
+   cube root) and made positive (B <- B - Y + 0.55, X <- 14 X + 0.42, Y <- Y + 0.01);
 2. means, variances and covariance through libjxl's recursive Gaussian (Charalampidis 2016, sigma 1.5, zero
    outside the image);
 3. per channel and scale the SSIM error ``1 - (1 - (mu1-mu2)^2) (2 s12 + C2) / (s11 + s22 + C2)`` (no C1),
