@@ -16,13 +16,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
-BLOCK = re.compile(r"(<!-- runnable -->\s*\n)?```[a-z]*\n(.*?)```", re.S)
+BLOCK = re.compile(r"(<!-- runnable -->\s*\n)?```([a-z]*)\n(.*?)```", re.S)
 
 
-def _blocks():
+def _blocks(language: str | None = None):
     for page in PAGES:
         for match in BLOCK.finditer(page.read_text()):
-            yield page, bool(match.group(1)), match.group(2)
+            if language is None or match.group(2) == language:
+                yield page, bool(match.group(1)), match.group(3)
 
 
 def _command_lines():
@@ -48,7 +49,8 @@ def test_every_documented_command_and_option_exists():
             continue
         command = main.get_command(ctx, sub)
         assert command is not None, f"{page}: `{line}`: no sub-command {sub!r}"
-        known = {opt for param in command.params for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", [])}
+        known = {opt for param in command.params
+                 for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", [])}
         known |= {"--help", "-h"}
         for word in words:
             option = word.split("=")[0]
@@ -58,11 +60,17 @@ def test_every_documented_command_and_option_exists():
     assert checked > 20  # the docs hold dozens of command lines; a broken extractor would check none
 
 
-def test_runnable_blocks_succeed(tmp_path):
-    exe = Path(sys.executable).parent / "cdc-bench"
-    env = dict(os.environ, CDC_BENCH_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1", NO_COLOR="1")
+def test_runnable_blocks_succeed(tmp_path, monkeypatch):
+    """``cdc-bench`` lines run in this process (click's runner: no interpreter start per line), others as programs."""
+    from click.testing import CliRunner
+
+    from cdc_bench.cli import main
+
+    monkeypatch.setenv("CDC_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
     ran = 0
-    for page, runnable, body in _blocks():
+    for page, runnable, body in _blocks("console"):
         if not runnable:
             continue
         for line in body.splitlines():
@@ -70,15 +78,28 @@ def test_runnable_blocks_succeed(tmp_path):
                 continue
             argv = shlex.split(line[2:])
             if argv[0] == "cdc-bench":
-                argv[0] = str(exe)
-            done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-            assert done.returncode == 0, f"{page.name}: `{line}` exited {done.returncode}: {done.stderr[-2000:]}"
+                result = CliRunner().invoke(main, argv[1:], terminal_width=200)
+                code, said = result.exit_code, result.output
+            else:
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+                code, said = done.returncode, done.stderr
+            assert code == 0, f"{page.name}: `{line}` exited {code}: {said[-2000:]}"
             ran += 1
     assert ran >= 3
 
 
-@pytest.mark.skipif(shutil.which("mkdocs") is None and not shutil.which(sys.executable),
-                    reason="mkdocs not installed (pip install -e '.[docs]')")
+def test_runnable_python_blocks_succeed(tmp_path):
+    env = dict(os.environ, CDC_BENCH_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    ran = 0
+    for page, runnable, body in _blocks("python"):
+        if runnable:
+            done = subprocess.run([sys.executable, "-c", body], cwd=tmp_path, env=env, capture_output=True,
+                                  text=True, timeout=300)
+            assert done.returncode == 0, f"{page.name}: python block failed: {done.stderr[-3000:]}"
+            ran += 1
+    assert ran >= 1
+
+
 def test_mkdocs_build_strict(tmp_path):
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings")
