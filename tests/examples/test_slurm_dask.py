@@ -87,7 +87,8 @@ def _images(folder: Path, n: int = 8) -> None:
     rng = np.random.default_rng(0)
     for i in range(n):
         yy, xx = np.mgrid[0:96, 0:128]
-        image = np.stack([(xx * (c + 1) + yy * (i + 1)) % 256 for c in range(3)], -1) + rng.integers(0, 30, (96, 128, 3))
+        image = np.stack([(xx * (c + 1) + yy * (i + 1)) % 256 for c in range(3)], -1)
+        image = image + rng.integers(0, 30, (96, 128, 3))
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"im{i}.png")
 
 

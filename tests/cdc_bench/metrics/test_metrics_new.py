@@ -121,7 +121,8 @@ def test_yuv_conversion_and_plane_psnrs(pair):
     assert math.isinf(yuv.psnr_y(original, original))
 
 
-@pytest.mark.skipif(shutil.which("butteraugli") is None, reason="butteraugli not installed (apt-get install butteraugli)")
+@pytest.mark.skipif(shutil.which("butteraugli") is None,
+                    reason="butteraugli not installed (apt-get install butteraugli)")
 def test_butteraugli_equals_the_program_on_png_files(pair, tmp_path):
     from PIL import Image
 
