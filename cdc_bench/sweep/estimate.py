@@ -5,8 +5,8 @@ Scaling a whole run's mean time per item by the pixel ratio (what the bare run d
 item is dominated by fixed costs (an encoder process started per item, x265's set-up at ``veryslow``, a metric's
 set-up), which do not grow with the image. Here each codec's fixed cost is measured on a tiny image (best of
 three encode + decode + the run's per-image metrics), the rest of its measured per-item time is charged per
-pixel, and the two are scaled separately. The range comes from the spread of the codec's own items (their first and third quartile), since
-rate points cost differently (high quality encodes more bits).
+pixel, and the two are scaled separately. The range comes from the spread of the codec's own items (their
+first and third quartile), since rate points cost differently (high quality encodes more bits).
 """
 
 from __future__ import annotations
