@@ -156,9 +156,10 @@ def _full_sweep_estimate(summary, tasks, workers: int, frame=None, metrics=()) -
                                   max(1, workers), computes)
     if text is None:
         per_item = summary.work_s / summary.ok * FULL_SWEEP_PIXELS / max(pixels, 1.0)
-        text = f"about {FULL_SWEEP_ITEMS * per_item / max(1, workers) / 60:.0f} min (scaled by pixels)"
-    return (f"Next: {FULL_SWEEP}: {FULL_SWEEP_ITEMS} items, {text} here with {max(1, workers)} worker(s) "
-            f"(--workers N to use more cores). Then: cdc-bench plot results/kodak")
+        text = (f"about {FULL_SWEEP_ITEMS * per_item / max(1, workers) / 60:.0f} min here with {max(1, workers)} "
+                "worker(s) (scaled by pixels)")
+    return (f"Next: {FULL_SWEEP}: {FULL_SWEEP_ITEMS} items, {text}; --workers N to use more cores. "
+            "Then: cdc-bench plot results/kodak")
 
 
 def _pixels(task) -> float:

@@ -64,9 +64,9 @@ def sweep_minutes(costs: Mapping[str, CodecCost], items: Mapping[str, int], pixe
     return (sum(v[0] for v in per_codec.values()), sum(v[1] for v in per_codec.values()), per_codec)
 
 
-def describe(low: float, high: float, per_codec: Mapping[str, tuple[float, float]]) -> str:
+def describe(low: float, high: float, per_codec: Mapping[str, tuple[float, float]], workers: int = 1) -> str:
     parts = ", ".join(f"{codec} {a:.0f}-{b:.0f}" for codec, (a, b) in per_codec.items())
-    return f"about {low:.0f}-{high:.0f} min ({parts})"
+    return f"about {low:.0f}-{high:.0f} min here with {max(1, workers)} worker(s) ({parts})"
 
 
 def estimate_from_rows(rows, rates: Mapping[str, Any], codecs: Mapping[str, Any], items: Mapping[str, int],
@@ -83,4 +83,4 @@ def estimate_from_rows(rows, rates: Mapping[str, Any], codecs: Mapping[str, Any]
             return None
         seconds = (mine[["encode_s", "decode_s", "metrics_s"]].fillna(0.0).sum(axis=1)).tolist()
         costs[codec] = codec_cost(codec, seconds, run_pixels, probe_fixed_cost(codecs[codec], rates[codec], metrics))
-    return describe(*sweep_minutes(costs, items, target_pixels, workers))
+    return describe(*sweep_minutes(costs, items, target_pixels, workers), workers=workers)
