@@ -1,16 +1,18 @@
 """Downloading files with sha256 verification, and the offline error every downloader raises.
 
-Used for datasets and for weight files alike. A download lands in a temporary file beside the target and is
-renamed into place only once its checksum matches, so a killed or corrupted download never looks finished.
+Used for datasets and for weight files alike. The transfer is pooch's (``requests`` streaming, retries, a
+progress bar, a temporary file renamed into place only once its hash matches, so a killed or corrupted download
+never looks finished). What stays ours: the size limit (a server sending more than the manifest's size is cut
+off, since the file cannot match its sha256), and the messages (offline: where to put the file by hand; a file
+that fails its sha256: which, and what to do).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
+import re
 from pathlib import Path
 
 from .errors import ChecksumMismatch, DownloadError
@@ -19,6 +21,7 @@ __all__ = ["CHUNK", "ChecksumMismatch", "DownloadError", "cache_dir", "download"
            "offline_message", "sha256_of"]
 
 CHUNK = 1 << 20
+RETRIES = 1  # pooch's retry_if_failed: a failed transfer (or hash) is tried again this many times
 
 
 def sha256_of(path: str | Path) -> str:
@@ -48,6 +51,9 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, what: str
     and when that download fails the error says that the file there fails its sha256 (not merely "offline").
     ``size`` (bytes, with ``sha256``) stops a server that sends more than the file can hold.
     """
+    import pooch
+    import requests
+
     dest = Path(dest)
     what = what or dest.name
     stale = None  # sha256 of a wrong file already at dest
@@ -56,49 +62,57 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, what: str
         if stale is None or stale == sha256:
             return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    fetcher = pooch.create(path=dest.parent, base_url="", registry={dest.name: f"sha256:{sha256}" if sha256 else None},
+                           urls={dest.name: url}, retry_if_failed=RETRIES)
+    downloader = _Limited(pooch.HTTPDownloader(progressbar=progress, chunk_size=CHUNK, timeout=timeout,
+                                               headers={"User-Agent": "cdc-bench"}),
+                          size if sha256 is not None else None, what, url)
+    pooch.get_logger().setLevel(logging.WARNING)  # pooch logs every download at INFO
     try:
-        try:
-            request = urllib.request.Request(url, headers={"User-Agent": "cdc-bench"})
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                limit = size if sha256 is not None else None
-                if limit is not None and total is not None and total > limit:
-                    raise _too_long(what, url, limit)
-                _copy(response, out, total, what if progress else None, limit, lambda: _too_long(what, url, limit))
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
-            if stale is not None:
-                raise ChecksumMismatch(f"{mismatch_message(dest, sha256, stale, url)} (a fresh download failed "
-                                       f"too: {err})") from None
-            raise DownloadError(offline_message(what, url, dest, err)) from None
-        if sha256 is not None:
-            got = sha256_of(tmp)
-            if got != sha256:
-                raise ChecksumMismatch(f"{what} from {url} has sha256 {got}, expected {sha256}; "
-                                       f"the file was not kept. Retry, or place a verified copy at {dest}")
-        tmp.replace(dest)
-        return dest
+        return Path(fetcher.fetch(dest.name, downloader=downloader))
+    except ValueError as err:  # pooch: the downloaded file's hash does not match (after its retries)
+        got = re.search(r"but got ([0-9a-f]{64})", str(err))
+        raise ChecksumMismatch(f"{what} from {url} has sha256 {got.group(1) if got else '(unknown)'}, expected "
+                               f"{sha256}; the file was not kept. Retry, or place a verified copy at {dest}") from None
+    except (requests.RequestException, OSError) as err:
+        if stale is not None:
+            raise ChecksumMismatch(f"{mismatch_message(dest, sha256, stale, url)} (a fresh download failed "
+                                   f"too: {err})") from None
+        raise DownloadError(offline_message(what, url, dest, err)) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        for part in dest.parent.glob(f"tmp*{dest.name}*"):  # what pooch leaves when a transfer is cut off
+            part.unlink(missing_ok=True)
+
+
+class _Limited:
+    """A pooch downloader that writes through a byte counter: more than ``limit`` bytes stops the transfer."""
+
+    def __init__(self, inner, limit: int | None, what: str, url: str) -> None:
+        self.inner, self.limit, self.what, self.url = inner, limit, what, url
+
+    def __call__(self, url: str, output_file, pooch_obj, check_only: bool = False):
+        with open(output_file, "wb") as raw:
+            return self.inner(url, _Counting(raw, self.limit, lambda: _too_long(self.what, self.url, self.limit)),
+                              pooch_obj, check_only=check_only)
+
+
+class _Counting:
+    def __init__(self, raw, limit: int | None, too_long) -> None:
+        self.raw, self.limit, self.too_long, self.written = raw, limit, too_long, 0
+
+    def write(self, block: bytes) -> int:
+        self.written += len(block)
+        if self.limit is not None and self.written > self.limit:
+            raise self.too_long()
+        return self.raw.write(block)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
 
 
 def _too_long(what: str, url: str, size: int | None) -> ChecksumMismatch:
     return ChecksumMismatch(f"{what} from {url} is longer than the expected {size:,} bytes, so it cannot match "
                             "its sha256; the download was stopped and nothing was kept")
-
-
-def _copy(src, dst, total: int | None, label: str | None, limit: int | None, too_long) -> None:
-    from tqdm import tqdm
-
-    written = 0
-    with tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False, disable=label is None) as bar:
-        for block in iter(lambda: src.read(CHUNK), b""):
-            written += len(block)
-            if limit is not None and written > limit:
-                raise too_long()
-            dst.write(block)
-            bar.update(len(block))
 
 
 def cache_dir() -> Path:

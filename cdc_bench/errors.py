@@ -78,6 +78,10 @@ class WeightsMissing(DownloadError):
     """A weight file is absent or fails its checksum; the message names the file, its URL and the folder."""
 
 
+class MetricError(CdcBenchError):
+    """A metric cannot run here (a program it calls is missing) or its tool failed on the inputs."""
+
+
 class StoreError(CdcBenchError):
     """The results store cannot be opened or written (corrupt, read-only, full); the message names the path."""
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--walltime", default="12:00:00")
     parser.add_argument("--cores", type=int, default=8, help="CPU cores per job (image I/O, metrics)")
     parser.add_argument("--memory", default="32GB", help="memory per job")
-    parser.add_argument("--gpus-per-job", type=int, default=1)
+    parser.add_argument("--gpus-per-job", type=int, default=1, help="0: CPU-only jobs (no --gres line)")
     parser.add_argument("--env-setup", action="append", default=[],
                         help="shell line run in each job before the worker starts (repeatable)")
     parser.add_argument("--interface", default=None, help="network interface the workers reach the client on (ib0)")
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         queue=args.partition, account=args.account, walltime=args.walltime, memory=args.memory,
         cores=1, processes=1,                          # one worker process per job, one task at a time (one GPU),
         job_cpu=args.cores,                            # with the job's cores for the task's torch threads
-        job_extra_directives=[f"--gres=gpu:{args.gpus_per_job}"], job_script_prologue=args.env_setup,
+        job_extra_directives=[f"--gres=gpu:{args.gpus_per_job}"] if args.gpus_per_job else [],
+        job_script_prologue=args.env_setup,
         interface=args.interface)
     print(cluster.job_script(), file=sys.stderr)
     cluster.scale(jobs=args.jobs)

@@ -20,7 +20,8 @@ DEMO_RATES = {"jpeg": "10,30,50,70,90", "webp": "10,30,50,70,90", "hevc": "42,37
 DEMO_PREPROCESS = "center-crop:256"
 #: What the demonstration stands for: the classical Kodak sweep (24 images of 768 x 512 at the default points).
 FULL_SWEEP = "cdc-bench run --datasets kodak --codecs jpeg,webp,hevc --download"
-FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * (19 + 19 + 8), 768 * 512
+FULL_SWEEP_POINTS = {"jpeg": 19, "webp": 19, "hevc": 8}  # each codec's default rate points
+FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * sum(FULL_SWEEP_POINTS.values()), 768 * 512
 
 
 @click.command("run")
@@ -32,13 +33,15 @@ FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * (19 + 19 + 8), 768 * 512
               "(per codec: -o jpeg.qualities=10,50).")
 @click.option("--target-bpp", type=_params.TARGETS, default=None, metavar="BPP,BPP,...",
               help="Matched bitrates: instead of fixed rate points, find per image and codec the rate point whose "
-                   "real bpp meets each target (bisection on continuous knobs, a choice among listed points).")
+                   "real bpp meets each target (bisection on continuous knobs, a choice among listed points); "
+                   "`jpeg-ai` is JPEG AI's grid 0.03,0.06,0.12,0.25,0.5,0.75.")
 @click.option("--match", type=click.Choice(["below", "nearest"]), default="below", show_default=True,
               help="With --target-bpp: the highest bpp not above the target, or the nearest on either side.")
 @click.option("--option", "-o", "options", multiple=True, metavar="CODEC.KEY=VALUE",
               help="A codec option, e.g. -o jpeg.subsampling=444 (repeatable).")
 @click.option("--metrics", "-m", default="psnr,ms-ssim", show_default=True,
-              help="Comma-separated metrics (psnr, ms-ssim, lpips, fid, kid, ...).")
+              help="Comma-separated metrics (psnr, ms-ssim, lpips, fid, kid, ...; `cdc-bench metrics` lists them) "
+                   "or presets: jpeg-ai (JPEG AI's objective set as far as computed here).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Results folder [default: results/<datasets>]. Rerunning into it resumes.")
 @click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -108,10 +111,11 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     summary = outcome.summary
     with ResultsStore(outcome.out, create=False) as store:
         _print_summary(store, summary, failures, outcome.out, outcome.dataset_rows)
+        frame = store.frame() if demo else None
     if summary.failed and not summary.ok and not summary.skipped:
         raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
     if demo:
-        click.echo(_full_sweep_estimate(summary, outcome.tasks, workers), err=True)
+        click.echo(_full_sweep_estimate(summary, outcome.tasks, workers, frame, split_list(metrics)), err=True)
 
 
 def _announce(pool) -> None:
@@ -132,16 +136,30 @@ def _is_bare(ctx: click.Context) -> bool:
     return all(ctx.get_parameter_source(name) in (click.core.ParameterSource.DEFAULT, None) for name in chosen)
 
 
-def _full_sweep_estimate(summary, tasks, workers: int) -> str:
-    """How long the full Kodak sweep would take here, from this run's measured time per item and pixel."""
+def _full_sweep_estimate(summary, tasks, workers: int, frame=None, metrics=()) -> str:
+    """How long the full Kodak sweep would take here: per codec, a fixed cost per item (probed on a tiny image)
+    plus this run's remaining time per pixel (:mod:`cdc_bench.sweep.estimate`), as a range."""
     if not summary.ok:
         return f"Next: {FULL_SWEEP} (cdc-bench plot RESULTS draws the curves)."
+    from ..codecs.registry import create_codec
+    from ..metrics import expand_metric_presets, get_metric
+    from ..sweep.estimate import estimate_from_rows
+
     pixels = sum(_pixels(t) for t in tasks) / max(1, len(tasks))
-    per_item = summary.work_s / summary.ok * FULL_SWEEP_PIXELS / max(pixels, 1.0)
-    minutes = FULL_SWEEP_ITEMS * per_item / max(1, workers) / 60
-    return (f"Next: {FULL_SWEEP}: {FULL_SWEEP_ITEMS} items; at this run's {summary.work_s / summary.ok:.2f} s per "
-            f"item scaled to 768x512 pixels, about {minutes:.0f} min here with {max(1, workers)} worker(s) "
-            f"(--workers N to use more cores). Then: cdc-bench plot results/kodak")
+    text = None
+    if frame is not None and not frame.empty:
+        middle = {codec: points.split(",")[len(points.split(",")) // 2] for codec, points in DEMO_RATES.items()}
+        codecs = {codec: create_codec(codec) for codec in FULL_SWEEP_POINTS}
+        computes = [info.compute for info in map(get_metric, expand_metric_presets(list(metrics))) if info.compute]
+        text = estimate_from_rows(frame, {c: codecs[c].validate_rate(r) for c, r in middle.items()}, codecs,
+                                  {c: 24 * n for c, n in FULL_SWEEP_POINTS.items()}, pixels, FULL_SWEEP_PIXELS,
+                                  max(1, workers), computes)
+    if text is None:
+        per_item = summary.work_s / summary.ok * FULL_SWEEP_PIXELS / max(pixels, 1.0)
+        text = (f"about {FULL_SWEEP_ITEMS * per_item / max(1, workers) / 60:.0f} min here with {max(1, workers)} "
+                "worker(s) (scaled by pixels)")
+    return (f"Next: {FULL_SWEEP}: {FULL_SWEEP_ITEMS} items, {text}; --workers N to use more cores. "
+            "Then: cdc-bench plot results/kodak")
 
 
 def _pixels(task) -> float:

@@ -29,6 +29,8 @@ class MetricInfo:
     unit: str = ""                                # "dB", "" for unitless
     precision: int = 4                            # decimals in tables
     range: tuple[float | None, float | None] | None = None  # the values it can take, when bounded
+    check: Callable[[], tuple[str, str] | None] | None = None  # () -> (what is missing, fix) or None: can run
+    feature_space: str | None = None  # dataset-level metrics other than FID/KID: their features' store protocol
 
     @property
     def arrow(self) -> str:
@@ -50,8 +52,28 @@ for _name, _target in {
     "psnr": "distortion:PSNR", "ms-ssim": "distortion:MS_SSIM",
     "lpips": "perceptual:LPIPS_ALEX", "lpips-vgg": "perceptual:LPIPS_VGG", "dists": "perceptual:DISTS",
     "fid": "fid:FID", "kid": "fid:KID",
+    "ssim": "structural:SSIM", "vif": "structural:VIF", "fsim": "structural:FSIM", "gmsd": "structural:GMSD",
+    "ms-gmsd": "structural:MS_GMSD", "haarpsi": "structural:HAARPSI",
+    "ciede2000": "color:CIEDE2000",
+    "psnr-y": "yuv:PSNR_Y", "psnr-u": "yuv:PSNR_U", "psnr-v": "yuv:PSNR_V", "psnr-yuv": "yuv:PSNR_YUV",
+    "ssimulacra2": "ssimulacra2:SSIMULACRA2", "butteraugli": "butteraugli:BUTTERAUGLI",
+    "fd-dinov2": "dinov2:FD_DINOV2", "cmmd": "cmmd:CMMD",
 }.items():
     METRICS.register_lazy(_name, f"{__name__}.{_target}")
+
+#: ``--metrics jpeg-ai``: the part of JPEG AI's objective set this package computes (its CTTC also lists IW-SSIM,
+#: NLPD, VMAF and PSNR-HVS-M, which are not here). MS-SSIM is the RGB one of CompressAI's bench; JPEG AI's is on Y.
+METRIC_PRESETS: dict[str, tuple[str, ...]] = {
+    "jpeg-ai": ("ms-ssim", "fsim", "vif", "psnr-y", "psnr-u", "psnr-v", "psnr-yuv"),
+}
+
+
+def expand_metric_presets(names: list[str]) -> list[str]:
+    """Metric names with each preset (``jpeg-ai``) replaced by its members, first occurrence kept."""
+    out: list[str] = []
+    for name in names:
+        out.extend(METRIC_PRESETS.get(name, (name,)))
+    return list(dict.fromkeys(out))
 
 
 def register_metric(info: MetricInfo) -> MetricInfo:

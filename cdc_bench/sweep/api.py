@@ -96,7 +96,10 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     from ..datasets.images import Preprocess
     from ..metrics import get_metric
 
-    dataset_names, codec_names, metric_names = _names(datasets), _names(codecs), _names(metrics)
+    from ..metrics import expand_metric_presets
+
+    dataset_names, codec_names = _names(datasets), _names(codecs)
+    metric_names = expand_metric_presets(_names(metrics))  # presets: jpeg-ai
     workers = preflight.parse_workers(workers)
     timeout = preflight.parse_timeout(timeout)
     device = preflight.parse_device(device)

@@ -152,10 +152,11 @@ def store_result(store: ResultsStore, result: TaskResult) -> None:
     if row["status"] == "ok":
         if result.recon_png is not None:
             store.put_recon(row, result.recon_png)
-        feats = result.features
-        if feats is not None:
-            store.put_features(ResultKey.from_row(row).values(), feats.protocol, feats.features, feats.extractor,
-                               feats.original_sha1, feats.original)
+        sets = result.features if isinstance(result.features, list) else [result.features]
+        for feats in sets:  # one set per feature space (FID's Inception, FD-DINOv2's DINOv2, CMMD's CLIP)
+            if feats is not None:
+                store.put_features(ResultKey.from_row(row).values(), feats.protocol, feats.features,
+                                   feats.extractor, feats.original_sha1, feats.original)
     store.put_row(row)
 
 
@@ -171,9 +172,9 @@ def failure_row(task: Task, err: BaseException) -> dict[str, Any]:
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
+    from .progress import make_progress
 
-    return tqdm(total=total, unit="item", desc="cdc-bench", disable=not enabled, dynamic_ncols=True)
+    return make_progress(total, enabled)
 
 
 def _describe(task: Task) -> str:

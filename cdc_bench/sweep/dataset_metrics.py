@@ -1,4 +1,4 @@
-"""Dataset-level metrics (FID, KID) of a results store: the glue between the stored features and ``metrics.fid``.
+"""Dataset-level metrics (FID, KID, FD-DINOv2, CMMD) of a results store: stored features -> values.
 
 A group is one (dataset, codec, options, quality, preprocess, device); it counts when every row of it has status
 ok and stored features under the protocol. A group whose features are unchanged since its stored value is not
@@ -21,9 +21,17 @@ from ..store.results import ResultsStore
 
 
 def compute_dataset_metrics(store: ResultsStore, metrics: list[str], protocol: str = "fid256") -> list[dict]:
-    """FID/KID of every complete group in ``store``; new values are also stored."""
-    wanted = [m for m in metrics if m in DATASET_METRICS]
-    if not wanted:
+    """FID/KID (under ``protocol``), FD-DINOv2 and CMMD (under their feature space) of every complete group in
+    ``store``; new values are also stored."""
+    from ..metrics import get_metric
+
+    by_protocol: dict[str, list[str]] = {}
+    for metric in metrics:
+        if metric in DATASET_METRICS:
+            by_protocol.setdefault(protocol, []).append(metric)
+        elif get_metric(metric).dataset_level and get_metric(metric).feature_space:
+            by_protocol.setdefault(get_metric(metric).feature_space, []).append(metric)
+    if not by_protocol:
         return []
     df = store.frame()
     if df.empty:
@@ -34,21 +42,30 @@ def compute_dataset_metrics(store: ResultsStore, metrics: list[str], protocol: s
         ident = dict(zip(GROUP, values))
         if (group["status"] != "ok").any():
             continue
-        loaded = load_group_features(store, ident, group["image"].tolist(), protocol)
-        if loaded is None:
-            continue
-        recon, orig, extractor, fingerprint = loaded
-        base = dict(ident, protocol=protocol, n_images=len(group), n_patches=len(recon),
-                    feature_extractor=extractor, features_sha1=fingerprint)
-        for metric in wanted:
-            row = previous.get(tuple(ident[k] for k in GROUP) + (metric, protocol))
-            if row is None or row.get("features_sha1") != fingerprint:
-                value, std = dataset_values(orig, recon, metric)
-                row = dict(base, metric=metric, value=value, std=std,
-                           computed_at=timestamp())
-                store.put_dataset_metric(row)
-            out.append(row)
+        for space, wanted in by_protocol.items():
+            loaded = load_group_features(store, ident, group["image"].tolist(), space)
+            if loaded is None:
+                continue
+            recon, orig, extractor, fingerprint = loaded
+            base = dict(ident, protocol=space, n_images=len(group), n_patches=len(recon),
+                        feature_extractor=extractor, features_sha1=fingerprint)
+            for metric in wanted:
+                row = previous.get(tuple(ident[k] for k in GROUP) + (metric, space))
+                if row is None or row.get("features_sha1") != fingerprint:
+                    value, std = _value(orig, recon, metric, space)
+                    row = dict(base, metric=metric, value=value, std=std,
+                               computed_at=timestamp())
+                    store.put_dataset_metric(row)
+                out.append(row)
     return out
+
+
+def _value(orig: np.ndarray, recon: np.ndarray, metric: str, space: str) -> tuple[float, float | None]:
+    if metric in DATASET_METRICS:
+        return dataset_values(orig, recon, metric)
+    from ..metrics.features import space_value
+
+    return space_value(space, orig, recon)
 
 
 def load_group_features(store: ResultsStore, ident: dict[str, Any], images: list[str], protocol: str

@@ -28,6 +28,8 @@ METRIC_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "dists": (("piq", "pip install piq"),),
     "fid": (("cleanfid", "pip install clean-fid"),),
     "kid": (("cleanfid", "pip install clean-fid"),),
+    **{name: (("piq", "pip install piq"),) for name in ("ssim", "vif", "fsim", "gmsd", "ms-gmsd", "haarpsi")},
+    "ciede2000": (("skimage", "pip install scikit-image"),),
 }
 WORKERS_PER_CORE = 4
 READY, WEIGHTS_MISSING, DEPENDENCY_MISSING, BROKEN = "ready", "weights missing", "dependency missing", "error"
@@ -121,6 +123,9 @@ def metric_problems(name: str, download: bool = False) -> list[Problem]:
     info = get_metric(name)
     problems = [Problem([user], "dependency", f"Python package {module} is not installed", fix)
                 for module, fix in missing_packages(METRIC_PACKAGES.get(info.name, ()))]
+    absent = info.check() if info.check is not None else None
+    if absent is not None:
+        problems.append(Problem([user], "dependency", *absent))
     return problems + weight_problems(info.weights, user, download and not problems)
 
 
@@ -149,8 +154,33 @@ def merge(problems: list[Problem]) -> list[Problem]:
         what = f"{len(files)} missing: " + ", ".join(files)
         fix = (f"cdc-bench weights --download --only {targets} (or rerun with --download); offline: "
                f"`cdc-bench weights --only {targets}` shows each URL and where to put it")
+        fix += _offline_ways(users, files)
         rows.append(Problem(list(users), "weight files", what, fix, files))
     return others + rows
+
+
+def _offline_ways(users: Sequence[str], files: Sequence[str]) -> str:
+    """The ways on without a download, as the download error names them: the folder to put the files in by hand,
+    and ``-o CODEC.weights=random`` for a codec that can run a dry run on random weights."""
+    from ..weights import get_weight
+
+    folders = sorted({str(get_weight(name).path.parent) for name in files})
+    text = f"; by hand: put the file(s) in {', '.join(folders)}" if folders else ""
+    random = [user.split(" ", 1)[1] for user in users if user.startswith("codec ") and _has_random_weights(user[6:])]
+    if random:
+        text += ("; dry run without them: " + " ".join(f"-o {codec}.weights=random" for codec in random)
+                 + " (random weights of the released architecture, for speed work only)")
+    return text
+
+
+def _has_random_weights(codec: str) -> bool:
+    from ..codecs.registry import get_codec_class
+
+    try:
+        spec = get_codec_class(codec).option_specs.get("weights")
+    except Exception:  # a codec that cannot even be imported has its own problem row
+        return False
+    return spec is not None and "random" in (getattr(spec, "choices", None) or ())
 
 
 def render_text(problems: list[Problem]) -> str:
@@ -298,12 +328,19 @@ def parse_fid_protocol(value: str) -> str:
     return text
 
 
+#: ``--target-bpp jpeg-ai``: JPEG AI's target-rate grid (its common test conditions' six bpp points).
+TARGET_PRESETS: dict[str, tuple[float, ...]] = {"jpeg-ai": (0.03, 0.06, 0.12, 0.25, 0.5, 0.75)}
+
+
 def parse_targets(value: Any) -> tuple[float, ...]:
-    """``0.1,0.2,0.4``: target bits per pixel for matched-bitrate rows, each a finite number > 0, no repeats."""
+    """``0.1,0.2,0.4``: target bits per pixel for matched-bitrate rows, each a finite number > 0, no repeats;
+    or a preset name (``jpeg-ai``)."""
     if value is None or value == ():
         return ()
     if isinstance(value, tuple):
         return value
+    if str(value).strip().lower() in TARGET_PRESETS:
+        return TARGET_PRESETS[str(value).strip().lower()]
     targets: list[float] = []
     for part in str(value).split(","):
         try:
@@ -311,7 +348,8 @@ def parse_targets(value: Any) -> tuple[float, ...]:
         except ValueError:
             target = math.nan
         if not math.isfinite(target) or target <= 0:
-            raise ConfigError(f"{part.strip()!r}: give target bits per pixel as numbers > 0, e.g. 0.1,0.2,0.4")
+            raise ConfigError(f"{part.strip()!r}: give target bits per pixel as numbers > 0, e.g. 0.1,0.2,0.4, "
+                              f"or a preset: {', '.join(TARGET_PRESETS)}")
         if target not in targets:
             targets.append(target)
     return tuple(targets)

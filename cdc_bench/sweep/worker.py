@@ -247,17 +247,24 @@ def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> tuple[dict[s
     from ..metrics import get_metric
 
     values: dict[str, Any] = {"measured": ",".join(task.metrics)}
-    features = None
-    dataset_level = False
+    features: list = []
+    inception = False
+    spaces = {}
     for name in task.metrics:
         info = get_metric(name)
-        if info.dataset_level:
-            dataset_level = True
-        else:
+        if not info.dataset_level:
             values[info.column] = info.compute(original, recon, device=task.device)
-    if dataset_level:
+        elif info.feature_space is None:  # FID, KID: Inception features under the FID protocol
+            inception = True
+        else:
+            spaces[info.feature_space] = info
+    if inception:
         from ..metrics.fid import item_features
 
-        features = item_features(original, recon, protocol=task.fid_protocol, device=task.device)
-        values["fid_patches"] = len(features.features)
-    return values, features
+        features.append(item_features(original, recon, protocol=task.fid_protocol, device=task.device))
+        values["fid_patches"] = len(features[0].features)
+    if spaces:
+        from ..metrics.features import space_features
+
+        features += [space_features(space, original, recon, task.device) for space in spaces]
+    return values, (features[0] if len(features) == 1 else features or None)
