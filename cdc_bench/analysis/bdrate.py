@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import MetricInfo
+from .curves import source_column
 
 MIN_OVERLAP = 0.75   # bjontegaard's own default: below it, a note says the result covers little of the range
 
@@ -126,7 +127,7 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], m
             q = metric_fn(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column])
             row = {"dataset": dataset, "anchor": anchor_label, "method": method, "codec": label,
                    "metric": m.name, "metric_label": m.label, "unit": m.unit, "precision": m.precision,
-                   "lower_better": m.lower_better, "bd_rate_pct": r.value, "bd_metric": q.value,
+                   "lower_better": m.lower_better, "scale": _scale(m), "bd_rate_pct": r.value, "bd_metric": q.value,
                    "quality_overlap": r.overlap, "rate_overlap": q.overlap,
                    "bpp_range": f"{bpp_range[0]:g}-{bpp_range[1]:g}" if bpp_range else "",
                    "note": "; ".join(n for n in (_tag("BD-rate", _name(r.note, anchor_label, label)),
@@ -140,7 +141,7 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], m
                 row.update(_intervals(frame, ca, ct, m, boot, rate_fn, metric_fn))
             rows.append(row)
     columns = ["dataset", "anchor", "method", "codec", "metric", "metric_label", "unit", "precision",
-               "lower_better", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note"]
+               "lower_better", "scale", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note"]
     if boot is not None:
         columns += ["bd_rate_lo", "bd_rate_hi", "bd_metric_lo", "bd_metric_hi", "ci_level", "ci_resamples",
                     "ci_seed", "ci_images"]
@@ -212,6 +213,19 @@ def _transform(m: MetricInfo):
     return (lambda v: v) if source_column(m) == m.column else to_db
 
 
+MS_SSIM_DB_NOTE = ("MS-SSIM (dB): BD computed on -10 log10(1 - MS-SSIM), as CompressAI plots it "
+                   "(--ms-ssim-linear: on linear MS-SSIM)")
+MS_SSIM_LINEAR_NOTE = ("MS-SSIM (linear): BD computed on linear MS-SSIM (--ms-ssim-db: on -10 log10(1 - MS-SSIM), "
+                       "as CompressAI plots it)")
+
+
+def _scale(m: MetricInfo) -> str:
+    """How MS-SSIM entered BD (``dB`` or ``linear``): the two give different BD-rates, so a table must say which."""
+    if source_column(m) != "ms_ssim":
+        return ""
+    return "dB" if m.column != "ms_ssim" else "linear"
+
+
 def _tag(what: str, note: str) -> str:
     return f"{what}: {note}" if note else ""
 
@@ -265,8 +279,10 @@ def wide_table(tidy: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, list[str]]]:
             unit = row.get("unit") if isinstance(row.get("unit"), str) and row.get("unit") else ""
             digits = int(row["precision"]) if "precision" in row and pd.notna(row.get("precision")) else 4
             cells = table.setdefault(row["codec"], {})
-            for key, column, d, suffix in (("bd_rate", f"BD-rate {row['metric_label']} [%] ↓", 1, "%"),
-                                           ("bd_metric", f"BD-{row['metric_label']}{f' [{unit}]' if unit else ''}"
+            scale = row.get("scale") if isinstance(row.get("scale"), str) and row.get("scale") else ""
+            label = f"{row['metric_label']} ({scale})" if scale else row["metric_label"]
+            for key, column, d, suffix in (("bd_rate", f"BD-rate {label} [%] ↓", 1, "%"),
+                                           ("bd_metric", f"BD-{label}{f' [{unit}]' if unit else ''}"
                                                          f" {arrow}".strip(), digits, "")):
                 lo, hi = row.get(f"{key}_lo", np.nan), row.get(f"{key}_hi", np.nan)
                 ns = contains_zero(lo, hi)
@@ -282,6 +298,9 @@ def wide_table(tidy: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, list[str]]]:
 
 def _table_notes(per: pd.DataFrame, any_ns: bool) -> list[str]:
     notes = []
+    scales = set(per["scale"].dropna()) if "scale" in per else set()
+    notes += [MS_SSIM_DB_NOTE] if "dB" in scales else []
+    notes += [MS_SSIM_LINEAR_NOTE] if "linear" in scales else []
     ranges = [r for r in per.get("bpp_range", pd.Series(dtype=str)).dropna().unique() if r]
     if ranges:
         notes.append(f"BD computed over {ranges[0]} bpp (--bpp-range): curves clipped to that window, end points "
@@ -343,7 +362,7 @@ def to_latex(tidy: pd.DataFrame) -> str:
 
 def _label(i: int, note: str) -> str:
     """Footnotes of a cell get a numbered dagger; notes about the whole table (ranges, intervals) none."""
-    general = note.startswith(("BD computed over", "[lo, hi]", NOT_SIGNIFICANT))
+    general = note.startswith(("BD computed over", "[lo, hi]", NOT_SIGNIFICANT, "MS-SSIM (dB):", "MS-SSIM (linear):"))
     return note if general else f"†{i}: {note}"
 
 

@@ -21,9 +21,12 @@ from .plot import bootstrap_from, ci_options
 @click.option("--per-image", is_flag=True, help="BD-rate of each image against the anchor, and who wins how often.")
 @click.option("--figure", type=click.Path(dir_okay=False, path_type=Path),
               help="With --per-image: also draw the distribution to FIGURE_<dataset>_<metric>.png/.pdf.")
+@click.option("--ms-ssim-db/--ms-ssim-linear", default=True, show_default=True,
+              help="BD of MS-SSIM on -10 log10(1 - MS-SSIM) in dB (as `report` and the figures, and as CompressAI "
+                   "plots it) or on linear MS-SSIM; the two give different BD-rates, and the table says which.")
 @ci_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (default: stdout).")
-def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image, figure, ci_level, no_ci, ci_method,
+def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image, figure, ms_ssim_db, ci_level, no_ci, ci_method,
             resamples, seed, out) -> None:
     """BD-rate (% bits at equal quality; negative = better) and BD-metric (quality at equal rate) tables.
 
@@ -46,7 +49,7 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
         frame = frame[frame["codec"].isin(keep)]
     if frame.empty:
         raise InputError(f"no successful rows in {', '.join(map(str, results))}")
-    specs = parse_metrics(metrics, res)
+    specs = parse_metrics(metrics, res, ms_ssim_db)
     points = rd_points(frame, specs, res.dataset_metrics)
     if per_image:
         tidy = per_image_bd(points, frame, anchor, specs, method, window)
