@@ -258,7 +258,12 @@ def dataset_level_notes(points: pd.DataFrame, metrics) -> list[str]:
                 text += (f"; UNRELIABLE: fewer than {MIN_FID_PATCHES} patches; compare only with the same patch "
                          "count, and read the subset std")
         if spec.column == "kid" and f"{spec.column}_std" in have:
-            text += "; ± is the std over KID subsets"
+            from ..metrics.frechet import KID_SUBSETS, kid_subset_size
+
+            sizes = sorted({kid_subset_size(int(n), int(n)) for n in patches})
+            size = (str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}") if sizes else "half the"
+            text += (f"; ± is the std over {KID_SUBSETS} random subsets of {size} patches each (half the set, "
+                     "at most 1000, drawn without replacement as torch-fidelity does)")
         if spec.column == "fid":
             text += ("; interval: bootstrap over patches" if "fid_lo" in have and have["fid_lo"].notna().any()
                      else "; no interval (FID has no per-image values)")
