@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..metrics import MetricInfo
 from .curves import source_column
+from .matched import UNMET_MARK
 
 MIN_OVERLAP = 0.75   # bjontegaard's own default: below it, a note says the result covers little of the range
 
@@ -104,17 +105,21 @@ def clip_curve(bpp, quality, lo: float, hi: float) -> tuple[np.ndarray, np.ndarr
 
 def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], method: str = "pchip", *,
              frame: pd.DataFrame | None = None, boot=None, bpp_range: tuple[float, float] | None = None,
-             ) -> pd.DataFrame:
+             include_unmet: bool = False) -> pd.DataFrame:
     """Tidy BD table: one row per (dataset, curve, metric) with bd_rate_pct, bd_metric, overlaps and notes.
 
     ``points`` is :func:`cdc_bench.analysis.curves.rd_points`. ``anchor`` names a curve label (``hevc``,
     ``cdc (steps=65)``) or a codec that has exactly one option set in each dataset. With ``bpp_range`` both
     curves are clipped to that rate window first. With ``frame`` (the per-image rows) and ``boot`` (a
     :class:`cdc_bench.analysis.stats.Bootstrap`), each value gets a paired bootstrap interval over images
-    (``*_lo``/``*_hi`` columns, level, resamples and seed recorded).
+    (``*_lo``/``*_hi`` columns, level, resamples and seed recorded). Matched-bitrate points that missed their
+    target are left out unless ``include_unmet``; column ``unmet`` says which (or that they were kept).
     """
+    from .matched import drop_unmet, unmet_notes
+
+    kept, _ = drop_unmet(points, include_unmet)
     rows = []
-    for dataset, anchor_label, a, label, curve in curve_pairs(points, anchor):
+    for dataset, anchor_label, a, label, curve in curve_pairs(kept, anchor):
         for m in metrics:
             if m.column not in curve:
                 continue
@@ -139,9 +144,11 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], m
                 row["note"] = "; ".join(n for n in (row["note"], extra) if n)
             if boot is not None and frame is not None and not m.dataset_level:
                 row.update(_intervals(frame, ca, ct, m, boot, rate_fn, metric_fn))
+            mine = points[(points["dataset"] == dataset) & points["label"].isin([anchor_label, label])]
+            row["unmet"] = " | ".join(unmet_notes(mine, left_out=not include_unmet))
             rows.append(row)
     columns = ["dataset", "anchor", "method", "codec", "metric", "metric_label", "unit", "precision",
-               "lower_better", "scale", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note"]
+               "lower_better", "scale", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note", "unmet"]
     if boot is not None:
         columns += ["bd_rate_lo", "bd_rate_hi", "bd_metric_lo", "bd_metric_hi", "ci_level", "ci_resamples",
                     "ci_seed", "ci_images"]
@@ -301,6 +308,8 @@ def _table_notes(per: pd.DataFrame, any_ns: bool) -> list[str]:
     scales = set(per["scale"].dropna()) if "scale" in per else set()
     notes += [MS_SSIM_DB_NOTE] if "dB" in scales else []
     notes += [MS_SSIM_LINEAR_NOTE] if "linear" in scales else []
+    if "unmet" in per:
+        notes += list(dict.fromkeys(n for text in per["unmet"].dropna() if text for n in text.split(" | ")))
     ranges = [r for r in per.get("bpp_range", pd.Series(dtype=str)).dropna().unique() if r]
     if ranges:
         notes.append(f"BD computed over {ranges[0]} bpp (--bpp-range): curves clipped to that window, end points "
@@ -362,7 +371,8 @@ def to_latex(tidy: pd.DataFrame) -> str:
 
 def _label(i: int, note: str) -> str:
     """Footnotes of a cell get a numbered dagger; notes about the whole table (ranges, intervals) none."""
-    general = note.startswith(("BD computed over", "[lo, hi]", NOT_SIGNIFICANT, "MS-SSIM (dB):", "MS-SSIM (linear):"))
+    general = note.startswith(("BD computed over", "[lo, hi]", NOT_SIGNIFICANT, "MS-SSIM (dB):", "MS-SSIM (linear):",
+                                 UNMET_MARK))
     return note if general else f"†{i}: {note}"
 
 

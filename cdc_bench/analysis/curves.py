@@ -190,6 +190,9 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricInfo], dataset_metrics: p
     if frame.empty:
         return pd.DataFrame(columns=GROUP + ["label", "bpp", "n_images"] + per_image)
     points = dataset_means(frame, ["bpp"] + per_image, boot).drop(columns="n_failed")
+    from .matched import mark_unmet
+
+    points = mark_unmet(points, frame)   # matched-bitrate points that missed their target (marked everywhere)
     for spec in metrics:
         if not spec.dataset_level:
             continue

@@ -98,6 +98,10 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
         preprocess = DEMO_PREPROCESS
         click.echo(f"A quick demonstration: {len(DEMO_RATES)} codecs x 5 rate points on the 5 embedded photographs "
                    f"({DEMO_PREPROCESS} crops). The full classical sweep: {FULL_SWEEP}", err=True)
+    if qualities and target_bpp:   # -q would be silently ignored: the search picks the rate point itself
+        raise click.UsageError(f"-q {qualities} and --target-bpp both choose the rate points, and --target-bpp "
+                               "wins (it searches each codec's whole rate range for the bpp): drop -q, or drop "
+                               "--target-bpp to run exactly those rate points")
     dataset_names, codec_names, metric_names = split_list(datasets), split_list(codecs), split_list(metrics)
     try:
         plans = build_plans(codec_names, options, qualities)
