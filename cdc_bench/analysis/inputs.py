@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..metrics import MetricInfo
 from ..errors import ConfigError
+from .summary import SOURCE
 from .curves import metric_spec, source_column
 from .published import PublishedCurve, resolve_reference
 
@@ -49,8 +50,9 @@ def load_results(path: str | Path) -> Results:
 def load_many(paths: Sequence[str | Path]) -> Results:
     """Several results folders as one: rows, FID/KID and manifests concatenated.
 
-    A (codec, options) pair found in more than one folder is told apart by an extra option ``results=<folder>``
-    (so legends read ``jpeg (results=run-a)``); every row keeps its folder in ``_out_dir`` for reconstructions.
+    A (codec, options) pair found in more than one folder is told apart by a ``results`` column naming its folder
+    (a curve column: legends read ``jpeg (results=run-a)``); the options stay as stored. Every row keeps its
+    folder in ``_out_dir`` for reconstructions.
     """
     loaded = [load_results(p) for p in paths]
     if not loaded:
@@ -64,31 +66,19 @@ def load_many(paths: Sequence[str | Path]) -> Results:
             seen[pair] = seen.get(pair, 0) + 1
     frames, dms, runs = [], [], []
     for r, name in zip(loaded, names):
-        # _out_dir and _options: where this row's files are (reconstructions are named by the stored options).
-        frame = r.frame.assign(_out_dir=str(r.out_dir), _options=r.frame.get("options"))
+        # _out_dir: where this row's files are.
+        frame = r.frame.assign(_out_dir=str(r.out_dir))
         dm = r.dataset_metrics.copy()
-        if len(loaded) > 1:
-            frame["options"] = [_tag(o, name) if seen.get((c, o), 0) > 1 else o
-                                for c, o in zip(frame["codec"], frame["options"])]
+        if len(loaded) > 1 and any(n > 1 for n in seen.values()):
+            frame[SOURCE] = [name if seen.get((c, o), 0) > 1 else "" for c, o in zip(frame["codec"], frame["options"])]
             if len(dm):
-                dm["options"] = [_tag(o, name) if seen.get((c, o), 0) > 1 else o
-                                 for c, o in zip(dm["codec"], dm["options"])]
+                dm[SOURCE] = [name if seen.get((c, o), 0) > 1 else "" for c, o in zip(dm["codec"], dm["options"])]
         frames.append(frame)
         dms.append(dm)
         runs += r.runs
     dms = [d for d in dms if len(d)]
     return Results(loaded[0].out_dir, pd.concat(frames, ignore_index=True),
                    pd.concat(dms, ignore_index=True) if dms else pd.DataFrame(), runs)
-
-
-def _tag(options: str, name: str) -> str:
-    import json
-
-    try:
-        value = json.loads(options) if options else {}
-    except json.JSONDecodeError:
-        value = {"options": options}
-    return json.dumps({**value, "results": name}, sort_keys=True)
 
 
 def parse_range(text: str | None, what: str) -> tuple[float, float] | None:

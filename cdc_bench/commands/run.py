@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+
 import re
 import time
 from pathlib import Path
 
 import click
 
+from ..provenance import timestamp
+from ..store.key import file_stem
 from ..sweep import preflight
 from ..codecs.base import CodecError
 from ..codecs.plans import split_list
@@ -24,7 +27,7 @@ FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * (19 + 19 + 8), 768 * 512
 
 def default_out(datasets: list[str]) -> Path:
     """``results/<datasets>``: the same command resumes into the same folder."""
-    name = "+".join(re.sub(r"[^A-Za-z0-9._-]+", "_", d.rpartition("/")[2] or d) for d in datasets)
+    name = "+".join(file_stem(d.rpartition("/")[2] or d) for d in datasets)
     return Path("results") / name
 
 
@@ -160,7 +163,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
 
         dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
                                                protocol=fid_protocol)
-    manifest.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), summary=summary.as_dict())
+    manifest.update(ended_at=timestamp(), summary=summary.as_dict())
     store.end_run(run_id, manifest)
     _print_summary(store, summary, failures, out, dataset_rows)
     store.close()

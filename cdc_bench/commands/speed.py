@@ -213,8 +213,8 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         console.print(f"[yellow]note[/yellow]: {escape(note)}", highlight=False)
     env = report["env"]
     console.print(escape(f"device {env['device']} ({env['device_name']}), dtype {env['dtype']}, {env['threads']} "
-                         f"threads, torch {env['torch']}, commit {(env['git_commit'] or 'unknown')[:10]}"
-                         f"{' (dirty)' if env['git_dirty'] else ''}, load {env['load_before']} -> {env['load_after']}"),
+                         f"threads, torch {env['torch']}, commit {((env.get('git') or {}).get('commit') or 'unknown')[:10]}"
+                         f"{' (dirty)' if (env.get('git') or {}).get('dirty') else ''}, load {env['load_before']} -> {env['load_after']}"),
                   highlight=False)
     if report["load"]["busy"]:
         console.print("[yellow]warning[/yellow]: " + escape(

@@ -12,9 +12,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..provenance import timestamp
 from ..codecs.plans import CodecPlan
 from .worker import DEFAULT_METRICS, ITEM_FAILURES, Task, TaskResult, base_row, failure_status, run_task
-from ..store.results import KEY, ResultsStore, quality_text
+from ..store.key import ResultKey, quality_text
+from ..store.results import ResultsStore
 
 
 def target_label(target: float, mode: str = "below") -> str:
@@ -152,7 +154,7 @@ def store_result(store: ResultsStore, result: TaskResult) -> None:
             store.put_recon(row, result.recon_png)
         feats = result.features
         if feats is not None:
-            store.put_features(tuple(row[k] for k in KEY), feats.protocol, feats.features, feats.extractor,
+            store.put_features(ResultKey.from_row(row).values(), feats.protocol, feats.features, feats.extractor,
                                feats.original_sha1, feats.original)
     store.put_row(row)
 
@@ -164,7 +166,7 @@ def failure_row(task: Task, err: BaseException) -> dict[str, Any]:
     row = base_row(task)
     row["status"] = "timeout" if isinstance(err, TaskTimeout) else failure_status(err)
     row["error"] = f"{type(err).__name__}: {err}"
-    row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    row["finished_at"] = timestamp()
     return row
 
 
