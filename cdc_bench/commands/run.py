@@ -208,8 +208,9 @@ def _executor(kind: str, scheduler: str | None, workers: int, device: str, share
     info = pool.info()
     where = f"scheduler {info['scheduler']}" if scheduler else f"local cluster at {info['scheduler']}"
     link = pool.dashboard_link()
-    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or 'unavailable (pip install bokeh)'}",
-               err=True)
+    none = ("none (the scheduler serves no dashboard pages: started with --no-dashboard, or without bokeh)"
+            if scheduler else "unavailable (pip install bokeh)")
+    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or none}", err=True)
     return pool
 
 

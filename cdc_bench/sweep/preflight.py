@@ -151,8 +151,28 @@ def merge(problems: list[Problem]) -> list[Problem]:
         what = f"{len(files)} missing: " + ", ".join(files)
         fix = (f"cdc-bench weights --download --only {targets} (or rerun with --download); offline: "
                f"`cdc-bench weights --only {targets}` shows each URL and where to put it")
+        fix += _random_weights_hint(users)
         rows.append(Problem(list(users), "weight files", what, fix, files))
     return others + rows
+
+
+def _random_weights_hint(users: Sequence[str]) -> str:
+    """For codecs with a ``weights`` option: how to run the harness without the files (random weights)."""
+    from ..codecs.registry import get_codec_class
+
+    names = []
+    for user in users:
+        kind, _, name = user.partition(" ")
+        try:
+            if kind == "codec" and "weights" in get_codec_class(name).option_specs:
+                names.append(name)
+        except Exception:  # noqa: BLE001 - a hint must never break the table
+            continue
+    if not names:
+        return ""
+    flags = " ".join(f"-o {n}.weights=random" for n in names)
+    return (f"; to try the pipeline without them: {flags} (seeded random weights; its rows say "
+            "'random weights')")
 
 
 def render_text(problems: list[Problem]) -> str:
