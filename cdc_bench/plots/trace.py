@@ -266,6 +266,10 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
                                         alpha=0.18, linewidth=0)
                 ax.set_xlabel(option)
                 ax.set_ylabel(ylabel)
+                if all(float(v).is_integer() for v in mine["value"]):   # step counts: no 1.5 steps on the axis
+                    from matplotlib.ticker import MaxNLocator
+
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if xlim:
                     ax.set_xlim(*xlim)
             handles, labels = axes.flat[0].get_legend_handles_labels()

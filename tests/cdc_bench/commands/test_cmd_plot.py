@@ -209,6 +209,17 @@ def test_trace_figure_quality_and_time_against_steps(cdc_sweep, tmp_path):
     assert "Decode time [s]" in text and "steps" in text and "[random weights]" in text
 
 
+def test_trace_of_step_counts_has_integer_ticks(cdc_sweep, tmp_path):
+    import re
+
+    res = CliRunner().invoke(main, ["plot", str(cdc_sweep), "--kind", "trace", "--trace", "cdc.steps",
+                                    "--metrics", "psnr", "--format", "svg", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    svg = (tmp_path / "trace_default_cdc-steps.svg").read_text()
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert "1" in texts and "2" in texts and not {"1.2", "1.4", "1.5", "1.6", "1.8"} & set(texts)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--kind", "rdp"], "needs --trace"),
     (["--kind", "rdp", "--trace", "cdc.eta"], "only one value of eta"),
