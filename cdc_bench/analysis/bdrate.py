@@ -144,11 +144,15 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], m
                 row["note"] = "; ".join(n for n in (row["note"], extra) if n)
             if boot is not None and frame is not None and not m.dataset_level:
                 row.update(_intervals(frame, ca, ct, m, boot, rate_fn, metric_fn))
+            if frame is not None and not m.dataset_level:
+                row.update(_wilcoxon(frame, ca, ct, m, rate_fn))
             mine = points[(points["dataset"] == dataset) & points["label"].isin([anchor_label, label])]
             row["unmet"] = " | ".join(unmet_notes(mine, left_out=not include_unmet))
             rows.append(row)
     columns = ["dataset", "anchor", "method", "codec", "metric", "metric_label", "unit", "precision",
                "lower_better", "scale", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note", "unmet"]
+    if frame is not None:
+        columns += ["wilcoxon_p", "wilcoxon_n"]
     if boot is not None:
         columns += ["bd_rate_lo", "bd_rate_hi", "bd_metric_lo", "bd_metric_hi", "ci_level", "ci_resamples",
                     "ci_seed", "ci_images"]
@@ -211,6 +215,31 @@ def _intervals(frame, ca, ct, m, boot, rate_fn, metric_fn) -> dict:
         lo, hi, _ = paired_bd_ci(*mats, lambda ra, qa, rt, qt: fn(ra, tf(qa), rt, tf(qt)).value, boot)
         out[f"{key}_lo"], out[f"{key}_hi"] = lo, hi
     out["ci_images"] = len(images)
+    return out
+
+
+def _wilcoxon(frame, ca, ct, m, rate_fn) -> dict:
+    """Paired significance of the BD-rate: the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided)
+    of each image's own BD-rate against 0. NaN when fewer than 2 images compare or every difference is 0."""
+    from scipy.stats import wilcoxon
+
+    from .curves import source_column
+
+    out = {"wilcoxon_p": np.nan, "wilcoxon_n": 0}
+    src = source_column(m)
+    ma, mt = per_image_matrices(frame, ca, m.column, src), per_image_matrices(frame, ct, m.column, src)
+    if ma is None or mt is None:
+        return out
+    tf = _transform(m)
+    values = [rate_fn(ma[0].loc[i].to_numpy(), tf(ma[1].loc[i].to_numpy()), mt[0].loc[i].to_numpy(),
+                      tf(mt[1].loc[i].to_numpy())).value for i in ma[0].index.intersection(mt[0].index)]
+    values = np.asarray([v for v in values if np.isfinite(v)])
+    out["wilcoxon_n"] = len(values)
+    if len(values) < 2 or not np.any(values):
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # scipy's small-sample notes; the footnote gives n
+        out["wilcoxon_p"] = float(wilcoxon(values).pvalue)
     return out
 
 
@@ -295,7 +324,11 @@ def wide_table(tidy: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, list[str]]]:
                 ns = contains_zero(lo, hi)
                 any_ns |= ns
                 value = row["bd_rate_pct"] if key == "bd_rate" else row[key]
-                cells[column] = _fmt(value, d, suffix, lo, hi, mark + (NOT_SIGNIFICANT if ns else ""))
+                cell = _fmt(value, d, suffix, lo, hi, mark + (NOT_SIGNIFICANT if ns else ""))
+                p = row.get("wilcoxon_p", np.nan) if key == "bd_rate" else np.nan
+                if p is not None and np.isfinite(p) and np.isfinite(value):
+                    cell += f" p={p:.2g}"
+                cells[column] = cell
         frame = pd.DataFrame(list(table.values()), index=list(table))
         frame.index.name = f"vs {per['anchor'].iloc[0]}"
         notes += _table_notes(per, any_ns)
@@ -319,6 +352,9 @@ def _table_notes(per: pd.DataFrame, any_ns: bool) -> list[str]:
         notes.append(f"[lo, hi]: {first['ci_level'] * 100:g}% paired bootstrap interval over "
                      f"{int(per['ci_images'].max())} images ({int(first['ci_resamples'])} resamples, seed "
                      f"{int(first['ci_seed'])}; image indices resampled once for both curves)")
+    if "wilcoxon_p" in per and per["wilcoxon_p"].notna().any():
+        notes.append(f"p: Wilcoxon signed-rank test (two-sided) of the per-image BD-rates against 0, over "
+                     f"{int(per['wilcoxon_n'].max())} images (scipy.stats.wilcoxon)")
     if any_ns:
         notes.append(f"{NOT_SIGNIFICANT}: the interval contains 0; the difference is not distinguishable from none")
     return notes
@@ -372,6 +408,7 @@ def to_latex(tidy: pd.DataFrame) -> str:
 def _label(i: int, note: str) -> str:
     """Footnotes of a cell get a numbered dagger; notes about the whole table (ranges, intervals) none."""
     general = note.startswith(("BD computed over", "[lo, hi]", NOT_SIGNIFICANT, "MS-SSIM (dB):", "MS-SSIM (linear):",
+                                 "p: Wilcoxon",
                                  UNMET_MARK))
     return note if general else f"†{i}: {note}"
 

@@ -147,3 +147,18 @@ def test_ms_ssim_convention_is_db_in_table_and_report_and_printed(results, tmp_p
     html = out.read_text()
     assert f"{db:+.1f}%" in html and "MS-SSIM (dB): BD computed on" in html
     assert "BD-rate MS-SSIM (dB) [%]" in html
+
+
+def test_wilcoxon_p_of_per_image_bd_rates_beside_the_interval(results):
+    from scipy.stats import wilcoxon
+
+    csv = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "psnr",
+                                       "--resamples", "100").stdout))
+    per = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "psnr",
+                                       "--per-image").stdout))
+    expected = wilcoxon(per["bd_rate_pct"].to_numpy()).pvalue   # the same test on `table --per-image`'s values
+    assert csv["wilcoxon_p"].item() == pytest.approx(expected) and csv["wilcoxon_n"].item() == 2
+    md = _run(results, "--anchor", "jpeg", "--metrics", "psnr", "--resamples", "100").stdout
+    assert f"p={expected:.2g}" in md and "p: Wilcoxon signed-rank test (two-sided) of the per-image BD-rates" in md
+    tex = _run(results, "--anchor", "jpeg", "--metrics", "psnr", "--resamples", "100", "--format", "latex").stdout
+    assert f"p={expected:.2g}" in tex and "Wilcoxon signed-rank" in tex
