@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -21,10 +21,38 @@ class InputError(ConfigError, ValueError):
 
 @dataclass
 class Results:
+    """The results of one or more runs: every row, the dataset-level metrics and the runs' manifests."""
+
     out_dir: Path
     frame: pd.DataFrame
     dataset_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
     runs: list[dict] = field(default_factory=list)
+    #: what :func:`cdc_bench.run` did, when these results come from it
+    outcome: Any = None
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """Every stored row (one per image, codec configuration, rate point and protocol)."""
+        return self.frame
+
+    def means(self, intervals: bool = True, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+        """Dataset means per rate point of the rows with status ok, with bootstrap intervals (``*_lo``/``*_hi``)."""
+        from .stats import Bootstrap
+        from .summary import dataset_means
+
+        ok = self.frame[self.frame["status"] == "ok"] if "status" in self.frame else self.frame
+        return dataset_means(ok, boot=Bootstrap(level=level, seed=seed) if intervals else None)
+
+    def bd_table(self, anchor: str, metrics: Sequence[str] = ("psnr", "ms-ssim")) -> pd.DataFrame:
+        """BD-rate and BD-metric of every curve against ``anchor`` (a codec or curve label), per dataset and
+        metric, as ``cdc-bench table`` computes them."""
+        from .bdrate import bd_table
+        from .curves import metric_spec, ok_rows, rd_points
+
+        frame, _ = ok_rows(self.frame)
+        specs = [metric_spec(m) for m in metrics]
+        points = rd_points(frame, specs, self.dataset_metrics)
+        return bd_table(points, anchor, specs, frame=frame)
 
 
 def load_results(path: str | Path) -> Results:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..provenance import timestamp
 from ..errors import ConfigError, StoreError
-from .key import (FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, ResultKey, device_kind, file_stem,  # noqa: F401
+from .key import (FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, ResultKey,  # noqa: F401
                   quality_text, rate_number)
 from .schema import (SCHEMA_VERSION, array_bytes, array_from_bytes, connect_readonly, create_schema, hint, migrate,
                      sql_value)

@@ -27,13 +27,13 @@ def target_label(target: float, mode: str = "below") -> str:
 
 def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: list[CodecPlan], *,
                preprocess: str = "none", metrics: tuple[str, ...] = DEFAULT_METRICS, device: str = "cpu",
-               save_recon: bool = False, fid_protocol: str = "fid256", out_dir: Any = None,
+               save_recon: bool = False, fid_protocol: str = "fid256",
                target_bpp: Iterable[float] = (), match: str = "below") -> list[Task]:
     """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...]).
 
     With ``target_bpp``, each codec runs once per target instead of at its rate points: the worker searches the
     rate point whose real bpp meets the target (:mod:`cdc_bench.codecs.matching`), and the row's rate point is the
-    target's label (``bpp<=0.2``). ``out_dir`` is accepted for older callers and unused: workers write nothing.
+    target's label (``bpp<=0.2``).
     """
     targets = list(target_bpp)
     tasks = []

@@ -8,7 +8,6 @@ recomputed (the stored row is returned).
 from __future__ import annotations
 
 import hashlib
-import time
 import warnings
 from typing import Any
 

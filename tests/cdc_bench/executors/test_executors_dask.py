@@ -158,7 +158,7 @@ def test_an_unreachable_scheduler_is_a_clear_error():
 
 def test_scheduler_without_dashboard_prints_no_dashboard_link(capsys):
     """`dask scheduler --no-dashboard` still lists a dashboard service; the run must not print a dead link."""
-    from cdc_bench.commands.run import _executor
+    from cdc_bench.commands.run import _announce
 
     port = _free_port()
     env = {**os.environ, "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
@@ -166,8 +166,9 @@ def test_scheduler_without_dashboard_prints_no_dashboard_link(capsys):
                              "--port", str(port), "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        pool = _executor("dask", f"tcp://127.0.0.1:{port}", 1, "cpu", False)
+        pool = DaskExecutor(f"tcp://127.0.0.1:{port}", 1).start()
         try:
+            _announce(pool)
             assert pool.client.scheduler_info().get("services", {}).get("dashboard")   # listed, yet not served
             assert pool.dashboard_link() is None
         finally:
