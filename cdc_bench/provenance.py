@@ -79,6 +79,35 @@ def timestamp() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def codec_libraries() -> dict[str, str | None]:
+    """Versions of the C libraries behind the classical codecs, as the libraries report them (``None``: absent).
+
+    Pillow's wheel versions say little about the codec inside (libjpeg-turbo, libwebp, OpenJPEG, libavif), nor
+    does pillow-heif's about x265 and libde265; a paper's numbers depend on these. libjxl exposes no version
+    through pillow-jxl-plugin, so that package's version stands for it (in ``versions``)."""
+    out: dict[str, str | None] = {}
+    try:
+        from PIL import features
+
+        out["libjpeg"] = features.version("jpg")
+        out["libjpeg-turbo"] = features.version_feature("libjpeg_turbo")
+        out["libwebp"] = features.version("webp")
+        out["openjpeg"] = features.version("jpg_2000")
+        out["libavif"] = features.version("avif") if "avif" in features.get_supported_modules() else None
+    except Exception:  # noqa: BLE001 - a manifest must never fail a run
+        pass
+    try:
+        import pillow_heif
+
+        info = pillow_heif.libheif_info()
+        out["libheif"] = info.get("libheif")
+        out["x265"] = (info.get("encoders") or {}).get("x265")
+        out["libde265"] = (info.get("decoders") or {}).get("libde265")
+    except Exception:  # noqa: BLE001
+        out.update({"libheif": None, "x265": None, "libde265": None})
+    return out
+
+
 def device_name(device: str) -> str:
     """A name that identifies the hardware: the GPU's name on CUDA, the CPU model otherwise."""
     if str(device).startswith("cuda"):
@@ -95,6 +124,7 @@ def provenance(device: str, packages: tuple[str, ...] = PACKAGES) -> dict[str, A
     record: dict[str, Any] = {
         "cdc_bench": __version__,
         "versions": package_versions(packages),
+        "codec_libraries": codec_libraries(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "host": socket.gethostname(),

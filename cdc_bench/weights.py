@@ -246,3 +246,55 @@ def ensure_all(names: list[str], allow_download: bool = True) -> dict[str, Path]
     if missing:
         raise WeightsMissing("\n".join(missing))
     return found
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What ``cdc-bench weights --import DIR`` did with one weight file."""
+
+    weight: WeightFile
+    status: str          # "imported", "already present", "not in folder", "sha256 mismatch", "no sha256"
+    source: Path | None = None
+    detail: str = ""
+
+
+def import_weights(folder: str | Path, weights: Iterable[WeightFile]) -> list[Imported]:
+    """Copy weight files a group carried in (downloaded elsewhere) from ``folder`` to where each is looked for.
+
+    A file is found in ``folder`` (or any sub-folder) by its expected file name (``alexnet-owt-7be5be79.pth``);
+    it is copied only when it matches its pinned sha256, so a wrong or damaged file is never installed. A file
+    without a pinned checksum is not imported (nothing could tell it from a wrong one). The copy is atomic.
+    """
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WeightsMissing(f"--import {folder}: not a folder; give the folder holding the weight files")
+    by_name: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            by_name.setdefault(path.name, []).append(path)
+    out = []
+    for weight in weights:
+        dest = weight.path
+        sources = by_name.get(dest.name, [])
+        if not sources:
+            out.append(Imported(weight, "not in folder", detail=f"expected a file named {dest.name}"))
+            continue
+        if not weight.sha256:
+            out.append(Imported(weight, "no sha256", sources[0], "no pinned checksum: put it by hand at " + str(dest)))
+            continue
+        good = [p for p in sources if weight.matches(p)]
+        if not good:
+            got = ", ".join(f"{p} (sha256 {file_sha256(p)})" for p in sources)
+            out.append(Imported(weight, "sha256 mismatch", sources[0], f"expected {weight.sha256}, got {got}"))
+            continue
+        if dest.is_file() and weight.matches(dest):
+            out.append(Imported(weight, "already present", good[0], str(dest)))
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.import")
+        shutil.copyfile(good[0], tmp)
+        tmp.replace(dest)
+        out.append(Imported(weight, "imported", good[0], str(dest)))
+    return out

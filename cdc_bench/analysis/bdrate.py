@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import MetricInfo
+from .curves import source_column
+from .matched import UNMET_MARK
 
 MIN_OVERLAP = 0.75   # bjontegaard's own default: below it, a note says the result covers little of the range
 
@@ -103,17 +105,21 @@ def clip_curve(bpp, quality, lo: float, hi: float) -> tuple[np.ndarray, np.ndarr
 
 def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], method: str = "pchip", *,
              frame: pd.DataFrame | None = None, boot=None, bpp_range: tuple[float, float] | None = None,
-             ) -> pd.DataFrame:
+             include_unmet: bool = False) -> pd.DataFrame:
     """Tidy BD table: one row per (dataset, curve, metric) with bd_rate_pct, bd_metric, overlaps and notes.
 
     ``points`` is :func:`cdc_bench.analysis.curves.rd_points`. ``anchor`` names a curve label (``hevc``,
     ``cdc (steps=65)``) or a codec that has exactly one option set in each dataset. With ``bpp_range`` both
     curves are clipped to that rate window first. With ``frame`` (the per-image rows) and ``boot`` (a
     :class:`cdc_bench.analysis.stats.Bootstrap`), each value gets a paired bootstrap interval over images
-    (``*_lo``/``*_hi`` columns, level, resamples and seed recorded).
+    (``*_lo``/``*_hi`` columns, level, resamples and seed recorded). Matched-bitrate points that missed their
+    target are left out unless ``include_unmet``; column ``unmet`` says which (or that they were kept).
     """
+    from .matched import drop_unmet, unmet_notes
+
+    kept, _ = drop_unmet(points, include_unmet)
     rows = []
-    for dataset, anchor_label, a, label, curve in curve_pairs(points, anchor):
+    for dataset, anchor_label, a, label, curve in curve_pairs(kept, anchor):
         for m in metrics:
             if m.column not in curve:
                 continue
@@ -126,7 +132,7 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], m
             q = metric_fn(ca["bpp"], ca[m.column], ct["bpp"], ct[m.column])
             row = {"dataset": dataset, "anchor": anchor_label, "method": method, "codec": label,
                    "metric": m.name, "metric_label": m.label, "unit": m.unit, "precision": m.precision,
-                   "lower_better": m.lower_better, "bd_rate_pct": r.value, "bd_metric": q.value,
+                   "lower_better": m.lower_better, "scale": _scale(m), "bd_rate_pct": r.value, "bd_metric": q.value,
                    "quality_overlap": r.overlap, "rate_overlap": q.overlap,
                    "bpp_range": f"{bpp_range[0]:g}-{bpp_range[1]:g}" if bpp_range else "",
                    "note": "; ".join(n for n in (_tag("BD-rate", _name(r.note, anchor_label, label)),
@@ -138,9 +144,15 @@ def bd_table(points: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo], m
                 row["note"] = "; ".join(n for n in (row["note"], extra) if n)
             if boot is not None and frame is not None and not m.dataset_level:
                 row.update(_intervals(frame, ca, ct, m, boot, rate_fn, metric_fn))
+            if frame is not None and not m.dataset_level:
+                row.update(_wilcoxon(frame, ca, ct, m, rate_fn))
+            mine = points[(points["dataset"] == dataset) & points["label"].isin([anchor_label, label])]
+            row["unmet"] = " | ".join(unmet_notes(mine, left_out=not include_unmet))
             rows.append(row)
     columns = ["dataset", "anchor", "method", "codec", "metric", "metric_label", "unit", "precision",
-               "lower_better", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note"]
+               "lower_better", "scale", "bd_rate_pct", "bd_metric", "quality_overlap", "rate_overlap", "bpp_range", "note", "unmet"]
+    if frame is not None:
+        columns += ["wilcoxon_p", "wilcoxon_n"]
     if boot is not None:
         columns += ["bd_rate_lo", "bd_rate_hi", "bd_metric_lo", "bd_metric_hi", "ci_level", "ci_resamples",
                     "ci_seed", "ci_images"]
@@ -206,10 +218,48 @@ def _intervals(frame, ca, ct, m, boot, rate_fn, metric_fn) -> dict:
     return out
 
 
+def _wilcoxon(frame, ca, ct, m, rate_fn) -> dict:
+    """Paired significance of the BD-rate: the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, two-sided)
+    of each image's own BD-rate against 0. NaN when fewer than 2 images compare or every difference is 0."""
+    from scipy.stats import wilcoxon
+
+    from .curves import source_column
+
+    out = {"wilcoxon_p": np.nan, "wilcoxon_n": 0}
+    src = source_column(m)
+    ma, mt = per_image_matrices(frame, ca, m.column, src), per_image_matrices(frame, ct, m.column, src)
+    if ma is None or mt is None:
+        return out
+    tf = _transform(m)
+    values = [rate_fn(ma[0].loc[i].to_numpy(), tf(ma[1].loc[i].to_numpy()), mt[0].loc[i].to_numpy(),
+                      tf(mt[1].loc[i].to_numpy())).value for i in ma[0].index.intersection(mt[0].index)]
+    values = np.asarray([v for v in values if np.isfinite(v)])
+    out["wilcoxon_n"] = len(values)
+    if len(values) < 2 or not np.any(values):
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # scipy's small-sample notes; the footnote gives n
+        out["wilcoxon_p"] = float(wilcoxon(values).pvalue)
+    return out
+
+
 def _transform(m: MetricInfo):
     from .curves import source_column, to_db
 
     return (lambda v: v) if source_column(m) == m.column else to_db
+
+
+MS_SSIM_DB_NOTE = ("MS-SSIM (dB): BD computed on -10 log10(1 - MS-SSIM), as CompressAI plots it "
+                   "(--ms-ssim-linear: on linear MS-SSIM)")
+MS_SSIM_LINEAR_NOTE = ("MS-SSIM (linear): BD computed on linear MS-SSIM (--ms-ssim-db: on -10 log10(1 - MS-SSIM), "
+                       "as CompressAI plots it)")
+
+
+def _scale(m: MetricInfo) -> str:
+    """How MS-SSIM entered BD (``dB`` or ``linear``): the two give different BD-rates, so a table must say which."""
+    if source_column(m) != "ms_ssim":
+        return ""
+    return "dB" if m.column != "ms_ssim" else "linear"
 
 
 def _tag(what: str, note: str) -> str:
@@ -265,14 +315,20 @@ def wide_table(tidy: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, list[str]]]:
             unit = row.get("unit") if isinstance(row.get("unit"), str) and row.get("unit") else ""
             digits = int(row["precision"]) if "precision" in row and pd.notna(row.get("precision")) else 4
             cells = table.setdefault(row["codec"], {})
-            for key, column, d, suffix in (("bd_rate", f"BD-rate {row['metric_label']} [%] ↓", 1, "%"),
-                                           ("bd_metric", f"BD-{row['metric_label']}{f' [{unit}]' if unit else ''}"
+            scale = row.get("scale") if isinstance(row.get("scale"), str) and row.get("scale") else ""
+            label = f"{row['metric_label']} ({scale})" if scale else row["metric_label"]
+            for key, column, d, suffix in (("bd_rate", f"BD-rate {label} [%] ↓", 1, "%"),
+                                           ("bd_metric", f"BD-{label}{f' [{unit}]' if unit else ''}"
                                                          f" {arrow}".strip(), digits, "")):
                 lo, hi = row.get(f"{key}_lo", np.nan), row.get(f"{key}_hi", np.nan)
                 ns = contains_zero(lo, hi)
                 any_ns |= ns
                 value = row["bd_rate_pct"] if key == "bd_rate" else row[key]
-                cells[column] = _fmt(value, d, suffix, lo, hi, mark + (NOT_SIGNIFICANT if ns else ""))
+                cell = _fmt(value, d, suffix, lo, hi, mark + (NOT_SIGNIFICANT if ns else ""))
+                p = row.get("wilcoxon_p", np.nan) if key == "bd_rate" else np.nan
+                if p is not None and np.isfinite(p) and np.isfinite(value):
+                    cell += f" p={p:.2g}"
+                cells[column] = cell
         frame = pd.DataFrame(list(table.values()), index=list(table))
         frame.index.name = f"vs {per['anchor'].iloc[0]}"
         notes += _table_notes(per, any_ns)
@@ -282,6 +338,11 @@ def wide_table(tidy: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, list[str]]]:
 
 def _table_notes(per: pd.DataFrame, any_ns: bool) -> list[str]:
     notes = []
+    scales = set(per["scale"].dropna()) if "scale" in per else set()
+    notes += [MS_SSIM_DB_NOTE] if "dB" in scales else []
+    notes += [MS_SSIM_LINEAR_NOTE] if "linear" in scales else []
+    if "unmet" in per:
+        notes += list(dict.fromkeys(n for text in per["unmet"].dropna() if text for n in text.split(" | ")))
     ranges = [r for r in per.get("bpp_range", pd.Series(dtype=str)).dropna().unique() if r]
     if ranges:
         notes.append(f"BD computed over {ranges[0]} bpp (--bpp-range): curves clipped to that window, end points "
@@ -291,6 +352,9 @@ def _table_notes(per: pd.DataFrame, any_ns: bool) -> list[str]:
         notes.append(f"[lo, hi]: {first['ci_level'] * 100:g}% paired bootstrap interval over "
                      f"{int(per['ci_images'].max())} images ({int(first['ci_resamples'])} resamples, seed "
                      f"{int(first['ci_seed'])}; image indices resampled once for both curves)")
+    if "wilcoxon_p" in per and per["wilcoxon_p"].notna().any():
+        notes.append(f"p: Wilcoxon signed-rank test (two-sided) of the per-image BD-rates against 0, over "
+                     f"{int(per['wilcoxon_n'].max())} images (scipy.stats.wilcoxon)")
     if any_ns:
         notes.append(f"{NOT_SIGNIFICANT}: the interval contains 0; the difference is not distinguishable from none")
     return notes
@@ -343,7 +407,9 @@ def to_latex(tidy: pd.DataFrame) -> str:
 
 def _label(i: int, note: str) -> str:
     """Footnotes of a cell get a numbered dagger; notes about the whole table (ranges, intervals) none."""
-    general = note.startswith(("BD computed over", "[lo, hi]", NOT_SIGNIFICANT))
+    general = note.startswith(("BD computed over", "[lo, hi]", NOT_SIGNIFICANT, "MS-SSIM (dB):", "MS-SSIM (linear):",
+                                 "p: Wilcoxon",
+                                 UNMET_MARK))
     return note if general else f"†{i}: {note}"
 
 

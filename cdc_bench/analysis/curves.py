@@ -188,6 +188,9 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricInfo], dataset_metrics: p
     if frame.empty:
         return pd.DataFrame(columns=group_columns(frame) + ["label", "bpp", "n_images"] + per_image)
     points = dataset_means(frame, ["bpp"] + per_image, boot).drop(columns="n_failed")
+    from .matched import mark_unmet
+
+    points = mark_unmet(points, frame)   # matched-bitrate points that missed their target (marked everywhere)
     for spec in metrics:
         if not spec.dataset_level:
             continue
@@ -238,7 +241,12 @@ def dataset_level_notes(points: pd.DataFrame, metrics) -> list[str]:
                 text += (f"; UNRELIABLE: fewer than {MIN_FID_PATCHES} patches; compare only with the same patch "
                          "count, and read the subset std")
         if spec.column == "kid" and f"{spec.column}_std" in have:
-            text += "; ± is the std over KID subsets"
+            from ..metrics.frechet import KID_SUBSETS, kid_subset_size
+
+            sizes = sorted({kid_subset_size(int(n), int(n)) for n in patches})
+            size = (str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}") if sizes else "half the"
+            text += (f"; ± is the std over {KID_SUBSETS} random subsets of {size} patches each (half the set, "
+                     "at most 1000, drawn without replacement as torch-fidelity does)")
         if spec.column == "fid":
             text += ("; interval: bootstrap over patches" if "fid_lo" in have and have["fid_lo"].notna().any()
                      else "; no interval (FID has no per-image values)")

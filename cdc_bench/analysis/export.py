@@ -135,6 +135,8 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
     """``(dataset, file stem, result JSON)`` per (dataset, codec, options) group of the dataset means."""
     from .summary import RANDOM_WEIGHTS, is_random_weights
 
+    if "match_met" in frame:   # stored as text; the mean per rate point is 1 when every image met its target
+        frame = frame.assign(match_met=pd.to_numeric(frame["match_met"], errors="coerce"))
     means = dataset_means(frame)
     if "bpp" not in means:  # no row succeeded
         return []
@@ -150,6 +152,13 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
         qualities = [q if pd.isna(r) else (int(r) if float(r).is_integer() and "." not in q else float(r))
                      for q, r in zip(group["quality"].astype(str), rates)]
         results["quality"] = qualities
+        description = ""
+        if "match_met" in group and group["match_met"].notna().any():   # --target-bpp rows: did each meet it?
+            met = [bool(v >= 1) if pd.notna(v) else None for v in group["match_met"]]
+            results["target-met"] = met
+            missed = [str(q) for q, m in zip(group["quality"], met) if m is False]
+            if missed:
+                description = f"; matched-bitrate target NOT MET at {', '.join(missed)}"
         results.update(_dataset_keys(table, dataset, codec, options, group["quality"].astype(str).tolist(),
                                      preprocess, device))
         label = short_options(options)
@@ -157,7 +166,7 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
         # CompressAI's plot puts "name" in the legend: a random-weights run must say so there too.
         name = f"{codec} [{RANDOM_WEIGHTS}]" if is_random_weights(options) else codec
         out.append((dataset, stem, {"name": name, "description": f"cdc-bench: {codec} ({label}) on {dataset}, "
-                                    f"mean over {int(group['n_images'].min())} images", "options": options_dict(options),
+                                    f"mean over {int(group['n_images'].min())} images{description}", "options": options_dict(options),
                                     "preprocess": preprocess, "device": device,
                                     "results": results}))
     return out

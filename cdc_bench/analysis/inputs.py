@@ -122,8 +122,10 @@ def parse_range(text: str | None, what: str) -> tuple[float, float] | None:
     return lo, hi
 
 
-def parse_metrics(text: str | None, results: Results, ms_ssim_db: bool = False) -> list[MetricInfo]:
-    """``psnr,ms-ssim,lpips`` -> specs; by default every registered metric that has values in the results."""
+def parse_metrics(text: str | None, results: Results, ms_ssim_db: bool = True) -> list[MetricInfo]:
+    """``psnr,ms-ssim,lpips`` -> specs; by default every registered metric that has values in the results.
+
+    MS-SSIM is in dB by default everywhere (figures, ``table``, ``report``), so one store gives one BD-rate."""
     from ..metrics import metric_names
 
     if text:

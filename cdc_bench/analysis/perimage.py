@@ -15,9 +15,13 @@ from ..plots.style import COLUMN_WIDTH, codec_style, paper_style, save_figure
 
 
 def per_image_bd(points: pd.DataFrame, frame: pd.DataFrame, anchor: str, metrics: Sequence[MetricInfo],
-                 method: str = "pchip", bpp_range: tuple[float, float] | None = None) -> pd.DataFrame:
+                 method: str = "pchip", bpp_range: tuple[float, float] | None = None,
+                 include_unmet: bool = False) -> pd.DataFrame:
     """One row per (dataset, curve, metric, image): that image's BD-rate (%) against the anchor's curve on the
     same image. NaN (with the reason in ``note``) where the image's curves cannot be compared."""
+    from .matched import drop_unmet
+
+    points, _ = drop_unmet(points, include_unmet)   # matched points that missed their target: not compared
     rate_fn, _ = _bd_functions(method, bpp_range)
     rows = []
     for dataset, anchor_label, a, label, curve in curve_pairs(points, anchor):

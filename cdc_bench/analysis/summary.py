@@ -87,6 +87,8 @@ def mean_table(frame: pd.DataFrame):
     from rich.markup import escape
     from rich.table import Table
 
+    if "match_met" in frame:   # stored as text: averaged, 1 means every image met its --target-bpp
+        frame = frame.assign(match_met=pd.to_numeric(frame["match_met"], errors="coerce"))
     means = dataset_means(frame)
     table = Table(title="dataset means (status ok)")
     cols = [c for c in ("bpp", "bpp_estimated", "psnr", "ms_ssim", "lpips", "encode_s", "decode_s") if c in means]
@@ -95,7 +97,11 @@ def mean_table(frame: pd.DataFrame):
     for _, row in means.iterrows():
         n = f"{row['n_images']}" + (f" ({row['n_failed']} failed)" if row["n_failed"] else "")
         codec = f"{row['codec']} [{RANDOM_WEIGHTS}]" if is_random_weights(row.get("options")) else str(row["codec"])
-        table.add_row(escape(str(row["dataset"])), escape(codec), escape(str(row["quality"])), n,
+        quality = str(row["quality"])
+        met = row.get("match_met")
+        if met is not None and pd.notna(met) and float(met) < 1:   # a --target-bpp point above its target
+            quality += " ✗ target not met"
+        table.add_row(escape(str(row["dataset"])), escape(codec), escape(quality), n,
                       *[_fmt(row.get(c)) for c in cols])
     return table
 

@@ -213,7 +213,9 @@ class _CDCBase(LearnedCodec):
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         # The official order: uint8 -> float -> /255 -> *2-1 (the official test script).
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        # np.require copies only a read-only array (the runner shares images read-only), so torch does not warn
+        # "The given NumPy array is not writable" on every run.
+        x = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)[None].float()
         return (x / 255.0 * 2.0 - 1.0).to(self.device)
 
     @staticmethod

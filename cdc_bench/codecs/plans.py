@@ -58,6 +58,26 @@ def options_for(codec: str, parsed: dict[str, dict[str, str]]) -> dict[str, str]
     return merged
 
 
+def _check_option_names(name: str, cls, opts: dict) -> None:
+    """An unknown ``-o`` key: the valid ones including ``qualities`` (the rate points), and a close match."""
+    import difflib
+
+    unknown = sorted(set(opts) - set(cls.option_specs))
+    if not unknown:
+        return
+    valid = sorted(cls.option_specs) + [RATE_OPTION]
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, valid, n=2)
+        if close:
+            hints.append(f"-o {name}.{key}: did you mean {' or '.join(close)}?")
+    rate = getattr(cls, "rate_label", "quality")
+    listed = ", ".join(f"{k} (the rate points, {rate}: -o {name}.{RATE_OPTION}=A,B or -q A,B)" if k == RATE_OPTION
+                       else k for k in valid)
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    raise CodecConfigError(f"codec {name!r} has no option {', '.join(unknown)}{hint}; valid options: {listed}")
+
+
 def build_plans(codec_names: list[str], option_args: Iterable[str], qualities: str | None,
                 device: str = "cpu") -> list[CodecPlan]:
     """Validate codec names, options and every rate point (raising ConfigError subclasses) before any work."""
@@ -75,6 +95,7 @@ def build_plans(codec_names: list[str], option_args: Iterable[str], qualities: s
         cls = get_codec_class(name)
         opts = options_for(name, parsed)
         rates_text = opts.pop(RATE_OPTION, None) or qualities
+        _check_option_names(name, cls, opts)
         instance = cls(opts, device=device)  # validates keys and values now, before any work starts
         # The instance's rate points: an option may fix them (CDC with a local checkpoint has one).
         rates = unique(instance.validate_rate(r) for r in (split_list(rates_text) if rates_text

@@ -50,7 +50,10 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     at = _parse_at(at_text)
     res = load_results(results)
     specs = [metric_spec(m) for m in split_list(metrics)]
-    rows = matched_rows(res.frame, image, target, dataset, split_list(codecs) or None)
+    notes: list[str] = []   # points chosen among those with a saved reconstruction, and why
+    rows = matched_rows(res.frame, image, target, dataset, split_list(codecs) or None, res.out_dir, notes)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     first = rows.iloc[0]
     root = data_root or run_data_root(res.runs)
     reference = find_original(first["dataset"], image, first.get("preprocess"), original, root)

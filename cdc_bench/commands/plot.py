@@ -38,7 +38,8 @@ def bootstrap_from(ci_level: float, no_ci: bool, ci_method: str, resamples: int,
               help="rd: bpp against each metric; rdp: distortion against perception at one rate, tracing a codec "
                    "option (--trace); trace: each metric and decode time against a codec option (e.g. steps).")
 @click.option("--metrics", help="Comma-separated metrics, e.g. psnr,ms-ssim,lpips (default: all with values). "
-                                "For --kind rdp: DISTORTION,PERCEPTION (default psnr,lpips).")
+                                "For --kind rdp: DISTORTION,PERCEPTION (default: psnr or ms-ssim against the first of lpips, "
+                                "dists, lpips-vgg, fid, kid that the results hold).")
 @click.option("--trace", "trace", metavar="CODEC.OPTION", help="The option traced by --kind rdp/trace, e.g. "
                                                                  "cdc.gamma or cdc.steps.")
 @click.option("--bpp", "at_bpp", type=float, help="--kind rdp: the rate (default: the traced codec's median rate).")
@@ -104,7 +105,15 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
             written += plot_rd(points, specs, out, fmt, w, published, ci=boot is not None, runs=res.runs,
                                warnings_out=warnings, **limits)
         else:
-            specs = parse_metrics(metrics or ("psnr,lpips" if kind == "rdp" else None), res, ms_ssim_db)
+            if kind == "rdp":   # the perception metrics the results have, or a message saying how to add one
+                from ..analysis.curves import metric_spec
+                from ..plots.trace import rdp_metrics
+
+                specs = rdp_metrics(metrics, parse_metrics(None, res, ms_ssim_db),
+                                    lambda name: metric_spec(name, ms_ssim_db))
+                click.echo(f"rdp: {specs[0].name} against {specs[1].name}")
+            else:
+                specs = parse_metrics(metrics, res, ms_ssim_db)
             draw = plot_rdp if kind == "rdp" else plot_trace
             written += draw(frame, specs, trace, out, fmt, w, boot=boot, at_bpp=at_bpp,
                             dataset_metrics=res.dataset_metrics, runs=res.runs, warnings_out=warnings, **limits)

@@ -24,7 +24,8 @@ from .plot import bootstrap_from, ci_options
                                                 "file) instead of lossy WebP at high quality.")
 @click.option("--bpp-range", help="BD tables only inside this rate window LO,HI (bpp).")
 @click.option("--ms-ssim-db/--ms-ssim-linear", default=True, show_default=True,
-              help="MS-SSIM as -10 log10(1 - MS-SSIM) in dB, as CompressAI plots it.")
+              help="MS-SSIM as -10 log10(1 - MS-SSIM) in dB, as CompressAI plots it, in figures and BD tables "
+                   "(the same default as `table`); the tables say which.")
 @ci_options
 @click.option("--original", type=click.Path(exists=True, path_type=Path),
               help="Folder holding the originals (<image>.*) if the dataset cannot be found.")

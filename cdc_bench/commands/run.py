@@ -91,6 +91,10 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
         preprocess = DEMO_PREPROCESS
         click.echo(f"A quick demonstration: {len(DEMO_RATES)} codecs x 5 rate points on the 5 embedded photographs "
                    f"({DEMO_PREPROCESS} crops). The full classical sweep: {FULL_SWEEP}", err=True)
+    if qualities and target_bpp:   # -q would be silently ignored: the search picks the rate point itself
+        raise click.UsageError(f"-q {qualities} and --target-bpp both choose the rate points, and --target-bpp "
+                               "wins (it searches each codec's whole rate range for the bpp): drop -q, or drop "
+                               "--target-bpp to run exactly those rate points")
     try:
         outcome = api.run(split_list(datasets), split_list(codecs), qualities=qualities, options=options,
                           metrics=split_list(metrics), out=out, data_root=data_root, download=download,
@@ -126,8 +130,9 @@ def _announce(pool) -> None:
     where = f"scheduler {info['scheduler']}" if getattr(pool, "scheduler", None) else \
         f"local cluster at {info['scheduler']}"
     link = pool.dashboard_link()
-    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or 'unavailable (pip install bokeh)'}",
-               err=True)
+    none = ("none (the scheduler serves no dashboard pages: started with --no-dashboard, or without bokeh)"
+            if getattr(pool, "scheduler", None) else "unavailable (pip install bokeh)")
+    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or none}", err=True)
 
 
 def _is_bare(ctx: click.Context) -> bool:

@@ -21,9 +21,15 @@ from .plot import bootstrap_from, ci_options
 @click.option("--per-image", is_flag=True, help="BD-rate of each image against the anchor, and who wins how often.")
 @click.option("--figure", type=click.Path(dir_okay=False, path_type=Path),
               help="With --per-image: also draw the distribution to FIGURE_<dataset>_<metric>.png/.pdf.")
+@click.option("--ms-ssim-db/--ms-ssim-linear", default=True, show_default=True,
+              help="BD of MS-SSIM on -10 log10(1 - MS-SSIM) in dB (as `report` and the figures, and as CompressAI "
+                   "plots it) or on linear MS-SSIM; the two give different BD-rates, and the table says which.")
+@click.option("--include-unmet", is_flag=True,
+              help="Keep matched-bitrate points whose target was not met (--target-bpp rows above their target) "
+                   "in the BD computation; by default they are left out, and a footnote says so either way.")
 @ci_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to this file (default: stdout).")
-def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image, figure, ci_level, no_ci, ci_method,
+def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image, figure, ms_ssim_db, include_unmet, ci_level, no_ci, ci_method,
             resamples, seed, out) -> None:
     """BD-rate (% bits at equal quality; negative = better) and BD-metric (quality at equal rate) tables.
 
@@ -46,12 +52,13 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
         frame = frame[frame["codec"].isin(keep)]
     if frame.empty:
         raise InputError(f"no successful rows in {', '.join(map(str, results))}")
-    specs = parse_metrics(metrics, res)
+    specs = parse_metrics(metrics, res, ms_ssim_db)
     points = rd_points(frame, specs, res.dataset_metrics)
     if per_image:
-        tidy = per_image_bd(points, frame, anchor, specs, method, window)
+        tidy = per_image_bd(points, frame, anchor, specs, method, window, include_unmet)
     else:
-        tidy = bd_table(points, anchor, specs, method, frame=frame, boot=boot, bpp_range=window)
+        tidy = bd_table(points, anchor, specs, method, frame=frame, boot=boot, bpp_range=window,
+                        include_unmet=include_unmet)
     if tidy.empty:
         raise click.ClickException("nothing to compare: the results hold only the anchor")
     if per_image:
@@ -67,7 +74,9 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
         if dropped:  # on stderr, so that stdout stays a clean table
             click.echo(f"({len(frame)} rows used, {dropped} left out: status not ok)", err=True)
     if per_image:
-        for line in summary_lines(tidy):
+        from ..analysis.matched import drop_unmet
+
+        for line in drop_unmet(points, include_unmet)[1] + summary_lines(tidy):
             click.echo(line, err=True)
         if figure:
             stem = figure.with_suffix("") if figure.suffix else figure

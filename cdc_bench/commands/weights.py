@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.console import Console
 from rich.markup import escape
@@ -33,7 +35,11 @@ def select(weights: list, only: str | None) -> list:
 @click.option("--only", default=None, metavar="NAMES",
               help="Comma-separated weight file names, or codec/metric names for all their files (e.g. cdc,lpips).")
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON (one object per file).")
-def command(download: bool, verify: bool, only: str | None, as_json: bool) -> None:
+@click.option("--import", "import_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              metavar="DIR", help="Install weight files carried in from another machine: each file in DIR (or its "
+                                  "sub-folders) named as in the list (e.g. alexnet-owt-7be5be79.pth) is copied to "
+                                  "where it is looked for, only when it matches its pinned sha256.")
+def command(download: bool, verify: bool, only: str | None, as_json: bool, import_dir: Path | None) -> None:
     """List the weight files of every metric and codec; with --download, fetch the missing ones.
 
     Files are never downloaded mid-sweep: `cdc-bench run` checks them first and stops with this list's advice.
@@ -44,6 +50,9 @@ def command(download: bool, verify: bool, only: str | None, as_json: bool) -> No
     from ..weights import WeightsMissing
 
     weights = select(all_weights(), only)
+    if import_dir is not None:
+        _import(import_dir, weights, only)
+        return
     failures = []
     if download:
         for weight in weights:
@@ -93,3 +102,22 @@ def command(download: bool, verify: bool, only: str | None, as_json: bool) -> No
     if missing:
         console.print(f"{len(missing)} missing: {', '.join(missing)}. Run `cdc-bench weights --download`, or on an "
                       "offline machine put each file at the path shown.", highlight=False)
+
+
+def _import(folder: Path, weights: list, only: str | None) -> None:
+    """Report of ``--import``: what was installed, what was refused and why; exit 1 when a file was refused."""
+    from ..weights import import_weights
+
+    report = import_weights(folder, weights)
+    refused = [r for r in report if r.status in ("sha256 mismatch", "no sha256")]
+    for r in report:
+        if r.status == "not in folder" and not only:
+            continue   # importing everything: files the folder does not carry are not worth a line each
+        line = f"{r.weight.name}: {r.status}" + (f" ({r.source})" if r.source else "") + (
+            f" -> {r.detail}" if r.status in ("imported", "already present") else f": {r.detail}")
+        click.echo(line, err=r in refused)
+    done = sum(r.status == "imported" for r in report)
+    click.echo(f"{done} imported, {sum(r.status == 'already present' for r in report)} already present, "
+               f"{len(refused)} refused from {folder}")
+    if refused:
+        raise SystemExit(1)

@@ -21,6 +21,10 @@ def archive_path(dataset: ManifestDataset) -> Path:
 def how_to_fix(dataset: ManifestDataset, status: DatasetStatus, *, offline_only: bool = False) -> str:
     """What to run, or which URL to fetch by hand and where to put it (the offline route)."""
     manifest = dataset.manifest
+    if dataset.data_root.name == manifest.name and not dataset.where.exists():
+        # --data-root <...>/kodak: the dataset's own folder, not the folder that holds the datasets
+        return (f"Fix: --data-root {dataset.data_root} is the {manifest.name} folder itself; datasets live in "
+                f"<data-root>/{manifest.name}, so pass the folder above it: --data-root {dataset.data_root.parent}")
     command = f"cdc-bench download {manifest.name} --data-root {dataset.data_root}"
     run = "" if offline_only else f"Fix: run `{command}` (or add --download to `cdc-bench run`). "
     if manifest.archive is not None:

@@ -164,10 +164,22 @@ class DaskExecutor:
         return self._slots_cached
 
     def dashboard_link(self) -> str | None:
+        """The dashboard's address, only when its page answers: a scheduler started with ``--no-dashboard`` still
+        lists a ``dashboard`` service (its HTTP server stays up for health checks), and its link leads to a 404."""
+        import urllib.error
+        import urllib.request
+
         if self.client is None:
             return None
         services = self.client.scheduler_info().get("services", {})
-        return self.client.dashboard_link if "dashboard" in services else None
+        if "dashboard" not in services:
+            return None
+        link = self.client.dashboard_link
+        try:   # --no-dashboard (or no bokeh) keeps the HTTP server for health/metrics but answers 404 on the pages
+            with urllib.request.urlopen(link, timeout=3):
+                return link
+        except (urllib.error.URLError, OSError, ValueError):   # HTTPError (404) included
+            return None
 
     # -- the Executor protocol ------------------------------------------------------------------------------
     def run(self, fn, tasks: Iterable, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:

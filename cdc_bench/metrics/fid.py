@@ -56,7 +56,7 @@ class ItemFeatures:
     protocol: str
     extractor: str
     features: np.ndarray          # the reconstruction's, N x 2048 float32
-    original: np.ndarray          # the original's (same protocol and extractor)
+    original: np.ndarray | None   # the original's (same protocol and extractor); None: the store has them
     original_sha1: str            # of the original's pixels: ties the pair together
 
 
@@ -70,16 +70,21 @@ _ORIGINALS: "OrderedDict[tuple[str, str, str], tuple[str, np.ndarray]]" = Ordere
 
 
 def item_features(original: np.ndarray, recon: np.ndarray, protocol: str = "fid256",
-                  device: str = "cpu") -> ItemFeatures:
+                  device: str = "cpu", stored_original: str | None = None) -> ItemFeatures:
     """The features of one reconstruction and of its original under ``protocol``.
 
-    A worker runs an image's rate points one after another, so the original's features are kept for the last
-    few images instead of being extracted again for every rate point.
+    The original's features are computed once per image and protocol: when the results store already holds
+    them from this very extractor (``stored_original`` is that extractor's label), they are not extracted again
+    and ``original`` is None; otherwise a worker keeps them for its last few images, since it runs an image's
+    rate points one after another.
     """
     if original.shape != recon.shape:
         raise ValueError(f"reconstruction {recon.shape} and original {original.shape} differ in size")
     extractor = load_inception(device)
     digest = image_digest(original)
+    if stored_original is not None and stored_original == extractor.name:
+        return ItemFeatures(protocol, extractor.name, extractor.features(protocol_images(recon, protocol)), None,
+                            digest)
     key = (digest, protocol, f"{device}:{extractor.name}:{extractor.path}")
     if key not in _ORIGINALS:
         _ORIGINALS[key] = (extractor.name, extractor.features(protocol_images(original, protocol)))

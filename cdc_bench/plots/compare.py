@@ -34,9 +34,14 @@ class Tile:
 
 
 def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: str | None = None,
-                 codecs: Sequence[str] | None = None) -> pd.DataFrame:
+                 codecs: Sequence[str] | None = None, out_dir: str | Path | None = None,
+                 notes: list[str] | None = None) -> pd.DataFrame:
     """Per (codec, options), the row of ``image`` matched to ``target_bpp`` (``--target-bpp`` rows), else the one
-    whose bpp is closest to it; sorted by bpp. Column ``matched`` says which."""
+    whose bpp is closest to it; sorted by bpp. Column ``matched`` says which.
+
+    With ``out_dir``, only rows whose reconstruction is saved there are chosen among: where the nearest point has
+    none, the nearest one that has is taken (``notes`` says so), and a curve with none at all is left out (its
+    note names the command that saves them)."""
     rows, _ = ok_rows(frame)
     rows = rows[rows["image"] == image]
     if rows.empty:
@@ -58,7 +63,38 @@ def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: st
     matched = (targets.sub(target_bpp).abs() < 1e-9) if targets is not None else pd.Series(False, rows.index)
     rows = rows.assign(matched=matched, _rank=rows["_gap"] + (~matched) * 1e9)
     best = rows.loc[rows.groupby("label", sort=False)["_rank"].idxmin()]
+    if out_dir is not None:
+        best = _with_saved_recon(rows, best, out_dir, target_bpp, notes if notes is not None else [])
     return best.drop(columns=["_gap", "_rank"]).sort_values(["bpp", "codec"]).reset_index(drop=True)
+
+
+def _with_saved_recon(rows: pd.DataFrame, best: pd.DataFrame, out_dir, target_bpp: float, notes: list[str]
+                      ) -> pd.DataFrame:
+    from ..store.results import recon_path_for
+
+    saved = pd.Series([recon_path_for(r.get("_out_dir") or out_dir, r).is_file() for _, r in rows.iterrows()],
+                      index=rows.index)
+    chosen = []
+    for label, first in best.groupby("label", sort=False):
+        nearest = first.iloc[0]
+        if saved[first.index[0]]:
+            chosen.append(first.index[0])
+            continue
+        mine = rows[(rows["label"] == label) & saved]
+        if mine.empty:
+            notes.append(f"{label}: left out, no rate point of it has a saved reconstruction of {nearest['image']}; "
+                         "re-run its sweep with `cdc-bench run ... --save-recon` into the same --out (finished "
+                         "items are not re-measured)")
+            continue
+        pick = mine["_rank"].idxmin()
+        notes.append(f"{label}: its nearest rate point {nearest['quality']} ({nearest['bpp']:.4f} bpp) has no saved "
+                     f"reconstruction; shown at {rows.loc[pick, 'quality']} ({rows.loc[pick, 'bpp']:.4f} bpp), the "
+                     f"nearest to {target_bpp:g} bpp that has one (`cdc-bench run ... --save-recon` saves the others)")
+        chosen.append(pick)
+    if not chosen:
+        raise CompareError("no codec has a saved reconstruction of this image; re-run the sweep with "
+                           "`cdc-bench run ... --save-recon` into the same --out")
+    return rows.loc[chosen]
 
 
 def rate_text(codec: str, quality) -> str:

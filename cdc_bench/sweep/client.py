@@ -87,6 +87,18 @@ def pending_tasks(tasks: list[Task], store: ResultsStore, retry_errors: bool = F
     return todo
 
 
+def with_stored_originals(tasks: list[Task], store: ResultsStore) -> list[Task]:
+    """Tell each FID/KID task whose original's features the store holds (and from which extractor), so the
+    worker extracts only the reconstruction's: once per image and protocol, not once per item."""
+    from ..metrics import get_metric
+
+    if not any(get_metric(m).dataset_level for t in tasks for m in t.metrics):
+        return tasks
+    known = store.original_feature_extractors()
+    return [replace(t, original_extractor=known.get((t.dataset, t.image, t.preprocess, t.device, t.fid_protocol)))
+            if any(get_metric(m).dataset_level for m in t.metrics) else t for t in tasks]
+
+
 @dataclass
 class SweepSummary:
     planned: int = 0
@@ -109,7 +121,7 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
     ``batch`` > 1 decodes same-size images of one rate point together (:mod:`cdc_bench.sweep.batching`); ``timeout``
     stays per item (a batch of n may take n times it).
     """
-    todo = pending_tasks(tasks, store, retry_errors)
+    todo = with_stored_originals(pending_tasks(tasks, store, retry_errors), store)
     summary = SweepSummary(planned=len(tasks), skipped=len(tasks) - len(todo))
     start = time.perf_counter()
     last_csv = start

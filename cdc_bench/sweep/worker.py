@@ -52,6 +52,9 @@ class Task:
     recon_png: bytes | None = None    # measure only: the saved reconstruction (no encode/decode)
     target_bpp: float | None = None   # matched bitrate: search the rate point for this bpp (quality is its label)
     match: str = "below"
+    # FID/KID: the store already holds this image's original features from this extractor (its label): the
+    # worker extracts only the reconstruction's, which halves the Inception work of an item
+    original_extractor: str | None = None
 
     @property
     def options_text(self) -> str:
@@ -261,7 +264,8 @@ def measure(original: np.ndarray, recon: np.ndarray, task: Task) -> tuple[dict[s
     if inception:
         from ..metrics.fid import item_features
 
-        features.append(item_features(original, recon, protocol=task.fid_protocol, device=task.device))
+        features.append(item_features(original, recon, protocol=task.fid_protocol, device=task.device,
+                                      stored_original=task.original_extractor))
         values["fid_patches"] = len(features[0].features)
     if spaces:
         from ..metrics.features import space_features

@@ -266,3 +266,15 @@ def test_official_noise_gives_the_official_scripts_image(fixtures, crop):
     assert not np.array_equal(ours, default)
     with pytest.raises(CodecError, match="cdc.noise=.bogus. is not valid; choose one of nchw, official"):
         CDCXParam({"noise": "bogus"})
+
+
+def test_read_only_image_encodes_without_a_numpy_writable_warning(xcodec1):
+    """The runner shares images read-only; torch's "NumPy array is not writable" warning came on every CDC run."""
+    import warnings
+
+    image = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    image.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enc = xcodec1.encode(image, xcodec1.rate_points[0])
+    assert enc.data and not image.flags.writeable

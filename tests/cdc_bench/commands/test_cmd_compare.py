@@ -53,3 +53,29 @@ def test_compare_bad_input(td, results, kodak_dir, tmp_path, args, message):
     res = CliRunner().invoke(main, ["compare", str(results), "--original", str(originals), "--out", str(tmp_path),
                                     *args])
     assert res.exit_code != 0 and message in res.output
+
+
+def test_compare_chooses_among_points_with_a_saved_reconstruction_and_says_so(td, results, kodak_dir, tmp_path):
+    import shutil
+
+    from cdc_bench.plots.compare import matched_rows
+    from cdc_bench.store.results import recon_path_for
+
+    copy = tmp_path / "res"
+    shutil.copytree(results, copy)
+    frame = td.load_frame(copy)
+    nearest = matched_rows(frame, "kodim23", 0.5)
+    jpeg = nearest[nearest["codec"] == "jpeg"].iloc[0]
+    recon_path_for(copy, jpeg).unlink()   # the nearest JPEG point lost its reconstruction
+    for _, row in frame[(frame["codec"] == "webp") & (frame["image"] == "kodim23")].iterrows():
+        if row["status"] == "ok":
+            recon_path_for(copy, row).unlink(missing_ok=True)   # and WebP has none at all
+    originals = td.write_originals(tmp_path / "orig", kodak_dir)
+    res = CliRunner().invoke(main, ["compare", str(copy), "--image", "kodim23", "--crop", "64", "--bpp", "0.5",
+                                    "--format", "png", "--original", str(originals), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"jpeg: its nearest rate point {jpeg['quality']} ({jpeg['bpp']:.4f} bpp) has no saved reconstruction" in text
+    assert "the nearest to 0.5 bpp that has one" in text
+    assert "webp: left out, no rate point of it has a saved reconstruction" in text and "--save-recon" in text
+    assert f"jpeg at quality {jpeg['quality']}:" not in text

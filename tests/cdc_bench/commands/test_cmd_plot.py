@@ -209,6 +209,17 @@ def test_trace_figure_quality_and_time_against_steps(cdc_sweep, tmp_path):
     assert "Decode time [s]" in text and "steps" in text and "[random weights]" in text
 
 
+def test_trace_of_step_counts_has_integer_ticks(cdc_sweep, tmp_path):
+    import re
+
+    res = CliRunner().invoke(main, ["plot", str(cdc_sweep), "--kind", "trace", "--trace", "cdc.steps",
+                                    "--metrics", "psnr", "--format", "svg", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    svg = (tmp_path / "trace_default_cdc-steps.svg").read_text()
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert "1" in texts and "2" in texts and not {"1.2", "1.4", "1.5", "1.6", "1.8"} & set(texts)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--kind", "rdp"], "needs --trace"),
     (["--kind", "rdp", "--trace", "cdc.eta"], "only one value of eta"),
@@ -231,3 +242,51 @@ def test_fid_figure_names_protocol_and_flags_too_few_patches(td, results, tmp_pa
     text = " ".join(_pdf_text(tmp_path / "f" / "rd_kodak_fid.pdf").split())
     assert "FID (fid256)" in text and "96 patches" in text and "UNRELIABLE" in text
     assert "fid: FID: protocol fid256, 96 patches; UNRELIABLE" in res.output
+
+
+@pytest.fixture(scope="module")
+def cdc_psnr_only(tmp_path_factory):
+    """The README's RDP sweep as a group without LPIPS weights runs it: random-weights CDC, two gammas, JPEG
+    beside it, measured with PSNR only (1 DDIM step on a 64 px crop of one embedded image)."""
+    out = tmp_path_factory.mktemp("cdc-psnr") / "res"
+    base = ["run", "-d", "default", "--limit", "1", "--preprocess", "center-crop:64", "-m", "psnr",
+            "--out", str(out), "--workers", "0", "--quiet"]
+    for gamma in ("0.0", "0.8"):
+        res = CliRunner().invoke(main, base + ["-c", "cdc", "-q", "0.0032", "-o", "cdc.weights=random",
+                                               "-o", f"cdc.gamma={gamma}", "-o", "cdc.steps=1"])
+        assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, base + ["-c", "jpeg", "-q", "50,95"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_rdp_without_any_perception_metric_says_what_is_missing_and_how_to_add_it(cdc_psnr_only, tmp_path):
+    res = CliRunner().invoke(main, ["plot", str(cdc_psnr_only), "--kind", "rdp", "--trace", "cdc.gamma",
+                                    "--out", str(tmp_path)])
+    assert res.exit_code == 2, res.output   # a ConfigError: a message, no traceback
+    assert "Traceback" not in res.output and "KeyError" not in res.output
+    assert "needs a perception metric" in res.output and "lpips, dists, lpips-vgg, fid, kid" in res.output
+    assert "they hold psnr" in res.output and "-m psnr,fid,kid" in res.output
+    named = CliRunner().invoke(main, ["plot", str(cdc_psnr_only), "--kind", "rdp", "--trace", "cdc.gamma",
+                                      "--metrics", "psnr,lpips", "--out", str(tmp_path)])
+    assert named.exit_code == 2 and "no lpips values in the results" in named.output
+    assert "cdc-bench weights --import DIR" in named.output
+
+
+def test_readme_rdp_and_trace_run_without_lpips(td, cdc_psnr_only, tmp_path):
+    import shutil
+
+    copy = tmp_path / "res"
+    shutil.copytree(cdc_psnr_only, copy)
+    td.add_dataset_metrics(copy)   # FID/KID as the sweep stores them (stand-in features; see plots_testdata)
+    res = CliRunner().invoke(main, ["plot", str(copy), "--kind", "rdp", "--trace", "cdc.gamma", "--format", "pdf",
+                                    "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    assert "rdp: psnr against fid" in res.output
+    assert "FID" in _pdf_text(tmp_path / "f" / "rdp_default_cdc-gamma.pdf")
+    res = CliRunner().invoke(main, ["plot", str(copy), "--kind", "trace", "--trace", "cdc.gamma", "--format", "pdf",
+                                    "--metrics", "psnr,lpips", "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    assert "no lpips values for cdc; those panels are left out" in res.output
+    text = " ".join(_pdf_text(tmp_path / "t" / "trace_default_cdc-gamma.pdf").split())
+    assert "center-crop:64" in text   # the preprocessing is named, as in the RD and RDP titles

@@ -196,3 +196,37 @@ def test_the_run_summary_names_random_weights(folder, tmp_path):
                                        "--out", str(tmp_path / "o"), "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "cdc [random weights]" in result.output
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["-c", "jpeg", "-o", "jpeg.quality=50"], ["did you mean qualities?", "qualities (the rate points",
+                                              "-o jpeg.qualities=A,B or -q A,B"]),
+    (["-c", "cdc", "-o", "cdc.step=4"], ["-o cdc.step: did you mean steps?"]),
+])
+def test_option_mistakes_name_the_fix(folder, tmp_path, args, needles):
+    result = CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "--out", str(tmp_path / "o"), "--quiet",
+                                       *args])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert all(n in text for n in needles), text
+
+
+def test_data_root_pointing_at_the_dataset_folder_itself_says_pass_its_parent(tmp_path):
+    inner = tmp_path / "datasets" / "kodak"
+    inner.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(inner / "kodim01.png")   # the user's images sit right here
+    result = CliRunner().invoke(main, ["run", "-d", "kodak", "--data-root", str(inner), "-c", "jpeg",
+                                       "--out", str(tmp_path / "o"), "--quiet"])
+    assert result.exit_code != 0
+    text = " ".join(result.output.split())
+    assert f"--data-root {inner} is the kodak folder itself" in text
+    assert f"--data-root {inner.parent}" in text and "kodak/kodak" not in text.split("Fix:")[1]
+
+
+def test_cdc_without_weights_is_told_about_random_weights(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("CDC_BENCH_CACHE", str(tmp_path / "empty-cache"))   # no CDC weight files anywhere
+    result = CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "cdc", "--out", str(tmp_path / "o"),
+                                       "--quiet"])
+    assert result.exit_code != 0
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "-o cdc.weights=random" in text and "random weights" in text

@@ -51,3 +51,55 @@ def test_bad_targets_exit_2_before_any_work(crops, tmp_path, bad):
                                        "--out", str(tmp_path / "o"), "--quiet"])
     assert result.exit_code == 2 and "bits per pixel" in result.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def unmet(crops, tmp_path_factory):
+    """JPEG matched to 0.02 bpp (its lowest quality gives more on these crops: not met), 0.6 and 1.2 (met), and
+    WebP at rate points as the anchor."""
+    out = tmp_path_factory.mktemp("unmet") / "out"
+    base = ["-d", f"folder:{crops}", "--out", str(out), "--workers", "0", "--quiet", "-m", "psnr"]
+    res = CliRunner().invoke(main, ["run", "-c", "jpeg", "--target-bpp", "0.02,0.6,1.2", *base])
+    assert res.exit_code == 0, res.output
+    assert "✗" in res.output   # the run's own summary table marks the point (the cell wraps at 80 columns)
+    res = CliRunner().invoke(main, ["run", "-c", "webp", "-q", "5,30,60,90", *base])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_unmet_targets_are_marked_and_left_out_of_bd(unmet):
+    import io
+
+    res = CliRunner().invoke(main, ["table", str(unmet), "--anchor", "webp", "--no-ci"])
+    assert res.exit_code == 0, res.output
+    assert "✗ jpeg bpp<=0.02: target not met on 2 of 2 images" in res.stdout
+    assert "left out of BD (--include-unmet keeps it)" in res.stdout
+    csv = [pd.read_csv(io.StringIO(CliRunner().invoke(main, ["table", str(unmet), "--anchor", "webp", "--no-ci",
+                                                             "--format", "csv", *extra]).stdout))
+           for extra in ([], ["--include-unmet"])]
+    assert csv[1]["unmet"].str.contains("kept in BD").all()
+    assert csv[0]["bd_rate_pct"].item() != pytest.approx(csv[1]["bd_rate_pct"].item(), abs=1e-6)
+
+
+def test_unmet_targets_are_marked_in_figures_report_and_export(unmet, tmp_path):
+    res = CliRunner().invoke(main, ["plot", str(unmet), "--format", "svg", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    assert "jpeg bpp<=0.02: target not met" in res.output
+    svg = [p.read_text() for p in (tmp_path / "f").glob("rd_*_psnr.svg")]
+    assert len(svg) == 1 and "target not met" in svg[0] and "red ✗" in svg[0]
+    page = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", str(unmet), "--out", str(page), "--no-ci", "--anchor", "webp"])
+    assert res.exit_code == 0, res.output
+    assert page.read_text().count("bpp&lt;=0.02: target not met") >= 2   # dataset warning and BD footnote
+    res = CliRunner().invoke(main, ["export", str(unmet), "--format", "compressai-json", "--output", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    payload = [json.loads(p.read_text()) for p in (tmp_path / "c").rglob("jpeg-*.json")][0]
+    assert payload["results"]["target-met"] == [False, True, True]
+    assert "target NOT MET at bpp<=0.02" in payload["description"]
+
+
+def test_q_with_target_bpp_is_refused(crops, tmp_path):
+    res = CliRunner().invoke(main, ["run", "-d", f"folder:{crops}", "-c", "jpeg", "-q", "50", "--target-bpp", "0.5",
+                                    "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 2 and "--target-bpp wins" in res.output and "drop -q" in res.output
+    assert not (tmp_path / "o").exists()

@@ -125,3 +125,40 @@ def test_fid_cells_carry_protocol_and_patch_count(td, results, tmp_path):
     assert res.exit_code == 0, res.output
     assert "FID: protocol fid256, 96 patches; UNRELIABLE: fewer than 2048 patches" in res.stdout
     assert "†1" in [line for line in res.stdout.splitlines() if line.startswith("|")][2]
+
+
+def test_ms_ssim_convention_is_db_in_table_and_report_and_printed(results, tmp_path):
+    """One store, one MS-SSIM BD-rate: `table` and `report` both use dB by default and say so."""
+    csv = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "ms-ssim",
+                                       "--no-ci").stdout))
+    db = csv["bd_rate_pct"].item()
+    assert csv["scale"].item() == "dB"
+    linear = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "ms-ssim",
+                                          "--no-ci", "--ms-ssim-linear").stdout))
+    assert linear["scale"].item() == "linear" and abs(linear["bd_rate_pct"].item() - db) > 0.05
+    md = _run(results, "--anchor", "jpeg", "--metrics", "ms-ssim", "--no-ci").stdout
+    assert "BD-rate MS-SSIM (dB) [%]" in md and "MS-SSIM (dB): BD computed on -10 log10(1 - MS-SSIM)" in md
+    tex = _run(results, "--anchor", "jpeg", "--metrics", "ms-ssim", "--no-ci", "--format", "latex").stdout
+    assert "MS-SSIM (dB): BD computed on -10 log10(1 - MS-SSIM)" in tex
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(main, ["report", str(results), "--out", str(out), "--anchor", "jpeg", "--metrics",
+                                    "ms-ssim", "--no-ci", "--data-root", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    html = out.read_text()
+    assert f"{db:+.1f}%" in html and "MS-SSIM (dB): BD computed on" in html
+    assert "BD-rate MS-SSIM (dB) [%]" in html
+
+
+def test_wilcoxon_p_of_per_image_bd_rates_beside_the_interval(results):
+    from scipy.stats import wilcoxon
+
+    csv = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "psnr",
+                                       "--resamples", "100").stdout))
+    per = pd.read_csv(io.StringIO(_run(results, "--anchor", "jpeg", "--format", "csv", "--metrics", "psnr",
+                                       "--per-image").stdout))
+    expected = wilcoxon(per["bd_rate_pct"].to_numpy()).pvalue   # the same test on `table --per-image`'s values
+    assert csv["wilcoxon_p"].item() == pytest.approx(expected) and csv["wilcoxon_n"].item() == 2
+    md = _run(results, "--anchor", "jpeg", "--metrics", "psnr", "--resamples", "100").stdout
+    assert f"p={expected:.2g}" in md and "p: Wilcoxon signed-rank test (two-sided) of the per-image BD-rates" in md
+    tex = _run(results, "--anchor", "jpeg", "--metrics", "psnr", "--resamples", "100", "--format", "latex").stdout
+    assert f"p={expected:.2g}" in tex and "Wilcoxon signed-rank" in tex

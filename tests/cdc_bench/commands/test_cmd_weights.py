@@ -194,3 +194,34 @@ def test_download_reports_a_present_file_that_fails_its_sha256(tmp_path, declare
     declare(WeightFile("test-model", "http://127.0.0.1:9/model.pth", target, "0" * 64, used_by=["test"]))
     result = _invoke("--download", "--only", "test-model")
     assert result.exit_code == 1 and "fails its sha256" in result.output.replace("\n", "")
+
+
+def test_import_installs_carried_in_trunks_only_when_their_sha256_matches(tmp_path, monkeypatch, empty_torch_home):
+    """`weights --import DIR` on files the test makes: torchvision's AlexNet architecture with random weights saved
+    under its expected name, its sha256 pinned in a table the test controls (the real trunk cannot be downloaded
+    here). VGG16's 550 MB stand-in is left out to keep the test fast: it takes the same path."""
+    import torch
+    import torchvision
+
+    from cdc_bench.download import sha256_of
+    from cdc_bench.metrics import perceptual
+
+    carried = tmp_path / "usb" / "trunks"
+    carried.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), carried / "alexnet-owt-7be5be79.pth")
+    (carried / "dists_weights.pt").write_bytes(b"not the DISTS weights")
+    monkeypatch.setattr(perceptual.ALEXNET, "sha256", sha256_of(carried / "alexnet-owt-7be5be79.pth"))
+    monkeypatch.setattr(perceptual.DISTS_ALPHA_BETA, "sha256", hashlib.sha256(b"the real file").hexdigest())
+
+    res = _invoke("--import", str(tmp_path / "usb"), "--only", "torchvision-alexnet,piq-dists,torchvision-vgg16")
+    assert res.exit_code == 1, res.output   # one file was refused
+    installed = empty_torch_home / "alexnet-owt-7be5be79.pth"
+    assert installed.is_file() and sha256_of(installed) == perceptual.ALEXNET.sha256
+    assert "torchvision-alexnet: imported" in res.output
+    assert "piq-dists: sha256 mismatch" in res.output and not (empty_torch_home / "dists_weights.pt").exists()
+    assert "torchvision-vgg16: not in folder: expected a file named vgg16-397923af.pth" in res.output
+    listed = json.loads(_invoke("--only", "torchvision-alexnet", "--verify", "--json").output)
+    assert listed[0]["present"] and listed[0]["sha256_ok"] is True
+    again = _invoke("--import", str(tmp_path / "usb"), "--only", "torchvision-alexnet")
+    assert again.exit_code == 0 and "already present" in again.output

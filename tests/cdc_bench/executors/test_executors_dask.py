@@ -154,3 +154,28 @@ def test_an_unreachable_scheduler_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
         DaskExecutor(f"tcp://127.0.0.1:{_free_port()}", connect_timeout=2).start()
+
+
+def test_scheduler_without_dashboard_prints_no_dashboard_link(capsys):
+    """`dask scheduler --no-dashboard` still lists a dashboard service; the run must not print a dead link."""
+    from cdc_bench.commands.run import _announce
+
+    port = _free_port()
+    env = {**os.environ, "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
+    proc = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                             "--port", str(port), "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        pool = DaskExecutor(f"tcp://127.0.0.1:{port}", 1).start()
+        try:
+            _announce(pool)
+            assert pool.client.scheduler_info().get("services", {}).get("dashboard")   # listed, yet not served
+            assert pool.dashboard_link() is None
+        finally:
+            pool.close()
+        err = capsys.readouterr().err
+        assert "dashboard: none (the scheduler serves no dashboard pages: started with --no-dashboard" in err
+        assert "http://" not in err
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)

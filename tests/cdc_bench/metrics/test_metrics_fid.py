@@ -197,3 +197,34 @@ def test_dataset_values_from_arrays_alone():
     assert kid_value > 0 and kid_std >= 0
     with pytest.raises(ValueError, match="not a dataset-level"):
         fid.dataset_values(a, b, "psnr")
+
+
+def test_a_new_run_reuses_the_stored_original_features(standin_inception, tmp_path, monkeypatch):
+    """Adding a rate point to a store: a fresh worker (empty cache) extracts only the reconstruction's patches,
+    since the store holds the original's features from the same extractor, and FID still comes out."""
+    from PIL import Image
+
+    from cdc_bench.codecs.plans import build_plans
+    from cdc_bench.executors.local import InlineExecutor
+    from cdc_bench.sweep.client import plan_tasks, sweep
+
+    path = tmp_path / "img0.png"
+    Image.fromarray(_images(4, n=1)[0]).save(path)
+    store = ResultsStore(tmp_path / "out")
+
+    def run(quality):
+        tasks = plan_tasks([("synthetic", [("img0", path)])], build_plans(["jpeg"], [], quality), metrics=("fid",))
+        return sweep(tasks, store, InlineExecutor(), run_id=f"q{quality}", progress=False)
+
+    assert run("50").ok == 1
+    fid._ORIGINALS.clear()   # a new run: another process, nothing cached
+    calls = []
+    real = inception.InceptionExtractor.features
+    monkeypatch.setattr(inception.InceptionExtractor, "features",
+                        lambda self, images, batch_size=32: calls.append(len(images)) or real(self, images, batch_size))
+    assert run("20").ok == 1
+    assert calls == [8]   # 512 x 768: the reconstruction's 8 patches only, not the original's again
+    key = ("synthetic", "img0", "jpeg", store.frame()["options"].iloc[0], "20", "none", "cpu")
+    assert store.load_features(key, "fid256")["original"].shape == (8, 2048)
+    values = {r["quality"]: r["value"] for r in compute_dataset_metrics(store, ["fid"])}
+    assert set(values) == {"50", "20"} and values["20"] > values["50"] >= 0

@@ -64,11 +64,26 @@ def test_polynomial_mmd_matches_loops():
     assert polynomial_mmd2(x, y) == pytest.approx(_mmd2_by_loops(x, y), rel=1e-10)
 
 
-def test_kid_with_whole_sets_is_the_mmd_and_has_zero_std():
+def test_kid_subsets_are_smaller_than_the_sets_so_the_std_is_real():
+    from cdc_bench.metrics.frechet import kid_subset_size
+
+    assert kid_subset_size(192, 192) == 96 and kid_subset_size(6573, 6573) == 1000 and kid_subset_size(15, 40) == 7
     x, y = _sets(15, 15, 6, seed=2)
-    mean, std = kernel_distance(x, y, num_subsets=5)
-    assert mean == pytest.approx(_mmd2_by_loops(y, x), rel=1e-10)
-    assert std == pytest.approx(0.0, abs=1e-12)
+    mean, std = kernel_distance(x, y, num_subsets=50)
+    assert std > 0   # subsets of the whole set (the old min(n, 1000)) all gave the same value: std 0
+    # the subset estimator is unbiased: its mean lands near the whole-set MMD
+    assert abs(mean - _mmd2_by_loops(y, x)) < 3 * std
+
+
+def test_kid_spread_is_nonzero_on_kodak_fid256_patches():
+    """Kodak's 24 images give 192 FID/256 patches: subsets of 96, and a std that is not 0."""
+    from cdc_bench.metrics.patches import patch_count
+
+    n = 16 * patch_count(512, 768) + 8 * patch_count(768, 512)
+    assert n == 192
+    x, y = _sets(n, n, 64, seed=9)
+    mean, std = kernel_distance(x, y + 0.3)
+    assert std > 0 and mean > 0
 
 
 def test_kid_mean_equals_clean_fid_on_the_same_subsets():
