@@ -119,3 +119,43 @@ def cache_dir() -> Path:
     """cdc-bench's own cache (``$CDC_BENCH_CACHE`` or ``~/.cache/cdc-bench``)."""
     root = os.environ.get("CDC_BENCH_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "cdc-bench")
     return Path(root).expanduser()
+
+
+# -- the Hugging Face hub: where its cache is, and whether it answers (every hub-hosted weight file asks) ----
+PROBE_TIMEOUT_S = 3.0
+_unreachable: dict[str, str] = {}  # endpoint -> reason, so a run says "unreachable" once, not per file
+
+
+def hub_cache_dir() -> Path:
+    """huggingface_hub's cache folder, read from the environment now (the library reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hub_endpoint() -> str:
+    # read now, not at import time, so HF_ENDPOINT set later (tests, mirrors) is honoured
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
+def hub_unreachable(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the hub cannot be reached (HF_HUB_OFFLINE, or no TCP connection within `timeout` s), or None.
+
+    A few seconds' probe instead of huggingface_hub's own retries, which take minutes offline."""
+    import socket
+    from urllib.parse import urlsplit
+
+    endpoint = endpoint or hub_endpoint()
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set and the file is not in the huggingface_hub cache"
+    if endpoint in _unreachable:
+        return _unreachable[endpoint]
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as err:
+        _unreachable[endpoint] = f"cannot reach the Hugging Face hub at {endpoint} ({err.__class__.__name__}: {err})"
+        return _unreachable[endpoint]

@@ -64,7 +64,7 @@ SCHEDULES = {"sd15": dict(num_train_timesteps=1000, beta_start=0.00085, beta_end
 
 # -- weight files ------------------------------------------------------------------------------------------------
 def _hub_cache_dir() -> Path:
-    from cdc_bench.cdc.releases import hub_cache_dir
+    from cdc_bench.download import hub_cache_dir
 
     return hub_cache_dir()
 

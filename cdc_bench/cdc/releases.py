@@ -11,12 +11,12 @@ not checksum-verified; Hugging Face's own etag check still guards the download i
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CodecError
-from ..download import DownloadError, cache_dir
+from ..download import (PROBE_TIMEOUT_S, DownloadError, _unreachable, cache_dir, hub_cache_dir,  # noqa: F401
+                        hub_endpoint as _endpoint, hub_unreachable)
 from ..weights import WeightFile, get_weight, register_weight
 
 REPO_ID = "rhyang/CDC_params"
@@ -99,14 +99,6 @@ def manual_path(release: Release) -> Path:
     return cache_dir() / "cdc" / FOLDERS[release.variant] / release.filename
 
 
-def hub_cache_dir() -> Path:
-    """huggingface_hub's cache folder, read from the environment now (the library reads it once, at import)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
 def hub_cached(filename: str) -> list[Path]:
     """The file in the huggingface_hub cache, if it is there (a search place of every release's weight file)."""
     from huggingface_hub import try_to_load_from_cache
@@ -115,8 +107,7 @@ def hub_cached(filename: str) -> list[Path]:
     return [Path(cached)] if isinstance(cached, str) else []
 
 
-PROBE_TIMEOUT_S = 3.0
-_unreachable: dict[str, str] = {}  # endpoint -> reason, so a run says "unreachable" once, not per file
+
 
 
 def ways_on(release_path: Path | None = None) -> str:
@@ -125,33 +116,6 @@ def ways_on(release_path: Path | None = None) -> str:
     return ("ways on: set HF_HUB_OFFLINE=1 to use only files already in the huggingface_hub cache; put the file "
             f"by hand at {manual}; use a local checkpoint with -o cdc.checkpoint=PATH; or run with "
             "-o cdc.weights=random (random weights of the released architecture, for speed work only)")
-
-
-def _endpoint() -> str:
-    # read now, not at import time, so HF_ENDPOINT set later (tests, mirrors) is honoured
-    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
-
-
-def hub_unreachable(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | None:
-    """Why the hub cannot be reached (HF_HUB_OFFLINE, or no TCP connection within `timeout` s), or None.
-
-    A few seconds' probe instead of huggingface_hub's own retries, which take minutes offline."""
-    import socket
-    from urllib.parse import urlsplit
-
-    endpoint = endpoint or _endpoint()
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return "HF_HUB_OFFLINE is set and the file is not in the huggingface_hub cache"
-    if endpoint in _unreachable:
-        return _unreachable[endpoint]
-    parts = urlsplit(endpoint)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
-            return None
-    except OSError as err:
-        _unreachable[endpoint] = f"cannot reach the Hugging Face hub at {endpoint} ({err.__class__.__name__}: {err})"
-        return _unreachable[endpoint]
 
 
 def _hub_fetch(weight: WeightFile) -> Path:

@@ -41,7 +41,8 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
     from ..analysis.curves import ok_rows, rd_points
     from ..analysis.inputs import InputError, load_many, parse_metrics, parse_range
     from ..codecs.plans import split_list
-    from ..analysis.perimage import per_image_bd, plot_per_image, summary_lines
+    from ..analysis.perimage import per_image_bd, summary_lines
+    from ..plots.perimage import plot_per_image
 
     boot = bootstrap_from(ci_level, no_ci, ci_method, resamples, seed)
     window = parse_range(bpp_range, "--bpp-range")

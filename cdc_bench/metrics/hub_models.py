@@ -41,7 +41,7 @@ class HubModel:
 def _hub_cached(model: HubModel, filename: str) -> list[Path]:
     from huggingface_hub import try_to_load_from_cache
 
-    from ..cdc.releases import hub_cache_dir
+    from ..download import hub_cache_dir
 
     cached = try_to_load_from_cache(model.repo_id, filename, revision=model.revision, cache_dir=hub_cache_dir())
     return [Path(cached)] if isinstance(cached, str) else []
@@ -52,7 +52,7 @@ def _fetch(model: HubModel, filename: str):
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-        from ..cdc.releases import _endpoint, hub_cache_dir, hub_unreachable
+        from ..download import hub_cache_dir, hub_endpoint as _endpoint, hub_unreachable
 
         reason = hub_unreachable(_endpoint())
         if reason is not None:

@@ -165,8 +165,8 @@ class ResultsStore:
             return
         with self._write():
             for row in rows:
-                missing = [k for k in ("dataset", "image", "codec", "options", "quality", "status")
-                           if row.get(k) in (None, "")]
+                missing = [k for k in KEY + ("status",) if k not in ("preprocess", "device")
+                           and row.get(k) in (None, "")]
                 if missing:
                     raise ValueError(f"result row lacks {missing}: {row}")
                 row.update(ResultKey.from_row(row).asdict())
