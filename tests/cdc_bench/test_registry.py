@@ -49,7 +49,9 @@ def installed_plugin(tmp_path, monkeypatch):
         "[cdc_bench.codecs]\nzlib-raw = thirdparty_codec:ZlibCodec\nneeds-binary = thirdparty_codec:Missing\n"
         "fam = thirdparty_codec:FAMILY\nbroken = thirdparty_codec_absent:Nothing\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    return tmp_path
+    registry.CODECS.refresh()  # entry points are listed once: a package installed now needs a refresh
+    yield tmp_path
+    registry.CODECS.refresh()
 
 
 def test_entry_point_codec_round_trips(installed_plugin):
@@ -135,5 +137,23 @@ def test_weight_files_come_from_entry_points(tmp_path, monkeypatch):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-weights\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[cdc_bench.weights]\nthirdparty/model.pt = thirdparty_weights:FILE\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert weights.get_weight("thirdparty/model.pt").used_by == ["thirdparty"]
-    assert [w.name for w in catalog.weights_for("thirdparty")] == ["thirdparty/model.pt"]
+    weights.WEIGHTS.refresh()  # entry points are listed once: a package installed now needs a refresh
+    try:
+        assert weights.get_weight("thirdparty/model.pt").used_by == ["thirdparty"]
+        assert [w.name for w in catalog.weights_for("thirdparty")] == ["thirdparty/model.pt"]
+    finally:
+        monkeypatch.undo()
+        weights.WEIGHTS.refresh()
+
+
+def test_a_taken_name_is_not_silently_replaced():
+    from cdc_bench.registry import Registry
+
+    reg = Registry("thing")
+    reg.register(object(), name="a")
+    reg.register_lazy("b", "json:dumps")
+    reg.register_lazy("b", "json:dumps")  # the same target again is fine
+    with pytest.raises(ValueError, match="registered already"):
+        reg.register_lazy("b", "json:loads")
+    reg.register_lazy("b", "json:loads", override=True)
+    assert reg.get("b") is __import__("json").loads
