@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -143,11 +145,16 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
             failures.append(f"{row['dataset']}/{row['image']} {row['codec']} q={row['quality']}: "
                             f"{row['status']}: {row.get('error')}")
 
+    previous_term = signal.signal(signal.SIGTERM, _raise_stop)
     try:
         summary = sweep(tasks, store, pool, run_id=run_id,
                         timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors,
                         progress=not quiet, on_row=report, batch=batch)
+    except (KeyboardInterrupt, RunStopped) as stop:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the bookkeeping short
+        _stopped(stop, store, pool, run_id, manifest, out)
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         if hasattr(pool, "close"):
             pool.close()
     dataset_rows = []
@@ -164,6 +171,34 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
         raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
     if demo:
         click.echo(_full_sweep_estimate(summary, tasks, workers), err=True)
+
+
+class RunStopped(BaseException):
+    """SIGTERM during a sweep (Ctrl-C arrives as KeyboardInterrupt): a BaseException, so no except Exception eats it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stop(signum, _frame) -> None:
+    raise RunStopped(signum)
+
+
+def _stopped(stop: BaseException, store, pool, run_id: str, manifest: dict, out: Path) -> None:
+    """A stopped run: workers down, the manifest says interrupted (when, why), one line, exit 130 / 143."""
+    signum = stop.signum if isinstance(stop, RunStopped) else signal.SIGINT
+    if hasattr(pool, "close"):
+        pool.close()
+    frame = store.frame()
+    saved = int((frame["run_id"] == run_id).sum()) if "run_id" in frame else 0
+    manifest.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="interrupted",
+                    interrupted={"reason": signal.Signals(signum).name, "rows_saved": saved})
+    store.end_run(run_id, manifest)
+    store.close()
+    click.echo(f"\nInterrupted ({signal.Signals(signum).name}): {saved} rows saved in {out}; rerun the same "
+               f"command to resume", err=True)
+    sys.exit(128 + int(signum))
 
 
 def _is_bare(ctx: click.Context) -> bool:
