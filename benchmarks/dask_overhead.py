@@ -21,12 +21,10 @@ from pathlib import Path
 from cdc_bench.executors.dask import DaskExecutor
 from cdc_bench.executors.local import ProcessExecutor
 from cdc_bench.datasets.images import IMAGE_SUFFIXES
-from cdc_bench.codecs.plans import CodecPlan
-from cdc_bench.sweep.client import plan_tasks, sweep
-from cdc_bench.store.results import ResultsStore
+from cdc_bench.sweep import api
 
 
-def _run(engine: str, workers: int, tasks, threads: int) -> dict:
+def _run(engine: str, workers: int, sweep_args: dict, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         if engine == "pebble":
@@ -35,7 +33,7 @@ def _run(engine: str, workers: int, tasks, threads: int) -> dict:
             executor = DaskExecutor(workers=workers, threads_per_worker=threads, dashboard=False).start()
             startup = time.perf_counter() - start
         try:
-            summary = sweep(tasks, ResultsStore(out), executor, run_id="bench", progress=False)
+            summary = api.run(**sweep_args, out=out, executor=executor, timeout=None).summary
         finally:
             if engine == "dask":
                 executor.close()
@@ -58,9 +56,11 @@ def main() -> None:
     rates = [int(q) for q in args.qualities.split(",")]
     if args.smoke:
         images, rates = images[:2], rates[:2]
-    tasks = plan_tasks([("kodak", images)], [CodecPlan(args.codec, {}, rates)])
+    # The library call `cdc-bench run` makes: the same plans and keys as the command line.
+    sweep_args = {"datasets": [f"folder:{args.kodak}"], "codecs": [args.codec], "qualities": rates,
+                  "limit": len(images)}
     counts = [int(w) for w in args.workers.split(",")]
-    runs = [_run(engine, n, tasks, args.threads) for n in counts for engine in ("pebble", "dask")]
+    runs = [_run(engine, n, sweep_args, args.threads) for n in counts for engine in ("pebble", "dask")]
     by = {(r["engine"], r["workers"]): r for r in runs}
     for n in counts:
         by["dask", n]["wall_vs_pebble"] = round(by["dask", n]["wall_s"] / by["pebble", n]["wall_s"], 3)
@@ -68,7 +68,7 @@ def main() -> None:
         for n in counts[1:]:
             first = by[engine, counts[0]]["wall_s"]
             by[engine, n]["speedup_vs_%d" % counts[0]] = round(first / by[engine, n]["wall_s"], 3)
-    print(json.dumps({"codec": args.codec, "images": len(images), "rate_points": rates, "tasks": len(tasks),
+    print(json.dumps({"codec": args.codec, "images": len(images), "rate_points": rates, "tasks": len(images) * len(rates),
                       "runs": runs}, indent=2))
 
 

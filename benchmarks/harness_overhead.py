@@ -19,9 +19,7 @@ from pathlib import Path
 
 from cdc_bench.executors.local import ProcessExecutor
 from cdc_bench.datasets.images import IMAGE_SUFFIXES
-from cdc_bench.codecs.plans import CodecPlan
-from cdc_bench.sweep.client import plan_tasks, sweep
-from cdc_bench.store.results import ResultsStore
+from cdc_bench.sweep import api
 
 
 def _cpu_s() -> float:
@@ -46,10 +44,11 @@ def main() -> None:
     report = {"codec": args.codec, "images": len(images), "rate_points": rates, "cores": os.cpu_count(), "runs": []}
     for workers in (int(w) for w in args.workers.split(",")):
         with tempfile.TemporaryDirectory() as out:
-            tasks = plan_tasks([("kodak", images)], [CodecPlan(args.codec, {}, rates)], out_dir=out)
             executor = ProcessExecutor(workers, args.threads_per_worker)
             cpu = _cpu_s()
-            summary = sweep(tasks, ResultsStore(out), executor, run_id="bench", progress=False)
+            # The library call `cdc-bench run` makes: the same plans, keys and store (pre-flight included).
+            summary = api.run([f"folder:{args.kodak}"], [args.codec], qualities=rates, out=out, executor=executor,
+                              timeout=None).summary
             report["runs"].append({"workers": workers, "threads_per_worker": executor.threads, "items": summary.ok,
                                    "failed": summary.failed, "wall_s": summary.wall_s, "cpu_s": _cpu_s() - cpu,
                                    "work_s": summary.work_s, "overhead": summary.wall_s / summary.work_s - 1.0})

@@ -74,9 +74,7 @@ def child_cdc(images: list[Path], qualities: list[int], workers: int, threads: i
     from cdc_bench.executors.local import InlineExecutor, ProcessExecutor
     from cdc_bench.metrics import get_metric
     from cdc_bench.codecs.registry import create_codec
-    from cdc_bench.codecs.plans import CodecPlan
-    from cdc_bench.sweep.client import plan_tasks, sweep
-    from cdc_bench.store.results import ResultsStore
+    from cdc_bench.sweep import api
 
     get_metric("ms-ssim")  # the metric modules, as the CLI has them imported before it starts the sweep
     create_codec("jpeg", {})
@@ -84,9 +82,12 @@ def child_cdc(images: list[Path], qualities: list[int], workers: int, threads: i
     rows = []
     with tempfile.TemporaryDirectory() as out:
         cpu, start = _cpu_s(), time.perf_counter()
-        tasks = plan_tasks([("kodak", [(p.stem, p) for p in images])], [CodecPlan("jpeg", {}, qualities)],
-                           out_dir=out)
-        summary = sweep(tasks, ResultsStore(out), executor, run_id="bench", progress=False, on_row=rows.append)
+        folder = Path(out) / "images"  # exactly these images, as one folder dataset
+        folder.mkdir()
+        for path in images:
+            (folder / path.name).symlink_to(path.resolve())
+        summary = api.run([f"folder:{folder}"], ["jpeg"], qualities=qualities, out=Path(out) / "results",
+                          executor=executor, timeout=None, on_row=rows.append).summary
         wall, cpu = time.perf_counter() - start, _cpu_s() - cpu
     failed = [r.get("error") for r in rows if r["status"] != "ok"]
     if failed:

@@ -1,7 +1,9 @@
-"""The run manifest: what ran, with what, where and when; stored with every run.
+"""Provenance: what ran, with what, where and when.
 
-Also the one place that finds the package versions, the git commit and the CPU model: the speed report's
-environment (``cdc_bench.speed.environment``) reads them from here, so both records agree.
+:func:`provenance` is the one record of the environment (versions, git commit, machine, device, time); the run
+manifest (:func:`build_manifest`, stored with every run) and the speed report's environment
+(:mod:`cdc_bench.speed.environment`) are that record plus their own fields, under the same field names.
+:func:`timestamp` is the one time format: ISO 8601 in UTC with its offset.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -71,20 +74,45 @@ def device_info(device: str) -> dict[str, Any]:
     return info
 
 
+def timestamp() -> str:
+    """Now, as every record of cdc-bench writes it: ``2026-12-02T01:23:45+00:00``."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def device_name(device: str) -> str:
+    """A name that identifies the hardware: the GPU's name on CUDA, the CPU model otherwise."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_model()
+
+
+def provenance(device: str, packages: tuple[str, ...] = PACKAGES) -> dict[str, Any]:
+    """The environment a number was measured in: the one record the run manifest and the speed report share."""
+    from . import __version__
+
+    record: dict[str, Any] = {
+        "cdc_bench": __version__,
+        "versions": package_versions(packages),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "git": git_commit(),
+        **device_info(str(device)),
+        "device_name": device_name(str(device)) if not str(device).startswith("cuda") else None,
+        "created": timestamp(),
+    }
+    if record["device_name"] is None:
+        record["device_name"] = record.get("gpu") or cpu_model()
+    return record
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 def build_manifest(run_id: str, settings: dict[str, Any], device: str) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "command": [Path(sys.argv[0]).name] + sys.argv[1:],
-        "settings": settings,
-        "versions": package_versions(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "host": socket.gethostname(),
-        "git": git_commit(),
-        **device_info(device),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    record = provenance(device)
+    return {"run_id": run_id, "command": [Path(sys.argv[0]).name] + sys.argv[1:], "settings": settings, **record,
+            "started_at": record["created"]}

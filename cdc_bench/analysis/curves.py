@@ -9,12 +9,11 @@ from dataclasses import replace
 import pandas as pd
 
 from ..metrics import MetricInfo
-from .summary import RANDOM_WEIGHTS, is_random_weights
+from ..store.key import CURVE, options_dict
+from .summary import RANDOM_WEIGHTS, SOURCE, group_columns, is_random_weights
 
 log = logging.getLogger(__name__)
 
-GROUP = ["dataset", "codec", "options", "quality"]
-PROTOCOL = ["preprocess", "device"]  # also part of a result's identity (cdc_bench.analysis.summary.GROUP)
 
 
 # Figures and tables read the metric registry's own metadata (label, unit, precision, direction, dataset-level);
@@ -82,14 +81,10 @@ def options_text(options: str | dict | None) -> str:
     """``{"steps": 65}`` -> ``steps=65``; empty options -> ``""``."""
     if options is None or (isinstance(options, float) and pd.isna(options)):
         return ""
-    if isinstance(options, str):
-        try:
-            options = json.loads(options) if options.strip() else {}
-        except json.JSONDecodeError:
-            return options
-    if not isinstance(options, dict):
-        return str(options)
-    return ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+    opts = options_dict(options)
+    if set(opts) == {"options"} and isinstance(options, str):  # not a JSON object: show it as stored
+        return options
+    return ", ".join(f"{k}={v}" for k, v in sorted(opts.items()))
 
 
 def curve_label(codec: str, options: str | dict | None) -> str:
@@ -98,39 +93,42 @@ def curve_label(codec: str, options: str | dict | None) -> str:
     return f"{codec} ({opts})" if opts else codec
 
 
-def _options_dict(options: str | dict | None) -> dict:
-    if isinstance(options, dict):
-        return options
-    try:
-        value = json.loads(options) if isinstance(options, str) and options.strip() else {}
-    except json.JSONDecodeError:
-        return {"options": options}
-    return value if isinstance(value, dict) else {"options": value}
+#: the columns besides the options that tell two curves of one codec apart, in the order a legend names them
+_CURVE_EXTRA = [k for k in CURVE if k not in ("dataset", "codec", "options")] + [SOURCE]
 
 
+def curve_labels(frame: pd.DataFrame) -> list[str]:
+    """Legend names for the rows' curves (key columns :data:`cdc_bench.store.key.CURVE`, plus the results folder
+    when several are shown) that say no more than needed, and never hide random weights.
+
+    The runner stores every option with its default (``hevc`` becomes ``preset=veryslow, chroma=444, ...``);
+    a legend only needs what differs between the curves of one codec (an option, the preprocessing, the device,
+    the folder), and nothing when the codec has a single curve. A random-weights run always ends in
+    ``[random weights]``, so no legend, table row or report section can pass it off as a real curve.
+    """
+    if frame.empty:
+        return []
+    extra = [c for c in _CURVE_EXTRA if c in frame]
+    idents = [tuple(str(v) for v in vals) for vals in zip(frame["codec"], frame["options"], *(frame[c] for c in extra))]
+    by_codec: dict[str, list[tuple]] = {}
+    for ident in dict.fromkeys(idents):
+        by_codec.setdefault(ident[0], []).append(ident)
+    labels: dict[tuple, str] = {}
+    for codec, curves in by_codec.items():
+        described = [{**options_dict(c[1]), **dict(zip(extra, c[2:]))} for c in curves]
+        keys = sorted({k for d in described for k in d})
+        differ = [k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in described}) > 1]
+        for ident, d in zip(curves, described):
+            label = curve_label(codec, {k: d.get(k) for k in differ if k != "weights"}) if len(curves) > 1 \
+                else codec
+            labels[ident] = f"{label} [{RANDOM_WEIGHTS}]" if is_random_weights(d) else label
+    return [labels[i] for i in idents]
 
 
 def short_labels(pairs) -> dict[tuple[str, str], str]:
-    """Legend names for (codec, options) pairs that say no more than needed, and never hide random weights.
-
-    The runner stores every option with its default (``hevc`` becomes ``preset=veryslow, chroma=444, ...``);
-    a legend only needs the options that differ between the option sets of one codec, and none when the codec
-    has a single option set. A random-weights run always ends in ``[random weights]``, so no legend, table
-    row or report section can pass it off as a real curve.
-    """
-    by_codec: dict[str, list[str]] = {}
-    for codec, options in dict.fromkeys((str(c), str(o)) for c, o in pairs):
-        by_codec.setdefault(codec, []).append(options)
-    labels = {}
-    for codec, variants in by_codec.items():
-        dicts = [_options_dict(v) for v in variants]
-        keys = sorted({k for d in dicts for k in d})
-        differ = [k for k in keys if len({json.dumps(d.get(k), sort_keys=True, default=str) for d in dicts}) > 1]
-        for options, d in zip(variants, dicts):
-            label = curve_label(codec, {k: d.get(k) for k in differ if k != "weights"}) if len(variants) > 1 \
-                else codec
-            labels[(codec, options)] = f"{label} [{RANDOM_WEIGHTS}]" if is_random_weights(d) else label
-    return labels
+    """:func:`curve_labels` of bare (codec, options) pairs, keyed by the pair."""
+    pairs = [(str(c), str(o)) for c, o in pairs]
+    return dict(zip(pairs, curve_labels(pd.DataFrame(pairs, columns=["codec", "options"]))))
 
 
 def dataset_size(name: str) -> int | None:
@@ -188,7 +186,7 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricInfo], dataset_metrics: p
     if missing:
         log.warning("no %s column in the results; those metrics are skipped", ", ".join(missing))
     if frame.empty:
-        return pd.DataFrame(columns=GROUP + ["label", "bpp", "n_images"] + per_image)
+        return pd.DataFrame(columns=group_columns(frame) + ["label", "bpp", "n_images"] + per_image)
     points = dataset_means(frame, ["bpp"] + per_image, boot).drop(columns="n_failed")
     for spec in metrics:
         if not spec.dataset_level:
@@ -205,34 +203,16 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricInfo], dataset_metrics: p
                 "protocol": f"{spec.column}_protocol", "value_lo": f"{spec.column}_lo",
                 "value_hi": f"{spec.column}_hi"}
         values = values[values["protocol"] == protocol]
-        keys = GROUP + [c for c in PROTOCOL if c in values and c in points]
+        keys = [c for c in group_columns(points) if c in values]
         values = values[keys + [c for c in keep if c in values]].rename(columns=keep)
         points = points.merge(values, on=keys, how="left")
-    points = fold_protocol(add_derived(points, metrics))
-    counts = points.groupby(["dataset", "codec", "options"])["n_images"].transform("nunique")
+    points = add_derived(points, metrics)
+    curve = [c for c in CURVE if c in points] + ([SOURCE] if SOURCE in points else [])
+    counts = points.groupby(curve)["n_images"].transform("nunique")
     if (counts > 1).any():
         log.warning("some rate points average over fewer images than others (failed items); see n_images")
-    labels = short_labels(zip(points["codec"], points["options"]))
-    points.insert(3, "label", [labels[(str(c), str(o))] for c, o in zip(points["codec"], points["options"])])
+    points.insert(3, "label", curve_labels(points))
     return points.sort_values(["dataset", "label", "bpp"]).reset_index(drop=True)
-
-
-def fold_protocol(points: pd.DataFrame) -> pd.DataFrame:
-    """Make runs of one codec under different preprocessing or devices separate curves with their own labels.
-
-    Curves are identified by (codec, options); where a codec was run under several preprocess or device
-    values, those values join its options (so the legend names them) instead of being drawn as one line.
-    """
-    for column in PROTOCOL:
-        if column not in points or points.empty:
-            continue
-        varies = points.groupby(["dataset", "codec"])[column].transform("nunique") > 1
-        if varies.any():
-            points = points.copy()
-            points.loc[varies, "options"] = [
-                json.dumps({**_options_dict(o), column: v}, sort_keys=True, separators=(",", ":"))
-                for o, v in zip(points.loc[varies, "options"], points.loc[varies, column])]
-    return points
 
 
 MIN_FID_PATCHES = 2048   # Inception's feature dimension: fewer samples give a singular covariance

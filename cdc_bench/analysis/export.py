@@ -9,14 +9,13 @@ the CompressAI JSON, which CompressAI's plot ignores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from ..store.key import GROUP, file_stem, finite_number, inside, options_dict, protocol_hash
 from ..store.results import ResultsStore
 from .summary import dataset_means, short_options
 
@@ -52,13 +51,12 @@ def dataset_metrics_table(store: ResultsStore, fid_bootstrap: int = 0, seed: int
 
 
 def _fid_intervals(store: ResultsStore, frame: pd.DataFrame, n: int, seed: int) -> None:
-    from ..sweep.dataset_metrics import GROUP, load_group_features
+    from ..sweep.dataset_metrics import load_group_features
     from .stats import Bootstrap, fid_patch_bootstrap
 
     rows = store.frame()
     for i, row in frame[frame["metric"] == "fid"].iterrows():
-        defaults = {"preprocess": "none", "device": "cpu"}
-        ident = {k: str(row[k]) if isinstance(row.get(k), str) or k == "quality" else defaults.get(k) for k in GROUP}
+        ident = {k: str(row[k]) for k in GROUP}
         mask = pd.Series(True, index=rows.index)
         for k in GROUP:
             mask &= rows[k].astype(str) == ident[k]
@@ -109,10 +107,8 @@ def _dataset_keys(table: pd.DataFrame, dataset: str, codec: str, options: str, q
     out: dict = {}
     if table.empty:
         return out
-    mine = table[(table["dataset"] == dataset) & (table["codec"] == codec) & (table["options"] == options)]
-    for column, value in (("preprocess", preprocess), ("device", device)):  # the rest of the store key
-        if column in mine:
-            mine = mine[mine[column].fillna(value) == value]
+    mine = table[(table["dataset"] == dataset) & (table["codec"] == codec) & (table["options"] == options)
+                 & (table["preprocess"] == preprocess) & (table["device"] == device)]
     for metric, per in mine.groupby("metric"):
         protocol = per["protocol"].iloc[0]
         per = per[per["protocol"] == protocol].set_index(per["quality"].astype(str))
@@ -130,11 +126,8 @@ def _dataset_keys(table: pd.DataFrame, dataset: str, codec: str, options: str, q
 
 
 def _num(value) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+    value = finite_number(value)
+    return None if math.isnan(value) else value
 
 
 def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None = None
@@ -160,12 +153,11 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
         results.update(_dataset_keys(table, dataset, codec, options, group["quality"].astype(str).tolist(),
                                      preprocess, device))
         label = short_options(options)
-        protocol = options if (preprocess, device) == ("none", "cpu") else f"{options}\x1f{preprocess}\x1f{device}"
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", codec) + "-" + hashlib.sha1(protocol.encode()).hexdigest()[:8]
+        stem = f"{file_stem(codec)}-{protocol_hash(options, preprocess, device)}"
         # CompressAI's plot puts "name" in the legend: a random-weights run must say so there too.
         name = f"{codec} [{RANDOM_WEIGHTS}]" if is_random_weights(options) else codec
         out.append((dataset, stem, {"name": name, "description": f"cdc-bench: {codec} ({label}) on {dataset}, "
-                                    f"mean over {int(group['n_images'].min())} images", "options": json.loads(options),
+                                    f"mean over {int(group['n_images'].min())} images", "options": options_dict(options),
                                     "preprocess": preprocess, "device": device,
                                     "results": results}))
     return out
@@ -175,7 +167,7 @@ def export_compressai(store: ResultsStore, folder: Path, fid_bootstrap: int = 0)
     paths = []
     table = dataset_metrics_table(store, fid_bootstrap)
     for dataset, stem, payload in compressai_results(store.frame(), table):
-        path = folder / re.sub(r"[^A-Za-z0-9._+-]+", "_", dataset) / f"{stem}.json"
+        path = inside(folder, Path(file_stem(dataset)) / f"{stem}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload, indent=2))
         paths.append(path)

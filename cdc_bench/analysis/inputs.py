@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import pandas as pd
 
 from ..metrics import MetricInfo
 from ..errors import ConfigError
+from .summary import SOURCE
 from .curves import metric_spec, source_column
 from .published import PublishedCurve, resolve_reference
 
@@ -20,10 +21,38 @@ class InputError(ConfigError, ValueError):
 
 @dataclass
 class Results:
+    """The results of one or more runs: every row, the dataset-level metrics and the runs' manifests."""
+
     out_dir: Path
     frame: pd.DataFrame
     dataset_metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
     runs: list[dict] = field(default_factory=list)
+    #: what :func:`cdc_bench.run` did, when these results come from it
+    outcome: Any = None
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """Every stored row (one per image, codec configuration, rate point and protocol)."""
+        return self.frame
+
+    def means(self, intervals: bool = True, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+        """Dataset means per rate point of the rows with status ok, with bootstrap intervals (``*_lo``/``*_hi``)."""
+        from .stats import Bootstrap
+        from .summary import dataset_means
+
+        ok = self.frame[self.frame["status"] == "ok"] if "status" in self.frame else self.frame
+        return dataset_means(ok, boot=Bootstrap(level=level, seed=seed) if intervals else None)
+
+    def bd_table(self, anchor: str, metrics: Sequence[str] = ("psnr", "ms-ssim")) -> pd.DataFrame:
+        """BD-rate and BD-metric of every curve against ``anchor`` (a codec or curve label), per dataset and
+        metric, as ``cdc-bench table`` computes them."""
+        from .bdrate import bd_table
+        from .curves import metric_spec, ok_rows, rd_points
+
+        frame, _ = ok_rows(self.frame)
+        specs = [metric_spec(m) for m in metrics]
+        points = rd_points(frame, specs, self.dataset_metrics)
+        return bd_table(points, anchor, specs, frame=frame)
 
 
 def load_results(path: str | Path) -> Results:
@@ -49,8 +78,9 @@ def load_results(path: str | Path) -> Results:
 def load_many(paths: Sequence[str | Path]) -> Results:
     """Several results folders as one: rows, FID/KID and manifests concatenated.
 
-    A (codec, options) pair found in more than one folder is told apart by an extra option ``results=<folder>``
-    (so legends read ``jpeg (results=run-a)``); every row keeps its folder in ``_out_dir`` for reconstructions.
+    A (codec, options) pair found in more than one folder is told apart by a ``results`` column naming its folder
+    (a curve column: legends read ``jpeg (results=run-a)``); the options stay as stored. Every row keeps its
+    folder in ``_out_dir`` for reconstructions.
     """
     loaded = [load_results(p) for p in paths]
     if not loaded:
@@ -64,31 +94,19 @@ def load_many(paths: Sequence[str | Path]) -> Results:
             seen[pair] = seen.get(pair, 0) + 1
     frames, dms, runs = [], [], []
     for r, name in zip(loaded, names):
-        # _out_dir and _options: where this row's files are (reconstructions are named by the stored options).
-        frame = r.frame.assign(_out_dir=str(r.out_dir), _options=r.frame.get("options"))
+        # _out_dir: where this row's files are.
+        frame = r.frame.assign(_out_dir=str(r.out_dir))
         dm = r.dataset_metrics.copy()
-        if len(loaded) > 1:
-            frame["options"] = [_tag(o, name) if seen.get((c, o), 0) > 1 else o
-                                for c, o in zip(frame["codec"], frame["options"])]
+        if len(loaded) > 1 and any(n > 1 for n in seen.values()):
+            frame[SOURCE] = [name if seen.get((c, o), 0) > 1 else "" for c, o in zip(frame["codec"], frame["options"])]
             if len(dm):
-                dm["options"] = [_tag(o, name) if seen.get((c, o), 0) > 1 else o
-                                 for c, o in zip(dm["codec"], dm["options"])]
+                dm[SOURCE] = [name if seen.get((c, o), 0) > 1 else "" for c, o in zip(dm["codec"], dm["options"])]
         frames.append(frame)
         dms.append(dm)
         runs += r.runs
     dms = [d for d in dms if len(d)]
     return Results(loaded[0].out_dir, pd.concat(frames, ignore_index=True),
                    pd.concat(dms, ignore_index=True) if dms else pd.DataFrame(), runs)
-
-
-def _tag(options: str, name: str) -> str:
-    import json
-
-    try:
-        value = json.loads(options) if options else {}
-    except json.JSONDecodeError:
-        value = {"options": options}
-    return json.dumps({**value, "results": name}, sort_keys=True)
 
 
 def parse_range(text: str | None, what: str) -> tuple[float, float] | None:

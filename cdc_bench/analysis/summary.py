@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import json
-
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..store.key import GROUP as KEY_GROUP, options_dict
+
 if TYPE_CHECKING:
     from .stats import Bootstrap
 
-GROUP = ["dataset", "codec", "options", "quality", "preprocess", "device"]  # the store key without the image
+GROUP = list(KEY_GROUP)
+#: rows loaded from several folders keep their folder here when it tells two curves apart (analysis.inputs)
+SOURCE = "results"
 NOT_AVERAGED = {"height", "width", "fid_patches", "rate"}
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
     """Numeric per-image columns to average (bpp, metrics, times), in a stable order."""
     first = ["bpp", "bpp_estimated", "psnr", "ms_ssim"]
-    numeric = [c for c in frame.columns if c not in GROUP and c not in NOT_AVERAGED
+    numeric = [c for c in frame.columns if c not in GROUP and c != SOURCE and c not in NOT_AVERAGED
                and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any()]
     return [c for c in first if c in numeric] + sorted(c for c in numeric if c not in first)
 
@@ -33,36 +35,40 @@ def dataset_means(frame: pd.DataFrame, columns: list[str] | None = None, boot: "
     bootstrap interval of the mean over images (:mod:`cdc_bench.analysis.stats`). A group that lost images to errors is
     still averaged over the images it has; ``n_failed`` says so.
     """
-    frame = frame.assign(**{c: frame[c] if c in frame else d for c, d in (("preprocess", "none"), ("device", "cpu"))})
+    group = group_columns(frame)
     if frame.empty:
-        return pd.DataFrame(columns=GROUP + ["n_images", "n_failed"])
+        return pd.DataFrame(columns=group + ["n_images", "n_failed"])
     ok = frame[frame["status"] == "ok"] if "status" in frame else frame
     cols = metric_columns(ok) if columns is None else [c for c in columns if c in ok]
-    means = ok.groupby(GROUP, sort=False)[cols].mean().reset_index() if len(ok) else pd.DataFrame(columns=GROUP + cols)
+    means = ok.groupby(group, sort=False)[cols].mean().reset_index() if len(ok) else pd.DataFrame(columns=group + cols)
     if boot is not None and len(ok):
         from .stats import mean_ci
 
         bounds = []
-        for key, group in ok.groupby(GROUP, sort=False):
-            row = dict(zip(GROUP, key))
+        for key, rows in ok.groupby(group, sort=False):
+            row = dict(zip(group, key))
             for col in cols:
-                row[f"{col}_lo"], row[f"{col}_hi"] = mean_ci(group[col].to_numpy(dtype=float), boot)
+                row[f"{col}_lo"], row[f"{col}_hi"] = mean_ci(rows[col].to_numpy(dtype=float), boot)
             bounds.append(row)
-        means = means.merge(pd.DataFrame(bounds), on=GROUP, how="left")
+        means = means.merge(pd.DataFrame(bounds), on=group, how="left")
     status = frame["status"] if "status" in frame else pd.Series("ok", index=frame.index)
-    counts = frame.assign(_ok=status.eq("ok")).groupby(GROUP, sort=False)["_ok"].agg(
+    counts = frame.assign(_ok=status.eq("ok")).groupby(group, sort=False)["_ok"].agg(
         n_images=lambda s: int(s.sum()), n_failed=lambda s: int((~s).sum())).reset_index()
-    out = counts.merge(means, on=GROUP, how="left")
+    out = counts.merge(means, on=group, how="left")
     sort = ["dataset", "codec", "options"] + (["bpp"] if "bpp" in out else [])
     return out.sort_values(sort, na_position="last").reset_index(drop=True)
 
 
+def group_columns(frame: pd.DataFrame) -> list[str]:
+    """The dataset-level group of these rows: the key columns they have without the image, plus the source folder
+    when present (rows from a store have every key column; a hand-made frame may leave the protocol out)."""
+    return [c for c in GROUP if c in frame or c in ("dataset", "codec", "options", "quality")] + \
+        ([SOURCE] if SOURCE in frame else [])
+
+
 def short_options(options: str, defaults: dict | None = None) -> str:
     """A compact label of an options JSON string: ``subsampling=444``."""
-    try:
-        opts = json.loads(options)
-    except (TypeError, ValueError):
-        return str(options)
+    opts = options_dict(options)
     if defaults:
         opts = {k: v for k, v in opts.items() if defaults.get(k) != v}
     return ",".join(f"{k}={v}" for k, v in opts.items())
@@ -73,11 +79,7 @@ RANDOM_WEIGHTS = "random weights"
 
 def is_random_weights(options: str | dict | None) -> bool:
     """A run whose model had random weights (``-o cdc.weights=random``): its numbers say nothing of the codec."""
-    try:
-        opts = options if isinstance(options, dict) else json.loads(options or "{}")
-    except (TypeError, ValueError):
-        return False
-    return isinstance(opts, dict) and str(opts.get("weights", "")).lower() == "random"
+    return str(options_dict(options).get("weights", "")).lower() == "random"
 
 
 def mean_table(frame: pd.DataFrame):

@@ -56,7 +56,7 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     names = split_list(viewer_images)
     if not names:  # the first image that has any saved reconstruction
         for _, row in frame.iterrows():
-            if recon_path_for(row.get("_out_dir") or res.out_dir, {**row, "options": row["_options"]}).is_file():
+            if recon_path_for(row.get("_out_dir") or res.out_dir, row).is_file():
                 names = [row["image"]]
                 break
     viewers = []

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+
 import re
-import signal
 import sys
-import time
 from pathlib import Path
 
 import click
 
+from . import _params
 from ..sweep import preflight
+from ..sweep.interrupts import SweepInterrupted
 from ..codecs.base import CodecError
 from ..codecs.plans import split_list
 from ..registry import UnknownNameError
@@ -24,12 +25,6 @@ FULL_SWEEP = "cdc-bench run --datasets kodak --codecs jpeg,webp,hevc --download"
 FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * (19 + 19 + 8), 768 * 512
 
 
-def default_out(datasets: list[str]) -> Path:
-    """``results/<datasets>``: the same command resumes into the same folder."""
-    name = "+".join(re.sub(r"[^A-Za-z0-9._-]+", "_", d.rpartition("/")[2] or d) for d in datasets)
-    return Path("results") / name
-
-
 @click.command("run")
 @click.option("--datasets", "-d", default="default", show_default=True,
               help="Comma-separated dataset names (see `cdc-bench datasets`) or folder:PATH.")
@@ -37,7 +32,7 @@ def default_out(datasets: list[str]) -> Path:
               help="Comma-separated codec names (see `cdc-bench codecs`).")
 @click.option("--qualities", "-q", default=None, help="Rate points for every codec, e.g. 10,50,90 "
               "(per codec: -o jpeg.qualities=10,50).")
-@click.option("--target-bpp", type=preflight.TARGETS, default=None, metavar="BPP,BPP,...",
+@click.option("--target-bpp", type=_params.TARGETS, default=None, metavar="BPP,BPP,...",
               help="Matched bitrates: instead of fixed rate points, find per image and codec the rate point whose "
                    "real bpp meets each target (bisection on continuous knobs, a choice among listed points).")
 @click.option("--match", type=click.Choice(["below", "nearest"]), default="below", show_default=True,
@@ -54,16 +49,16 @@ def default_out(datasets: list[str]) -> Path:
               help="Download missing datasets and weight files (sha256-verified).")
 @click.option("--preprocess", default="none", show_default=True,
               help="none | center-crop:N | resize-crop:N (CDC's DIV2K protocol: resize-crop:768).")
-@click.option("--workers", "-j", type=preflight.WORKERS, default=1, show_default=True,
+@click.option("--workers", "-j", type=_params.WORKERS, default=1, show_default=True,
               help="Worker processes (0: run in this process, no per-item timeout).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N images of each dataset.")
-@click.option("--device", type=preflight.DEVICE, default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
-@click.option("--timeout", type=preflight.TIMEOUT, default="1800", show_default=True,
+@click.option("--device", type=_params.DEVICE, default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+@click.option("--timeout", type=_params.TIMEOUT, default="1800", show_default=True,
               help="Seconds one item may take before its worker is stopped and the item marked 'timeout' "
                    "('none': no timeout).")
 @click.option("--save-recon", is_flag=True, help="Keep every reconstruction as PNG under OUT/recon/.")
 @click.option("--retry-errors", is_flag=True, help="Recompute rows that ended in error or timeout.")
-@click.option("--fid-protocol", type=preflight.FID_PROTOCOL, default="fid256", show_default=True,
+@click.option("--fid-protocol", type=_params.FID_PROTOCOL, default="fid256", show_default=True,
               help="fid256 (HiFiC's patches) or clean.")
 @click.option("--skip-unavailable", is_flag=True, help="Leave out codecs and metrics that cannot run here "
               "(missing dependency or weights), with a warning, instead of stopping.")
@@ -85,14 +80,9 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     Each result is written as soon as it is measured; a killed run resumes where it stopped when the same
     command is run again. Bare `cdc-bench run` sweeps jpeg, webp and hevc over the embedded default images.
     """
-    from ..datasets import DatasetError, get_dataset
-    from ..executors.local import InlineExecutor
-    from ..datasets.images import Preprocess
-    from ..provenance import build_manifest, new_run_id
-    from ..metrics import get_metric
-    from ..codecs.plans import build_plans
-    from ..sweep.client import plan_tasks, sweep
+    from ..datasets import DatasetError
     from ..store.results import ResultsStore
+    from ..sweep import api
 
     demo = _is_bare(click.get_current_context())
     if demo:
@@ -100,105 +90,45 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
         preprocess = DEMO_PREPROCESS
         click.echo(f"A quick demonstration: {len(DEMO_RATES)} codecs x 5 rate points on the 5 embedded photographs "
                    f"({DEMO_PREPROCESS} crops). The full classical sweep: {FULL_SWEEP}", err=True)
-    dataset_names, codec_names, metric_names = split_list(datasets), split_list(codecs), split_list(metrics)
     try:
-        plans = build_plans(codec_names, options, qualities)
-        metric_infos = [get_metric(m) for m in metric_names]
-        pre = Preprocess.parse(preprocess)
-    except (UnknownNameError, CodecError, ValueError) as err:
-        raise click.UsageError(str(err)) from None
-    checked = preflight.check_run(plans, metric_infos, device, download, skip_unavailable,
-                                  warn=lambda text: click.echo(f"Warning: {text}", err=True))
-    plans, metric_infos = checked.plans, checked.metrics
-    metric_names = [m.name for m in metric_infos]
-
-    # Resolve datasets before any work, so a missing file fails now, not after an hour.
-    dataset_images = []
-    try:
-        for name in dataset_names:
-            dataset = get_dataset(name, data_root, download=download)
-            items = dataset.images()[:limit] if limit else dataset.images()
-            dataset_images.append((dataset.name, [(item.name, item.path) for item in items]))
-    except UnknownNameError as err:
-        raise click.UsageError(str(err)) from None
+        outcome = api.run(split_list(datasets), split_list(codecs), qualities=qualities, options=options,
+                          metrics=split_list(metrics), out=out, data_root=data_root, download=download,
+                          preprocess=preprocess, workers=workers, limit=limit, device=device, timeout=timeout,
+                          save_recon=save_recon, retry_errors=retry_errors, fid_protocol=fid_protocol,
+                          skip_unavailable=skip_unavailable, executor=executor, scheduler=scheduler,
+                          shared_fs=shared_fs, batch=batch, target_bpp=target_bpp or (), match=match,
+                          progress=not quiet, warn=lambda text: click.echo(f"Warning: {text}", err=True),
+                          on_executor=_announce)
+    except preflight.PreflightFailed:
+        raise  # its own table and exit status (cli.py)
+    except SweepInterrupted as stop:  # Ctrl-C / SIGTERM: rows kept, manifest marked; not click's bare "Aborted!"
+        click.echo(f"\nInterrupted ({stop})", err=True)
+        sys.exit(stop.exit_code)
     except DatasetError as err:
         raise click.ClickException(str(err)) from None
-
-    out = out or default_out(dataset_names)
-    store = ResultsStore(out)
-    tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
-                       save_recon=save_recon, fid_protocol=fid_protocol, target_bpp=target_bpp or (), match=match)
-    run_id = new_run_id()
-    settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
-                "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
-                "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or ""),
-                "skipped_unavailable": checked.skipped, "target_bpp": list(target_bpp or ()),
-                "match": match if target_bpp else None, "batch": batch}
-    pool = _executor(executor, scheduler, workers, device, shared_fs)
-    settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
-    manifest = build_manifest(run_id, settings, device)
-    store.start_run(run_id, manifest)
-    failures: list[str] = []
-
-    def report(row):
-        if row["status"] != "ok":
-            failures.append(f"{row['dataset']}/{row['image']} {row['codec']} q={row['quality']}: "
-                            f"{row['status']}: {row.get('error')}")
-
-    previous_term = signal.signal(signal.SIGTERM, _raise_stop)
-    try:
-        summary = sweep(tasks, store, pool, run_id=run_id,
-                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors,
-                        progress=not quiet, on_row=report, batch=batch)
-    except (KeyboardInterrupt, RunStopped) as stop:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the bookkeeping short
-        _stopped(stop, store, pool, run_id, manifest, out)
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        if hasattr(pool, "close"):
-            pool.close()
-    dataset_rows = []
-    if any(info.dataset_level for info in metric_infos):
-        from ..sweep.dataset_metrics import compute_dataset_metrics
-
-        dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
-                                               protocol=fid_protocol)
-    manifest.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), summary=summary.as_dict())
-    store.end_run(run_id, manifest)
-    _print_summary(store, summary, failures, out, dataset_rows)
-    store.close()
+    except (UnknownNameError, CodecError, ValueError) as err:
+        raise click.UsageError(str(err)) from None
+    failures = [f"{r['dataset']}/{r['image']} {r['codec']} q={r['quality']}: {r['status']}: {r.get('error')}"
+                for r in outcome.failures]
+    summary = outcome.summary
+    with ResultsStore(outcome.out, create=False) as store:
+        _print_summary(store, summary, failures, outcome.out, outcome.dataset_rows)
     if summary.failed and not summary.ok and not summary.skipped:
         raise click.ClickException(f"no item succeeded ({summary.failed} failed); see the messages above")
     if demo:
-        click.echo(_full_sweep_estimate(summary, tasks, workers), err=True)
+        click.echo(_full_sweep_estimate(summary, outcome.tasks, workers), err=True)
 
 
-class RunStopped(BaseException):
-    """SIGTERM during a sweep (Ctrl-C arrives as KeyboardInterrupt): a BaseException, so no except Exception eats it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_stop(signum, _frame) -> None:
-    raise RunStopped(signum)
-
-
-def _stopped(stop: BaseException, store, pool, run_id: str, manifest: dict, out: Path) -> None:
-    """A stopped run: workers down, the manifest says interrupted (when, why), one line, exit 130 / 143."""
-    signum = stop.signum if isinstance(stop, RunStopped) else signal.SIGINT
-    if hasattr(pool, "close"):
-        pool.close()
-    frame = store.frame()
-    saved = int((frame["run_id"] == run_id).sum()) if "run_id" in frame else 0
-    manifest.update(ended_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status="interrupted",
-                    interrupted={"reason": signal.Signals(signum).name, "rows_saved": saved})
-    store.end_run(run_id, manifest)
-    store.close()
-    click.echo(f"\nInterrupted ({signal.Signals(signum).name}): {saved} rows saved in {out}; rerun the same "
-               f"command to resume", err=True)
-    sys.exit(128 + int(signum))
+def _announce(pool) -> None:
+    """Say where a Dask cluster is and where its dashboard is."""
+    if not hasattr(pool, "dashboard_link"):
+        return
+    info = pool.info()
+    where = f"scheduler {info['scheduler']}" if getattr(pool, "scheduler", None) else \
+        f"local cluster at {info['scheduler']}"
+    link = pool.dashboard_link()
+    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or 'unavailable (pip install bokeh)'}",
+               err=True)
 
 
 def _is_bare(ctx: click.Context) -> bool:
@@ -222,23 +152,6 @@ def _full_sweep_estimate(summary, tasks, workers: int) -> str:
 def _pixels(task) -> float:
     size = re.search(r"crop:(\d+)", task.preprocess)
     return float(int(size.group(1)) ** 2) if size else float(FULL_SWEEP_PIXELS)
-
-
-def _executor(kind: str, scheduler: str | None, workers: int, device: str, shared_fs: bool):
-    """The engine: a local pool (pebble), this process (--workers 0), or Dask (started here, link printed)."""
-    from ..executors.local import InlineExecutor, ProcessExecutor
-
-    if kind == "local" and not scheduler:
-        return InlineExecutor() if workers == 0 else ProcessExecutor(workers)
-    from ..executors.dask import DaskExecutor
-
-    pool = DaskExecutor(scheduler, max(1, workers), device=device, shared_fs=shared_fs).start()
-    info = pool.info()
-    where = f"scheduler {info['scheduler']}" if scheduler else f"local cluster at {info['scheduler']}"
-    link = pool.dashboard_link()
-    click.echo(f"Dask: {info['workers']} workers, {where}; dashboard: {link or 'unavailable (pip install bokeh)'}",
-               err=True)
-    return pool
 
 
 def _print_summary(store, summary, failures, out, dataset_rows) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import _params
 from ..codecs.base import CodecError
 from ..errors import UnknownNameError
 
@@ -132,7 +133,7 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
 @click.option("--rate", default=None, help="The rate point to encode at [default: the middle of the codec's].")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Measure on this image (resized and centre-cropped to each size) instead of a synthetic one.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", type=_params.DEVICE, default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads [default: torch's choice].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report (timings, fits, environment) as JSON here.")
@@ -213,8 +214,8 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         console.print(f"[yellow]note[/yellow]: {escape(note)}", highlight=False)
     env = report["env"]
     console.print(escape(f"device {env['device']} ({env['device_name']}), dtype {env['dtype']}, {env['threads']} "
-                         f"threads, torch {env['torch']}, commit {(env['git_commit'] or 'unknown')[:10]}"
-                         f"{' (dirty)' if env['git_dirty'] else ''}, load {env['load_before']} -> {env['load_after']}"),
+                         f"threads, torch {env['torch']}, commit {((env.get('git') or {}).get('commit') or 'unknown')[:10]}"
+                         f"{' (dirty)' if (env.get('git') or {}).get('dirty') else ''}, load {env['load_before']} -> {env['load_after']}"),
                   highlight=False)
     if report["load"]["busy"]:
         console.print("[yellow]warning[/yellow]: " + escape(

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..metrics import MetricInfo
 from ..errors import ConfigError
-from ..analysis.curves import curve_label, ok_rows, short_labels
+from ..analysis.curves import curve_label, curve_labels, ok_rows
 from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
 
 
@@ -49,9 +49,7 @@ def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: st
         rows = rows[rows["dataset"] == dataset]
         if rows.empty:
             raise CompareError(f"image {image!r} has no results in dataset {dataset!r}; it is in {', '.join(datasets)}")
-    labels = short_labels(zip(rows["codec"], rows["options"]))
-    rows = rows.assign(_gap=(rows["bpp"] - target_bpp).abs(),
-                       label=[labels[(str(c), str(o))] for c, o in zip(rows["codec"], rows["options"])])
+    rows = rows.assign(_gap=(rows["bpp"] - target_bpp).abs(), label=curve_labels(rows))
     if codecs:  # after labelling, so a tile is named the same with or without the filter
         rows = rows[rows["codec"].isin(codecs)]
         if rows.empty:
@@ -59,7 +57,7 @@ def matched_rows(frame: pd.DataFrame, image: str, target_bpp: float, dataset: st
     targets = pd.to_numeric(rows["target_bpp"], errors="coerce") if "target_bpp" in rows else None
     matched = (targets.sub(target_bpp).abs() < 1e-9) if targets is not None else pd.Series(False, rows.index)
     rows = rows.assign(matched=matched, _rank=rows["_gap"] + (~matched) * 1e9)
-    best = rows.loc[rows.groupby(["codec", "options"], sort=False)["_rank"].idxmin()]
+    best = rows.loc[rows.groupby("label", sort=False)["_rank"].idxmin()]
     return best.drop(columns=["_gap", "_rank"]).sort_values(["bpp", "codec"]).reset_index(drop=True)
 
 
@@ -93,9 +91,7 @@ def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
 
     from ..store.results import recon_path_for
 
-    options = row.get("_options") if isinstance(row.get("_options"), str) else row["options"]
-    # the row's whole key (preprocess, device too) names the file
-    path = recon_path_for(row.get("_out_dir") or out_dir, {**row, "options": options})
+    path = recon_path_for(row.get("_out_dir") or out_dir, row)  # the row's whole key names the file
     if not path.is_file():
         raise CompareError(f"no saved reconstruction of {row['dataset']}/{row['image']} by {row['codec']} at "
                            f"{row['quality']} (expected {path}); re-run that sweep with `cdc-bench run ... "

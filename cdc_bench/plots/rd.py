@@ -14,6 +14,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from ..store.key import file_stem
 from ..metrics import MetricInfo
 from ..analysis.curves import dataset_level_notes, dataset_title, source_column, subset_warning, to_db
 from ..analysis.published import PublishedCurve
@@ -33,7 +34,7 @@ def rd_axes(ax, points: pd.DataFrame, metric: MetricInfo, published: Sequence[Pu
     drawn = 0
     option_index: dict[str, int] = {}
     lo, hi = f"{metric.column}_lo", f"{metric.column}_hi"
-    for (codec, options), curve in points.groupby(["codec", "options"], sort=True):
+    for (codec, _label), curve in points.groupby(["codec", "label"], sort=True):  # a label names one curve
         curve = curve.dropna(subset=["bpp", metric.column]).sort_values("bpp")
         if curve.empty:
             continue
@@ -131,11 +132,8 @@ def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricInfo], out_dir: str | 
                 if ylim:
                     ax.set_ylim(*ylim)
                 figure_notes(fig, notes, width)
-                written += save_figure(fig, out_dir / f"{prefix}_{_safe(dataset)}_{_safe(metric.name)}", formats)
+                written += save_figure(fig, out_dir / f"{prefix}_{file_stem(dataset)}_{file_stem(metric.name)}", formats)
             if warnings_out is not None:
                 warnings_out += [f"{title}, {metric.name}: {n}" for n in notes]
     return written
 
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))

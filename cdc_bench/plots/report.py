@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..analysis.bdrate import _label, bd_table, wide_table
 from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, ok_rows, rd_points,
-                     short_labels, source_column, subset_warning)
+                     curve_labels, source_column, subset_warning)
 from ..analysis.published import PublishedCurve
 from .rd import figure_notes, rd_axes
 from .style import COLUMN_WIDTH, paper_style
@@ -94,9 +94,9 @@ def viewer_data(out_dir: str | Path, frame: pd.DataFrame, image: str, original: 
     """Every saved reconstruction of ``image`` (grouped by curve, sorted by bpp) plus the original."""
     from .compare import load_recon
 
+    frame = frame.assign(_label=curve_labels(frame))
     rows = frame[(frame["image"] == image) & ((frame["dataset"] == dataset) if dataset else True)]
     curves: dict[str, list[dict[str, Any]]] = {}
-    labels = short_labels(zip(frame["codec"], frame["options"]))
     missing = 0
     for _, row in rows.sort_values("bpp").iterrows():
         try:
@@ -105,7 +105,7 @@ def viewer_data(out_dir: str | Path, frame: pd.DataFrame, image: str, original: 
             missing += 1
             continue
         values = {m.label: _round(row.get(m.column)) for m in metrics if m.column in row}
-        curves.setdefault(labels[(str(row["codec"]), str(row["options"]))], []).append(
+        curves.setdefault(row["_label"], []).append(
             {"quality": str(row["quality"]), "bpp": round(float(row["bpp"]), 4), "metrics": values,
              "src": image_uri(recon, lossless)})
     if missing:
@@ -192,9 +192,8 @@ def _per_image_html(rows: pd.DataFrame, metrics: Sequence[MetricInfo]) -> str:
     """Every image's numbers, one row per (image, curve, rate point): the means above hide the spread."""
     if rows.empty:
         return ""
-    labels = short_labels(zip(rows["codec"], rows["options"]))
     cols = [source_column(m) for m in metrics if not m.dataset_level and source_column(m) in rows]
-    table = rows.assign(curve=[labels[(str(c), str(o))] for c, o in zip(rows["codec"], rows["options"])])
+    table = rows.assign(curve=curve_labels(rows))
     table = table[["image", "curve", "quality", "bpp"] + list(dict.fromkeys(cols))].sort_values(
         ["image", "curve", "bpp"]).round(4)
     return ("<details><summary>Per-image values</summary>"

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..store.key import CURVE, file_stem, options_dict
 from ..errors import ConfigError
 from ..analysis.curves import RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, rd_points
 from .rd import figure_notes
@@ -37,11 +38,7 @@ def parse_trace(text: str) -> tuple[str, str]:
 
 
 def _option_value(options: str, key: str):
-    try:
-        value = json.loads(options).get(key)
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return value
+    return options_dict(options).get(key)
 
 
 def traced_points(points: pd.DataFrame, trace: str) -> tuple[pd.DataFrame, str, str]:
@@ -53,7 +50,7 @@ def traced_points(points: pd.DataFrame, trace: str) -> tuple[pd.DataFrame, str, 
                          f"{', '.join(sorted(points['codec'].unique()))}")
     mine["value"] = [_option_value(o, option) for o in mine["options"]]
     # The other options (steps while gamma is traced) stay fixed along a line: one line per set of them.
-    rest = [{k: v for k, v in json.loads(o).items() if k != option} for o in mine["options"]]
+    rest = [{k: v for k, v in options_dict(o).items() if k != option} for o in mine["options"]]
     keys = sorted({k for r in rest for k in r})
     differ = [k for k in keys if len({json.dumps(r.get(k), default=str) for r in rest}) > 1]
     mine["rest"] = [", ".join(f"{k}={r.get(k)}" for k in differ) for r in rest]
@@ -131,7 +128,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
                 for _, row in part.iterrows():
                     value = f"{row['value']:g}" if isinstance(row["value"], (int, float)) else str(row["value"])
                     labels.append((f"{option}={value}", row[dist.column], row[perc.column], style["color"]))
-            for (other, options), curve in per[per["codec"] != codec].groupby(["codec", "options"], sort=True):
+            for (other, _label), curve in per[per["codec"] != codec].groupby(["codec", "label"], sort=True):
                 value = at_rate(curve, bpp, [dist.column, perc.column])
                 if not value or len(value) < 2:
                     msg = f"{curve['label'].iloc[0]} does not reach {bpp:.3f} bpp; not drawn"
@@ -152,7 +149,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
             _annotate(ax, labels)
             ax.legend(loc="best")
             figure_notes(fig, notes, width)
-            written += save_figure(fig, Path(out_dir) / f"rdp_{_safe(dataset)}_{_safe(codec)}-{_safe(option)}",
+            written += save_figure(fig, Path(out_dir) / f"rdp_{file_stem(dataset)}_{file_stem(codec)}-{file_stem(option)}",
                                    formats)
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
@@ -177,7 +174,7 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
                xlim=None, ylim=None) -> list[Path]:
     """``<out_dir>/trace_<dataset>_<codec>-<option>.<fmt>``: one panel per metric plus decode time, x = the
     traced option, one line per rate point of the traced codec."""
-    from ..analysis.summary import GROUP, dataset_means
+    from ..analysis.summary import dataset_means
 
     codec, option = parse_trace(trace)
     points = rd_points(frame[frame["codec"] == codec], list(metrics), dataset_metrics, boot)
@@ -186,7 +183,7 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
             columns=["n_images", "n_failed"])
         times = times.assign(_q=times["quality"].astype(str)).drop(columns="quality")
         points = points.assign(_q=points["quality"].astype(str)).merge(
-            times, on=GROUP[:3] + ["_q"], how="left").drop(columns="_q")
+            times, on=[c for c in CURVE if c in times and c in points] + ["_q"], how="left").drop(columns="_q")
     panels = [(m.column, m.axis_label) for m in metrics if m.column in points and points[m.column].notna().any()]
     if "decode_s" in points:
         panels.append(("decode_s", "Decode time [s] ↓"))
@@ -236,12 +233,9 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
             random = f" [{RANDOM_WEIGHTS}]" if notes else ""
             fig.suptitle(f"{title}\n{codec}{random}, {option} traced", fontsize=7.5)
             figure_notes(fig, notes, width)
-            written += save_figure(fig, Path(out_dir) / f"trace_{_safe(dataset)}_{_safe(codec)}-{_safe(option)}",
+            written += save_figure(fig, Path(out_dir) / f"trace_{file_stem(dataset)}_{file_stem(codec)}-{file_stem(option)}",
                                    formats)
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
     return written
 
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))

@@ -1,4 +1,5 @@
 """The results store: one SQLite file per results folder, its schema and migrations, and the key of a row."""
 
-from .results import (CSV_NAME, DB_NAME, ResultsStore, device_kind, file_name, quality_text,  # noqa: F401
-                      recon_path, recon_path_for)
+from .key import (CURVE, GROUP, KEY, ResultKey, device_kind, file_stem, options_dict,  # noqa: F401
+                  quality_text)
+from .results import CSV_NAME, DB_NAME, ResultsStore, recon_path, recon_path_for  # noqa: F401

@@ -28,9 +28,12 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from ..provenance import timestamp
 from ..errors import ConfigError, StoreError
-from .schema import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, SCHEMA_VERSION,  # noqa: F401
-                           array_bytes, array_from_bytes, connect_readonly, create_schema, hint, migrate, sql_value)
+from .key import (FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, ResultKey,  # noqa: F401
+                  quality_text, rate_number)
+from .schema import (SCHEMA_VERSION, array_bytes, array_from_bytes, connect_readonly, create_schema, hint, migrate,
+                     sql_value)
 
 DB_NAME = "results.sqlite"
 CSV_NAME = "results.csv"
@@ -41,57 +44,15 @@ _MERGE = {"measured": "measured = CASE WHEN results.measured IS NULL OR results.
                       "ELSE results.measured || ',' || excluded.measured END"}
 
 
-def quality_text(rate: Any) -> str:
-    """The stored form of a rate point: ``5``, ``0.0032``, or a checkpoint name. Never NaN or infinite."""
-    if isinstance(rate, float) and not math.isfinite(rate):
-        raise ConfigError(f"rate point {rate!r} is not a finite number")
-    if isinstance(rate, float) and rate.is_integer() and not isinstance(rate, bool):
-        return repr(rate)
-    text = str(rate)
-    if text.strip().lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", ""):
-        raise ConfigError(f"rate point {rate!r} is not valid")
-    return text
-
-
-def device_kind(device: str) -> str:
-    """The part of a device name that can change a number: ``cuda:1`` and ``cuda`` compute alike."""
-    return (device or "cpu").split(":")[0]
-
-
-def item_key(*key: str) -> str:
-    """A short stable id of one result row (its :data:`KEY` values)."""
-    return hashlib.sha1("\x1f".join(key).encode()).hexdigest()[:16]
-
-
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", part)
-
-
-def file_name(part: str) -> str:
-    """An injective file-system name: the text itself when it is safe, else a sanitised form plus ``~`` and a hash
-    of the exact text (``~`` never occurs in a safe name, so ``x y``, ``x_y`` and ``x:y`` stay apart)."""
-    safe = _safe(part)
-    if safe == part and part not in (".", ".."):
-        return part
-    return f"{safe}~{hashlib.sha1(part.encode()).hexdigest()[:10]}"
-
-
 def recon_path(out_dir: str | Path, dataset: str, codec: str, options: str, quality: str, image: str, *,
                preprocess: str = "none", device: str = "cpu") -> Path:
     """Where ``--save-recon`` keeps the reconstruction of one item (one file per result key)."""
-    protocol = options if (preprocess, device_kind(device)) == ("none", "cpu") else \
-        "\x1f".join((options, preprocess, device_kind(device)))
-    opts = hashlib.sha1(protocol.encode()).hexdigest()[:8]
-    return (Path(out_dir) / "recon" / file_name(dataset) / file_name(codec) / opts / file_name(quality)
-            / f"{file_name(image)}.png")
+    return ResultKey.of(dataset, image, codec, options, quality, preprocess, device).recon_path(out_dir)
 
 
 def recon_path_for(out_dir: str | Path, row: Mapping[str, Any]) -> Path:
     """:func:`recon_path` of a result row (a dict or a DataFrame row)."""
-    pre, dev = row.get("preprocess"), row.get("device")
-    return recon_path(out_dir, row["dataset"], row["codec"], row["options"], quality_text(row["quality"]),
-                      row["image"], preprocess=pre if isinstance(pre, str) else "none",
-                      device=dev if isinstance(dev, str) else "cpu")
+    return ResultKey.from_row(row).recon_path(out_dir)
 
 
 def _retry_locked(operation, wait_s: float = 60.0):
@@ -204,13 +165,11 @@ class ResultsStore:
             return
         with self._write():
             for row in rows:
-                row.setdefault("preprocess", "none")
-                row["device"] = device_kind(row.get("device") or "cpu")
-                if row.get("quality") is not None:
-                    row["quality"] = quality_text(row["quality"])
-                missing = [k for k in KEY + ("status",) if not isinstance(row.get(k), str) or not row.get(k)]
+                missing = [k for k in ("dataset", "image", "codec", "options", "quality", "status")
+                           if row.get(k) in (None, "")]
                 if missing:
                     raise ValueError(f"result row lacks {missing}: {row}")
+                row.update(ResultKey.from_row(row).asdict())
                 _check_options(row["options"])
                 row["rate"] = _numeric(row["quality"])
                 row = {k: sql_value(v) for k, v in row.items()}
@@ -310,11 +269,9 @@ class ResultsStore:
     # -- dataset-level metrics ------------------------------------------------------------------------------
     def put_dataset_metric(self, row: Mapping[str, Any]) -> None:
         row = dict(row)
-        row.setdefault("preprocess", "none")
-        row["device"] = device_kind(row.get("device") or "cpu")
-        row["quality"] = quality_text(row["quality"])
+        row.update({k: v for k, v in ResultKey.from_row({**row, "image": "-"}).asdict().items() if k != "image"})
         row = {k: sql_value(v) for k, v in row.items()}
-        row.setdefault("computed_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        row.setdefault("computed_at", timestamp())
         with self._write():
             self._ensure_columns("dataset_metrics", row)
             names = list(row)
@@ -379,18 +336,16 @@ def _check_options(options: str) -> None:
 
 
 def _numeric(quality: str) -> float | None:
-    try:
-        value = float(quality)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+    value = rate_number(quality)
+    return None if math.isnan(value) else value
 
 
 def _with_text_quality(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows as read: ``quality`` as text (the key), ``rate`` as stored (its numeric form, NaN for names)."""
     if "quality" in df:
         df["quality"] = df["quality"].astype(str)
-        df["rate"] = pd.to_numeric(df["quality"], errors="coerce")
-    for column, default in (("preprocess", "none"), ("device", "cpu")):
-        if column not in df:
-            df[column] = default
+    if "rate" in df:
+        df["rate"] = pd.to_numeric(df["rate"], errors="coerce")
+    elif "quality" in df:
+        df["rate"] = [rate_number(q) for q in df["quality"]]
     return df

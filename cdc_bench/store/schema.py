@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from .key import DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY  # noqa: F401 - the tables' keys
+
 SCHEMA_VERSION = 1
-KEY = ("dataset", "image", "codec", "options", "quality", "preprocess", "device")
 BASE_COLUMNS: dict[str, str] = {
     "dataset": "TEXT NOT NULL", "image": "TEXT NOT NULL", "codec": "TEXT NOT NULL", "options": "TEXT NOT NULL",
     "quality": "TEXT NOT NULL", "preprocess": "TEXT NOT NULL", "device": "TEXT NOT NULL", "rate": "REAL",
@@ -32,15 +33,12 @@ BASE_COLUMNS: dict[str, str] = {
     "status": "TEXT NOT NULL", "measured": "TEXT", "error": "TEXT", "warnings": "TEXT", "run_id": "TEXT",
     "finished_at": "TEXT",
 }
-DATASET_METRIC_KEY = ("dataset", "codec", "options", "quality", "preprocess", "device", "metric", "protocol")
 DATASET_METRIC_COLUMNS: dict[str, str] = {
     "dataset": "TEXT NOT NULL", "codec": "TEXT NOT NULL", "options": "TEXT NOT NULL", "quality": "TEXT NOT NULL",
     "preprocess": "TEXT NOT NULL", "device": "TEXT NOT NULL", "metric": "TEXT NOT NULL", "protocol": "TEXT NOT NULL",
     "value": "REAL", "std": "REAL", "n_images": "INTEGER", "n_patches": "INTEGER", "feature_extractor": "TEXT",
     "computed_at": "TEXT",
 }
-FEATURE_KEY = KEY + ("protocol",)
-ORIGINAL_FEATURE_KEY = ("dataset", "image", "preprocess", "device", "protocol")
 
 
 def create_schema(conn: sqlite3.Connection) -> None:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..provenance import timestamp
 from ..codecs.plans import CodecPlan
 from .worker import DEFAULT_METRICS, ITEM_FAILURES, Task, TaskResult, base_row, failure_status, run_task
-from ..store.results import KEY, ResultsStore, quality_text
+from ..store.key import ResultKey, quality_text
+from ..store.results import ResultsStore
 
 
 def target_label(target: float, mode: str = "below") -> str:
@@ -25,13 +27,13 @@ def target_label(target: float, mode: str = "below") -> str:
 
 def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: list[CodecPlan], *,
                preprocess: str = "none", metrics: tuple[str, ...] = DEFAULT_METRICS, device: str = "cpu",
-               save_recon: bool = False, fid_protocol: str = "fid256", out_dir: Any = None,
+               save_recon: bool = False, fid_protocol: str = "fid256",
                target_bpp: Iterable[float] = (), match: str = "below") -> list[Task]:
     """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...]).
 
     With ``target_bpp``, each codec runs once per target instead of at its rate points: the worker searches the
     rate point whose real bpp meets the target (:mod:`cdc_bench.codecs.matching`), and the row's rate point is the
-    target's label (``bpp<=0.2``). ``out_dir`` is accepted for older callers and unused: workers write nothing.
+    target's label (``bpp<=0.2``).
     """
     targets = list(target_bpp)
     tasks = []
@@ -154,7 +156,7 @@ def store_result(store: ResultsStore, result: TaskResult) -> None:
             store.put_recon(row, result.recon_png)
         feats = result.features
         if feats is not None:
-            store.put_features(tuple(row[k] for k in KEY), feats.protocol, feats.features, feats.extractor,
+            store.put_features(ResultKey.from_row(row).values(), feats.protocol, feats.features, feats.extractor,
                                feats.original_sha1, feats.original)
     store.put_row(row)
 
@@ -166,7 +168,7 @@ def failure_row(task: Task, err: BaseException) -> dict[str, Any]:
     row = base_row(task)
     row["status"] = "timeout" if isinstance(err, TaskTimeout) else failure_status(err)
     row["error"] = f"{type(err).__name__}: {err}"
-    row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    row["finished_at"] = timestamp()
     return row
 
 

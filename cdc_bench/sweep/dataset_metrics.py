@@ -8,16 +8,16 @@ recomputed (the stored row is returned).
 from __future__ import annotations
 
 import hashlib
-import time
 import warnings
 from typing import Any
 
 import numpy as np
 
+from ..provenance import timestamp
 from ..metrics.fid import DATASET_METRICS, dataset_values
-from ..store.results import KEY, ResultsStore
+from ..store.key import GROUP, ResultKey
+from ..store.results import ResultsStore
 
-GROUP = [k for k in KEY if k != "image"]
 
 
 def compute_dataset_metrics(store: ResultsStore, metrics: list[str], protocol: str = "fid256") -> list[dict]:
@@ -30,7 +30,7 @@ def compute_dataset_metrics(store: ResultsStore, metrics: list[str], protocol: s
         return []
     previous = _previous_rows(store)
     out: list[dict] = []
-    for values, group in df.groupby(GROUP, sort=True):
+    for values, group in df.groupby(list(GROUP), sort=True):
         ident = dict(zip(GROUP, values))
         if (group["status"] != "ok").any():
             continue
@@ -45,7 +45,7 @@ def compute_dataset_metrics(store: ResultsStore, metrics: list[str], protocol: s
             if row is None or row.get("features_sha1") != fingerprint:
                 value, std = dataset_values(orig, recon, metric)
                 row = dict(base, metric=metric, value=value, std=std,
-                           computed_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                           computed_at=timestamp())
                 store.put_dataset_metric(row)
             out.append(row)
     return out
@@ -56,7 +56,7 @@ def load_group_features(store: ResultsStore, ident: dict[str, Any], images: list
     """``(recon features, original features, extractor, fingerprint)`` of one group's images, stacked; None (with a
     warning where it is not just "not measured yet") when the group cannot give a value."""
     label = f"{ident['dataset']} {ident['codec']} q={ident['quality']}"
-    loaded = [store.load_features(tuple(dict(ident, image=image)[k] for k in KEY), protocol) for image in images]
+    loaded = [store.load_features(ResultKey.from_row(dict(ident, image=image)).values(), protocol) for image in images]
     if not loaded or any(item is None for item in loaded):
         return None
     if any(item["original_sha1"] != item["stored_original_sha1"] for item in loaded):

@@ -7,8 +7,8 @@ stops with exit status 2: an hour-long sweep never fails item by item for a reas
 ``--skip-unavailable`` the codecs and metrics at fault are dropped with a warning instead (and recorded in the
 run's manifest). ``cdc-bench codecs`` shows the same states (:func:`codec_state`).
 
-The ``click`` parameter types here validate ``--timeout``, ``--workers``, ``--device`` and ``--fid-protocol``
-when the command line is parsed (exit 2 with the valid values named).
+The parsers here (``parse_timeout``, ``parse_workers``, ``parse_device``, ...) check the values of a run before it
+starts; :mod:`cdc_bench.commands._params` wraps them as click types for the command line.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
-
-import click
 
 from ..errors import CodecError, ConfigError, UnknownNameError, WeightsMissing
 
@@ -317,24 +315,3 @@ def parse_targets(value: Any) -> tuple[float, ...]:
         if target not in targets:
             targets.append(target)
     return tuple(targets)
-
-
-class _Checked(click.ParamType):
-    """A click type from one of the parsers above: a bad value is a usage error (exit 2) with its message."""
-
-    def __init__(self, name: str, parse):
-        self.name = name
-        self._parse = parse
-
-    def convert(self, value, param, ctx):
-        try:
-            return self._parse(value)
-        except ConfigError as err:
-            self.fail(str(err), param, ctx)
-
-
-TIMEOUT = _Checked("seconds|none", parse_timeout)
-WORKERS = _Checked("integer", parse_workers)
-DEVICE = _Checked("device", parse_device)
-FID_PROTOCOL = _Checked("protocol", parse_fid_protocol)
-TARGETS = _Checked("bpp,bpp,...", parse_targets)

@@ -22,10 +22,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..provenance import timestamp
 from ..codecs.base import Codec, CodecError, canonical_options
 from ..errors import BitstreamError, is_environment_error
 from ..datasets.images import load_image
-from ..store.results import KEY, device_kind, quality_text
+from ..store.key import ResultKey, quality_text
 
 DEFAULT_METRICS = ("psnr", "ms-ssim")
 #: statuses a rerun leaves alone unless --retry-errors (env-error is always retried)
@@ -58,9 +59,13 @@ class Task:
 
     @property
     def key(self) -> tuple[str, ...]:
-        """The store key (:data:`cdc_bench.store.results.KEY`)."""
-        return (self.dataset, self.image, self.codec, self.options_text, quality_text(self.quality),
-                self.preprocess, device_kind(self.device))
+        """The store key's values (:class:`cdc_bench.store.key.ResultKey`)."""
+        return self.result_key.values()
+
+    @property
+    def result_key(self) -> ResultKey:
+        return ResultKey.of(self.dataset, self.image, self.codec, self.options_text, self.quality, self.preprocess,
+                            self.device)
 
     def __repr__(self) -> str:  # bytes fields would flood logs and Dask's dashboard
         return f"Task({'/'.join(self.key[:2])} {self.codec} q={self.quality})"
@@ -98,7 +103,7 @@ def _load(path: str, preprocess: str, data: bytes | None) -> tuple[np.ndarray, t
 
 
 def base_row(task: Task) -> dict[str, Any]:
-    return dict(zip(KEY, task.key))
+    return task.result_key.asdict()
 
 
 def failure_status(err: BaseException) -> str:
@@ -137,7 +142,7 @@ def encode_item(task: Task) -> EncodedItem | TaskResult:
         original, notes = _load(task.path, task.preprocess, task.image_data)
         if task.recon_png is not None:
             result = _measure_only(task, original, TaskResult(row))
-            row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            row["finished_at"] = timestamp()
             return result
         row["height"], row["width"] = original.shape[:2]
         row["warnings"] = "; ".join(notes) if notes else None
@@ -187,7 +192,7 @@ def finish_item(item: EncodedItem, decode: Callable[[], tuple[np.ndarray, float]
         row.update(status="ok", error=None, traceback=None)
     except Exception as err:  # noqa: BLE001 - one failing item never ends a sweep
         return failed_result(row, err)
-    row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    row["finished_at"] = timestamp()
     return result
 
 
@@ -196,7 +201,7 @@ def failed_result(row: dict[str, Any], err: BaseException) -> TaskResult:
     row["status"] = failure_status(err)
     row["error"] = f"{type(err).__name__}: {err}"
     row["traceback"] = traceback.format_exc(limit=6)
-    row["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    row["finished_at"] = timestamp()
     return TaskResult(row)
 
 

@@ -31,11 +31,11 @@ def server(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def td():
-    """The shared results fixtures of the figure and table tests (``plots/plots_testdata.py``)."""
+    """The shared results fixtures of the figure and table tests (``analysis/results_testdata.py``)."""
     import importlib.util
 
-    path = Path(__file__).parent / "plots" / "plots_testdata.py"
-    spec = importlib.util.spec_from_file_location("plots_testdata", path)
+    path = Path(__file__).parent / "analysis" / "results_testdata.py"
+    spec = importlib.util.spec_from_file_location("results_testdata", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

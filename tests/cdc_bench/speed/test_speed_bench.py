@@ -34,7 +34,7 @@ def test_run_speed_measures_every_size_and_step_count():
     assert report["rate"] == 4  # the middle of (2, 4)
     assert report["options"] == {"channels": 8}
     env = report["env"]
-    for key in ("device", "device_name", "dtype", "threads", "torch", "numpy", "python", "git_commit", "created"):
+    for key in ("device", "device_name", "dtype", "threads", "torch", "numpy", "python", "git", "created"):
         assert key in env
     assert env["device"] == "cpu" and env["dtype"] == "float32"
     assert report["settings"]["sizes"] == ["32x24", "16x16"] and report["settings"]["steps"] == [1, 3, 6]
@@ -62,7 +62,7 @@ def test_run_speed_default_steps_threads_and_rate():
     assert [r["steps"] for r in report["rows"]] == [3]
     assert report["env"]["threads"] == 1 and report["rate"] == 2
     assert report["fits"] == []
-    assert report["env"]["packages"]["torch"] and report["env"]["packages"]["compressai"] == "1.2.8"
+    assert report["env"]["versions"]["torch"] and report["env"]["versions"]["compressai"] == "1.2.8"
 
 
 def test_run_speed_restores_the_thread_count():

@@ -106,7 +106,7 @@ def test_separate_scheduler_and_worker_processes_get_the_image_bytes(images, tmp
     address = f"tcp://127.0.0.1:{port}"
     elsewhere = tmp_path / "worker-cwd"
     elsewhere.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
            "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
     dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
     procs = [subprocess.Popen(dask_cli + ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],

@@ -77,7 +77,7 @@ def test_random_weights_name_in_compressai_json():
 
     frame = pd.DataFrame({"dataset": ["d", "d"], "image": ["a", "b"], "codec": ["cdc", "cdc"],
                           "options": ['{"weights": "random"}'] * 2, "quality": [0.0032] * 2, "bpp": [0.5, 0.6],
-                          "psnr": [20.0, 21.0], "status": ["ok", "ok"]})
+                          "psnr": [20.0, 21.0], "status": ["ok", "ok"], "preprocess": "none", "device": "cpu"})
     (_, _, payload), = compressai_results(frame)
     assert payload["name"] == "cdc [random weights]"
 
@@ -103,7 +103,7 @@ def test_fid_bootstrap_over_cached_patch_features(td, tmp_path, tmp_path_factory
             recons.append(recon)
         value = fid_from_features(np.concatenate(origs), np.concatenate(recons))
         store.put_dataset_metric({"dataset": "kodak", "codec": "jpeg", "options": rows["options"].iloc[0],
-                                  "quality": "50", "preprocess": rows["preprocess"].iloc[0],
+                                  "quality": "50", "preprocess": rows["preprocess"].iloc[0], "device": "cpu",
                                   "metric": "fid", "protocol": "fid256", "value": value,
                                   "n_images": 2, "n_patches": 120, "feature_extractor": "test"})
     res = CliRunner().invoke(main, ["export", str(out), "--format", "csv", "--fid-bootstrap", "40"])

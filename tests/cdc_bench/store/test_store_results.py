@@ -11,14 +11,15 @@ import pandas as pd
 import pytest
 
 from cdc_bench.errors import ConfigError, StoreError
-from cdc_bench.store.results import ResultsStore, file_name, item_key, quality_text, recon_path, recon_path_for
+from cdc_bench.store.key import ResultKey, file_stem as file_name, quality_text
+from cdc_bench.store.results import ResultsStore, recon_path, recon_path_for
 
 KEY5 = ("d", "a", "jpeg", "{}", "5", "none", "cpu")
 
 
 def _row(image="a", quality="5", **extra):
-    row = {"dataset": "d", "image": image, "codec": "jpeg", "options": "{}", "quality": quality, "status": "ok",
-           "bpp": 1.0, "psnr": 30.0}
+    row = {"dataset": "d", "image": image, "codec": "jpeg", "options": "{}", "quality": quality,
+           "preprocess": "none", "device": "cpu", "status": "ok", "bpp": 1.0, "psnr": 30.0}
     row.update(extra)
     return row
 
@@ -117,7 +118,8 @@ def test_finished_keys_and_csv(tmp_path):
 
 def test_dataset_metrics_and_runs(tmp_path):
     store = ResultsStore(tmp_path)
-    key = {"dataset": "d", "codec": "jpeg", "options": "{}", "quality": "5", "metric": "fid", "protocol": "fid256"}
+    key = {"dataset": "d", "codec": "jpeg", "options": "{}", "quality": "5", "preprocess": "none", "device": "cpu",
+           "metric": "fid", "protocol": "fid256"}
     store.put_dataset_metric({**key, "value": 3.0, "n_patches": 192})
     store.put_dataset_metric({**key, "value": 2.5, "n_patches": 192})
     frame = store.dataset_metrics_frame()
@@ -152,8 +154,9 @@ def test_two_processes_write_one_store_without_loss(tmp_path):
 
 def test_keys_and_paths_are_stable():
     assert quality_text(5) == "5" and quality_text(0.0032) == "0.0032" and quality_text(5.0) == "5.0"
-    assert item_key("d", "a", "c", "{}", "5") == item_key("d", "a", "c", "{}", "5")
-    assert item_key("d", "a", "c", "{}", "5") != item_key("d", "a", "c", "{}", "6")
+    key = ResultKey.of("d", "a", "c", "{}", 5, "none", "cuda:1")
+    assert key == ResultKey.of("d", "a", "c", "{}", "5", "none", "cuda") and key.values()[4] == "5"
+    assert key != ResultKey.of("d", "a", "c", "{}", 6, "none", "cuda")
     path = recon_path("out", "kodak", "compressai:mbt2018", '{"metric":"mse"}', "3", "kodim01")
     assert path.parts[:3] == ("out", "recon", "kodak") and path.name == "kodim01.png" and ":" not in str(path)
 

@@ -242,7 +242,7 @@ def test_the_throughput_benchmark_explains_itself():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "batch_throughput.py"
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "batch_throughput.py"
     proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--smoke" in proc.stdout, proc.stderr
 

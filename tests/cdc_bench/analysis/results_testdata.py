@@ -66,7 +66,7 @@ def _measure(out_dir: Path, kodak_dir: Path, pre: str, rows: list) -> None:
                 recon = np.array(recon)  # writable, as torch wants
                 h, w = original.shape[:2]
                 row = {"dataset": "kodak", "image": name, "codec": codec, "options": "{}",
-                       "quality": quality_text(q), "preprocess": pre, "height": h, "width": w,
+                       "quality": quality_text(q), "preprocess": pre, "device": "cpu", "height": h, "width": w,
                        "bytes": len(data), "bpp": 8 * len(data) / (h * w), "psnr": psnr(original, recon),
                        "ms_ssim": ms_ssim(original, recon), "status": "ok", "run_id": "test-run"}
                 rows.append(row)
@@ -141,7 +141,7 @@ def add_dataset_metrics(out: Path, n_patches: int = 96) -> None:
             orig = rng.normal(0, 1, (n_patches, 16))
             recon = orig + rng.normal(0, 200.0 / (float(quality) + 10), orig.shape)
             base = {"dataset": dataset, "codec": codec, "options": options, "quality": str(quality),
-                    "preprocess": preprocess, "protocol": "fid256", "n_images": 2, "n_patches": n_patches, "feature_extractor": "test"}
+                    "preprocess": preprocess, "device": "cpu", "protocol": "fid256", "n_images": 2, "n_patches": n_patches, "feature_extractor": "test"}
             store.put_dataset_metric(dict(base, metric="fid", value=fid_from_features(orig, recon), std=None))
             kid, std = kernel_distance(orig, recon)
             store.put_dataset_metric(dict(base, metric="kid", value=kid, std=std))

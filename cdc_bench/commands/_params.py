@@ -1,0 +1,30 @@
+"""Command-line value types: each wraps one of the library's parsers (:mod:`cdc_bench.sweep.preflight`), so a
+bad value is a usage error (exit 2) with the library's own message, and the library never imports click."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import ConfigError
+from ..sweep.preflight import parse_device, parse_fid_protocol, parse_targets, parse_timeout, parse_workers
+
+
+class _Checked(click.ParamType):
+    """A click type from one of the parsers above: a bad value is a usage error (exit 2) with its message."""
+
+    def __init__(self, name: str, parse):
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value, param, ctx):
+        try:
+            return self._parse(value)
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+
+
+TIMEOUT = _Checked("seconds|none", parse_timeout)
+WORKERS = _Checked("integer", parse_workers)
+DEVICE = _Checked("device", parse_device)
+FID_PROTOCOL = _Checked("protocol", parse_fid_protocol)
+TARGETS = _Checked("bpp,bpp,...", parse_targets)

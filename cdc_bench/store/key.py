@@ -1,0 +1,183 @@
+"""The identity of a result row, spelled out once: its key columns, their groups, their text forms, its file names.
+
+A row is keyed by everything that changes its numbers (:data:`KEY`). The same key without the image is a
+dataset-level group (:data:`GROUP`: one mean, one FID); without the rate point too it is a curve (:data:`CURVE`).
+Every module that stores, groups, names or files a result goes through this module, so that no second spelling of
+the key can drift from the first (the "protocol not in the key" bug lived in such a copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+
+#: the columns that identify a result row
+KEY = ("dataset", "image", "codec", "options", "quality", "preprocess", "device")
+#: the key without the image: what a dataset mean or a dataset-level metric (FID, KID) is computed over
+GROUP = tuple(k for k in KEY if k != "image")
+#: the group without the rate point: one rate-quality curve
+CURVE = tuple(k for k in GROUP if k != "quality")
+#: the key of a dataset-level metric value
+DATASET_METRIC_KEY = GROUP + ("metric", "protocol")
+#: stored FID features of a reconstruction, and of an original
+FEATURE_KEY = KEY + ("protocol",)
+ORIGINAL_FEATURE_KEY = ("dataset", "image", "preprocess", "device", "protocol")
+
+
+def finite_number(value: Any) -> float:
+    """``value`` as a float, or NaN when it is no finite number (text, None, inf): the one parse of a number that
+    may be missing (store cells, rate points, table values)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def quality_text(rate: Any) -> str:
+    """The stored form of a rate point: ``5``, ``0.0032``, ``190`` or a checkpoint name. Never NaN or infinite.
+
+    An integral float keeps its point (``5.0`` stays ``"5.0"``, apart from the integer ``5``); a codec whose knob
+    is integral declares it so (:class:`cdc_bench.codecs.Rate`) and hands over an int.
+    """
+    if isinstance(rate, float) and not math.isfinite(rate):
+        raise ConfigError(f"rate point {rate!r} is not a finite number")
+    if isinstance(rate, float) and rate.is_integer() and not isinstance(rate, bool):
+        return repr(rate)
+    text = str(rate)
+    if text.strip().lower() in ("nan", "inf", "-inf", "+inf", "infinity", "-infinity", ""):
+        raise ConfigError(f"rate point {rate!r} is not valid")
+    return text
+
+
+def rate_number(quality: Any) -> float:
+    """The numeric form of a stored rate point, for plotting (NaN for named points)."""
+    return finite_number(quality)
+
+
+def device_kind(device: str | None) -> str:
+    """The part of a device name that can change a number: ``cuda:1`` and ``cuda`` compute alike."""
+    return (device or "cpu").split(":")[0]
+
+
+def options_dict(options: Any) -> dict:
+    """The options of a row as a dict: the one reader of the stored options JSON.
+
+    A dict passes through; empty or missing text is ``{}``; text that is not a JSON object (a damaged store) comes
+    back as ``{"options": text}`` so a legend still shows it instead of failing.
+    """
+    if isinstance(options, Mapping):
+        return dict(options)
+    if not isinstance(options, str) or not options.strip():
+        return {}
+    try:
+        value = json.loads(options)
+    except json.JSONDecodeError:
+        return {"options": options}
+    return value if isinstance(value, dict) else {"options": options}
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def file_stem(text: str) -> str:
+    """An injective, path-safe file name for any text: the text itself when it is safe, else a sanitised form plus
+    ``~`` and a hash of the exact text (``~`` never occurs in a safe name, so ``x y``, ``x_y`` and ``x:y`` stay apart).
+
+    The one sanitiser of cdc-bench: no name built from a dataset, codec, option or image can climb out of its folder
+    (``..`` and ``/`` never survive).
+    """
+    text = str(text)
+    safe = _UNSAFE.sub("_", text)
+    if safe == text and text not in (".", "..") and text:
+        return text
+    return f"{safe}~{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def protocol_hash(options: str, preprocess: str, device: str) -> str:
+    """8 hex digits naming (options, preprocess, device): the part of a curve's identity too long for a file name.
+
+    The default protocol (no preprocessing, CPU) hashes the options alone, so the names of older folders hold.
+    """
+    text = options if (preprocess, device_kind(device)) == ("none", "cpu") else \
+        "\x1f".join((options, preprocess, device_kind(device)))
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def inside(folder: str | Path, path: str | Path) -> Path:
+    """``path`` resolved, checked to lie inside ``folder``; raises :class:`ConfigError` otherwise."""
+    root = Path(folder).resolve()
+    resolved = (root / path).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ConfigError(f"refusing to write {resolved}: outside {root}")
+    return resolved
+
+
+def _given(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool) and value == value and value != ""
+
+
+@dataclass(frozen=True)
+class ResultKey:
+    """The identity of one result row: the store key, with its canonical text forms."""
+
+    dataset: str
+    image: str
+    codec: str
+    options: str
+    quality: str
+    preprocess: str
+    device: str
+
+    @classmethod
+    def of(cls, dataset: str, image: str, codec: str, options: str, rate: Any, preprocess: str,
+           device: str) -> "ResultKey":
+        """The key of a measurement: the rate point and the device in their stored forms."""
+        return cls(str(dataset), str(image), str(codec), str(options), quality_text(rate), str(preprocess),
+                   device_kind(device))
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> "ResultKey":
+        """The key of a row (a dict or a DataFrame row). Raises :class:`ConfigError` for a missing column.
+
+        The one place where a row without ``preprocess``/``device`` (a hand-made row, or one from before the key
+        held the protocol) gets the protocol the store migration gives it: no preprocessing, CPU.
+        """
+        values = {k: row.get(k) for k in KEY}
+        values["preprocess"] = values["preprocess"] if _given(values["preprocess"]) else "none"
+        values["device"] = values["device"] if _given(values["device"]) else "cpu"
+        missing = [k for k, v in values.items() if not _given(v)]
+        if missing:
+            raise ConfigError(f"result row without {', '.join(missing)}")
+        return cls.of(*(values[k] for k in KEY))
+
+    def values(self) -> tuple[str, ...]:
+        """The key columns' values, in :data:`KEY` order."""
+        return astuple(self)
+
+    def asdict(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def group(self) -> tuple[str, ...]:
+        """The dataset-level group (:data:`GROUP`) this row belongs to."""
+        return tuple(getattr(self, k) for k in GROUP)
+
+    def curve(self) -> tuple[str, ...]:
+        """The curve (:data:`CURVE`) this row lies on."""
+        return tuple(getattr(self, k) for k in CURVE)
+
+    def recon_path(self, out_dir: str | Path, suffix: str = ".png") -> Path:
+        """Where ``--save-recon`` keeps this row's reconstruction (and ``--save-bitstreams`` its bytes)."""
+        return (Path(out_dir) / "recon" / file_stem(self.dataset) / file_stem(self.codec)
+                / protocol_hash(self.options, self.preprocess, self.device) / file_stem(self.quality)
+                / f"{file_stem(self.image)}{suffix}")
+
+
+assert tuple(f.name for f in fields(ResultKey)) == KEY  # the dataclass spells the key in KEY's order

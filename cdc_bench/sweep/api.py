@@ -1,0 +1,198 @@
+"""One call that runs a benchmark: the library API the ``cdc-bench run`` command is a thin shell over.
+
+:func:`run` validates everything first (codecs, options, rate points, metrics, datasets, device, weights: the
+pre-flight check), plans the tasks, runs what the results folder does not hold yet on the chosen executor, computes
+the dataset-level metrics and records the run's manifest. Rows measured through it are keyed exactly as the
+command line keys them (every codec option with its default filled in), so Python, the CLI and the benchmarks
+share one store. ``cdc_bench.run`` wraps it and returns the results ready to analyse.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from ..codecs.plans import CodecPlan, build_plans, split_list
+from ..errors import ConfigError, DatasetError
+from ..provenance import build_manifest, new_run_id, timestamp
+from .interrupts import RunStopped, SweepInterrupted, signal_of, sigterm_raises
+from ..store.key import file_stem
+from ..store.results import ResultsStore
+from . import preflight
+from .client import SweepSummary, plan_tasks, sweep
+from .worker import DEFAULT_METRICS, Task
+
+DEFAULT_CODECS = ("jpeg", "webp", "hevc")
+
+
+@dataclass
+class RunOutcome:
+    """What :func:`run` did: where the results are, what was planned and measured, and the run's manifest."""
+
+    out: Path
+    summary: SweepSummary
+    manifest: dict[str, Any]
+    plans: list[CodecPlan]
+    tasks: list[Task]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    dataset_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def default_out(datasets: Sequence[str]) -> Path:
+    """``results/<datasets>``: the same call resumes into the same folder."""
+    return Path("results") / "+".join(file_stem(d.rpartition("/")[2] or d) for d in datasets)
+
+
+def option_args(options: Mapping[str, Mapping[str, Any]] | Iterable[str] | None) -> list[str]:
+    """Codec options as the command line gives them (``jpeg.subsampling=444``), from a mapping
+    ``{"jpeg": {"subsampling": 444}}`` or a list of such strings."""
+    if not options:
+        return []
+    if isinstance(options, Mapping):
+        args = []
+        for codec, values in options.items():
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"options[{codec!r}]: give a mapping of option names to values, "
+                                  f"e.g. {{'{codec}': {{'qualities': '10,50'}}}}")
+            for key, value in values.items():
+                text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+                args.append(f"{codec}.{key}={text}")
+        return args
+    return [str(o) for o in options]
+
+
+def _names(value: str | Iterable[str]) -> list[str]:
+    return split_list(value) if isinstance(value, str) else [str(v) for v in value]
+
+
+def _rates(qualities: str | Iterable[Any] | None) -> str | None:
+    if qualities is None or isinstance(qualities, str):
+        return qualities
+    return ",".join(map(str, qualities))
+
+
+def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str] = DEFAULT_CODECS, *,
+        qualities: str | Iterable[Any] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | Iterable[str] | None = None,
+        metrics: str | Iterable[str] = DEFAULT_METRICS, out: str | Path | None = None,
+        data_root: str | Path | None = None, download: bool = False, preprocess: str = "none", workers: int = 1,
+        limit: int | None = None, device: str = "cpu", timeout: float | str | None = 1800.0,
+        save_recon: bool = False, retry_errors: bool = False, fid_protocol: str = "fid256",
+        skip_unavailable: bool = False, executor: str | Any = "local", scheduler: str | None = None,
+        shared_fs: bool = False, batch: int = 1, target_bpp: str | Iterable[float] = (), match: str = "below",
+        progress: bool = False, warn: Callable[[str], None] | None = None,
+        on_row: Callable[[dict[str, Any]], None] | None = None,
+        on_executor: Callable[[Any], None] | None = None) -> RunOutcome:
+    """Encode, decode and measure every image of ``datasets`` at every rate point of every codec.
+
+    ``options`` maps a codec to its options (``{"jpeg": {"subsampling": "444", "qualities": "10,50"}}``) or is a
+    list of ``CODEC.KEY=VALUE`` strings as ``-o`` takes them. Every value is checked before any work, and a
+    :class:`~cdc_bench.errors.ConfigError` (or :class:`~cdc_bench.sweep.preflight.PreflightFailed`) names what is
+    wrong. Results are stored in ``out`` as they are measured; calling again with the same arguments resumes.
+    ``executor`` is ``"local"`` (a process pool of ``workers``; 0 runs in this process), ``"dask"``, or an
+    executor object.
+    """
+    from ..datasets import get_dataset
+    from ..datasets.images import Preprocess
+    from ..metrics import get_metric
+
+    dataset_names, codec_names, metric_names = _names(datasets), _names(codecs), _names(metrics)
+    workers = preflight.parse_workers(workers)
+    timeout = preflight.parse_timeout(timeout)
+    device = preflight.parse_device(device)
+    fid_protocol = preflight.parse_fid_protocol(fid_protocol)
+    targets = preflight.parse_targets(target_bpp if isinstance(target_bpp, str) else tuple(target_bpp) or None)
+    if match not in ("below", "nearest"):
+        raise ConfigError(f"match={match!r}: choose below or nearest")
+    if batch < 1:
+        raise ConfigError(f"batch={batch}: give 1 or more")
+    plans = build_plans(codec_names, option_args(options), _rates(qualities))
+    metric_infos = [get_metric(m) for m in metric_names]
+    pre = Preprocess.parse(preprocess)
+    checked = preflight.check_run(plans, metric_infos, device, download, skip_unavailable, warn=warn)
+    plans, metric_infos = checked.plans, checked.metrics
+    metric_names = [m.name for m in metric_infos]
+
+    # Resolve datasets before any work, so a missing file fails now, not after an hour.
+    dataset_images = []
+    for name in dict.fromkeys(dataset_names):
+        dataset = get_dataset(name, data_root, download=download)
+        items = dataset.images()[:limit] if limit else dataset.images()
+        dataset_images.append((dataset.name, [(item.name, item.path) for item in items]))
+    if not dataset_images:
+        raise DatasetError("no dataset given; name at least one (see `cdc-bench datasets`)")
+
+    out = Path(out) if out else default_out(dataset_names)
+    store = ResultsStore(out)
+    tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
+                       save_recon=save_recon, fid_protocol=fid_protocol, target_bpp=targets, match=match)
+    run_id = new_run_id()
+    settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
+                "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,
+                "timeout_s": timeout, "fid_protocol": fid_protocol, "data_root": str(data_root or ""),
+                "skipped_unavailable": checked.skipped, "target_bpp": list(targets),
+                "match": match if targets else None, "batch": batch}
+    pool = make_executor(executor, scheduler, workers, device, shared_fs)
+    from ..executors.local import InlineExecutor
+
+    settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
+    manifest = build_manifest(run_id, settings, device)
+    failures: list[dict[str, Any]] = []
+
+    def report(row: dict[str, Any]) -> None:
+        if row["status"] != "ok":
+            failures.append(row)
+        if on_row is not None:
+            on_row(row)
+
+    try:
+        if on_executor is not None:
+            on_executor(pool)
+        store.start_run(run_id, manifest)
+        with sigterm_raises():
+            summary = sweep(tasks, store, pool, run_id=run_id,
+                            timeout=None if isinstance(pool, InlineExecutor) else timeout,
+                            retry_errors=retry_errors, progress=progress, on_row=report, batch=batch)
+    except (KeyboardInterrupt, RunStopped) as stop:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the bookkeeping short
+        if hasattr(pool, "close") and pool is not executor:
+            pool.close()  # workers and cluster down before the run is marked
+        frame = store.frame()
+        saved = int((frame["run_id"] == run_id).sum()) if "run_id" in frame else 0
+        signum = signal_of(stop)
+        manifest.update(ended_at=timestamp(), status="interrupted",
+                        interrupted={"reason": signal.Signals(signum).name, "rows_saved": saved})
+        store.end_run(run_id, manifest)
+        store.close()
+        raise SweepInterrupted(signum, saved, out) from None
+    finally:
+        if hasattr(pool, "close") and pool is not executor:
+            pool.close()
+    dataset_rows = []
+    if any(info.dataset_level for info in metric_infos):
+        from .dataset_metrics import compute_dataset_metrics
+
+        dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
+                                               protocol=fid_protocol)
+    manifest.update(ended_at=timestamp(), summary=summary.as_dict())
+    store.end_run(run_id, manifest)
+    store.close()
+    return RunOutcome(out, summary, manifest, plans, tasks, failures, dataset_rows)
+
+
+def make_executor(kind: str | Any, scheduler: str | None, workers: int, device: str, shared_fs: bool):
+    """The engine: a local pool (pebble), this process (``workers=0``), Dask, or an executor object as given."""
+    from ..executors.local import InlineExecutor, ProcessExecutor
+
+    if not isinstance(kind, str):
+        return kind
+    if kind not in ("local", "dask"):
+        raise ConfigError(f"executor={kind!r}: choose local or dask")
+    if kind == "local" and not scheduler:
+        return InlineExecutor() if workers == 0 else ProcessExecutor(workers)
+    from ..executors.dask import DaskExecutor
+
+    return DaskExecutor(scheduler, max(1, workers), device=device, shared_fs=shared_fs).start()
