@@ -1,8 +1,9 @@
 """Noise schedules and the DDIM sampling schedule.
 
 Training schedules are computed in float64 numpy and cast to float32 only at the end, as the official code does;
-the sampling schedule is computed in float32 because the official indices come from a float32 `torch.linspace`
-truncated with `.long()` (a float64 linspace gives different indices for e.g. S = 15 at T = 8193).
+the sampling schedule's indices are those of the official float32 `torch.linspace` truncated with `.long()` (a
+float64 linspace gives different indices for e.g. S = 15 at T = 8193), computed so that they do not depend on the
+device or the kernel (see :func:`official_linspace`).
 """
 from __future__ import annotations
 
@@ -53,10 +54,30 @@ def training_buffers(schedule: str, timesteps: int, with_snr: bool) -> dict[str,
     return {k: torch.tensor(v, dtype=torch.float32) for k, v in arrays.items()}
 
 
+def official_linspace(end: int, steps: int) -> np.ndarray:
+    """float32 ``torch.linspace(0, end, steps)`` as its kernel computes it with a fused multiply-add, on any machine.
+
+    The kernel takes ``step = end / (S−1)`` in float32 and gives ``step·i`` for i < S/2 and ``end − step·(S−1−i)``
+    above. CUDA compiles the second form to one FMA (a single rounding); a kernel without FMA rounds twice and gives
+    other indices for 78 step counts in 2..1000 at T = 8193 (15, 27, ...) and 8 at T = 20000. Both forms are exact
+    in float64 here (24-bit step times an index below 2^21, against an integer end below 2^21), so one float32
+    rounding of the float64 value is the FMA's result, whatever the CPU, GPU or torch version. Hand-written
+    because no library exposes "linspace with fused rounding" as such.
+    """
+    if steps == 1:
+        return np.zeros(1, dtype=np.float32)  # torch.linspace(start, end, 1) == [start]
+    if not 0 <= end < 2**21 or steps > 2**21:
+        raise ValueError(f"linspace of 0..{end} in {steps} steps is outside the exactly emulated range")
+    step = np.float64(np.float32(end) / np.float32(steps - 1))  # the kernel's float32 division
+    i = np.arange(steps, dtype=np.float64)
+    exact = np.where(i < steps // 2, step * i, np.float64(end) - step * (steps - 1 - i))
+    return exact.astype(np.float32)
+
+
 def schedule_indices(num_timesteps: int, steps: int, variant: str) -> Tensor:
     """Training-timestep index of each sampling position 0..S−1 (long).
 
-    float32 `linspace(0, T−1, S)` truncated toward zero, on the CPU. x-param special-cases S = 1 → [T−1] (start
+    The official float32 `linspace(0, T−1, S)` (:func:`official_linspace`) truncated toward zero. x-param special-cases S = 1 → [T−1] (start
     from pure noise); eps-param does not, so its S = 1 gives [0].
     """
     if variant not in VARIANTS:
@@ -65,7 +86,7 @@ def schedule_indices(num_timesteps: int, steps: int, variant: str) -> Tensor:
         raise ValueError(f"steps must be between 1 and T={num_timesteps}, got {steps}")
     if steps == 1 and variant == "x":
         return torch.tensor([num_timesteps - 1], dtype=torch.long)
-    return torch.linspace(0, num_timesteps - 1, steps, dtype=torch.float32).long()
+    return torch.from_numpy(official_linspace(num_timesteps - 1, steps)).long()
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 
 import re
+import sys
 from pathlib import Path
 
 import click
 
 from . import _params
 from ..sweep import preflight
+from ..sweep.interrupts import SweepInterrupted
 from ..codecs.base import CodecError
 from ..codecs.plans import split_list
 from ..registry import UnknownNameError
@@ -106,6 +108,9 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
                           on_executor=_announce)
     except preflight.PreflightFailed:
         raise  # its own table and exit status (cli.py)
+    except SweepInterrupted as stop:  # Ctrl-C / SIGTERM: rows kept, manifest marked; not click's bare "Aborted!"
+        click.echo(f"\nInterrupted ({stop})", err=True)
+        sys.exit(stop.exit_code)
     except DatasetError as err:
         raise click.ClickException(str(err)) from None
     except (UnknownNameError, CodecError, ValueError) as err:

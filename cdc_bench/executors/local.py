@@ -48,7 +48,14 @@ def _threads_from_env() -> int | None:
 
 
 def init_worker(threads: int) -> None:
-    """Give the worker its share of the cores (no oversubscription) and let it reuse freed memory."""
+    """Give the worker its share of the cores (no oversubscription) and let it reuse freed memory.
+
+    A worker ignores SIGINT: Ctrl-C reaches the whole process group, and the parent alone decides what a stop
+    means (it stops the pool); a worker interrupted mid-item must not hand back a failure that would be stored.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         import torch
@@ -91,22 +98,31 @@ class ProcessExecutor:
         from pebble import ProcessExpired, ProcessPool
 
         tasks = list(tasks)
-        with ProcessPool(max_workers=self.workers, initializer=init_worker, initargs=(self.threads,)) as pool:
-            futures = {pool.schedule(fn, args=(task,), timeout=timeout): task for task in tasks}
-            try:
-                for future in as_completed(futures):
-                    task = futures[future]
-                    try:
-                        yield task, future.result()
-                    except FutureTimeout:
-                        yield task, TaskTimeout(f"no result after {timeout:g} s; the worker was stopped")
-                    except ProcessExpired as err:
-                        yield task, WorkerDied(f"worker process died (exit code {err.exitcode})")
-                    except Exception as err:  # noqa: BLE001 - the task's own failure, reported per item
-                        yield task, err
-            finally:
-                for future in futures:
-                    future.cancel()
+        pool = ProcessPool(max_workers=self.workers, initializer=init_worker, initargs=(self.threads,))
+        futures = {pool.schedule(fn, args=(task,), timeout=timeout): task for task in tasks}
+        finished = False
+        try:
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    yield task, future.result()
+                except FutureTimeout:
+                    yield task, TaskTimeout(f"no result after {timeout:g} s; the worker was stopped")
+                except ProcessExpired as err:
+                    yield task, WorkerDied(f"worker process died (exit code {err.exitcode})")
+                except Exception as err:  # noqa: BLE001 - the task's own failure, reported per item
+                    yield task, err
+            finished = True
+        finally:
+            if finished:
+                pool.close()
+                pool.join()
+            else:
+                # Stopped early (Ctrl-C, SIGTERM, an error in the caller): terminate the workers now. Cancelling
+                # the futures one by one instead made pebble kill and respawn a worker per running task, and
+                # leaving the with-block waited for every queued task: 30 s to minutes for a "stop".
+                pool.stop()
+                pool.join(timeout=10)
 
 
 class InlineExecutor:

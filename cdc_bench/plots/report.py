@@ -202,6 +202,14 @@ def _per_image_html(rows: pd.DataFrame, metrics: Sequence[MetricInfo]) -> str:
             f"{table.to_html(index=False, classes='points', border=0)}</details>")
 
 
+def _run_status(manifest: dict) -> str:
+    """finished, interrupted (by which signal, rows saved), or not ended (killed, or still running)."""
+    stop = manifest.get("interrupted")
+    if stop:
+        return f"interrupted ({stop.get('reason', '?')}; {stop.get('rows_saved', '?')} rows saved)"
+    return "finished" if manifest.get("ended_at") else "not ended (killed, or still running)"
+
+
 def _manifest_html(runs: Sequence[dict]) -> str:
     if not runs:
         return "<h2>Runs</h2><p class=warn>No run manifest in the results.</p>"
@@ -209,7 +217,8 @@ def _manifest_html(runs: Sequence[dict]) -> str:
     for m in runs:
         git = m.get("git") or {}
         commit = f"{str(git.get('commit', ''))[:10]}{' (dirty)' if git.get('dirty') else ''}" if git else "?"
-        rows.append({"run": m.get("run_id"), "started": m.get("started_at"), "ended": m.get("ended_at"),
+        rows.append({"run": m.get("run_id"), "started": m.get("started_at"), "ended": m.get("ended_at") or "–",
+                     "status": _run_status(m),
                      "command": " ".join(map(str, m.get("command", []))), "device": m.get("device"),
                      "git": commit, "host": m.get("host")})
     table = pd.DataFrame(rows).to_html(index=False, border=0, classes="runs")

@@ -9,6 +9,8 @@ share one store. ``cdc_bench.run`` wraps it and returns the results ready to ana
 
 from __future__ import annotations
 
+import signal
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -16,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..codecs.plans import CodecPlan, build_plans, split_list
 from ..errors import ConfigError, DatasetError
 from ..provenance import build_manifest, new_run_id, timestamp
+from .interrupts import RunStopped, SweepInterrupted, signal_of, sigterm_raises
 from ..store.key import file_stem
 from ..store.results import ResultsStore
 from . import preflight
@@ -152,9 +155,22 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
         if on_executor is not None:
             on_executor(pool)
         store.start_run(run_id, manifest)
-        summary = sweep(tasks, store, pool, run_id=run_id,
-                        timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors,
-                        progress=progress, on_row=report, batch=batch)
+        with sigterm_raises():
+            summary = sweep(tasks, store, pool, run_id=run_id,
+                            timeout=None if isinstance(pool, InlineExecutor) else timeout,
+                            retry_errors=retry_errors, progress=progress, on_row=report, batch=batch)
+    except (KeyboardInterrupt, RunStopped) as stop:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the bookkeeping short
+        if hasattr(pool, "close") and pool is not executor:
+            pool.close()  # workers and cluster down before the run is marked
+        frame = store.frame()
+        saved = int((frame["run_id"] == run_id).sum()) if "run_id" in frame else 0
+        signum = signal_of(stop)
+        manifest.update(ended_at=timestamp(), status="interrupted",
+                        interrupted={"reason": signal.Signals(signum).name, "rows_saved": saved})
+        store.end_run(run_id, manifest)
+        store.close()
+        raise SweepInterrupted(signum, saved, out) from None
     finally:
         if hasattr(pool, "close") and pool is not executor:
             pool.close()

@@ -104,10 +104,14 @@ def _finish_alone(item: EncodedItem, note: str | None) -> TaskResult:
 
 def unbatch(pairs: Iterable[tuple[TaskBatch, Any]]) -> Iterator[tuple[Task, TaskResult | BaseException]]:
     """An executor's ``(batch, results or exception)`` pairs as ``(task, result)`` pairs, one per item."""
-    for batch, outcome in pairs:
-        if isinstance(outcome, BaseException) or not isinstance(outcome, list):
-            for task in batch.tasks:
-                yield task, outcome
-        else:
-            yield from zip(batch.tasks, outcome)
+    try:
+        for batch, outcome in pairs:
+            if isinstance(outcome, BaseException) or not isinstance(outcome, list):
+                for task in batch.tasks:
+                    yield task, outcome
+            else:
+                yield from zip(batch.tasks, outcome)
+    finally:
+        if hasattr(pairs, "close"):
+            pairs.close()  # closing this (a stopped sweep) stops the executor's pool now
 

@@ -152,6 +152,8 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
                 store.write_csv()
                 last_csv = time.perf_counter()
     finally:
+        if hasattr(results, "close"):
+            results.close()  # an interrupted sweep stops its executor now, not when the generator is collected
         bar.close()
         summary.wall_s = time.perf_counter() - start
         store.write_csv()

@@ -93,3 +93,31 @@ def test_time_inputs():
 def test_index_embedding_gets_the_integer_timestep():
     acp = training_buffers("cosine", 8193, True)["train_alphas_cumprod"]
     assert sample_schedule(acp, 3, "x", index_time=True).time_in.tolist() == [0.0, 4096.0, 8192.0]
+
+
+def _two_roundings(end: int, steps: int) -> np.ndarray:
+    """The same linspace without a fused multiply-add: the product and the difference each rounded to float32."""
+    step = np.float32(end) / np.float32(steps - 1)
+    i = np.arange(steps, dtype=np.float32)
+    return np.where(np.arange(steps) < steps // 2, step * i, np.float32(end) - step * (np.float32(steps - 1) - i))
+
+
+@pytest.mark.parametrize("timesteps, differing", [(8193, 78), (20000, 8)])
+def test_indices_are_the_fused_linspace_for_every_step_count(timesteps, differing):
+    """Every S in 2..1000: the official kernel (torch's own float32 linspace here) and not the twice-rounded form,
+    which differs in as many step counts as the issue measured."""
+    differs = []
+    for steps in range(2, 1001):
+        ours = schedule_indices(timesteps, steps, "x")
+        assert torch.equal(ours, torch.linspace(0, timesteps - 1, steps, dtype=torch.float32).long()), steps
+        if not np.array_equal(ours.numpy(), _two_roundings(timesteps - 1, steps).astype(np.int64)):
+            differs.append(steps)
+    assert len(differs) == differing and (timesteps != 8193 or differs[:2] == [15, 27])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the official scripts' linspace)")
+@pytest.mark.parametrize("timesteps", [8193, 20000])
+def test_indices_equal_the_cuda_linspace(timesteps):
+    for steps in range(2, 1001):
+        cuda = torch.linspace(0, timesteps - 1, steps, dtype=torch.float32, device="cuda").long().cpu()
+        assert torch.equal(schedule_indices(timesteps, steps, "eps"), cuda), steps

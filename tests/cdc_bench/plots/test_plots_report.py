@@ -135,3 +135,16 @@ def test_viewer_images_are_close_and_small_by_default_exact_on_request(td, page,
     exact = image_uri(saved, lossless=True)
     back = np.asarray(Image.open(io.BytesIO(base64.b64decode(exact.split(",", 1)[1]))).convert("RGB"))
     assert np.array_equal(back, saved)   # --lossless: the viewer shows the codec's exact artefacts
+
+
+def test_runs_table_says_interrupted_not_nan():
+    from cdc_bench.plots.report import _manifest_html
+
+    html_text = _manifest_html([
+        {"run_id": "a", "started_at": "t0", "ended_at": "t1", "status": "interrupted",
+         "interrupted": {"reason": "SIGINT", "rows_saved": 7}},
+        {"run_id": "b", "started_at": "t0", "ended_at": "t2"},
+        {"run_id": "c", "started_at": "t0"},
+    ])
+    assert "interrupted (SIGINT; 7 rows saved)" in html_text and "finished" in html_text
+    assert "not ended (killed, or still running)" in html_text and "NaN" not in html_text
