@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from ..store.key import inside, safe_file_stem
 from ..store.results import ResultsStore
 from .summary import dataset_means, short_options
 
@@ -151,8 +151,10 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
     for (dataset, codec, options, preprocess, device), group in means.groupby(
             ["dataset", "codec", "options", "preprocess", "device"], sort=True):
         group = group.sort_values("bpp")
-        results = {key: [float(v) for v in group[col]] for col, key in COMPRESSAI_KEYS.items()
+        # strict JSON: a lossless point's infinite PSNR is written as null, and the file says so
+        results = {key: [_num(v) for v in group[col]] for col, key in COMPRESSAI_KEYS.items()
                    if col in group and group[col].notna().all()}
+        infinite = sorted(key for key, values in results.items() if None in values)
         rates = pd.to_numeric(group["quality"], errors="coerce")  # CompressAI lists numbers; names stay text
         qualities = [q if pd.isna(r) else (int(r) if float(r).is_integer() and "." not in q else float(r))
                      for q, r in zip(group["quality"].astype(str), rates)]
@@ -161,13 +163,15 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
                                      preprocess, device))
         label = short_options(options)
         protocol = options if (preprocess, device) == ("none", "cpu") else f"{options}\x1f{preprocess}\x1f{device}"
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", codec) + "-" + hashlib.sha1(protocol.encode()).hexdigest()[:8]
+        stem = safe_file_stem(codec) + "-" + hashlib.sha1(protocol.encode()).hexdigest()[:8]
         # CompressAI's plot puts "name" in the legend: a random-weights run must say so there too.
         name = f"{codec} [{RANDOM_WEIGHTS}]" if is_random_weights(options) else codec
         out.append((dataset, stem, {"name": name, "description": f"cdc-bench: {codec} ({label}) on {dataset}, "
                                     f"mean over {int(group['n_images'].min())} images", "options": json.loads(options),
                                     "preprocess": preprocess, "device": device,
-                                    "results": results}))
+                                    "results": results,
+                                    **({"notes": [f"{', '.join(infinite)}: null where the point is lossless "
+                                                  "(infinite)"]} if infinite else {})}))
     return out
 
 
@@ -175,8 +179,8 @@ def export_compressai(store: ResultsStore, folder: Path, fid_bootstrap: int = 0)
     paths = []
     table = dataset_metrics_table(store, fid_bootstrap)
     for dataset, stem, payload in compressai_results(store.frame(), table):
-        path = folder / re.sub(r"[^A-Za-z0-9._+-]+", "_", dataset) / f"{stem}.json"
+        path = inside(folder, Path(safe_file_stem(dataset)) / f"{stem}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2))
+        path.write_text(json.dumps(payload, indent=2, allow_nan=False))
         paths.append(path)
     return paths

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import MetricInfo
+from ..store.key import inside, safe_file_stem
 from .bdrate import _bd_functions, _transform, curve_pairs, per_image_matrices
 from .curves import source_column
 from ..plots.style import COLUMN_WIDTH, codec_style, paper_style, save_figure
@@ -86,5 +87,7 @@ def plot_per_image(per_image: pd.DataFrame, stem: str | Path, formats: Sequence[
             label = per["metric_label"].iloc[0]
             ax.set_xlabel(f"BD-rate {label} per image vs {per['anchor'].iloc[0]} [%] (negative: fewer bits)")
             ax.set_title(f"{dataset}: {per['image'].nunique()} images")
-            written += save_figure(fig, f"{stem}_{dataset}_{metric}", formats)
+            stem_path = Path(stem)
+            written += save_figure(fig, inside(stem_path.parent, f"{stem_path.name}_{safe_file_stem(dataset)}_"
+                                               f"{safe_file_stem(metric)}"), formats)
     return written

@@ -24,7 +24,9 @@ FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * (19 + 19 + 8), 768 * 512
 
 def default_out(datasets: list[str]) -> Path:
     """``results/<datasets>``: the same command resumes into the same folder."""
-    name = "+".join(re.sub(r"[^A-Za-z0-9._-]+", "_", d.rpartition("/")[2] or d) for d in datasets)
+    from ..store.key import safe_file_stem
+
+    name = "+".join(safe_file_stem(d.rstrip("/").rpartition("/")[2] or d) for d in datasets)
     return Path("results") / name
 
 

@@ -15,6 +15,7 @@ from typing import Sequence
 import pandas as pd
 
 from ..metrics import MetricInfo
+from ..store.key import safe_file_stem
 from ..analysis.curves import dataset_level_notes, dataset_title, source_column, subset_warning, to_db
 from ..analysis.published import PublishedCurve
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, PUBLISHED_LINESTYLE, codec_style, paper_style, save_figure
@@ -131,11 +132,8 @@ def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricInfo], out_dir: str | 
                 if ylim:
                     ax.set_ylim(*ylim)
                 figure_notes(fig, notes, width)
-                written += save_figure(fig, out_dir / f"{prefix}_{_safe(dataset)}_{_safe(metric.name)}", formats)
+                written += save_figure(fig, out_dir / f"{prefix}_{safe_file_stem(dataset)}_{safe_file_stem(metric.name)}", formats)
             if warnings_out is not None:
                 warnings_out += [f"{title}, {metric.name}: {n}" for n in notes]
     return written
 
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))

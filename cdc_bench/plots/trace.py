@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..store.key import safe_file_stem
 from ..analysis.curves import RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, rd_points
 from .rd import figure_notes
 from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
@@ -152,7 +153,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
             _annotate(ax, labels)
             ax.legend(loc="best")
             figure_notes(fig, notes, width)
-            written += save_figure(fig, Path(out_dir) / f"rdp_{_safe(dataset)}_{_safe(codec)}-{_safe(option)}",
+            written += save_figure(fig, Path(out_dir) / f"rdp_{safe_file_stem(dataset)}_{safe_file_stem(codec)}-{safe_file_stem(option)}",
                                    formats)
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
@@ -236,12 +237,9 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
             random = f" [{RANDOM_WEIGHTS}]" if notes else ""
             fig.suptitle(f"{title}\n{codec}{random}, {option} traced", fontsize=7.5)
             figure_notes(fig, notes, width)
-            written += save_figure(fig, Path(out_dir) / f"trace_{_safe(dataset)}_{_safe(codec)}-{_safe(option)}",
+            written += save_figure(fig, Path(out_dir) / f"trace_{safe_file_stem(dataset)}_{safe_file_stem(codec)}-{safe_file_stem(option)}",
                                    formats)
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
     return written
 
-
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))

@@ -28,6 +28,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .key import safe_file_stem
 from ..errors import ConfigError, StoreError
 from .schema import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, SCHEMA_VERSION,  # noqa: F401
                            array_bytes, array_from_bytes, connect_readonly, create_schema, hint, migrate, sql_value)
@@ -63,17 +64,9 @@ def item_key(*key: str) -> str:
     return hashlib.sha1("\x1f".join(key).encode()).hexdigest()[:16]
 
 
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", part)
-
-
 def file_name(part: str) -> str:
-    """An injective file-system name: the text itself when it is safe, else a sanitised form plus ``~`` and a hash
-    of the exact text (``~`` never occurs in a safe name, so ``x y``, ``x_y`` and ``x:y`` stay apart)."""
-    safe = _safe(part)
-    if safe == part and part not in (".", ".."):
-        return part
-    return f"{safe}~{hashlib.sha1(part.encode()).hexdigest()[:10]}"
+    """An injective file-system name for one part of a path (:func:`cdc_bench.store.key.safe_file_stem`)."""
+    return safe_file_stem(part)
 
 
 def recon_path(out_dir: str | Path, dataset: str, codec: str, options: str, quality: str, image: str, *,

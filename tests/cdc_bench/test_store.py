@@ -253,3 +253,17 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path):
     conn.close()
     with pytest.raises(StoreError, match="newer cdc-bench"):
         ResultsStore(tmp_path)
+
+
+def test_the_one_file_stem_sanitiser_and_its_containment_check(tmp_path):
+    from cdc_bench.errors import ConfigError
+    from cdc_bench.store.key import inside, safe_file_stem
+
+    assert safe_file_stem("kodak") == "kodak" and safe_file_stem("5.0") == "5.0"
+    hostile = ["..", ".", "../../x", "a/b", "a\\b", ".hidden", "", "x y", "x_y~0"]
+    stems = [safe_file_stem(t) for t in hostile]
+    assert len(set(stems)) == len(stems) and all("/" not in s and not s.startswith(".") and s for s in stems)
+    assert all(inside(tmp_path, s).parent == tmp_path for s in stems)
+    assert inside(tmp_path, "a/b.png") == tmp_path / "a" / "b.png"
+    with pytest.raises(ConfigError, match="outside"):
+        inside(tmp_path / "out", "../x.png")

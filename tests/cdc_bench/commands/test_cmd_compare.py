@@ -53,3 +53,14 @@ def test_compare_bad_input(td, results, kodak_dir, tmp_path, args, message):
     res = CliRunner().invoke(main, ["compare", str(results), "--original", str(originals), "--out", str(tmp_path),
                                     *args])
     assert res.exit_code != 0 and message in res.output
+
+
+def test_a_dataset_name_with_dots_and_slashes_writes_inside_the_output_folder(td, results, kodak_dir, tmp_path):
+    hostile = td.renamed_dataset(results, tmp_path / "deep" / "er" / "res", "../../../escaped")
+    originals = td.write_originals(tmp_path / "orig", kodak_dir)
+    out = tmp_path / "deep" / "er" / "res" / "o"
+    res = CliRunner().invoke(main, ["compare", str(hostile), "--image", "kodim23", "--crop", "64", "--bpp", "0.5",
+                                    "--original", str(originals), "--format", "png", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    written = [p for p in tmp_path.rglob("compare_*") if p.is_file()]
+    assert written and all(out in p.parents for p in written), written

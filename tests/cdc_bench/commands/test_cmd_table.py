@@ -125,3 +125,12 @@ def test_fid_cells_carry_protocol_and_patch_count(td, results, tmp_path):
     assert res.exit_code == 0, res.output
     assert "FID: protocol fid256, 96 patches; UNRELIABLE: fewer than 2048 patches" in res.stdout
     assert "†1" in [line for line in res.stdout.splitlines() if line.startswith("|")][2]
+
+
+def test_per_image_figures_of_a_hostile_dataset_name_stay_in_the_figure_folder(td, results, tmp_path):
+    hostile = td.renamed_dataset(results, tmp_path / "res", "../../escaped")
+    folder = tmp_path / "a" / "b"
+    res = _run(hostile, "--anchor", "jpeg", "--metrics", "psnr", "--per-image", "--figure", folder / "wins")
+    assert res.exit_code == 0, res.output
+    written = [p for p in tmp_path.rglob("wins_*") if p.is_file()]
+    assert written and all(p.parent == folder for p in written), written
