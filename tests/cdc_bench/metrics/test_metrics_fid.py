@@ -197,3 +197,36 @@ def test_dataset_values_from_arrays_alone():
     assert kid_value > 0 and kid_std >= 0
     with pytest.raises(ValueError, match="not a dataset-level"):
         fid.dataset_values(a, b, "psnr")
+
+
+def test_a_file_swapped_in_after_its_check_is_never_loaded(standin_inception, monkeypatch):
+    """The bytes hashed are the bytes loaded: a swap between the check and the load changes nothing."""
+    planted = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Identity())), planted)
+    real_load = torch.jit.load
+
+    def swap_then_load(source, *args, **kwargs):
+        standin_inception.write_bytes(planted.getvalue())  # an attacker wins the race right here
+        return real_load(source, *args, **kwargs)
+
+    good_sha = sha256_of(standin_inception)
+    monkeypatch.setattr(torch.jit, "load", swap_then_load)
+    extractor = inception.load_inception("cpu")
+    assert extractor.name.endswith("sha256:" + good_sha[:12])
+    assert extractor.features(_images(0, n=1, shape=(256, 256, 3))).shape == (1, 2048)
+
+
+def test_an_unreadable_weight_file_is_one_clear_error(standin_inception, monkeypatch):
+    from pathlib import Path
+
+    from cdc_bench import download
+
+    def denied(*_args, **_kwargs):  # what a file without read permission answers (tests may run as root)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(download, "sha256_of", denied)
+    with pytest.raises(WeightsMissing, match="cannot be read .*chmod u\\+r"):
+        inception.load_inception("cpu")
+    with pytest.raises(WeightsMissing, match="cannot be read"):
+        inception.INCEPTION_WEIGHT.verify()
