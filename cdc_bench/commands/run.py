@@ -150,6 +150,8 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
                         timeout=None if isinstance(pool, InlineExecutor) else timeout, retry_errors=retry_errors,
                         progress=not quiet, on_row=report, batch=batch)
     finally:
+        if hasattr(pool, "info"):
+            settings.update(pool.info())  # the manifest lists every worker's versions, late joiners too
         if hasattr(pool, "close"):
             pool.close()
     dataset_rows = []

@@ -96,6 +96,7 @@ class DaskExecutor:
         self.client = None
         self.cluster = None
         self._slots_at, self._slots_cached = -1e9, self.workers
+        self.worker_records: dict[str, dict] = {}  # address -> provenance.code_record(), checked equal to ours
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> "DaskExecutor":
@@ -116,7 +117,32 @@ class DaskExecutor:
             self.cluster = self._local_cluster()
             self.client = Client(self.cluster)
             self.client.wait_for_workers(self.workers, timeout=120)
+        self.check_workers()
         return self
+
+    def check_workers(self) -> None:
+        """Refuse any worker whose code or number-changing packages differ from this client's
+        (:func:`cdc_bench.provenance.code_record`), before it gets a task; remember every worker's record."""
+        from ..provenance import code_record, record_differences
+
+        mine = code_record()
+        new = [w for w in self.client.scheduler_info(n_workers=-1).get("workers", {}) if w not in self.worker_records]
+        if not new:
+            return
+        records = self.client.run(code_record, workers=new, on_error="return")
+        for address in sorted(records):
+            theirs = records[address]
+            if isinstance(theirs, BaseException):
+                self.close()
+                raise ConfigError(f"Dask worker {address} cannot run this cdc-bench's code ({type(theirs).__name__}: "
+                                  f"{theirs}); install the client's version there (an older cdc-bench?)")
+            differences = record_differences(mine, theirs)
+            if differences:
+                self.close()
+                raise ConfigError(f"Dask worker {address} runs other code than this client, so its numbers could "
+                                  f"differ: {'; '.join(differences)}. Install the same cdc-bench checkout and "
+                                  "packages on every worker, or stop that worker")
+            self.worker_records[address] = theirs
 
     def _local_cluster(self):
         from distributed import Scheduler, SpecCluster
@@ -151,15 +177,18 @@ class DaskExecutor:
 
     def info(self) -> dict[str, Any]:
         """What the run manifest records."""
-        n = len(self.client.scheduler_info().get("workers", {})) if self.client is not None else self.workers
+        n = len(self.client.nthreads()) if self.client is not None else self.workers
         return {"executor": "dask", "scheduler": self.client.scheduler.address if self.client else self.scheduler,
-                "workers": n, "shared_fs": self.shared_fs}
+                "workers": n, "shared_fs": self.shared_fs, "worker_versions": dict(self.worker_records)}
 
     def _slots(self) -> int:
         """Task slots (worker threads) in the cluster, asked of the scheduler at most every 2 s."""
         now = time.monotonic()
         if now - self._slots_at > 2.0:
-            self._slots_cached = sum(self.client.nthreads().values()) or self.workers
+            nthreads = self.client.nthreads()
+            if set(nthreads) - set(self.worker_records):
+                self.check_workers()  # a worker that joined later is checked before the window widens
+            self._slots_cached = sum(nthreads.values()) or self.workers
             self._slots_at = now
         return self._slots_cached
 
