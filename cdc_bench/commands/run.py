@@ -87,7 +87,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     """
     from ..datasets import DatasetError, get_dataset
     from ..executors.local import InlineExecutor
-    from ..datasets.images import Preprocess
+    from ..datasets.images import Preprocess, pixel_limit
     from ..provenance import build_manifest, new_run_id
     from ..metrics import get_metric
     from ..codecs.plans import build_plans
@@ -105,6 +105,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
         plans = build_plans(codec_names, options, qualities)
         metric_infos = [get_metric(m) for m in metric_names]
         pre = Preprocess.parse(preprocess)
+        pixel_limit()  # a bad $CDC_BENCH_MAX_PIXELS fails now, not in every item
     except (UnknownNameError, CodecError, ValueError) as err:
         raise click.UsageError(str(err)) from None
     checked = preflight.check_run(plans, metric_infos, device, download, skip_unavailable,

@@ -211,6 +211,10 @@ class Preprocess:
         kind, _, size = text.partition(":")
         if kind not in ("center-crop", "resize-crop") or not size.isdigit() or int(size) < 1:
             raise ImageOptionError(f"unknown preprocessing {text!r}; use none, center-crop:N or resize-crop:N")
+        limit = pixel_limit()
+        if kind == "resize-crop" and limit and int(size) ** 2 > limit:  # it makes N x N pixels from any input
+            raise ImageOptionError(f"{text!r} makes {int(size)}x{int(size)} = {int(size) ** 2:,} pixels per image, above "
+                                   f"the pixel limit of {limit:,} (${MAX_PIXELS_ENV}; 0: no limit)")
         return cls(kind, int(size))
 
     def __str__(self) -> str:

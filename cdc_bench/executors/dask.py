@@ -110,7 +110,7 @@ class DaskExecutor:
         if self.scheduler:
             try:
                 self.client = Client(self.scheduler, timeout=f"{self.connect_timeout}s")
-            except (OSError, TimeoutError) as err:
+            except (OSError, TimeoutError, ValueError, TypeError) as err:  # ValueError: not an address
                 raise ConfigError(f"cannot reach the Dask scheduler at {self.scheduler} ({err}); start one with "
                                   "`dask scheduler` and `dask worker ADDRESS`, or drop --scheduler") from None
         else:

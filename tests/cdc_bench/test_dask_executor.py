@@ -223,3 +223,10 @@ def test_a_worker_running_a_modified_copy_on_its_pythonpath_is_refused(tmp_path)
             except ProcessLookupError:
                 pass
             proc.wait(20)
+
+
+def test_a_scheduler_address_that_is_not_one_is_a_clear_error():
+    from cdc_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at nonsense"):
+        DaskExecutor("nonsense", connect_timeout=2).start()

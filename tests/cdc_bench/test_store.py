@@ -267,3 +267,13 @@ def test_the_one_file_stem_sanitiser_and_its_containment_check(tmp_path):
     assert inside(tmp_path, "a/b.png") == tmp_path / "a" / "b.png"
     with pytest.raises(ConfigError, match="outside"):
         inside(tmp_path / "out", "../x.png")
+
+
+def test_a_results_file_that_is_a_folder_gets_the_right_hint(tmp_path):
+    from cdc_bench.errors import StoreError
+    from cdc_bench.store.results import DB_NAME
+
+    (tmp_path / DB_NAME).mkdir()
+    with pytest.raises(StoreError, match="is a folder, not a results file") as err:
+        ResultsStore(tmp_path)
+    assert "not writable" not in str(err.value)
