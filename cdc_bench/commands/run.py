@@ -118,6 +118,9 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
     try:
         for name in dataset_names:
             dataset = get_dataset(name, data_root, download=download)
+            if dataset.name in {d for d, _ in dataset_images}:  # given twice: computed once
+                click.echo(f"Note: dataset {dataset.name} is given more than once; it is run once", err=True)
+                continue
             items = dataset.images()[:limit] if limit else dataset.images()
             dataset_images.append((dataset.name, [(item.name, item.path) for item in items]))
     except UnknownNameError as err:

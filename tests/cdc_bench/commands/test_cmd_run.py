@@ -196,3 +196,15 @@ def test_the_run_summary_names_random_weights(folder, tmp_path):
                                        "--out", str(tmp_path / "o"), "--workers", "0", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "cdc [random weights]" in result.output
+
+
+def test_a_dataset_given_twice_is_computed_once(folder, tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["run", "-d", f"folder:{folder},folder:{folder}", "-c", "jpeg", "-q", "50",
+                                    "--out", str(out), "--workers", "0", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "is given more than once; it is run once" in res.output
+    from cdc_bench.store.results import ResultsStore
+
+    with ResultsStore(out, create=False) as store:
+        assert len(store.runs()[-1]["settings"]["datasets"]) == 1 and len(store.frame()) == 3
