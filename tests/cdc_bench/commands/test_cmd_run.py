@@ -207,4 +207,5 @@ def test_a_dataset_given_twice_is_computed_once(folder, tmp_path):
     from cdc_bench.store.results import ResultsStore
 
     with ResultsStore(out, create=False) as store:
-        assert len(store.runs()[-1]["settings"]["datasets"]) == 1 and len(store.frame()) == 3
+        frame = store.frame()
+        assert len(store.runs()[-1]["settings"]["datasets"]) == 1 and len(frame) == frame["image"].nunique()
