@@ -11,7 +11,13 @@ with the local pool. How it keeps the promises of the local pool:
   learned codecs' weights loaded; a worker reloads them only after a timeout or a crash.
 * **Lost workers.** A worker that dies mid-task has its task rerun on another worker by the scheduler (up to
   Dask's ``allowed-failures``); past that the item is recorded as ``env-error`` and retried on the next run.
-  A killed client loses nothing that was stored: the same command resumes from the store.
+  A killed client loses nothing that was stored: the same command resumes from the store. When every worker is
+  gone, the client says so and stops after ``no_workers_timeout`` (10 min); a lost scheduler stops it at once,
+  with one line (:class:`~cdc_bench.errors.EnvironmentFault`).
+* **Same code everywhere.** Before a worker gets a task, its :func:`cdc_bench.provenance.code_record` must equal
+  the client's (version, commit, source digest, number-changing packages); the manifest lists every worker's.
+* **Timeouts are the item's own.** A worker's child reports ready after its imports, so its start-up is not
+  counted in the first item's limit.
 * **Memory.** At most 4 tasks per worker thread are in flight (the window widens as workers join), so the
   image bytes of a large dataset are never all held at once.
 """
@@ -25,7 +31,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EnvironmentFault
+
+#: how often a waiting client asks whether any worker is left
+CHECK_EVERY_S = 2.0
 
 
 def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, threads: int | None) -> Any:
@@ -83,7 +92,8 @@ class DaskExecutor:
     """Runs the runner's tasks on Dask; ``scheduler=None`` starts a local cluster of ``workers`` processes."""
 
     def __init__(self, scheduler: str | None = None, workers: int = 1, device: str = "cpu", shared_fs: bool = False,
-                 threads_per_worker: int | None = None, dashboard: bool = True, connect_timeout: float = 30.0):
+                 threads_per_worker: int | None = None, dashboard: bool = True, connect_timeout: float = 30.0,
+                 no_workers_timeout: float = 600.0):
         self.scheduler = scheduler
         self.workers = max(1, workers)
         self.device = device
@@ -93,6 +103,8 @@ class DaskExecutor:
         self.threads = threads_per_worker or (None if scheduler else max(1, cores // self.workers))
         self.dashboard = dashboard
         self.connect_timeout = connect_timeout
+        self.no_workers_timeout = no_workers_timeout
+        self._workers_gone_at: float | None = None
         self.client = None
         self.cluster = None
         self._slots_at, self._slots_cached = -1e9, self.workers
@@ -201,8 +213,6 @@ class DaskExecutor:
     # -- the Executor protocol ------------------------------------------------------------------------------
     def run(self, fn, tasks: Iterable, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:
         """Yield ``(task, result)`` as tasks finish; ``result`` is the exception when a task produced no result."""
-        from distributed import as_completed
-
         from .local import WorkerDied
 
         if self.client is None:
@@ -210,7 +220,6 @@ class DaskExecutor:
         pending = list(tasks)
         pending.reverse()  # pop() from the end keeps the planned order (an image's rate points together)
         futures: dict[Any, Any] = {}
-        done = as_completed()
 
         def submit_next() -> None:
             task = pending.pop()
@@ -218,7 +227,6 @@ class DaskExecutor:
             future = self.client.submit(_remote, fn, task, data, timeout, self.threads, pure=False,
                                         key=f"cdc-bench-{os.urandom(8).hex()}")
             futures[future] = task
-            done.add(future)
 
         def top_up() -> None:  # workers that join later (queued SLURM jobs) widen the window
             while pending and len(futures) < 4 * max(1, self._slots()):
@@ -226,17 +234,48 @@ class DaskExecutor:
 
         try:
             top_up()
-            for future in done:
-                task = futures.pop(future)
-                try:
-                    result = future.result()
-                except Exception as err:  # noqa: BLE001 - KilledWorker, lost data: the environment's fault
-                    result = WorkerDied(f"Dask could not run the item ({type(err).__name__}: {err})")
-                top_up()
-                yield task, result
+            while futures:
+                for future in self._finished(list(futures)):
+                    task = futures.pop(future)
+                    try:
+                        # a result lost with its worker would be awaited forever
+                        result = future.result(timeout=self.no_workers_timeout)
+                    except Exception as err:  # noqa: BLE001 - KilledWorker, lost data: the environment's fault
+                        result = WorkerDied(f"Dask could not run the item ({type(err).__name__}: {err})")
+                    top_up()
+                    yield task, result
         finally:
             for future in futures:
-                future.cancel()
+                try:
+                    future.cancel()
+                except Exception:  # noqa: BLE001 - the scheduler is gone: nothing left to cancel
+                    pass
+
+    def _finished(self, futures: list) -> list:
+        """Futures done so far, waiting for at least one; an :class:`EnvironmentFault` once the scheduler is lost
+        or no worker has been left for ``no_workers_timeout`` seconds (the client would otherwise wait forever)."""
+        from distributed import wait
+
+        while True:
+            try:
+                try:
+                    return list(wait(futures, timeout=CHECK_EVERY_S, return_when="FIRST_COMPLETED").done)
+                except TimeoutError:  # nothing finished yet: is anyone left to finish it?
+                    workers = self.client.nthreads()
+            except Exception as err:  # noqa: BLE001 - a closed comm, a cancelled client: the scheduler is gone
+                raise EnvironmentFault(f"lost the Dask scheduler ({type(err).__name__}: {err}); the rows stored so "
+                                       "far are kept: start it again and rerun the same command to resume") from None
+            if workers:
+                self._workers_gone_at = None
+                continue
+            now = time.monotonic()
+            if self._workers_gone_at is None:
+                self._workers_gone_at = now
+                logging.getLogger(__name__).warning(
+                    "no Dask worker is left; waiting up to %g s for one to join", self.no_workers_timeout)
+            elif now - self._workers_gone_at > self.no_workers_timeout:
+                raise EnvironmentFault(f"every Dask worker is gone and none joined for {self.no_workers_timeout:g} s; "
+                                       "the rows stored so far are kept: start workers and rerun the same command")
 
 
 def _worker_slots() -> int:

@@ -230,3 +230,22 @@ def test_a_scheduler_address_that_is_not_one_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at nonsense"):
         DaskExecutor("nonsense", connect_timeout=2).start()
+
+
+def test_when_every_worker_is_gone_the_client_says_so_and_stops(images, tmp_path):
+    from cdc_bench.errors import EnvironmentFault
+
+    out = tmp_path / "out"
+    tasks = _tasks(images, rates=tuple(range(5, 96, 5)))  # 57 items: far more than the 4 in flight
+    with DaskExecutor(workers=1, threads_per_worker=1, no_workers_timeout=3) as ex:
+        def retire_all(row):  # after the first row, the cluster loses its only worker for good
+            if ex.cluster.workers:
+                ex.cluster.scale(0)
+
+        start = time.monotonic()
+        store = ResultsStore(out)
+        with pytest.raises(EnvironmentFault, match="every Dask worker is gone and none joined for 3 s"):
+            sweep(tasks, store, ex, run_id="r", progress=False, on_row=retire_all)
+        store.close()
+        assert time.monotonic() - start < 120
+    assert 1 <= len(_rows(out)) < len(tasks)  # what was stored is kept
