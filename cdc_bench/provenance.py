@@ -155,3 +155,58 @@ def build_manifest(run_id: str, settings: dict[str, Any], device: str) -> dict[s
     record = provenance(device)
     return {"run_id": run_id, "command": [Path(sys.argv[0]).name] + sys.argv[1:], "settings": settings, **record,
             "tensorflow": tensorflow_environment(), "started_at": record["created"]}
+
+
+#: the distributions whose versions can change a stored number (codecs, metrics, image decoding)
+NUMBER_PACKAGES = ("cdc-bench", "torch", "numpy", "compressai", "pillow", "pillow-heif", "pillow-jxl-plugin")
+#: the codec libraries as Pillow reports them (``PIL.features.version``)
+PILLOW_LIBRARIES = ("jpg", "libjpeg_turbo", "zlib", "webp", "libtiff", "jpg_2000")
+
+
+def code_record() -> dict[str, Any]:
+    """What must agree between a sweep's client and each Dask worker for their numbers to agree: the versions of
+    :data:`NUMBER_PACKAGES`, Pillow's codec libraries (and libheif), the git commit and dirty state, and a digest of
+    the package's own source files (a modified copy on a worker's ``PYTHONPATH`` has the same version)."""
+    import hashlib
+
+    libraries: dict[str, str | None] = {}
+    try:
+        from PIL import features
+
+        for name in PILLOW_LIBRARIES:
+            try:
+                libraries[name] = features.version(name)
+            except ValueError:  # a name this Pillow does not know
+                libraries[name] = None
+    except ImportError:
+        pass
+    try:
+        import pillow_heif
+
+        libraries["libheif"] = pillow_heif.libheif_version()
+    except ImportError:
+        libraries["libheif"] = None
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return {"packages": package_versions(NUMBER_PACKAGES), "libraries": libraries, "git": git_commit(),
+            "source_sha256": digest.hexdigest()[:16], "python": sys.version.split()[0]}
+
+
+def record_differences(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Each difference between two :func:`code_record` s, as ``what: here X, there Y``."""
+    def flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in record.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    a, b = flat(mine), flat(theirs or {})
+    if mine.get("git") is None or (theirs or {}).get("git") is None:  # one side not a checkout: compare as a whole
+        a["git"], b["git"] = mine.get("git"), (theirs or {}).get("git")
+    return [f"{key}: here {a.get(key)}, there {b.get(key)}" for key in sorted(set(a) | set(b))
+            if a.get(key) != b.get(key)]

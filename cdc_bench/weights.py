@@ -119,6 +119,29 @@ class WeightFile:
                 f"damaged) and run `cdc-bench weights --download --only {self.name}`, or put a verified copy there")
         return None
 
+    def read_verified(self) -> tuple[bytes, Path, "WeightFile"] | None:
+        """The bytes of the first present file that passes its checksum, read once and hashed in memory, with its
+        path and entry; None when absent. Load from these bytes, never from the path again: a file swapped in
+        between a check by path and a load by path (a world-writable cache folder) would be used unchecked."""
+        import hashlib
+
+        bad: list[str] = []
+        for owner, where in self._all_candidates():
+            if not where.is_file():
+                continue
+            data = _read_bytes(where, owner.name)
+            digest = hashlib.sha256(data).hexdigest()
+            if owner.sha256 and not digest.startswith(owner.sha256.lower()):
+                bad.append(f"{where} fails its sha256 (expected {owner.sha256}, got {digest})")
+                log.warning("weight file %s: %s; not used", owner.name, bad[-1])
+                continue
+            return data, where, owner
+        if bad:
+            raise WeightChecksumMismatch(
+                f"weight file {self.name}: " + "; ".join(bad) + ". Delete the file (it may have been replaced or "
+                f"damaged) and run `cdc-bench weights --download --only {self.name}`, or put a verified copy there")
+        return None
+
     def _all_candidates(self) -> list[tuple["WeightFile", Path]]:
         own = self.candidates()
         if type(self).locate is not WeightFile.locate:  # an older subclass that finds its file its own way
@@ -182,11 +205,26 @@ _hash_cache: dict[tuple, str] = {}
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file, computed once per process and file version (path, size, mtime, inode)."""
-    stat = os.stat(path)
-    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    if key not in _hash_cache:
-        _hash_cache[key] = _download.sha256_of(path)
+    try:
+        stat = os.stat(path)
+        key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if key not in _hash_cache:
+            _hash_cache[key] = _download.sha256_of(path)
+    except OSError as err:
+        raise _unreadable(Path(path), err) from None
     return _hash_cache[key]
+
+
+def _read_bytes(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise _unreadable(path, err) from None
+
+
+def _unreadable(path: Path, err: OSError) -> WeightsMissing:
+    return WeightsMissing(f"weight file {path} cannot be read ({err.strerror or err}); fix its permissions "
+                          f"(chmod u+r) or delete it and download it again with `cdc-bench weights --download`")
 
 
 # -- the registry ---------------------------------------------------------------------------------------------

@@ -146,8 +146,10 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
     for (dataset, codec, options, preprocess, device), group in means.groupby(
             ["dataset", "codec", "options", "preprocess", "device"], sort=True):
         group = group.sort_values("bpp")
-        results = {key: [float(v) for v in group[col]] for col, key in COMPRESSAI_KEYS.items()
+        # strict JSON: a lossless point's infinite PSNR is written as null, and the file says so
+        results = {key: [_num(v) for v in group[col]] for col, key in COMPRESSAI_KEYS.items()
                    if col in group and group[col].notna().all()}
+        infinite = sorted(key for key, values in results.items() if None in values)
         rates = pd.to_numeric(group["quality"], errors="coerce")  # CompressAI lists numbers; names stay text
         qualities = [q if pd.isna(r) else (int(r) if float(r).is_integer() and "." not in q else float(r))
                      for q, r in zip(group["quality"].astype(str), rates)]
@@ -168,7 +170,9 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
         out.append((dataset, stem, {"name": name, "description": f"cdc-bench: {codec} ({label}) on {dataset}, "
                                     f"mean over {int(group['n_images'].min())} images{description}", "options": options_dict(options),
                                     "preprocess": preprocess, "device": device,
-                                    "results": results}))
+                                    "results": results,
+                                    **({"notes": [f"{', '.join(infinite)}: null where the point is lossless "
+                                                  "(infinite)"]} if infinite else {})}))
     return out
 
 
@@ -178,6 +182,6 @@ def export_compressai(store: ResultsStore, folder: Path, fid_bootstrap: int = 0)
     for dataset, stem, payload in compressai_results(store.frame(), table):
         path = inside(folder, Path(file_stem(dataset)) / f"{stem}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2))
+        path.write_text(json.dumps(payload, indent=2, allow_nan=False))
         paths.append(path)
     return paths

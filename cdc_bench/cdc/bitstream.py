@@ -90,6 +90,10 @@ def pack(header: Header, z_string: bytes, y_string: bytes) -> bytes:
     return body + _CRC.pack(zlib.crc32(body))
 
 
+#: CompressAI's rANS coder writes 32-bit words and flushes a 64-bit state: every string is >= 8 bytes, a multiple of 4
+MIN_RANS_BYTES = 8
+
+
 def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
     """Parse :func:`pack`'s output; raises :class:`BitstreamError` for anything that is not an intact CDC stream.
 
@@ -122,4 +126,8 @@ def unpack(data: bytes) -> tuple[Header, bytes, bytes]:
         header = Header(VARIANTS[variant], model_id, h, w, ph, pw, steps, scale_crc, coder)
     except (UnicodeDecodeError, IndexError, ValueError) as err:
         raise BitstreamError(f"CDC bitstream header is invalid: {err}") from None
+    for name, length in (("z", z_len), ("y", y_len)):
+        if length < MIN_RANS_BYTES or length % 4:
+            raise BitstreamError(f"CDC bitstream's {name}-string is {length} bytes; a rANS string is a whole number "
+                                 f"of 32-bit words and at least {MIN_RANS_BYTES} bytes (its flushed state)")
     return header, data[pos:pos + z_len], data[pos + z_len:pos + z_len + y_len]

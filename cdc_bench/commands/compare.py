@@ -45,6 +45,7 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     from ._originals import find_original
     from ..analysis.inputs import load_results, run_data_root
     from ..codecs.plans import split_list
+    from ..store.key import inside, file_stem
     from ..analysis.curves import metric_spec
 
     at = _parse_at(at_text)
@@ -59,7 +60,7 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     reference = find_original(first["dataset"], image, first.get("preprocess"), original, root)
     tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
     out = out or res.out_dir / "figures"
-    stem = out / f"compare_{first['dataset']}_{image}_{target:g}bpp"
+    stem = inside(out, f"compare_{file_stem(first['dataset'])}_{file_stem(image)}_{target:g}bpp")
     written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
     for _, row in rows.iterrows():
         if row["matched"]:

@@ -12,6 +12,7 @@ from ..download import sha256_of
 from ..errors import DatasetError
 from .images import IMAGE_SUFFIXES, InputWarning
 from .manifest import DatasetManifest
+from ..store.key import inside, file_stem
 
 # Written beside the images after a verified zip was extracted: each member's real sha256 and size. The zip's
 # checksum is the authority, so later checks use this record (CLIC has no published per-image checksums, and
@@ -156,7 +157,7 @@ class ManifestDataset(Dataset):
         self.manifest = manifest
         self.name = manifest.name
         self.data_root = Path(data_root)
-        self.where = self.data_root / manifest.name
+        self.where = inside(self.data_root, file_stem(manifest.name))  # a plain name (load_manifest)
         self.source_url = manifest.source_url
 
     def record(self) -> dict[str, dict] | None:

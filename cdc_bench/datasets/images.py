@@ -98,14 +98,33 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndar
     unreadable, truncated or too large file.
     """
     path = Path(path)
-    with _opened(path, pixel_limit(max_pixels)) as img:
-        img.load()
-        notes = _frame_and_orientation_notes(img, path.name)
-        image, converted = to_rgb8(img, path.name)
-        if img.mode in ("RGB", "RGBA") and _looks_16bit(path):
-            # Pillow reads 16-bit-per-channel PNGs as 8-bit by keeping the high byte; say so.
-            converted.insert(0, f"{path.name}: 16-bit RGB converted to 8-bit")
-        return image, converted + notes
+    limit = pixel_limit(max_pixels)
+    with warnings.catch_warnings(record=True) as said:  # Pillow's own warnings (corrupt EXIF) go into the row
+        warnings.simplefilter("always")
+        with _opened(path, limit) as img:
+            if img.format == "PNG":
+                _check_png_crcs(path, limit)
+            img.load()
+            notes = _frame_and_orientation_notes(img, path.name)
+            image, converted = to_rgb8(img, path.name)
+            if img.mode in ("RGB", "RGBA") and _looks_16bit(path):
+                # Pillow reads 16-bit-per-channel PNGs as 8-bit by keeping the high byte; say so.
+                converted.insert(0, f"{path.name}: 16-bit RGB converted to 8-bit")
+    pillow = [f"{path.name}: {' '.join(str(w.message).split())}" for w in said
+              if not issubclass(w.category, InputWarning)]
+    for w in said:
+        if issubclass(w.category, InputWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return image, converted + notes + pillow
+
+
+def _check_png_crcs(path: Path, limit: int | None) -> None:
+    """Pillow's decoder does not check the CRC of image data chunks; its ``verify()`` checks every chunk's."""
+    try:
+        with _pillow_limit(limit), Image.open(path) as img:
+            img.verify()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(f"{path}: corrupt PNG ({err})") from None
 
 
 def probe_image(path: str | Path, max_pixels: int | None = None) -> list[str]:
@@ -211,6 +230,10 @@ class Preprocess:
         kind, _, size = text.partition(":")
         if kind not in ("center-crop", "resize-crop") or not size.isdigit() or int(size) < 1:
             raise ImageOptionError(f"unknown preprocessing {text!r}; use none, center-crop:N or resize-crop:N")
+        limit = pixel_limit()
+        if kind == "resize-crop" and limit and int(size) ** 2 > limit:  # it makes N x N pixels from any input
+            raise ImageOptionError(f"{text!r} makes {int(size)}x{int(size)} = {int(size) ** 2:,} pixels per image, above "
+                                   f"the pixel limit of {limit:,} (${MAX_PIXELS_ENV}; 0: no limit)")
         return cls(kind, int(size))
 
     def __str__(self) -> str:

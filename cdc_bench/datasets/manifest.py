@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DatasetError
+from ..store.key import file_stem
 
 # The repository's manifest folder: <repo>/datasets next to the package. Images live in subfolders of the data root,
 # never here, unless the data root is this very folder (the default in a checkout; `.gitignore` keeps them out).
@@ -49,7 +50,7 @@ class ArchiveEntry:
 
     @property
     def filename(self) -> str:
-        return self.url.rstrip("/").rsplit("/", 1)[-1]
+        return file_stem(self.url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ def load_manifest(source: dict[str, Any] | str | Path) -> DatasetManifest:
         return data[key]
 
     name = need("name", str)
+    if file_stem(name) != name:  # it names the dataset's folder under the data root
+        raise ManifestError(f"{where}: name {name!r} must be a plain name (letters, digits, '._+-'; no '/' or '..')")
     count = need("count", int)
     files = None
     if data.get("files") is not None:

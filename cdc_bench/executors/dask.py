@@ -11,7 +11,13 @@ with the local pool. How it keeps the promises of the local pool:
   learned codecs' weights loaded; a worker reloads them only after a timeout or a crash.
 * **Lost workers.** A worker that dies mid-task has its task rerun on another worker by the scheduler (up to
   Dask's ``allowed-failures``); past that the item is recorded as ``env-error`` and retried on the next run.
-  A killed client loses nothing that was stored: the same command resumes from the store.
+  A killed client loses nothing that was stored: the same command resumes from the store. When every worker is
+  gone, the client says so and stops after ``no_workers_timeout`` (10 min); a lost scheduler stops it at once,
+  with one line (:class:`~cdc_bench.errors.EnvironmentFault`).
+* **Same code everywhere.** Before a worker gets a task, its :func:`cdc_bench.provenance.code_record` must equal
+  the client's (version, commit, source digest, number-changing packages); the manifest lists every worker's.
+* **Timeouts are the item's own.** A worker's child reports ready after its imports, so its start-up is not
+  counted in the first item's limit.
 * **Memory.** At most 4 tasks per worker thread are in flight (the window widens as workers join), so the
   image bytes of a large dataset are never all held at once.
 """
@@ -25,7 +31,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EnvironmentFault
+
+#: how often a waiting client asks whether any worker is left
+CHECK_EVERY_S = 2.0
 
 
 def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, threads: int | None) -> Any:
@@ -83,7 +92,8 @@ class DaskExecutor:
     """Runs the runner's tasks on Dask; ``scheduler=None`` starts a local cluster of ``workers`` processes."""
 
     def __init__(self, scheduler: str | None = None, workers: int = 1, device: str = "cpu", shared_fs: bool = False,
-                 threads_per_worker: int | None = None, dashboard: bool = True, connect_timeout: float = 30.0):
+                 threads_per_worker: int | None = None, dashboard: bool = True, connect_timeout: float = 30.0,
+                 no_workers_timeout: float = 600.0):
         self.scheduler = scheduler
         self.workers = max(1, workers)
         self.device = device
@@ -93,9 +103,12 @@ class DaskExecutor:
         self.threads = threads_per_worker or (None if scheduler else max(1, cores // self.workers))
         self.dashboard = dashboard
         self.connect_timeout = connect_timeout
+        self.no_workers_timeout = no_workers_timeout
+        self._workers_gone_at: float | None = None
         self.client = None
         self.cluster = None
         self._slots_at, self._slots_cached = -1e9, self.workers
+        self.worker_records: dict[str, dict] = {}  # address -> provenance.code_record(), checked equal to ours
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> "DaskExecutor":
@@ -109,14 +122,39 @@ class DaskExecutor:
         if self.scheduler:
             try:
                 self.client = Client(self.scheduler, timeout=f"{self.connect_timeout}s")
-            except (OSError, TimeoutError) as err:
+            except (OSError, TimeoutError, ValueError, TypeError) as err:  # ValueError: not an address
                 raise ConfigError(f"cannot reach the Dask scheduler at {self.scheduler} ({err}); start one with "
                                   "`dask scheduler` and `dask worker ADDRESS`, or drop --scheduler") from None
         else:
             self.cluster = self._local_cluster()
             self.client = Client(self.cluster)
             self.client.wait_for_workers(self.workers, timeout=120)
+        self.check_workers()
         return self
+
+    def check_workers(self) -> None:
+        """Refuse any worker whose code or number-changing packages differ from this client's
+        (:func:`cdc_bench.provenance.code_record`), before it gets a task; remember every worker's record."""
+        from ..provenance import code_record, record_differences
+
+        mine = code_record()
+        new = [w for w in self.client.scheduler_info(n_workers=-1).get("workers", {}) if w not in self.worker_records]
+        if not new:
+            return
+        records = self.client.run(code_record, workers=new, on_error="return")
+        for address in sorted(records):
+            theirs = records[address]
+            if isinstance(theirs, BaseException):
+                self.close()
+                raise ConfigError(f"Dask worker {address} cannot run this cdc-bench's code ({type(theirs).__name__}: "
+                                  f"{theirs}); install the client's version there (an older cdc-bench?)")
+            differences = record_differences(mine, theirs)
+            if differences:
+                self.close()
+                raise ConfigError(f"Dask worker {address} runs other code than this client, so its numbers could "
+                                  f"differ: {'; '.join(differences)}. Install the same cdc-bench checkout and "
+                                  "packages on every worker, or stop that worker")
+            self.worker_records[address] = theirs
 
     def _local_cluster(self):
         from distributed import Scheduler, SpecCluster
@@ -151,15 +189,18 @@ class DaskExecutor:
 
     def info(self) -> dict[str, Any]:
         """What the run manifest records."""
-        n = len(self.client.scheduler_info().get("workers", {})) if self.client is not None else self.workers
+        n = len(self.client.nthreads()) if self.client is not None else self.workers
         return {"executor": "dask", "scheduler": self.client.scheduler.address if self.client else self.scheduler,
-                "workers": n, "shared_fs": self.shared_fs}
+                "workers": n, "shared_fs": self.shared_fs, "worker_versions": dict(self.worker_records)}
 
     def _slots(self) -> int:
         """Task slots (worker threads) in the cluster, asked of the scheduler at most every 2 s."""
         now = time.monotonic()
         if now - self._slots_at > 2.0:
-            self._slots_cached = sum(self.client.nthreads().values()) or self.workers
+            nthreads = self.client.nthreads()
+            if set(nthreads) - set(self.worker_records):
+                self.check_workers()  # a worker that joined later is checked before the window widens
+            self._slots_cached = sum(nthreads.values()) or self.workers
             self._slots_at = now
         return self._slots_cached
 
@@ -184,8 +225,6 @@ class DaskExecutor:
     # -- the Executor protocol ------------------------------------------------------------------------------
     def run(self, fn, tasks: Iterable, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:
         """Yield ``(task, result)`` as tasks finish; ``result`` is the exception when a task produced no result."""
-        from distributed import as_completed
-
         from .local import WorkerDied
 
         if self.client is None:
@@ -193,7 +232,6 @@ class DaskExecutor:
         pending = list(tasks)
         pending.reverse()  # pop() from the end keeps the planned order (an image's rate points together)
         futures: dict[Any, Any] = {}
-        done = as_completed()
 
         def submit_next() -> None:
             task = pending.pop()
@@ -201,7 +239,6 @@ class DaskExecutor:
             future = self.client.submit(_remote, fn, task, data, timeout, self.threads, pure=False,
                                         key=f"cdc-bench-{os.urandom(8).hex()}")
             futures[future] = task
-            done.add(future)
 
         def top_up() -> None:  # workers that join later (queued SLURM jobs) widen the window
             while pending and len(futures) < 4 * max(1, self._slots()):
@@ -209,17 +246,48 @@ class DaskExecutor:
 
         try:
             top_up()
-            for future in done:
-                task = futures.pop(future)
-                try:
-                    result = future.result()
-                except Exception as err:  # noqa: BLE001 - KilledWorker, lost data: the environment's fault
-                    result = WorkerDied(f"Dask could not run the item ({type(err).__name__}: {err})")
-                top_up()
-                yield task, result
+            while futures:
+                for future in self._finished(list(futures)):
+                    task = futures.pop(future)
+                    try:
+                        # a result lost with its worker would be awaited forever
+                        result = future.result(timeout=self.no_workers_timeout)
+                    except Exception as err:  # noqa: BLE001 - KilledWorker, lost data: the environment's fault
+                        result = WorkerDied(f"Dask could not run the item ({type(err).__name__}: {err})")
+                    top_up()
+                    yield task, result
         finally:
             for future in futures:
-                future.cancel()
+                try:
+                    future.cancel()
+                except Exception:  # noqa: BLE001 - the scheduler is gone: nothing left to cancel
+                    pass
+
+    def _finished(self, futures: list) -> list:
+        """Futures done so far, waiting for at least one; an :class:`EnvironmentFault` once the scheduler is lost
+        or no worker has been left for ``no_workers_timeout`` seconds (the client would otherwise wait forever)."""
+        from distributed import wait
+
+        while True:
+            try:
+                try:
+                    return list(wait(futures, timeout=CHECK_EVERY_S, return_when="FIRST_COMPLETED").done)
+                except TimeoutError:  # nothing finished yet: is anyone left to finish it?
+                    workers = self.client.nthreads()
+            except Exception as err:  # noqa: BLE001 - a closed comm, a cancelled client: the scheduler is gone
+                raise EnvironmentFault(f"lost the Dask scheduler ({type(err).__name__}: {err}); the rows stored so "
+                                       "far are kept: start it again and rerun the same command to resume") from None
+            if workers:
+                self._workers_gone_at = None
+                continue
+            now = time.monotonic()
+            if self._workers_gone_at is None:
+                self._workers_gone_at = now
+                logging.getLogger(__name__).warning(
+                    "no Dask worker is left; waiting up to %g s for one to join", self.no_workers_timeout)
+            elif now - self._workers_gone_at > self.no_workers_timeout:
+                raise EnvironmentFault(f"every Dask worker is gone and none joined for {self.no_workers_timeout:g} s; "
+                                       "the rows stored so far are kept: start workers and rerun the same command")
 
 
 def _worker_slots() -> int:

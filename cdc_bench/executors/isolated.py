@@ -24,6 +24,9 @@ import time
 from typing import Any, Callable
 
 _HEADER = struct.Struct("!Q")
+_READY = _HEADER.pack(2 ** 64 - 1)  # the child's first message: imports done, waiting for tasks
+#: how long a child may take to start (import torch and the codecs); not counted in any item's timeout
+STARTUP_S = 600
 
 
 class IsolatedWorker:
@@ -40,8 +43,19 @@ class IsolatedWorker:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(name, str(self.threads))
         env["CDC_BENCH_THREADS"] = str(self.threads)
-        return subprocess.Popen([self.python, "-m", "cdc_bench.executors.isolated"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, env=env, start_new_session=True)
+        self.proc = subprocess.Popen([self.python, "-m", "cdc_bench.executors.isolated"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, start_new_session=True)
+        # The child says it is ready once its imports are done: its start-up is not the first item's time.
+        from .local import WorkerDied
+
+        try:
+            if self._read(_HEADER.size, time.monotonic() + STARTUP_S) != _READY:
+                raise EOFError
+        except (TimeoutError, EOFError, OSError):
+            code = self.stop()
+            raise WorkerDied(f"the task's worker process did not start within {STARTUP_S} s (exit code {code})") \
+                from None
+        return self.proc
 
     def call(self, fn: Callable[[Any], Any], arg: Any, timeout: float | None = None) -> Any:
         """The value of ``fn(arg)``; its exception is re-raised here. TaskTimeout / WorkerDied as described above."""
@@ -122,6 +136,14 @@ def _child() -> None:
     from .local import init_worker
 
     init_worker(int(os.environ.get("CDC_BENCH_THREADS", "1")))  # as a local pool's worker: threads, kept memory
+    try:
+        import torch  # noqa: F401 - the task functions' imports (torch, the codecs, the metrics), before
+        import cdc_bench.metrics  # noqa: F401 - the first item's clock starts
+        import cdc_bench.sweep.batching  # noqa: F401
+    except ImportError:
+        pass
+    out.write(_READY)
+    out.flush()
     stdin = sys.stdin.buffer
     while True:
         head = stdin.read(_HEADER.size)

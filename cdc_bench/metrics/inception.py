@@ -20,6 +20,9 @@ with the first 12 hex digits of its sha256 (``feature_extractor``).
 
 from __future__ import annotations
 
+import hashlib
+import io
+
 import functools
 import importlib.util
 import os
@@ -32,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from ..download import cache_dir
-from ..weights import WeightFile, WeightsMissing, file_sha256, register_weight
+from ..weights import WeightFile, WeightsMissing, register_weight
 
 CLEANFID_FILE = "inception-2015-12-05.pt"
 CLEANFID_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
@@ -121,15 +124,16 @@ def load_inception(device: str = "cpu") -> InceptionExtractor:
     """
     import torch
 
-    found = INCEPTION_WEIGHT.resolve()  # raises WeightChecksumMismatch when every present file fails its sha256
+    # read once, hashed in memory, loaded from those bytes: a file swapped in after the check is never used
+    found = INCEPTION_WEIGHT.read_verified()  # WeightChecksumMismatch when every present file fails its sha256
     if found is None:
         raise WeightsMissing(INCEPTION_WEIGHT.missing_message())
-    path, owner = found
+    data, path, owner = found
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit deprecation notice; no other loader exists
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(io.BytesIO(data), map_location="cpu")
     layers = _find_layers(module, path)
-    label = extractor_label(_EXTRACTOR_NAMES[owner.name], file_sha256(path))
+    label = extractor_label(_EXTRACTOR_NAMES[owner.name], hashlib.sha256(data).hexdigest())
     return InceptionExtractor(layers.to(device).eval(), label, path, device)
 
 

@@ -123,8 +123,6 @@ def crop_box(shape: tuple[int, ...], size: int, at: tuple[int, int] | None = Non
 
 
 def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
-    from PIL import Image
-
     from ..store.results import recon_path_for
 
     path = recon_path_for(row.get("_out_dir") or out_dir, row)  # the row's whole key names the file
@@ -132,7 +130,12 @@ def load_recon(out_dir: str | Path, row: pd.Series) -> np.ndarray:
         raise CompareError(f"no saved reconstruction of {row['dataset']}/{row['image']} by {row['codec']} at "
                            f"{row['quality']} (expected {path}); re-run that sweep with `cdc-bench run ... "
                            "--save-recon` (finished items are kept, add --retry-errors only if needed)")
-    return np.asarray(Image.open(path).convert("RGB"))
+    from ..datasets.images import ImageReadError, read_image
+
+    try:  # the input pixel limit holds here too: a store's PNG may claim any size
+        return read_image(path)[0]
+    except ImageReadError as err:
+        raise CompareError(f"saved reconstruction not used: {err}") from None
 
 
 def tile_title(row: pd.Series, metrics: Sequence[MetricInfo]) -> str:

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..store.key import file_stem, inside
 from .style import COLUMN_WIDTH, codec_style, paper_style, save_figure
 
 
@@ -40,5 +41,7 @@ def plot_per_image(per_image: pd.DataFrame, stem: str | Path, formats: Sequence[
             label = per["metric_label"].iloc[0]
             ax.set_xlabel(f"BD-rate {label} per image vs {per['anchor'].iloc[0]} [%] (negative: fewer bits)")
             ax.set_title(f"{dataset}: {per['image'].nunique()} images")
-            written += save_figure(fig, f"{stem}_{dataset}_{metric}", formats)
+            stem_path = Path(stem)
+            written += save_figure(fig, inside(stem_path.parent, f"{stem_path.name}_{file_stem(dataset)}_"
+                                               f"{file_stem(metric)}"), formats)
     return written

@@ -112,12 +112,17 @@ def protocol_hash(options: str, preprocess: str, device: str) -> str:
 
 
 def inside(folder: str | Path, path: str | Path) -> Path:
-    """``path`` resolved, checked to lie inside ``folder``; raises :class:`ConfigError` otherwise."""
-    root = Path(folder).resolve()
-    resolved = (root / path).resolve()
-    if resolved != root and root not in resolved.parents:
-        raise ConfigError(f"refusing to write {resolved}: outside {root}")
-    return resolved
+    """``folder / path``, checked to stay inside ``folder``; raises :class:`ConfigError` otherwise.
+
+    The check is lexical (``..`` and absolute parts), so a folder that is itself a symbolic link still works.
+    """
+    import os
+
+    root = Path(os.path.abspath(folder))
+    joined = Path(os.path.normpath(root / path))
+    if joined != root and root not in joined.parents:
+        raise ConfigError(f"refusing to write {joined}: outside {root}")
+    return joined
 
 
 def _given(value: Any) -> bool:

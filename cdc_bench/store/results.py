@@ -99,7 +99,7 @@ class ResultsStore:
                     migrate(self._conn, self.out_dir)
                     create_schema(self._conn)
         except (sqlite3.Error, OSError) as err:
-            raise StoreError(f"{self.path}: cannot open the results store ({err}); {hint(err)}") from None
+            raise StoreError(f"{self.path}: cannot open the results store ({err}); {hint(err, self.path)}") from None
 
     def _check_version(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]

@@ -165,8 +165,10 @@ def _migrate_v0(conn: sqlite3.Connection, tables: set[str]) -> None:
                   "recomputed when asked for", stacklevel=3)
 
 
-def hint(err: BaseException) -> str:
+def hint(err: BaseException, path: Path | None = None) -> str:
     text = str(err).lower()
+    if path is not None and Path(path).is_dir():
+        return f"{path} is a folder, not a results file: move it away, or pass another --out"
     if "full" in text or getattr(err, "errno", None) == 28:
         return "the disk is full: free space and rerun (finished rows are kept)"
     if "readonly" in text or "read-only" in text or "permission" in text or "unable to open" in text:

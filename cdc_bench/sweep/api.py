@@ -43,7 +43,7 @@ class RunOutcome:
 
 def default_out(datasets: Sequence[str]) -> Path:
     """``results/<datasets>``: the same call resumes into the same folder."""
-    return Path("results") / "+".join(file_stem(d.rpartition("/")[2] or d) for d in datasets)
+    return Path("results") / "+".join(file_stem(d.rstrip("/").rpartition("/")[2] or d) for d in datasets)
 
 
 def option_args(options: Mapping[str, Mapping[str, Any]] | Iterable[str] | None) -> list[str]:
@@ -96,7 +96,7 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     executor object.
     """
     from ..datasets import get_dataset
-    from ..datasets.images import Preprocess
+    from ..datasets.images import Preprocess, pixel_limit
     from ..metrics import get_metric
 
     from ..metrics import expand_metric_presets
@@ -115,6 +115,7 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     plans = build_plans(codec_names, option_args(options), _rates(qualities))
     metric_infos = [get_metric(m) for m in metric_names]
     pre = Preprocess.parse(preprocess)
+    pixel_limit()  # a bad $CDC_BENCH_MAX_PIXELS fails now, not in every item
     checked = preflight.check_run(plans, metric_infos, device, download, skip_unavailable, warn=warn)
     plans, metric_infos = checked.plans, checked.metrics
     metric_names = [m.name for m in metric_infos]
@@ -123,6 +124,10 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     dataset_images = []
     for name in dict.fromkeys(dataset_names):
         dataset = get_dataset(name, data_root, download=download)
+        if dataset.name in {d for d, _ in dataset_images}:  # the same dataset under two spellings: run once
+            if warn is not None:
+                warn(f"dataset {dataset.name} is given more than once; it is run once")
+            continue
         items = dataset.images()[:limit] if limit else dataset.images()
         dataset_images.append((dataset.name, [(item.name, item.path) for item in items]))
     if not dataset_images:
@@ -172,6 +177,8 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
         store.close()
         raise SweepInterrupted(signum, saved, out) from None
     finally:
+        if hasattr(pool, "info"):
+            settings.update(pool.info())  # the manifest lists every worker's versions, late joiners too
         if hasattr(pool, "close") and pool is not executor:
             pool.close()
     dataset_rows = []

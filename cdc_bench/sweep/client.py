@@ -119,7 +119,7 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
     """Run what the store lacks (:func:`pending_tasks`), storing each result as it completes.
 
     ``batch`` > 1 decodes same-size images of one rate point together (:mod:`cdc_bench.sweep.batching`); ``timeout``
-    stays per item (a batch of n may take n times it).
+    stays per item (a batch of n may take n times it; a batch past that is run again item by item).
     """
     todo = with_stored_originals(pending_tasks(tasks, store, retry_errors), store)
     summary = SweepSummary(planned=len(tasks), skipped=len(tasks) - len(todo))
@@ -127,9 +127,7 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
     last_csv = start
     bar = _progress(len(todo), progress)
     if batch > 1:
-        from .batching import batch_tasks, run_batch, unbatch
-
-        results = unbatch(executor.run(run_batch, batch_tasks(todo, batch), timeout and timeout * batch))
+        results = _batched(executor, todo, batch, timeout)
     else:
         results = executor.run(run_task, todo, timeout)
     try:
@@ -158,6 +156,26 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
         summary.wall_s = time.perf_counter() - start
         store.write_csv()
     return summary
+
+
+def _batched(executor, todo: list[Task], size: int, timeout: float | None):
+    """Results of batched tasks; a batch that timed out is run again one item at a time, each under ``timeout``:
+    a stored ``timeout`` means that item alone ran past the limit, never that a neighbour in its batch did."""
+    from ..executors.local import TaskTimeout
+    from .batching import batch_tasks, run_batch, unbatch
+
+    alone: list[Task] = []
+
+    def keep_timeouts(pairs):
+        for group, outcome in pairs:
+            if isinstance(outcome, TaskTimeout) and len(group.tasks) > 1:
+                alone.extend(group.tasks)
+            else:
+                yield group, outcome
+
+    yield from unbatch(keep_timeouts(executor.run(run_batch, batch_tasks(todo, size), timeout and timeout * size)))
+    if alone:
+        yield from executor.run(run_task, alone, timeout)
 
 
 def store_result(store: ResultsStore, result: TaskResult) -> None:

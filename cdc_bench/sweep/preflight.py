@@ -255,6 +255,10 @@ def codec_state(name: str) -> tuple[str, str, str]:
 
 
 # -- command-line values ---------------------------------------------------------------------------------------
+#: the longest per-item timeout: larger values overflow the event loops' clocks (Dask: OverflowError)
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
+
+
 def parse_timeout(value: Any) -> float | None:
     """Seconds > 0, or ``none``/``off`` for no per-item timeout; 0, negative, NaN and infinity are refused."""
     if value is None:
@@ -266,9 +270,9 @@ def parse_timeout(value: Any) -> float | None:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"{value!r}: give a number of seconds > 0 (e.g. 1800), or 'none' for no "
-                          "per-item timeout")
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT_S:
+        raise ConfigError(f"{value!r}: give a number of seconds > 0 and at most {MAX_TIMEOUT_S:g} (30 days; e.g. "
+                          "1800), or 'none' for no per-item timeout")
     return seconds
 
 

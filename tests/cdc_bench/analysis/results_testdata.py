@@ -145,3 +145,18 @@ def add_dataset_metrics(out: Path, n_patches: int = 96) -> None:
             store.put_dataset_metric(dict(base, metric="fid", value=fid_from_features(orig, recon), std=None))
             kid, std = kernel_distance(orig, recon)
             store.put_dataset_metric(dict(base, metric="kid", value=kid, std=std))
+
+
+def renamed_dataset(src: Path, dest: Path, dataset: str) -> Path:
+    """A copy of the results folder ``src`` whose dataset is called ``dataset`` (a hostile store: ``../../x``),
+    its reconstructions moved to where the store looks for them under that name."""
+    import shutil
+    import sqlite3
+
+    from cdc_bench.store.results import DB_NAME, file_name
+
+    shutil.copytree(src, dest)
+    with sqlite3.connect(dest / DB_NAME) as conn:
+        conn.execute("UPDATE results SET dataset = ?", (dataset,))
+    (dest / "recon" / "kodak").rename(dest / "recon" / file_name(dataset))
+    return dest

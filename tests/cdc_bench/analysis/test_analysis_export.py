@@ -111,3 +111,25 @@ def test_fid_bootstrap_over_cached_patch_features(td, tmp_path, tmp_path_factory
     row = pd.read_csv(out / "export" / "dataset_metrics.csv").iloc[0]
     assert row["value_lo"] < row["value"] < row["value_hi"]
     assert row["interval"].startswith("95% percentile bootstrap over patches (40 resamples")
+
+
+def test_compressai_json_of_a_lossless_point_is_strict_json_and_says_so(tmp_path):
+    from cdc_bench.analysis.export import compressai_results
+
+    frame = pd.DataFrame({"dataset": ["d", "d"], "image": ["a", "a"], "codec": ["png", "jpeg"],
+                          "options": ["{}"] * 2, "quality": ["0", "90"], "bpp": [12.0, 2.0],
+                          "psnr": [float("inf"), 40.0], "status": ["ok", "ok"]})
+    payloads = {p["name"]: p for _, _, p in compressai_results(frame)}
+    lossless = json.loads(json.dumps(payloads["png"], allow_nan=False))  # Infinity would raise here
+    assert lossless["results"]["psnr-rgb"] == [None] and "psnr-rgb: null where the point is lossless" in \
+        lossless["notes"][0]
+    assert payloads["jpeg"]["results"]["psnr-rgb"] == [40.0] and "notes" not in payloads["jpeg"]
+
+
+def test_compressai_json_of_a_hostile_dataset_name_stays_in_its_folder(td, results, tmp_path):
+    hostile = td.renamed_dataset(results, tmp_path / "res", "../../..")
+    out = tmp_path / "x" / "y" / "c"
+    res = CliRunner().invoke(main, ["export", str(hostile), "--format", "compressai-json", "-O", str(out)])
+    assert res.exit_code == 0, res.output
+    written = list(tmp_path.rglob("*.json"))
+    assert written and all(out in p.parents for p in written if "res" not in p.relative_to(tmp_path).parts)

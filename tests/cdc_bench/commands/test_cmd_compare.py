@@ -79,3 +79,12 @@ def test_compare_chooses_among_points_with_a_saved_reconstruction_and_says_so(td
     assert "the nearest to 0.5 bpp that has one" in text
     assert "webp: left out, no rate point of it has a saved reconstruction" in text and "--save-recon" in text
     assert f"jpeg at quality {jpeg['quality']}:" not in text
+def test_a_dataset_name_with_dots_and_slashes_writes_inside_the_output_folder(td, results, kodak_dir, tmp_path):
+    hostile = td.renamed_dataset(results, tmp_path / "deep" / "er" / "res", "../../../escaped")
+    originals = td.write_originals(tmp_path / "orig", kodak_dir)
+    out = tmp_path / "deep" / "er" / "res" / "o"
+    res = CliRunner().invoke(main, ["compare", str(hostile), "--image", "kodim23", "--crop", "64", "--bpp", "0.5",
+                                    "--original", str(originals), "--format", "png", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    written = [p for p in tmp_path.rglob("compare_*") if p.is_file()]
+    assert written and all(out in p.parents for p in written), written

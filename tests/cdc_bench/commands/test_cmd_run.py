@@ -230,3 +230,14 @@ def test_cdc_without_weights_is_told_about_random_weights(folder, tmp_path, monk
     assert result.exit_code != 0
     text = " ".join(result.output.replace("│", " ").split())
     assert "-o cdc.weights=random" in text and "random weights" in text
+def test_a_dataset_given_twice_is_computed_once(folder, tmp_path):
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["run", "-d", f"folder:{folder},folder:{folder}", "-c", "jpeg", "-q", "50",
+                                    "--out", str(out), "--workers", "0", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "is given more than once; it is run once" in res.output
+    from cdc_bench.store.results import ResultsStore
+
+    with ResultsStore(out, create=False) as store:
+        frame = store.frame()
+        assert len(store.runs()[-1]["settings"]["datasets"]) == 1 and len(frame) == frame["image"].nunique()

@@ -162,3 +162,10 @@ def test_wilcoxon_p_of_per_image_bd_rates_beside_the_interval(results):
     assert f"p={expected:.2g}" in md and "p: Wilcoxon signed-rank test (two-sided) of the per-image BD-rates" in md
     tex = _run(results, "--anchor", "jpeg", "--metrics", "psnr", "--resamples", "100", "--format", "latex").stdout
     assert f"p={expected:.2g}" in tex and "Wilcoxon signed-rank" in tex
+def test_per_image_figures_of_a_hostile_dataset_name_stay_in_the_figure_folder(td, results, tmp_path):
+    hostile = td.renamed_dataset(results, tmp_path / "res", "../../escaped")
+    folder = tmp_path / "a" / "b"
+    res = _run(hostile, "--anchor", "jpeg", "--metrics", "psnr", "--per-image", "--figure", folder / "wins")
+    assert res.exit_code == 0, res.output
+    written = [p for p in tmp_path.rglob("wins_*") if p.is_file()]
+    assert written and all(p.parent == folder for p in written), written

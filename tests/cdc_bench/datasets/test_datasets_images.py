@@ -241,3 +241,30 @@ def test_probe_checks_headers_without_decoding(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"junk")
     with pytest.raises(ImageReadError, match=r"junk\.png: cannot read image"):
         probe_image(tmp_path / "junk.png")
+
+
+def test_a_png_whose_image_data_crc_is_wrong_is_refused(tmp_path):
+    import struct
+
+    path = tmp_path / "bad.png"
+    Image.fromarray(np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)).save(path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"IDAT")
+    data[at + 4 + struct.unpack(">I", data[at - 4:at])[0]] ^= 0xFF  # the IDAT chunk's CRC, data untouched
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match="bad.png: corrupt PNG .*checksum"):
+        read_image(path)
+
+
+def test_pillows_exif_warning_names_the_file_and_goes_into_the_notes(tmp_path):
+    import struct
+    import warnings
+
+    tiff = (b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 0x010E, 2, 100, 1000)  # data past the end
+            + struct.pack("<I", 0))
+    path = tmp_path / "broken-exif.jpg"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(path, exif=b"Exif\x00\x00" + tiff)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing printed without the file name
+        _, notes = read_image(path)
+    assert any(n.startswith("broken-exif.jpg: ") and "tag" in n.lower() for n in notes), notes

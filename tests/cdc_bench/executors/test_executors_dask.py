@@ -179,3 +179,96 @@ def test_scheduler_without_dashboard_prints_no_dashboard_link(capsys):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
+def test_a_worker_with_other_number_changing_code_is_refused_before_any_task(images, tmp_path):
+    """A real LocalCluster of 2 process workers; one reports another torch (its record patched in that process)."""
+    from distributed import Client, LocalCluster
+
+    from cdc_bench import provenance
+    from cdc_bench.errors import ConfigError
+
+    def other_torch():  # runs in the worker: the version record it will report from now on
+        from cdc_bench import provenance
+
+        real = provenance.package_versions
+        provenance.package_versions = lambda names=provenance.PACKAGES: {**real(names), "torch": "0.0-other"}
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        good, bad = sorted(client.nthreads())
+        client.run(other_torch, workers=[bad])
+        with pytest.raises(ConfigError, match=f"Dask worker {bad} runs other code .*torch: here [^,]+, there "
+                                              "0.0-other") as err:
+            DaskExecutor(cluster.scheduler_address, threads_per_worker=1).start()
+        assert good not in str(err.value)
+        assert not client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks) > 0)  # no task sent
+        client.retire_workers([bad])
+        with DaskExecutor(cluster.scheduler_address, threads_per_worker=1) as ex:
+            summary = sweep(_tasks(images[:1], rates=(50,)), ResultsStore(tmp_path / "out"), ex, run_id="r",
+                            progress=False)
+            versions = ex.info()["worker_versions"]
+        assert summary.ok == 1 and list(versions) == [good]
+        assert versions[good]["packages"]["torch"] == provenance.package_versions(("torch",))["torch"]
+        assert {"libjpeg_turbo", "libheif"} <= set(versions[good]["libraries"]) and versions[good]["source_sha256"]
+
+
+def test_a_worker_running_a_modified_copy_on_its_pythonpath_is_refused(tmp_path):
+    """`dask worker` with PYTHONPATH holding a copy of cdc_bench with one file changed (same version number)."""
+    import shutil
+
+    from cdc_bench.errors import ConfigError
+    import cdc_bench
+
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(cdc_bench.__file__).parent, copy / "cdc_bench", ignore=shutil.ignore_patterns("__pycache__"))
+    metrics = copy / "cdc_bench" / "metrics" / "distortion.py"
+    metrics.write_text(metrics.read_text() + "\n# a modified line\n")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", ":0"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+                                       "1", "--host", "127.0.0.1", "--no-dashboard"], env=env, cwd=tmp_path,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        ex = DaskExecutor(address, threads_per_worker=1, connect_timeout=60)
+        from distributed import Client
+
+        with Client(address, timeout="60s") as probe:
+            probe.wait_for_workers(1, timeout=60)
+        with pytest.raises(ConfigError, match="runs other code .*source_sha256: here [0-9a-f]+, there [0-9a-f]+"):
+            ex.start()
+    finally:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(20)
+
+
+def test_a_scheduler_address_that_is_not_one_is_a_clear_error():
+    from cdc_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler at nonsense"):
+        DaskExecutor("nonsense", connect_timeout=2).start()
+
+
+def test_when_every_worker_is_gone_the_client_says_so_and_stops(images, tmp_path):
+    from cdc_bench.errors import EnvironmentFault
+
+    out = tmp_path / "out"
+    tasks = _tasks(images, rates=tuple(range(5, 96, 5)))  # 57 items: far more than the 4 in flight
+    with DaskExecutor(workers=1, threads_per_worker=1, no_workers_timeout=3) as ex:
+        def retire_all(row):  # after the first row, the cluster loses its only worker for good
+            if ex.cluster.workers:
+                ex.cluster.scale(0)
+
+        start = time.monotonic()
+        store = ResultsStore(out)
+        with pytest.raises(EnvironmentFault, match="every Dask worker is gone and none joined for 3 s"):
+            sweep(tasks, store, ex, run_id="r", progress=False, on_row=retire_all)
+        store.close()
+        assert time.monotonic() - start < 120
+    assert 1 <= len(_rows(out)) < len(tasks)  # what was stored is kept

@@ -32,3 +32,14 @@ def test_the_child_lives_on_between_tasks_and_is_replaced_after_a_timeout_or_a_c
         assert worker.call(os.getpgid, 0) == third
     finally:
         worker.stop()
+
+
+def test_the_childs_start_up_is_not_counted_in_the_first_items_timeout():
+    """A fresh child imports torch and the codecs (seconds); an item of microseconds must not time out for it."""
+    from cdc_bench.executors.isolated import IsolatedWorker
+
+    worker = IsolatedWorker(threads=1)
+    try:
+        assert worker.call(sum, [1, 2, 3], timeout=0.5) == 6
+    finally:
+        worker.stop()

@@ -228,3 +228,34 @@ def test_a_new_run_reuses_the_stored_original_features(standin_inception, tmp_pa
     assert store.load_features(key, "fid256")["original"].shape == (8, 2048)
     values = {r["quality"]: r["value"] for r in compute_dataset_metrics(store, ["fid"])}
     assert set(values) == {"50", "20"} and values["20"] > values["50"] >= 0
+def test_a_file_swapped_in_after_its_check_is_never_loaded(standin_inception, monkeypatch):
+    """The bytes hashed are the bytes loaded: a swap between the check and the load changes nothing."""
+    planted = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Identity())), planted)
+    real_load = torch.jit.load
+
+    def swap_then_load(source, *args, **kwargs):
+        standin_inception.write_bytes(planted.getvalue())  # an attacker wins the race right here
+        return real_load(source, *args, **kwargs)
+
+    good_sha = sha256_of(standin_inception)
+    monkeypatch.setattr(torch.jit, "load", swap_then_load)
+    extractor = inception.load_inception("cpu")
+    assert extractor.name.endswith("sha256:" + good_sha[:12])
+    assert extractor.features(_images(0, n=1, shape=(256, 256, 3))).shape == (1, 2048)
+
+
+def test_an_unreadable_weight_file_is_one_clear_error(standin_inception, monkeypatch):
+    from pathlib import Path
+
+    from cdc_bench import download
+
+    def denied(*_args, **_kwargs):  # what a file without read permission answers (tests may run as root)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(download, "sha256_of", denied)
+    with pytest.raises(WeightsMissing, match="cannot be read .*chmod u\\+r"):
+        inception.load_inception("cpu")
+    with pytest.raises(WeightsMissing, match="cannot be read"):
+        inception.INCEPTION_WEIGHT.verify()

@@ -95,3 +95,13 @@ def test_rate_text_uses_the_codecs_rate_label():
     assert rate_text("jpeg2000", 100) == "compression ratio 100"   # not "q=100"
     assert rate_text("jpeg", 50) == "quality 50"
     assert rate_text("no-such-codec", 3) == "rate point 3"
+
+
+def test_a_saved_reconstruction_beyond_the_pixel_limit_is_refused_before_decoding(frame, results, monkeypatch):
+    from cdc_bench.plots.compare import load_recon
+
+    row = ok_rows(frame)[0].iloc[0]
+    assert load_recon(results, row).ndim == 3
+    monkeypatch.setenv("CDC_BENCH_MAX_PIXELS", "100")  # the same limit as for inputs (default 64 Mpx)
+    with pytest.raises(CompareError, match="too large .* > limit of 100 px"):
+        load_recon(results, row)

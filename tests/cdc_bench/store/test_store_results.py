@@ -290,3 +290,25 @@ def test_a_version_1_store_gets_integral_real_rate_points_as_integers(tmp_path):
     assert store.get_recon(_row(codec="jpeg2000", quality=190)) == b"png"
     with sqlite3.connect(tmp_path / "results.sqlite") as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+def test_the_one_file_stem_sanitiser_and_its_containment_check(tmp_path):
+    from cdc_bench.errors import ConfigError
+    from cdc_bench.store.key import inside, file_stem
+
+    assert file_stem("kodak") == "kodak" and file_stem("5.0") == "5.0"
+    hostile = ["..", ".", "../../x", "a/b", "a\\b", ".hidden", "", "x y", "x_y~0"]
+    stems = [file_stem(t) for t in hostile]
+    assert len(set(stems)) == len(stems) and all("/" not in s and not s.startswith(".") and s for s in stems)
+    assert all(inside(tmp_path, s).parent == tmp_path for s in stems)
+    assert inside(tmp_path, "a/b.png") == tmp_path / "a" / "b.png"
+    with pytest.raises(ConfigError, match="outside"):
+        inside(tmp_path / "out", "../x.png")
+
+
+def test_a_results_file_that_is_a_folder_gets_the_right_hint(tmp_path):
+    from cdc_bench.errors import StoreError
+    from cdc_bench.store.results import DB_NAME
+
+    (tmp_path / DB_NAME).mkdir()
+    with pytest.raises(StoreError, match="is a folder, not a results file") as err:
+        ResultsStore(tmp_path)
+    assert "not writable" not in str(err.value)

@@ -27,7 +27,7 @@ class Tagged(Codec):
 
     name = "test-batch"
     rate_points = (1,)
-    option_specs = {"bad_on": Option(-1), "die_on": Option(-1)}
+    option_specs = {"bad_on": Option(-1), "die_on": Option(-1), "slow_on": Option(-1)}
     batch_calls: list[int] = []
 
     def _encode(self, image, rate):
@@ -36,6 +36,10 @@ class Tagged(Codec):
             import os
 
             os._exit(3)
+        if tag == self.options["slow_on"]:
+            import time
+
+            time.sleep(60)
         h, w, _ = image.shape
         return bytes([tag]) + h.to_bytes(4, "big") + w.to_bytes(4, "big") + zlib.compress(image.tobytes())
 
@@ -256,3 +260,13 @@ def test_cdc_with_eta_decodes_the_same_image_in_a_batch(tiny_cdc):
     alone = [codec.decode(s).astype(int) for s in streams]
     diff = np.abs(alone[1] - codec.decode_batch(streams)[1].astype(int))
     assert diff.max() <= CDC_MAX_LEVELS and (diff > 0).mean() <= CDC_MAX_FRACTION
+
+
+def test_an_innocent_image_batched_with_a_slow_one_is_not_stored_as_timeout(tmp_path):
+    """The batch runs past batch x timeout; each of its items is then run alone: only the slow one times out."""
+    images = _images(tmp_path / "imgs", [(48, 64)] * 2)
+    tasks = plan_tasks([("synthetic", images)], [CodecPlan("test-batch", {"slow_on": 0}, [1])], metrics=("psnr",))
+    summary = sweep(tasks, ResultsStore(tmp_path / "out"), ProcessExecutor(1), run_id="r", progress=False, batch=2,
+                    timeout=2)
+    status = ResultsStore(tmp_path / "out", create=False).frame().set_index("image")["status"]
+    assert status.to_dict() == {"img0": "timeout", "img1": "ok"} and summary.ok == 1

@@ -218,3 +218,29 @@ def test_a_run_refuses_an_inception_file_that_fails_its_sha256(tmp_path, monkeyp
     result = _run("-d", f"folder:{folder}", "-c", "jpeg", "-m", "psnr,fid", "--out", str(out), "--quiet")
     assert result.exit_code == 2, result.output
     assert "sha256 mismatch" in result.output and "planted" not in result.output and not out.exists()
+
+
+def test_a_timeout_too_large_for_an_event_loop_and_a_bad_pixel_limit_fail_before_work(folder, tmp_path, monkeypatch):
+    with pytest.raises(preflight.ConfigError, match="at most 2.592e\\+06"):
+        preflight.parse_timeout("1e308")
+    assert preflight.parse_timeout(str(preflight.MAX_TIMEOUT_S)) == preflight.MAX_TIMEOUT_S
+    out = tmp_path / "out"
+    result = _run("-d", f"folder:{folder}", "-c", "jpeg", "-q", "50", "--timeout", "1e308", "--executor", "dask",
+                  "--out", str(out), "--quiet")
+    assert result.exit_code == 2 and "at most" in result.output and "Traceback" not in result.output
+    monkeypatch.setenv("CDC_BENCH_MAX_PIXELS", "abc")
+    result = _run("-d", f"folder:{folder}", "-c", "jpeg", "-q", "50", "--out", str(out), "--quiet")
+    assert result.exit_code == 2 and "CDC_BENCH_MAX_PIXELS='abc'" in result.output and not out.exists()
+
+
+def test_resize_crop_beyond_the_pixel_limit_is_refused_up_front(folder, tmp_path, monkeypatch):
+    from cdc_bench.datasets.images import ImageOptionError, Preprocess
+
+    with pytest.raises(ImageOptionError, match="60000x60000 = 3,600,000,000 pixels per image, above the pixel limit"):
+        Preprocess.parse("resize-crop:60000")
+    monkeypatch.setenv("CDC_BENCH_MAX_PIXELS", "0")  # no limit: the user's choice
+    assert Preprocess.parse("resize-crop:60000").size == 60000
+    monkeypatch.delenv("CDC_BENCH_MAX_PIXELS")
+    result = _run("-d", f"folder:{folder}", "-c", "jpeg", "-q", "50", "--preprocess", "resize-crop:60000",
+                  "--out", str(tmp_path / "out"), "--quiet")
+    assert result.exit_code == 2 and "above the pixel limit" in result.output and not (tmp_path / "out").exists()
