@@ -111,6 +111,7 @@ class CompressAIZooCodec(LearnedCodec):
 
     model: str = ""
     vbr: bool = False
+    smoke_options = {"weights": "random"}
     option_specs = {
         "metric": Option("mse", "training distortion of the weights", choices=METRICS),
         "weights": WEIGHTS_OPTION,

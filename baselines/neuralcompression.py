@@ -266,6 +266,7 @@ class _HiFiCRelease(LearnedCodec):
     prefix: str = ""
     code: int = 0
     rate = Rate.choice((1, 2, 3, 4, 5, 6), label="quality", note="the released quality levels")
+    smoke_options = {"weights": "random"}
     option_specs = {"weights": WEIGHTS_OPTION, "max_pixels": MAX_PIXELS_OPTION}
     #: constructor arguments of the random-weights network (a subclass may make it smaller, e.g. for fuzzing)
     random_config: dict[str, int] = {}

@@ -73,6 +73,7 @@ def _lambda_rate(variant: str) -> Rate:
 
 class _CDCBase(LearnedCodec):
     variant: ClassVar[str] = "x"
+    smoke_options = {"weights": "random", "steps": "2"}
 
     def __init__(self, options=None, device: str = "cpu"):
         super().__init__(options, device)

@@ -27,8 +27,23 @@ REPO = Path(__file__).resolve().parents[2]
 CASES = {
     "jpeg": 300, "webp": 300, "jpeg2000": 300, "jpegxl": 300, "avif": 300, "hevc": 300,
     "compressai:bmshj2018-factorized": 150, "compressai:bmshj2018-hyperprior": 150, "compressai:mbt2018": 100,
-    "compressai:mbt2018-mean-vbr": 100, "msillm": 120, "stablecodec": 150,
+    "compressai:mbt2018-mean-vbr": 100, "msillm": 120, "bpg": 300,
+    # the diffusion codecs' decoders run networks: fewer cases (the header bits are still all flipped)
+    "stablecodec": 40, "diffc": 40, "hific": 60, "cdc-eps": 20,
 }
+#: every other registered codec gets this many cases: no codec goes unfuzzed (test_every_codec_is_fuzzed)
+DEFAULT_CASES = 30
+#: codecs with a fuzz test of their own
+ELSEWHERE = {"cdc": "tests/cdc_bench/cdc/test_cdc_untrusted.py (300 mutated streams)"}
+
+
+def _registered() -> list[str]:
+    from cdc_bench.codecs.registry import codec_names
+
+    return [n for n in codec_names() if not n.startswith("speedtoy")]  # the speed tests' toy codecs
+
+
+CODECS = sorted(set(CASES) | {n for n in _registered() if n not in ELSEWHERE})
 SCALE = float(os.environ.get("CDC_BENCH_FUZZ_SCALE", "1"))
 #: seconds one worker may take before its current case counts as a hang
 TIMEOUT_S = 180 * SCALE
@@ -149,18 +164,25 @@ def _run_worker(name: str) -> tuple[str, str, int | str]:
 
 
 def _count(name: str) -> int:
-    return int(CASES[name] * SCALE)
+    return int(CASES.get(name, DEFAULT_CASES) * SCALE)
 
 
 @pytest.fixture(scope="module")
 def workers():
     """All workers started at once, two at a time (each is single-threaded), so the module takes half as long."""
-    names = [name for name in sorted(CASES) if _unavailable(name) is None]
+    names = [name for name in CODECS if _unavailable(name) is None]
     with ThreadPoolExecutor(max_workers=2) as pool:
         yield {name: pool.submit(_run_worker, name) for name in names}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_registered_codec_is_fuzzed():
+    """A codec added to the registry is fuzzed from then on (with its smoke_options), or says where it is."""
+    registered = set(_registered())
+    assert registered <= set(CODECS) | set(ELSEWHERE), sorted(registered - set(CODECS) - set(ELSEWHERE))
+    assert {"stablecodec", "diffc", "hific"} <= registered
+
+
+@pytest.mark.parametrize("name", CODECS)
 def test_mutated_streams_end_in_an_error_or_an_image(name, workers):
     if name not in workers:
         pytest.skip(f"{name} cannot run on this machine: {_unavailable(name)}")
