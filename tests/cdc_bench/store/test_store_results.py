@@ -5,6 +5,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -312,3 +313,28 @@ def test_a_results_file_that_is_a_folder_gets_the_right_hint(tmp_path):
     with pytest.raises(StoreError, match="is a folder, not a results file") as err:
         ResultsStore(tmp_path)
     assert "not writable" not in str(err.value)
+
+
+def test_a_store_written_by_the_previous_release_keeps_every_row_and_number(tmp_path):
+    """``fixtures/store-90349d5``: a real store written by main at 90349d5 (jpeg2000 at ratios 190 and 20, CDC on
+    random weights, --save-recon), its CSV beside it. Opened now, it is migrated once: every row kept with the same
+    numbers, rate points in their canonical text, every reconstruction still found."""
+    import shutil
+
+    fixture = Path(__file__).parent / "fixtures" / "store-90349d5"
+    shutil.copytree(fixture, tmp_path / "store")
+    with sqlite3.connect(fixture / "results.sqlite") as conn:   # the numbers exactly as the old release stored them
+        before = pd.read_sql_query("SELECT * FROM results", conn)
+    with pytest.warns(UserWarning, match="keys rewritten"):
+        store = ResultsStore(tmp_path / "store")
+    after = store.frame()
+    assert len(after) == len(before) == 6
+    assert sorted(after["quality"]) == sorted(["190", "190", "20", "20", "0.0032", "0.0032"])
+    merged = before.assign(quality=before["quality"].astype(str).str.replace(r"\.0$", "", regex=True)).merge(
+        after, on=["dataset", "image", "codec", "quality"], suffixes=("_old", "_new"))
+    assert len(merged) == 6
+    for column in ("bpp", "psnr", "ms_ssim", "bytes"):
+        assert (merged[f"{column}_old"] == merged[f"{column}_new"]).all(), column
+    assert all(store.get_recon(row) for _, row in after.iterrows())
+    store.close()
+    assert ResultsStore(tmp_path / "store").frame()["quality"].tolist() == after["quality"].tolist()  # once
