@@ -334,7 +334,8 @@ def test_a_store_written_by_the_previous_release_keeps_every_row_and_number(tmp_
         after, on=["dataset", "image", "codec", "quality"], suffixes=("_old", "_new"))
     assert len(merged) == 6
     for column in ("bpp", "psnr", "ms_ssim", "bytes"):
-        assert (merged[f"{column}_old"] == merged[f"{column}_new"]).all(), column
+        old, new = (pd.to_numeric(merged[f"{column}{side}"]).to_numpy(float) for side in ("_old", "_new"))
+        assert np.array_equal(old, new, equal_nan=True), column
     assert all(store.get_recon(row) for _, row in after.iterrows())
     store.close()
     assert ResultsStore(tmp_path / "store").frame()["quality"].tolist() == after["quality"].tolist()  # once
