@@ -15,7 +15,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import ChecksumMismatch, DownloadError
+from .errors import ConfigError, ChecksumMismatch, DownloadError
 
 __all__ = ["CHUNK", "ChecksumMismatch", "DownloadError", "cache_dir", "download", "mismatch_message",
            "offline_message", "sha256_of"]
@@ -159,3 +159,35 @@ def hub_unreachable(endpoint: str | None = None, timeout: float = PROBE_TIMEOUT_
     except OSError as err:
         _unreachable[endpoint] = f"cannot reach the Hugging Face hub at {endpoint} ({err.__class__.__name__}: {err})"
         return _unreachable[endpoint]
+
+
+# -- names that become paths: one sanitiser, and the check that a path stays in its folder ------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def file_stem(text: str) -> str:
+    """An injective, path-safe file name for any text: the text itself when it is safe, else a sanitised form plus
+    ``~`` and a hash of the exact text (``~`` never occurs in a safe name, so ``x y``, ``x_y`` and ``x:y`` stay apart).
+
+    The one sanitiser of cdc-bench: no name built from a dataset, codec, option or image can climb out of its folder
+    (``..`` and ``/`` never survive).
+    """
+    text = str(text)
+    safe = _UNSAFE.sub("_", text)
+    if safe == text and text not in (".", "..") and text:
+        return text
+    return f"{safe}~{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def inside(folder: str | Path, path: str | Path) -> Path:
+    """``folder / path``, checked to stay inside ``folder``; raises :class:`ConfigError` otherwise.
+
+    The check is lexical (``..`` and absolute parts), so a folder that is itself a symbolic link still works.
+    """
+    import os
+
+    root = Path(os.path.abspath(folder))
+    joined = Path(os.path.normpath(root / path))
+    if joined != root and root not in joined.parents:
+        raise ConfigError(f"refusing to write {joined}: outside {root}")
+    return joined

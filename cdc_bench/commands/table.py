@@ -37,7 +37,8 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
     contains 0. Where curves overlap on less than 75% of the range, or not at all, or a curve's quality is not
     monotonic in rate, the table marks the cell and names the curve. RESULTS may be several folders.
     """
-    from ..analysis.bdrate import bd_table, to_csv, to_latex, to_markdown
+    from ..analysis.bdrate import bd_table
+    from ..analysis.tables import to_csv, to_latex, to_markdown
     from ..analysis.curves import ok_rows, rd_points
     from ..analysis.inputs import InputError, load_many, parse_metrics, parse_range
     from ..codecs.plans import split_list

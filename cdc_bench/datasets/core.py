@@ -12,7 +12,7 @@ from ..download import sha256_of
 from ..errors import DatasetError
 from .images import IMAGE_SUFFIXES, InputWarning
 from .manifest import DatasetManifest
-from ..store.key import inside, file_stem
+from ..download import file_stem, inside
 
 # Written beside the images after a verified zip was extracted: each member's real sha256 and size. The zip's
 # checksum is the authority, so later checks use this record (CLIC has no published per-image checksums, and

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DatasetError
-from ..store.key import file_stem
+from ..download import file_stem
 
 # The repository's manifest folder: <repo>/datasets next to the package. Images live in subfolders of the data root,
 # never here, unless the data root is this very folder (the default in a checkout; `.gitignore` keeps them out).

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ..analysis.bdrate import _label, bd_table, wide_table
+from ..analysis.bdrate import bd_table
+from ..analysis.tables import _label, wide_table
 from ..analysis.matched import unmet_notes
 from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, ok_rows, rd_points,
                      curve_labels, source_column, subset_warning)

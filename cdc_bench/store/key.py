@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..download import file_stem, inside  # noqa: F401 - the one sanitiser, re-exported with the key
 from ..errors import ConfigError
 
 #: the columns that identify a result row
@@ -84,23 +84,6 @@ def options_dict(options: Any) -> dict:
     return value if isinstance(value, dict) else {"options": options}
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
-
-
-def file_stem(text: str) -> str:
-    """An injective, path-safe file name for any text: the text itself when it is safe, else a sanitised form plus
-    ``~`` and a hash of the exact text (``~`` never occurs in a safe name, so ``x y``, ``x_y`` and ``x:y`` stay apart).
-
-    The one sanitiser of cdc-bench: no name built from a dataset, codec, option or image can climb out of its folder
-    (``..`` and ``/`` never survive).
-    """
-    text = str(text)
-    safe = _UNSAFE.sub("_", text)
-    if safe == text and text not in (".", "..") and text:
-        return text
-    return f"{safe}~{hashlib.sha1(text.encode()).hexdigest()[:10]}"
-
-
 def protocol_hash(options: str, preprocess: str, device: str) -> str:
     """8 hex digits naming (options, preprocess, device): the part of a curve's identity too long for a file name.
 
@@ -109,20 +92,6 @@ def protocol_hash(options: str, preprocess: str, device: str) -> str:
     text = options if (preprocess, device_kind(device)) == ("none", "cpu") else \
         "\x1f".join((options, preprocess, device_kind(device)))
     return hashlib.sha1(text.encode()).hexdigest()[:8]
-
-
-def inside(folder: str | Path, path: str | Path) -> Path:
-    """``folder / path``, checked to stay inside ``folder``; raises :class:`ConfigError` otherwise.
-
-    The check is lexical (``..`` and absolute parts), so a folder that is itself a symbolic link still works.
-    """
-    import os
-
-    root = Path(os.path.abspath(folder))
-    joined = Path(os.path.normpath(root / path))
-    if joined != root and root not in joined.parents:
-        raise ConfigError(f"refusing to write {joined}: outside {root}")
-    return joined
 
 
 def _given(value: Any) -> bool:

@@ -153,7 +153,8 @@ def renamed_dataset(src: Path, dest: Path, dataset: str) -> Path:
     import shutil
     import sqlite3
 
-    from cdc_bench.store.results import DB_NAME, file_name
+    from cdc_bench.store.key import file_stem as file_name
+    from cdc_bench.store.results import DB_NAME
 
     shutil.copytree(src, dest)
     with sqlite3.connect(dest / DB_NAME) as conn:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 
-from cdc_bench.analysis.bdrate import bd_metric, bd_rate, bd_table, to_csv, to_latex, to_markdown  # noqa: E402
+from cdc_bench.analysis.bdrate import bd_metric, bd_rate, bd_table  # noqa: E402
+from cdc_bench.analysis.tables import to_csv, to_latex, to_markdown  # noqa: E402
 from cdc_bench.metrics import MetricInfo  # noqa: E402
 from cdc_bench.analysis.curves import metric_spec, ok_rows, rd_points  # noqa: E402
 

@@ -87,7 +87,8 @@ def test_report_lossless_is_larger_and_several_folders(results, tmp_path):
 
 def test_random_weights_runs_are_marked_in_report_and_table(tmp_path):
     from cdc_bench.plots.report import build_report
-    from cdc_bench.analysis.bdrate import bd_table, to_markdown
+    from cdc_bench.analysis.bdrate import bd_table
+    from cdc_bench.analysis.tables import to_markdown
     from cdc_bench.analysis.curves import metric_spec, rd_points
 
     rows = []
