@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CodecError
-from ..download import (PROBE_TIMEOUT_S, DownloadError, _unreachable, cache_dir, hub_cache_dir,  # noqa: F401
-                        hub_endpoint as _endpoint, hub_unreachable)
+from .. import download
+from ..download import DownloadError, cache_dir, hub_cache_dir, hub_endpoint as _endpoint, hub_unreachable
 from ..weights import WeightFile, get_weight, register_weight
 
 REPO_ID = "rhyang/CDC_params"
@@ -124,7 +124,7 @@ def _hub_fetch(weight: WeightFile) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     endpoint = _endpoint()
-    said = endpoint in _unreachable
+    said = endpoint in download._unreachable
     reason = hub_unreachable(endpoint)
     if reason is not None:
         # WeightFile.ensure wraps this with the file and its manual path; the ways on are spelled out once.

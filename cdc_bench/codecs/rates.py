@@ -82,7 +82,7 @@ class Rate:
     # -- what the base class derives --------------------------------------------------------------------------
     def parse(self, value: Any, codec: str, error: type[CodecError] = CodecConfigError) -> Any:
         """The rate point in the knob's own type; raises ``error`` (a :class:`CodecError`) naming what is valid:
-        ``jpeg: quality 500 is not a valid rate point; expected an integer quality in 1..100``."""
+        ``jpeg: rate point quality 500 is not valid (...); expected an integer quality in 1..100``."""
         if self.kind == "choice":
             for point in self.points:
                 if str(point) == str(value).strip() or (_is_number(point) and _same_number(point, value)):
@@ -96,7 +96,8 @@ class Rate:
         below = self.low is not None and (number <= self.low if self.open_low else number < self.low)
         above = self.high is not None and number > self.high
         if not math.isfinite(number) or below or above or (self.kind == "int" and not number.is_integer()):
-            raise error(f"{codec}: {self.label} {value!r} is not a valid rate point; {self.describe()}")
+            raise error(f"{codec}: rate point {self.label} {value!r} is not valid (not a {self.label} this codec "
+                        f"takes); {self.describe()}")
         return int(number) if number.is_integer() else number
 
     def describe(self) -> str:

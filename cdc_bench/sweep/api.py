@@ -122,7 +122,7 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
 
     # Resolve datasets before any work, so a missing file fails now, not after an hour.
     dataset_images = []
-    for name in dict.fromkeys(dataset_names):
+    for name in dataset_names:
         dataset = get_dataset(name, data_root, download=download)
         if dataset.name in {d for d, _ in dataset_images}:  # the same dataset under two spellings: run once
             if warn is not None:

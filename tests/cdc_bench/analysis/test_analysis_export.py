@@ -118,7 +118,8 @@ def test_compressai_json_of_a_lossless_point_is_strict_json_and_says_so(tmp_path
 
     frame = pd.DataFrame({"dataset": ["d", "d"], "image": ["a", "a"], "codec": ["png", "jpeg"],
                           "options": ["{}"] * 2, "quality": ["0", "90"], "bpp": [12.0, 2.0],
-                          "psnr": [float("inf"), 40.0], "status": ["ok", "ok"]})
+                          "psnr": [float("inf"), 40.0], "status": ["ok", "ok"], "preprocess": "none",
+                          "device": "cpu"})
     payloads = {p["name"]: p for _, _, p in compressai_results(frame)}
     lossless = json.loads(json.dumps(payloads["png"], allow_nan=False))  # Infinity would raise here
     assert lossless["results"]["psnr-rgb"] == [None] and "psnr-rgb: null where the point is lossless" in \

@@ -202,7 +202,7 @@ def test_option_validation(tmp_path):
     with pytest.raises(CodecError, match="CUDA"):
         CDCXParam({"dtype": "fp16"})
     with pytest.raises(CodecError, match="weights"):
-        CDCXParam({"weights": "pretrained"})
+        CDCXParam({"weights": "bogus"})  # pretrained (or its old word, released) and random are the choices
     with pytest.raises(CodecError, match="does not exist"):
         CDCXParam({"checkpoint": str(tmp_path / "nope.pt")})
     with pytest.raises(CodecError, match="no option"):

@@ -166,7 +166,9 @@ def test_unreachable_hub_is_detected_in_seconds_and_names_the_ways_on(hub_env, m
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    monkeypatch.setattr(releases, "_unreachable", {})
+    from cdc_bench import download
+
+    monkeypatch.setattr(download, "_unreachable", {})
     start = time.monotonic()
     with pytest.raises(WeightsMissing) as first:
         releases.release_file(releases.find_release("x", 0.0032))
@@ -183,7 +185,7 @@ def test_unreachable_hub_is_detected_in_seconds_and_names_the_ways_on(hub_env, m
 
 def test_hf_hub_offline_names_the_ways_on_without_probing(hub_env, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(releases, "_unreachable", {})
+    monkeypatch.setattr(__import__("cdc_bench.download", fromlist=["x"]), "_unreachable", {})
 
     def no_probe(*args, **kwargs):
         raise AssertionError("probed the network although HF_HUB_OFFLINE is set")

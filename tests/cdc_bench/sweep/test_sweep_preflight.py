@@ -152,9 +152,14 @@ def test_mission_command_names_tensorflow_and_each_cdc_file_once(tmp_path, monke
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     cdc = create_codec("cdc")
     files = cdc.required_weights(list(cdc.rate_points))
+    from cdc_bench.codecs.registry import get_codec_class
+
     result = _run("--datasets", "kodak", "--codecs", "cdc,hific")
     assert result.exit_code == 2, result.output
-    assert "TensorFlow" in result.output
+    if get_codec_class("hific").availability().ok:  # TensorFlow here (CI's venv): its released files are missing
+        assert "hific/hific-mi.metagraph" in result.output
+    else:
+        assert "TensorFlow" in result.output
     for name in files:
         assert result.output.count(name) == 1
 
