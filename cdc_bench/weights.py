@@ -27,7 +27,6 @@ __all__ = ["WEIGHTS", "WeightChecksumMismatch", "WeightFile", "WeightsMissing", 
 
 log = logging.getLogger(__name__)
 # download.py may still define its own DownloadError; catch both until it raises the one from errors.py.
-_DOWNLOAD_ERRORS = tuple({DownloadError, getattr(_download, "DownloadError", DownloadError)})
 
 
 class WeightChecksumMismatch(WeightsMissing, ChecksumMismatch):
@@ -144,10 +143,6 @@ class WeightFile:
 
     def _all_candidates(self) -> list[tuple["WeightFile", Path]]:
         own = self.candidates()
-        if type(self).locate is not WeightFile.locate:  # an older subclass that finds its file its own way
-            found = self.locate()
-            if found is not None and found not in own:
-                own.append(found)
         pairs = [(self, p) for p in own]
         for other in self.fallbacks:
             pairs += other._all_candidates()
@@ -167,7 +162,7 @@ class WeightFile:
             else:
                 where = _download.download(self.url, self.path, self.sha256 if _is_full(self.sha256) else None,
                                            what=self.name)
-        except _DOWNLOAD_ERRORS as err:
+        except DownloadError as err:
             raise WeightsMissing(f"{self.missing_message()} ({err})") from None
         if self.matches(Path(where)) is False:
             raise WeightChecksumMismatch(f"weight file {self.name} downloaded to {where} fails its sha256 "
@@ -235,11 +230,6 @@ def register_weight(weight: WeightFile) -> WeightFile:
     """Declare a weight file (idempotent: registering the same name again replaces it)."""
     WEIGHTS.register(weight, name=weight.name)
     return weight
-
-
-def register_provider(module: str) -> None:
-    """Deprecated no-op: weight files are found through the codec and metric registries now
-    (:mod:`cdc_bench.sweep.catalog`)."""
 
 
 def _loaded(entries: dict) -> dict[str, WeightFile]:

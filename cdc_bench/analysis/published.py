@@ -34,7 +34,7 @@ _DB_COLUMNS = {"ms-ssim-db-rgb": "ms_ssim", "ms-ssim-db": "ms_ssim"}
 _ILLM_MODELS = {"msillm": "MS-ILLM", "nogan": "No-GAN"}
 
 
-class ReferenceError(ConfigError, ValueError):
+class PublishedReferenceError(ConfigError, ValueError):
     """A reference name or file that cannot be read; the message says what to do."""
 
 
@@ -68,7 +68,7 @@ def normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
             out.setdefault(key.replace("-", "_"), frame[col])
     result = pd.DataFrame(out)
     if "bpp" not in result:
-        raise ReferenceError("no bpp column")
+        raise PublishedReferenceError("no bpp column")
     return result.sort_values("bpp").reset_index(drop=True)
 
 
@@ -82,8 +82,8 @@ def read_compressai_json(path: str | Path, dataset: str | None = None) -> Publis
         n = lengths.get("bpp")
         frame = pd.DataFrame({k: v for k, v in results.items() if isinstance(v, list) and len(v) == n})
         points = normalise_columns(frame)
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ReferenceError) as err:
-        raise ReferenceError(f"{path}: not a CompressAI result JSON ({err}); expected "
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, PublishedReferenceError) as err:
+        raise PublishedReferenceError(f"{path}: not a CompressAI result JSON ({err}); expected "
                              '{"name": ..., "results": {"bpp": [...], "psnr-rgb": [...]}}') from None
     name = str(data.get("name") or path.stem)
     return PublishedCurve(name, name, points, str(path), dataset)
@@ -99,10 +99,10 @@ def read_illm_csv(path: str | Path, dataset: str, model: str = "MS-ILLM") -> Pub
     """NeuralCompression's ``projects/illm/results.csv``: one model (MS-ILLM or No-GAN) on one dataset."""
     frame = _read_csv(path)
     if "model" not in frame:
-        raise ReferenceError(f"{path}: no 'model' column; is this NeuralCompression's illm/results.csv?")
+        raise PublishedReferenceError(f"{path}: no 'model' column; is this NeuralCompression's illm/results.csv?")
     models = sorted(frame["model"].unique())
     if model not in models:
-        raise ReferenceError(f"{path}: no model {model!r}; it has {', '.join(models)}")
+        raise PublishedReferenceError(f"{path}: no model {model!r}; it has {', '.join(models)}")
     rows = frame[frame["model"] == model].drop(columns="model")
     return PublishedCurve(model, model, _rows_of(rows, path, dataset), str(path), dataset)
 
@@ -145,7 +145,7 @@ def resolve_reference(spec: str, dataset: str | None,
     source = source.strip().lower()
     if source == "compressai":
         if not name:
-            raise ReferenceError(f"--reference {spec!r}: name a result file, e.g. compressai:bpg_444_x265_ycbcr; "
+            raise PublishedReferenceError(f"--reference {spec!r}: name a result file, e.g. compressai:bpg_444_x265_ycbcr; "
                                  f"available: {', '.join(_compressai_names(root, dataset)) or '(none)'}")
         rel = Path(name) if "/" in name else Path(dataset or "kodak") / name
         path = root / "compressai" / rel.with_suffix(".json")
@@ -153,11 +153,11 @@ def resolve_reference(spec: str, dataset: str | None,
             known = _compressai_names(root, dataset)
             close = [n for n in known if n.startswith(name)][:3] or difflib.get_close_matches(name, known, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else f" Available: {', '.join(known) or '(none)'}."
-            raise ReferenceError(f"--reference {spec!r}: no file {path}.{hint} Use --references-dir to point at a "
+            raise PublishedReferenceError(f"--reference {spec!r}: no file {path}.{hint} Use --references-dir to point at a "
                                  "copy of CompressAI's results/image folder for other datasets.")
         return [read_compressai_json(path, dataset)]
     if dataset is None:
-        raise ReferenceError(f"--reference {spec!r}: which dataset? These files hold several; the results say none")
+        raise PublishedReferenceError(f"--reference {spec!r}: which dataset? These files hold several; the results say none")
     if source == "hific":
         return [read_hific_csv(_need(root / "hific" / "data.csv", spec), dataset)]
     if source in _ILLM_MODELS:
@@ -171,8 +171,8 @@ def resolve_reference(spec: str, dataset: str | None,
             curve.notes.append("Kodak FID from 192 FID/256 patches: unreliable (fewer samples than features)")
         return [curve]
     if as_path.suffix:
-        raise ReferenceError(f"--reference {spec!r}: file not found")
-    raise ReferenceError(f"--reference {spec!r}: unknown; use compressai:<name>, hific, msillm, nogan, stablecodec "
+        raise PublishedReferenceError(f"--reference {spec!r}: file not found")
+    raise PublishedReferenceError(f"--reference {spec!r}: unknown; use compressai:<name>, hific, msillm, nogan, stablecodec "
                          "or a path to a .json/.csv file")
 
 
@@ -196,7 +196,7 @@ def _compressai_names(root: Path, dataset: str | None) -> list[str]:
 
 def _need(path: Path, spec: str) -> Path:
     if not path.is_file():
-        raise ReferenceError(f"--reference {spec!r}: {path} not found; pass --references-dir with the published "
+        raise PublishedReferenceError(f"--reference {spec!r}: {path} not found; pass --references-dir with the published "
                              "files (layout: hific/data.csv, neuralcompression_illm/results.csv)")
     return path
 
@@ -205,17 +205,17 @@ def _read_csv(path: str | Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise ReferenceError(f"{path}: cannot read CSV ({err})") from None
+        raise PublishedReferenceError(f"{path}: cannot read CSV ({err})") from None
     # HiFiC's file starts with an unnamed index column.
     return frame.loc[:, [c for c in frame.columns if not str(c).startswith("Unnamed")]]
 
 
 def _rows_of(frame: pd.DataFrame, path: str | Path, dataset: str) -> pd.DataFrame:
     if "dataset" not in frame:
-        raise ReferenceError(f"{path}: no 'dataset' column")
+        raise PublishedReferenceError(f"{path}: no 'dataset' column")
     rows = frame[frame["dataset"].astype(str).str.lower() == dataset.lower()]
     if rows.empty:
-        raise ReferenceError(f"{path}: no rows for dataset {dataset!r}; it has "
+        raise PublishedReferenceError(f"{path}: no rows for dataset {dataset!r}; it has "
                              f"{', '.join(sorted(frame['dataset'].astype(str).unique()))}")
     points = normalise_columns(rows.drop(columns="dataset"))
     # Blank cells (HiFiC reports no FID on Kodak) become NaN and are simply not drawn.

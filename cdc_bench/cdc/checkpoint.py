@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import CodecError
 from .model import CDCConfig, CDCModel
 from .schedules import BETA_SCHEDULES
 
@@ -24,7 +25,7 @@ EMA_PREFIX = "ema_model."
 IGNORED_PREFIXES = ("loss_fn_vgg.",)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CodecError, ValueError):
     """A file is not a CDC checkpoint we can load; the message names the file and what to do."""
 
 

@@ -181,7 +181,7 @@ def check_model_id(codec: str, variant: str, model_id: str, options: dict[str, A
     if re.fullmatch(r"file:[0-9a-f]{16}", model_id):
         if not options["checkpoint"]:
             raise BitstreamError(f"this CDC stream was encoded with a local checkpoint ({model_id}); decode "
-                                 f"it with -o checkpoint=PATH naming the same file")
+                                 f"it with -o {codec}.checkpoint=PATH naming the same file")
         path = Path(options["checkpoint"]).expanduser()
         if file_model_id(path) != model_id:
             raise BitstreamError(f"this CDC stream was encoded with checkpoint {model_id}, but the decoder's "

@@ -28,13 +28,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import CdcBenchError
 from .checkpoint import infer_config, load_cdc, load_state_dict_from_file
 from .model import CDCConfig, CDCModel
 from .sampler import decode_image
 from .schedules import sample_schedule
 
 
-class VerifyError(RuntimeError):
+class VerifyError(CdcBenchError, RuntimeError):
     """The directory is not in the fixtures' format; the message names the missing or bad file."""
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 
 from ..errors import UnknownNameError
 from ..registry import Registry
@@ -111,13 +110,3 @@ def lookup_metric(name: str) -> MetricInfo:
         return get_metric(name)
     except UnknownNameError:
         raise UnknownNameError("metric", name, metric_names()) from None
-
-
-def to_float_tensor(image: np.ndarray, device: str = "cpu"):
-    """H x W x 3 uint8 -> 1 x 3 x H x W float32 tensor in [0, 255]."""
-    import torch
-
-    array = np.ascontiguousarray(image)
-    if not array.flags.writeable:  # torch warns on read-only arrays (the runner shares images read-only)
-        array = array.copy()
-    return torch.from_numpy(array).permute(2, 0, 1)[None].float().to(device)

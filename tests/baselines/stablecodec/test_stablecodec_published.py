@@ -2,7 +2,7 @@
 
 import pytest
 
-from cdc_bench.analysis.published import ReferenceError, reference_names, resolve_reference
+from cdc_bench.analysis.published import PublishedReferenceError, reference_names, resolve_reference
 
 
 @pytest.mark.parametrize("dataset, n, first_bpp, last_fid", [
@@ -23,5 +23,5 @@ def test_clic_has_kid_and_kodak_does_not():
 
 def test_named_and_unknown_datasets():
     assert "stablecodec" in reference_names()
-    with pytest.raises(ReferenceError, match="no rows for dataset"):
+    with pytest.raises(PublishedReferenceError, match="no rows for dataset"):
         resolve_reference("stablecodec", "tecnick")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cdc_bench.analysis.published import (DEFAULT_REFERENCES_DIR, ReferenceError, read_compressai_json,
+from cdc_bench.analysis.published import (DEFAULT_REFERENCES_DIR, PublishedReferenceError, read_compressai_json,
                                        read_user_file, reference_names, resolve_reference)
 
 
@@ -79,17 +79,17 @@ def test_user_json(tmp_path):
 
 
 def test_errors_say_what_to_do(tmp_path):
-    with pytest.raises(ReferenceError, match="Did you mean bpg_444_x265_ycbcr"):
+    with pytest.raises(PublishedReferenceError, match="Did you mean bpg_444_x265_ycbcr"):
         resolve_reference("compressai:bpg_444", "kodak")
-    with pytest.raises(ReferenceError, match="unknown; use compressai:<name>, hific, msillm, nogan"):
+    with pytest.raises(PublishedReferenceError, match="unknown; use compressai:<name>, hific, msillm, nogan"):
         resolve_reference("vvc", "kodak")
-    with pytest.raises(ReferenceError, match="no rows for dataset 'tecnick'; it has clic2020, div2k, kodak"):
+    with pytest.raises(PublishedReferenceError, match="no rows for dataset 'tecnick'; it has clic2020, div2k, kodak"):
         resolve_reference("hific", "tecnick")
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "x"}')
-    with pytest.raises(ReferenceError, match="not a CompressAI result JSON"):
+    with pytest.raises(PublishedReferenceError, match="not a CompressAI result JSON"):
         read_compressai_json(bad)
-    with pytest.raises(ReferenceError, match="--references-dir"):
+    with pytest.raises(PublishedReferenceError, match="--references-dir"):
         resolve_reference("hific", "kodak", references_dir=tmp_path)
 
 
