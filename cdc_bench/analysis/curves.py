@@ -218,7 +218,7 @@ def rd_points(frame: pd.DataFrame, metrics: list[MetricInfo], dataset_metrics: p
     return points.sort_values(["dataset", "label", "bpp"]).reset_index(drop=True)
 
 
-MIN_FID_PATCHES = 2048   # Inception's feature dimension: fewer samples give a singular covariance
+from ..metrics.fid import MIN_FID_PATCHES  # noqa: E402 - one constant, with the metric it belongs to
 
 
 def dataset_level_notes(points: pd.DataFrame, metrics) -> list[str]:

@@ -19,11 +19,26 @@ from ..store.key import GROUP, file_stem, finite_number, inside, options_dict, p
 from ..store.results import ResultsStore
 from .summary import dataset_means, short_options
 
-# our column -> CompressAI's key
-COMPRESSAI_KEYS = {"bpp": "bpp", "psnr": "psnr-rgb", "ms_ssim": "ms-ssim-rgb", "encode_s": "encoding_time",
-                   "decode_s": "decoding_time", "lpips": "lpips", "bpp_estimated": "bpp-estimated"}
+# our non-metric column -> CompressAI's key (metrics declare theirs: MetricInfo.compressai_key)
+COMPRESSAI_COLUMNS = {"bpp": "bpp", "encode_s": "encoding_time", "decode_s": "decoding_time",
+                      "bpp_estimated": "bpp-estimated"}
 DATASET_METRICS_CSV = "dataset_metrics.csv"
-MIN_FID_PATCHES = 2048   # Inception's feature dimension; fewer samples make the covariance singular
+from ..metrics.fid import MIN_FID_PATCHES  # noqa: E402
+
+
+def compressai_keys(columns) -> dict[str, str]:
+    """Our column -> CompressAI's result-JSON key, for the columns these rows have."""
+    from .curves import metric_spec
+
+    keys = dict(COMPRESSAI_COLUMNS)
+    for column in columns:
+        try:
+            key = metric_spec(column).compressai_key
+        except Exception:  # noqa: BLE001 - a column no metric claims has no CompressAI key
+            continue
+        if key:
+            keys[column] = key
+    return keys
 
 
 def dataset_metrics_table(store: ResultsStore, fid_bootstrap: int = 0, seed: int = 0) -> pd.DataFrame:
@@ -147,7 +162,7 @@ def compressai_results(frame: pd.DataFrame, dataset_metrics: pd.DataFrame | None
             ["dataset", "codec", "options", "preprocess", "device"], sort=True):
         group = group.sort_values("bpp")
         # strict JSON: a lossless point's infinite PSNR is written as null, and the file says so
-        results = {key: [_num(v) for v in group[col]] for col, key in COMPRESSAI_KEYS.items()
+        results = {key: [_num(v) for v in group[col]] for col, key in compressai_keys(group.columns).items()
                    if col in group and group[col].notna().all()}
         infinite = sorted(key for key, values in results.items() if None in values)
         rates = pd.to_numeric(group["quality"], errors="coerce")  # CompressAI lists numbers; names stay text

@@ -30,6 +30,9 @@ class MetricInfo:
     range: tuple[float | None, float | None] | None = None  # the values it can take, when bounded
     check: Callable[[], tuple[str, str] | None] | None = None  # () -> (what is missing, fix) or None: can run
     feature_space: str | None = None  # dataset-level metrics other than FID/KID: their features' store protocol
+    packages: tuple[tuple[str, str], ...] = ()    # (module, fix) it imports when it computes: checked in pre-flight
+    compressai_key: str | None = None             # its key in CompressAI's result JSON (``psnr-rgb``), if any
+    min_samples: int | None = None                # fewer samples (FID: patches) than this make the value unreliable
 
     @property
     def arrow(self) -> str:

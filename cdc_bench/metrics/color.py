@@ -30,4 +30,4 @@ def ciede2000(original: np.ndarray, recon: np.ndarray, device: str = "cpu") -> f
 
 
 CIEDE2000 = MetricInfo("ciede2000", "ciede2000", lower_better=True, label="CIEDE2000 ΔE00", compute=ciede2000,
-                       precision=3, range=(0.0, None))
+                       precision=3, range=(0.0, None), packages=(("skimage", "pip install scikit-image"),))

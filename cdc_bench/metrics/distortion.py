@@ -204,5 +204,7 @@ def ms_ssim(original: np.ndarray, recon: np.ndarray, device: str = "cpu") -> flo
         return _ms_ssim_tensor(bench_tensor(recon, device), _originals.get(original, device))
 
 
-PSNR = MetricInfo("psnr", "psnr", lower_better=False, label="PSNR", compute=psnr, unit="dB", precision=2)
-MS_SSIM = MetricInfo("ms-ssim", "ms_ssim", lower_better=False, label="MS-SSIM", compute=ms_ssim, range=(0.0, 1.0))
+PSNR = MetricInfo("psnr", "psnr", lower_better=False, label="PSNR", compute=psnr, unit="dB", precision=2,
+                  compressai_key="psnr-rgb")
+MS_SSIM = MetricInfo("ms-ssim", "ms_ssim", lower_better=False, label="MS-SSIM", compute=ms_ssim, range=(0.0, 1.0),
+                     compressai_key="ms-ssim-rgb")

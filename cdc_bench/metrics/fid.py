@@ -29,10 +29,13 @@ from .patches import extract_patches
 PROTOCOLS = ("fid256", "clean")
 DATASET_METRICS = ("fid", "kid")
 
+#: Inception's feature dimension: with fewer patches the covariance is singular and FID is biased upward
+MIN_FID_PATCHES = 2048
+_CLEANFID = (("cleanfid", "pip install clean-fid"),)
 FID = MetricInfo("fid", "fid", lower_better=True, label="FID", compute=None, weights=(INCEPTION_WEIGHT.name,),
-                 dataset_level=True, precision=2, range=(0.0, None))
+                 dataset_level=True, precision=2, range=(0.0, None), packages=_CLEANFID, min_samples=MIN_FID_PATCHES)
 KID = MetricInfo("kid", "kid", lower_better=True, label="KID", compute=None, weights=(INCEPTION_WEIGHT.name,),
-                 dataset_level=True, precision=5)
+                 dataset_level=True, precision=5, packages=_CLEANFID)
 
 
 def required_weights(metric_names: Iterable[str]) -> list[str]:

@@ -187,8 +187,11 @@ def dists(original: np.ndarray, recon: np.ndarray, device: str = "cpu") -> float
 
 
 LPIPS_ALEX = MetricInfo("lpips", "lpips", lower_better=True, label="LPIPS (AlexNet)", compute=lpips_alex,
-                        weights=(ALEXNET.name, LPIPS_LINEAR["alex"].name), range=(0.0, None))
+                        weights=(ALEXNET.name, LPIPS_LINEAR["alex"].name), range=(0.0, None),
+                        packages=(("lpips", "pip install lpips"),), compressai_key="lpips")
 LPIPS_VGG = MetricInfo("lpips-vgg", "lpips_vgg", lower_better=True, label="LPIPS (VGG)", compute=lpips_vgg,
-                       weights=(VGG16.name, LPIPS_LINEAR["vgg"].name), range=(0.0, None))
+                       weights=(VGG16.name, LPIPS_LINEAR["vgg"].name), range=(0.0, None),
+                       packages=(("lpips", "pip install lpips"),))
 DISTS = MetricInfo("dists", "dists", lower_better=True, label="DISTS", compute=dists,
-                   weights=(VGG16.name, DISTS_ALPHA_BETA.name), range=(0.0, None))
+                   weights=(VGG16.name, DISTS_ALPHA_BETA.name), range=(0.0, None),
+                   packages=(("piq", "pip install piq"),))

@@ -88,10 +88,11 @@ def haarpsi(original: np.ndarray, recon: np.ndarray, device: str = "cpu") -> flo
     return _piq_value("haarpsi", original, recon, device)
 
 
-SSIM = MetricInfo("ssim", "ssim", lower_better=False, label="SSIM", compute=ssim, range=(-1.0, 1.0))
-VIF = MetricInfo("vif", "vif", lower_better=False, label="VIF", compute=vif, range=(0.0, None))
-FSIM = MetricInfo("fsim", "fsim", lower_better=False, label="FSIMc", compute=fsim, range=(0.0, 1.0))
-GMSD = MetricInfo("gmsd", "gmsd", lower_better=True, label="GMSD", compute=gmsd, precision=5, range=(0.0, None))
+_PIQ = (("piq", "pip install piq"),)
+SSIM = MetricInfo("ssim", "ssim", lower_better=False, label="SSIM", compute=ssim, range=(-1.0, 1.0), packages=_PIQ)
+VIF = MetricInfo("vif", "vif", lower_better=False, label="VIF", compute=vif, range=(0.0, None), packages=_PIQ)
+FSIM = MetricInfo("fsim", "fsim", lower_better=False, label="FSIMc", compute=fsim, range=(0.0, 1.0), packages=_PIQ)
+GMSD = MetricInfo("gmsd", "gmsd", lower_better=True, label="GMSD", compute=gmsd, precision=5, range=(0.0, None), packages=_PIQ)
 MS_GMSD = MetricInfo("ms-gmsd", "ms_gmsd", lower_better=True, label="MS-GMSD", compute=ms_gmsd, precision=5,
-                     range=(0.0, None))
-HAARPSI = MetricInfo("haarpsi", "haarpsi", lower_better=False, label="HaarPSI", compute=haarpsi, range=(0.0, 1.0))
+                     range=(0.0, None), packages=_PIQ)
+HAARPSI = MetricInfo("haarpsi", "haarpsi", lower_better=False, label="HaarPSI", compute=haarpsi, range=(0.0, 1.0), packages=_PIQ)

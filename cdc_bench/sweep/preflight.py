@@ -21,16 +21,6 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import CodecError, ConfigError, UnknownNameError, WeightsMissing
 
-# Python packages a metric imports when it computes (the codecs say theirs through availability()).
-METRIC_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
-    "lpips": (("lpips", "pip install lpips"),),
-    "lpips-vgg": (("lpips", "pip install lpips"),),
-    "dists": (("piq", "pip install piq"),),
-    "fid": (("cleanfid", "pip install clean-fid"),),
-    "kid": (("cleanfid", "pip install clean-fid"),),
-    **{name: (("piq", "pip install piq"),) for name in ("ssim", "vif", "fsim", "gmsd", "ms-gmsd", "haarpsi")},
-    "ciede2000": (("skimage", "pip install scikit-image"),),
-}
 WORKERS_PER_CORE = 4
 READY, WEIGHTS_MISSING, DEPENDENCY_MISSING, BROKEN = "ready", "weights missing", "dependency missing", "error"
 
@@ -122,7 +112,7 @@ def metric_problems(name: str, download: bool = False) -> list[Problem]:
     user = f"metric {name}"
     info = get_metric(name)
     problems = [Problem([user], "dependency", f"Python package {module} is not installed", fix)
-                for module, fix in missing_packages(METRIC_PACKAGES.get(info.name, ()))]
+                for module, fix in missing_packages(info.packages)]
     absent = info.check() if info.check is not None else None
     if absent is not None:
         problems.append(Problem([user], "dependency", *absent))
