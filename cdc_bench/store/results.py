@@ -131,7 +131,15 @@ class ResultsStore:
         def __enter__(self):
             if self.store.readonly:
                 raise StoreError(f"{self.store.path}: opened read-only")
-            self.store._conn.execute("BEGIN IMMEDIATE")
+            conn = self.store._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                # Ctrl-C can land just after SQLite began the transaction, before the with-block: end it here,
+                # or the next write (the run's interrupted manifest) finds a transaction already open.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
         def __exit__(self, exc_type, exc, _tb):
             conn = self.store._conn
