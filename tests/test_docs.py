@@ -108,3 +108,11 @@ def test_mkdocs_build_strict(tmp_path):
                           env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "index.html").read_text().count("ssimulacra2") > 3
+
+
+def test_the_adding_a_codec_example_is_the_shipped_adapter():
+    """docs/codecs.md shows baselines/png_palette.py, which its own test runs: the two must not drift apart."""
+    source = (ROOT / "baselines" / "png_palette.py").read_text()
+    code = source[source.index("from typing import Any"):].strip()
+    shown = [body.strip() for page, _, body in _blocks("python") if page.name == "codecs.md" and "PalettePNG" in body]
+    assert shown == [code]

@@ -76,8 +76,15 @@ def to_rgb8(img: Image.Image, source: str = "image") -> tuple[np.ndarray, list[s
         return np.repeat(arr[..., None], 3, axis=2), notes
     if mode == "F":
         arr = np.asarray(img).astype(np.float64)
+        if not np.isfinite(arr).all():
+            raise ImageReadError(f"{source}: floating-point image with {int((~np.isfinite(arr)).sum())} NaN or "
+                                 "infinite pixels; convert it to 8-bit first")
+        low, high = float(arr.min()), float(arr.max())
+        # read as 0..255, as Pillow's own F -> L conversion does; a [0, 1] image is not rescaled, so say its range
+        notes.append(f"{source}: floating-point image (values {low:g}..{high:g}) read as 0..255, rounded"
+                     + (", values outside 0..255 clipped" if low < 0 or high > 255 else "")
+                     + (": it looks like a 0..1 image, which reads as nearly black" if high <= 1 else ""))
         arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
-        notes.append(f"{source}: floating-point image rounded to 8-bit RGB")
         return np.repeat(arr[..., None], 3, axis=2), notes
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         notes.append(f"{source}: alpha channel dropped ({mode} -> RGB)")

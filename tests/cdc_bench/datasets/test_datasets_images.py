@@ -41,6 +41,41 @@ def test_palette_becomes_rgb(tmp_path):
     assert "palette" in notes[0]
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".tif"])
+def test_cmyk_becomes_rgb_and_says_so(tmp_path, suffix):
+    cmyk = Image.fromarray(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)).convert("CMYK")
+    path = tmp_path / f"c{suffix}"
+    cmyk.save(path, **({"quality": 100} if suffix == ".jpg" else {}))
+    got, notes = read_image(path)
+    with Image.open(path) as img:
+        assert img.mode == "CMYK"
+        assert np.array_equal(got, np.asarray(img.convert("RGB")))
+    assert notes == [f"c{suffix}: CMYK converted to RGB"]
+
+
+def test_grey_with_alpha_drops_alpha_and_says_so(tmp_path):
+    arr = RNG.integers(0, 256, (6, 7, 2), dtype=np.uint8)
+    got, notes = read_image(_save(Image.fromarray(arr, "LA"), tmp_path / "la.png"))
+    assert np.array_equal(got, np.repeat(arr[..., :1], 3, axis=2))
+    assert "alpha channel dropped (LA -> RGB)" in notes[0]
+
+
+def test_float_image_is_rounded_and_its_range_is_noted(tmp_path):
+    arr = np.array([[0.4, 254.6], [-3.0, 300.0]], dtype=np.float32)
+    got, notes = read_image(_save(Image.fromarray(arr, "F"), tmp_path / "f.tif"))
+    assert got[..., 0].tolist() == [[0, 255], [0, 255]] and got.shape == (2, 2, 3)
+    assert "values -3..300" in notes[0] and "clipped" in notes[0]
+    unit = RNG.random((4, 4)).astype(np.float32)
+    _, notes = read_image(_save(Image.fromarray(unit, "F"), tmp_path / "unit.tif"))
+    assert "0..1 image" in notes[0]
+
+
+def test_float_image_with_nan_is_refused_by_name(tmp_path):
+    arr = np.array([[1.0, np.nan], [np.inf, 2.0]], dtype=np.float32)
+    with pytest.raises(ImageReadError, match=r"nan\.tif: floating-point image with 2 NaN or infinite pixels"):
+        read_image(_save(Image.fromarray(arr, "F"), tmp_path / "nan.tif"))
+
+
 def test_16bit_grey_is_scaled_not_clipped(tmp_path):
     arr = np.array([[0, 65535], [32768, 257]], dtype=np.uint16)
     got, notes = read_image(_save(Image.fromarray(arr), tmp_path / "g16.png"))
