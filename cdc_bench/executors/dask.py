@@ -24,6 +24,7 @@ with the local pool. How it keeps the promises of the local pool:
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -120,11 +121,18 @@ class DaskExecutor:
             for name in ("distributed", "bokeh", "tornado"):
                 logging.getLogger(name).setLevel(logging.WARNING)
         if self.scheduler:
+            failure = None
             try:
                 self.client = Client(self.scheduler, timeout=f"{self.connect_timeout}s")
             except (OSError, TimeoutError, ValueError, TypeError) as err:  # ValueError: not an address
-                raise ConfigError(f"cannot reach the Dask scheduler at {self.scheduler} ({err}); start one with "
-                                  "`dask scheduler` and `dask worker ADDRESS`, or drop --scheduler") from None
+                failure = (f"cannot reach the Dask scheduler at {self.scheduler} ({err}); start one with "
+                           "`dask scheduler` and `dask worker ADDRESS`, or drop --scheduler")
+            if failure is not None:
+                # The half-built Client closes itself in __del__. Left to a later garbage collection, that can run
+                # inside the next Client's loop-runner start (in a new thread's bootstrap) and deadlock on the
+                # loop runner's lock: collect it now, here, where no such lock is held.
+                gc.collect()
+                raise ConfigError(failure)
         else:
             self.cluster = self._local_cluster()
             self.client = Client(self.cluster)
