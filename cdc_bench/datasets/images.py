@@ -8,6 +8,8 @@ conversion to 8-bit RGB) comes back as a note that the runner stores beside the 
 
 from __future__ import annotations
 
+import io
+
 import os
 import re
 import warnings
@@ -97,7 +99,8 @@ def to_rgb8(img: Image.Image, source: str = "image") -> tuple[np.ndarray, list[s
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy(), notes
 
 
-def read_image(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, list[str]]:
+def read_image(path: str | Path, max_pixels: int | None = None, data: bytes | None = None
+               ) -> tuple[np.ndarray, list[str]]:
     """Read an image file as ``H x W x 3`` uint8 RGB plus the list of notes on what was done to it.
 
     ``max_pixels`` bounds width x height, checked from the header before decoding (default: see
@@ -108,13 +111,13 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndar
     limit = pixel_limit(max_pixels)
     with warnings.catch_warnings(record=True) as said:  # Pillow's own warnings (corrupt EXIF) go into the row
         warnings.simplefilter("always")
-        with _opened(path, limit) as img:
+        with _opened(path, limit, data) as img:
             if img.format == "PNG":
-                _check_png_crcs(path, limit)
+                _check_png_crcs(path, limit, data)
             img.load()
             notes = _frame_and_orientation_notes(img, path.name)
             image, converted = to_rgb8(img, path.name)
-            if img.mode in ("RGB", "RGBA") and _looks_16bit(path):
+            if img.mode in ("RGB", "RGBA") and _looks_16bit(path, data):
                 # Pillow reads 16-bit-per-channel PNGs as 8-bit by keeping the high byte; say so.
                 converted.insert(0, f"{path.name}: 16-bit RGB converted to 8-bit")
     pillow = [f"{path.name}: {' '.join(str(w.message).split())}" for w in said
@@ -125,10 +128,10 @@ def read_image(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndar
     return image, converted + notes + pillow
 
 
-def _check_png_crcs(path: Path, limit: int | None) -> None:
+def _check_png_crcs(path: Path, limit: int | None, data: bytes | None = None) -> None:
     """Pillow's decoder does not check the CRC of image data chunks; its ``verify()`` checks every chunk's."""
     try:
-        with _pillow_limit(limit), Image.open(path) as img:
+        with _pillow_limit(limit), Image.open(_source(path, data)) as img:
             img.verify()
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(f"{path}: corrupt PNG ({err})") from None
@@ -144,12 +147,13 @@ def probe_image(path: str | Path, max_pixels: int | None = None) -> list[str]:
 
 
 @contextmanager
-def _opened(path: Path, limit: int | None) -> Iterator[Image.Image]:
+def _opened(path: Path, limit: int | None, data: bytes | None = None) -> Iterator[Image.Image]:
     """``Image.open`` with the size checked before anything is decoded, and every failure named."""
-    if path.is_symlink() and not path.exists():
+    if data is None and path.is_symlink() and not path.exists():
         raise ImageReadError(f"{path}: dangling symbolic link (its target {os.readlink(path)} does not exist)")
+    source = _source(path, data)
     try:
-        with _pillow_limit(limit), Image.open(path) as img:
+        with _pillow_limit(limit), Image.open(source) as img:
             _check_size(path, img.size, limit)
             yield img
     except FileNotFoundError:
@@ -159,7 +163,8 @@ def _opened(path: Path, limit: int | None) -> Iterator[Image.Image]:
         found = re.search(r"\((\d+) pixels\)", str(err))
         raise ImageReadError(_too_large(path, int(found.group(1)) if found else None, limit)) from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageReadError(f"{path}: cannot read image ({err})") from None
+        said = str(err).replace(repr(source), repr(str(path)))  # Pillow names shipped bytes by their object
+        raise ImageReadError(f"{path}: cannot read image ({said})") from None
 
 
 def _too_large(path: Path, pixels: int | None, limit: int | None) -> str:
@@ -207,12 +212,20 @@ def _frame_and_orientation_notes(img: Image.Image, name: str) -> list[str]:
     return notes
 
 
-def _looks_16bit(path: Path) -> bool:
+def _source(path: Path, data: bytes | None) -> Path | io.BytesIO:
+    """What Pillow opens: the file, or the file's bytes shipped to a worker (named by ``path`` in messages)."""
+    return path if data is None else io.BytesIO(data)
+
+
+def _looks_16bit(path: Path, data: bytes | None = None) -> bool:
     """True for PNGs whose IHDR says 16 bits per sample (Pillow would otherwise read them as 8-bit)."""
     if path.suffix.lower() != ".png":
         return False
-    with open(path, "rb") as f:
-        head = f.read(26)
+    if data is not None:
+        head = data[:26]
+    else:
+        with open(path, "rb") as f:
+            head = f.read(26)
     return len(head) >= 25 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[24] == 16
 
 
@@ -276,10 +289,14 @@ def resize_crop(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def load_image(path: str | Path, preprocess: Preprocess | str | None = None,
-               max_pixels: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """Read an image, convert it to 8-bit RGB and apply the preprocessing protocol (see :func:`read_image`)."""
+               max_pixels: int | None = None, data: bytes | None = None) -> tuple[np.ndarray, list[str]]:
+    """Read an image, convert it to 8-bit RGB and apply the preprocessing protocol (see :func:`read_image`).
+
+    ``data``: the file's bytes, read instead of ``path`` (which still names it in every message and note), for a
+    worker that was sent the bytes rather than a path it may not see.
+    """
     pre = preprocess if isinstance(preprocess, Preprocess) else Preprocess.parse(preprocess)
-    image, notes = read_image(path, max_pixels)
+    image, notes = read_image(path, max_pixels, data)
     return pre.apply(image), notes
 
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import functools
 import io
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -94,13 +92,7 @@ def _codec(name: str, options: tuple[tuple[str, Any], ...], device: str) -> Code
 @functools.lru_cache(maxsize=2)
 def _load(path: str, preprocess: str, data: bytes | None) -> tuple[np.ndarray, tuple[str, ...]]:
     """The last images read by this worker: a sweep runs an image's rate points one after another."""
-    if data is None:
-        image, notes = load_image(path, preprocess)
-    else:  # shipped bytes: the same reader (and checks) through a private temporary file
-        with tempfile.TemporaryDirectory(prefix="cdc-bench-") as tmp:
-            local = Path(tmp) / Path(path).name
-            local.write_bytes(data)
-            image, notes = load_image(local, preprocess)
+    image, notes = load_image(path, preprocess, data=data)  # shipped bytes: the same reader and checks
     image.setflags(write=False)  # shared between tasks: no codec may change it
     return image, tuple(notes)
 

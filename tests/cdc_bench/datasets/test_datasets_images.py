@@ -303,3 +303,32 @@ def test_pillows_exif_warning_names_the_file_and_goes_into_the_notes(tmp_path):
         warnings.simplefilter("error")  # nothing printed without the file name
         _, notes = read_image(path)
     assert any(n.startswith("broken-exif.jpg: ") and "tag" in n.lower() for n in notes), notes
+
+
+@pytest.mark.parametrize("make", ["png16", "gif", "corrupt-png", "garbage"])
+def test_reading_shipped_bytes_equals_reading_the_file(tmp_path, make):
+    """A Dask worker is sent an image's bytes: same pixels, same notes and same errors, all named by the file."""
+    path = tmp_path / ("a.gif" if make == "gif" else "a.png")
+    if make == "png16":
+        _write_png16(path, RNG.integers(0, 65536, (5, 4, 3), dtype=np.uint16))
+    elif make == "gif":
+        frames = [Image.fromarray(RNG.integers(0, 256, (6, 6, 3), dtype=np.uint8)) for _ in range(2)]
+        frames[0].save(path, save_all=True, append_images=frames[1:])
+    else:
+        Image.fromarray(RNG.integers(0, 256, (6, 6, 3), dtype=np.uint8)).save(path)
+        raw = bytearray(path.read_bytes())
+        if make == "corrupt-png":
+            raw[raw.index(b"IDAT") + 6] ^= 0xFF
+        else:
+            raw[:] = b"not an image at all"
+        path.write_bytes(bytes(raw))
+    data = path.read_bytes()
+    try:
+        expected = load_image(path, "none")
+    except ImageReadError as err:
+        with pytest.raises(ImageReadError) as shipped:
+            load_image(path, "none", data=data)
+        assert str(shipped.value) == str(err) and str(path) in str(err)
+        return
+    got = load_image(path, "none", data=data)
+    assert np.array_equal(got[0], expected[0]) and got[1] == expected[1] and expected[1]
