@@ -78,6 +78,15 @@ def _check_option_names(name: str, cls, opts: dict) -> None:
     raise CodecConfigError(f"codec {name!r} has no option {', '.join(unknown)}{hint}; valid options: {listed}")
 
 
+def check_option_targets(parsed: dict[str, dict[str, str]], codec_names: list[str]) -> None:
+    """Refuse ``-o CODEC.key=value`` for a codec that is not being run (``cdc`` also covers ``cdc:...``)."""
+    families = {c.partition(":")[0] for c in codec_names}
+    stray = sorted(set(parsed) - set(codec_names) - families)
+    if stray:
+        raise CodecConfigError(f"options given for {', '.join(stray)}, which is not among the codecs given: "
+                               f"{','.join(codec_names)}")
+
+
 def build_plans(codec_names: list[str], option_args: Iterable[str], qualities: str | None,
                 device: str = "cpu") -> list[CodecPlan]:
     """Validate codec names, options and every rate point (raising ConfigError subclasses) before any work."""
@@ -85,11 +94,7 @@ def build_plans(codec_names: list[str], option_args: Iterable[str], qualities: s
     if not codec_names:
         raise CodecConfigError("no codec given; name at least one with --codecs (see `cdc-bench codecs`)")
     parsed = parse_option_args(option_args)
-    families = {c.partition(":")[0] for c in codec_names}
-    stray = sorted(set(parsed) - set(codec_names) - families)
-    if stray:
-        raise CodecConfigError(f"options given for {', '.join(stray)}, which is not among --codecs "
-                               f"{','.join(codec_names)}")
+    check_option_targets(parsed, codec_names)
     plans = []
     for name in codec_names:
         cls = get_codec_class(name)

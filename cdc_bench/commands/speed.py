@@ -106,13 +106,10 @@ def _compare_table(comparison: Any, old_path: Path) -> Table:
 
 
 def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, str], str | None]:
-    from ..codecs.plans import RATE_OPTION, options_for, parse_option_args
+    from ..codecs.plans import RATE_OPTION, check_option_targets, options_for, parse_option_args
 
     parsed = parse_option_args(option_args)
-    family = codec.partition(":")[0]
-    stray = sorted(set(parsed) - {codec, family})
-    if stray:
-        raise CodecError(f"options given for {', '.join(stray)}, but the codec measured is {codec}")
+    check_option_targets(parsed, [codec])
     options = options_for(codec, parsed)
     return options, options.pop(RATE_OPTION, None)
 

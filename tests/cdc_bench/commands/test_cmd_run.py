@@ -60,7 +60,7 @@ def test_run_then_export(folder, tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["-c", "jpgg"], "Did you mean jpeg"),
     (["-c", "jpeg", "-o", "jpeg.qualty=3"], "valid options"),
-    (["-c", "jpeg", "-o", "webp.method=3"], "not among --codecs"),
+    (["-c", "jpeg", "-o", "webp.method=3"], "not among the codecs given: jpeg"),
     (["-d", "kodakk"], "kodak"),
     (["-m", "psnrr"], "psnr"),
 ])
