@@ -226,6 +226,7 @@ class DaskExecutor:
     def run(self, fn, tasks: Iterable, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:
         """Yield ``(task, result)`` as tasks finish; ``result`` is the exception when a task produced no result."""
         from .local import WorkerDied
+        from ..sweep.worker import with_recon_bytes
 
         if self.client is None:
             self.start()
@@ -236,7 +237,9 @@ class DaskExecutor:
         def submit_next() -> None:
             task = pending.pop()
             data = None if self.shared_fs else _read_images(task)
-            future = self.client.submit(_remote, fn, task, data, timeout, self.threads, pure=False,
+            # a saved reconstruction is read now, for the tasks in flight only
+            sent = task if self.shared_fs else with_recon_bytes(task)
+            future = self.client.submit(_remote, fn, sent, data, timeout, self.threads, pure=False,
                                         key=f"cdc-bench-{os.urandom(8).hex()}")
             futures[future] = task
 
