@@ -19,7 +19,8 @@ with the local pool. How it keeps the promises of the local pool:
 * **Timeouts are the item's own.** A worker's child reports ready after its imports, so its start-up is not
   counted in the first item's limit.
 * **Memory.** At most 4 tasks per worker thread are in flight (the window widens as workers join), so the
-  image bytes of a large dataset are never all held at once.
+  image bytes of a large dataset, or the saved reconstructions of a rerun that adds a metric, are never all
+  held at once.
 """
 
 from __future__ import annotations
