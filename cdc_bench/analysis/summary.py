@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -19,6 +20,20 @@ SOURCE = "results"
 NOT_AVERAGED = {"height", "width", "fid_patches", "rate"}
 
 
+@functools.lru_cache(maxsize=1)
+def _metric_columns() -> frozenset[str]:
+    """The columns registered metrics store their values in (found once: it walks the metric registry)."""
+    from ..metrics import METRICS
+
+    columns = set()
+    for name in METRICS.names():
+        try:
+            columns.add(METRICS.get(name).column)
+        except ImportError:  # an optional metric whose dependency is missing claims no column
+            continue
+    return frozenset(columns)
+
+
 _FIX = "the results are damaged: delete the row and rerun the sweep to measure it again"
 
 
@@ -26,24 +41,22 @@ def numeric_frame(frame: pd.DataFrame, source: str = "results", row: str = "row"
     """``frame`` with every column that must hold numbers (the store's numeric columns, each metric's column) as
     numbers. Text in one (a damaged CSV or frame) is a :class:`StoreError` naming ``source``, the row and the
     column: one policy with the store's readers (refuse, never leave the row out of a mean)."""
-    from ..metrics import metric_for_column
-
     converted = {}
     for column in frame.columns:
         values = frame[column]
         if column in KEY or pd.api.types.is_numeric_dtype(values):
             continue
         declared = BASE_COLUMNS.get(column)
-        if not (is_numeric_type(declared) if declared else metric_for_column(column) is not None):
+        if not (is_numeric_type(declared) if declared else column in _metric_columns()):
             continue
         numbers = pd.to_numeric(values, errors="coerce")
         bad = values.notna() & numbers.isna()
         if bad.any():
-            first = bad[bad].index[0]
-            key = ", ".join(str(frame.at[first, k]) for k in KEY if k in frame)
+            at = int(bad.to_numpy().argmax())   # the first damaged row, by position (an index may repeat)
+            key = ", ".join(str(frame[k].iloc[at]) for k in KEY if k in frame)
             more = f" ({int(bad.sum())} rows like it)" if bad.sum() > 1 else ""
-            raise StoreError(f"{source}: {row} {first} ({key}): {column} is {values[first]!r}, not a number{more}; "
-                             f"{fix}")
+            raise StoreError(f"{source}: {row} {frame.index[at]} ({key}): {column} is {values.iloc[at]!r}, not a "
+                             f"number{more}; {fix}")
         converted[column] = numbers
     return frame.assign(**converted) if converted else frame
 

@@ -229,12 +229,13 @@ def _match(codec: Codec, original: np.ndarray, task: Task, row: dict[str, Any]):
 
 
 def read_recon(path: str | None) -> bytes | None:
-    """The saved reconstruction's bytes; None when there is none (any more): the item then runs whole."""
+    """The saved reconstruction's bytes; None when there is none (any more) or it cannot be read: the item then
+    runs whole, which measures the same numbers (an error row would replace the stored good one)."""
     if path is None:
         return None
     try:
         return Path(path).read_bytes()
-    except FileNotFoundError:
+    except OSError:
         return None
 
 
