@@ -32,8 +32,8 @@ from ..provenance import timestamp
 from ..errors import ConfigError, StoreError
 from .key import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, ResultKey,  # noqa: F401
                   quality_text, rate_number)
-from .schema import (SCHEMA_VERSION, array_bytes, array_from_bytes, check_table, connect_readonly, create_schema,
-                     hint, migrate, read_manifests, sql_value)
+from .schema import (REQUIRED_COLUMNS, SCHEMA_VERSION, array_bytes, array_from_bytes, check_table, connect_readonly,
+                     create_schema, hint, migrate, read_manifests, sql_value)
 
 DB_NAME = "results.sqlite"
 CSV_NAME = "results.csv"
@@ -211,7 +211,7 @@ class ResultsStore:
         """All rows as a DataFrame: ``quality`` as text (the key), ``rate`` its numeric form. A damaged row (text
         in a numeric column, a NULL key, options that are not JSON) is a :class:`StoreError` naming it."""
         try:
-            check_table(self._conn, "results", KEY, self.path)
+            check_table(self._conn, "results", KEY, self.path, REQUIRED_COLUMNS)
             df = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, codec, options, image", self._conn)
         except (sqlite3.Error, pd.errors.DatabaseError) as err:
             raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None

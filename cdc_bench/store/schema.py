@@ -234,13 +234,27 @@ def is_numeric_type(declared: str) -> bool:
     return any(part in declared for part in ("INT", "REAL", "FLOA", "DOUB"))
 
 
-def check_table(conn: sqlite3.Connection, table: str, key: tuple[str, ...], path: Path) -> None:
-    """Refuse a table holding what no reader can use: a key column (or ``status``) that is NULL or not text,
-    text or bytes in a numeric column, ``options`` that are not a JSON object. Raises :class:`StoreError`."""
+#: the columns without which a results table is none cdc-bench wrote (the key of version 0, and the status)
+REQUIRED_COLUMNS = ("dataset", "image", "codec", "options", "quality", "status")
+#: key columns a store of version 0, read without migrating, may leave NULL: they read as ``none`` and ``cpu``
+PROTOCOL_COLUMNS = ("preprocess", "device")
+
+
+def check_table(conn: sqlite3.Connection, table: str, key: tuple[str, ...], path: Path,
+                required: tuple[str, ...] = ()) -> None:
+    """Refuse a table holding what no reader can use: a ``required`` column missing, a key column (or
+    ``status``) that is NULL or not text, text or bytes in a numeric column, ``options`` that are not a JSON
+    object. Raises :class:`StoreError`."""
     declared = {r[1]: r[2] for r in conn.execute(f"PRAGMA table_info({table})")}
-    text_columns = [c for c in (*key, "status") if c in declared]
-    for column in text_columns:
-        _refuse_where(conn, table, key, path, column, f"typeof({column}) != 'text'", "is {value}, not text")
+    missing = [c for c in required if c not in declared]
+    if missing:
+        what = f"has no table {table}" if not declared else f"table {table} has no column {', '.join(missing)}"
+        raise StoreError(f"{path}: {what}: this is not a results store cdc-bench wrote; move it away and rerun "
+                         "into a fresh folder")
+    key = tuple(k for k in key if k in declared)   # a version-0 store has no device column
+    for column in (c for c in (*key, "status") if c in declared):
+        allowed = "('text', 'null')" if column in PROTOCOL_COLUMNS else "('text')"
+        _refuse_where(conn, table, key, path, column, f"typeof({column}) NOT IN {allowed}", "is {value}, not text")
     for column in (c for c, kind in declared.items() if is_numeric_type(kind)):
         _refuse_where(conn, table, key, path, column, f"typeof({column}) NOT IN ('integer', 'real', 'null')",
                       "is {value}, not a number")

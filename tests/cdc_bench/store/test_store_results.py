@@ -379,3 +379,27 @@ def test_the_suggested_delete_removes_exactly_the_damaged_rows(tmp_path):
         conn.execute(statement)
     with ResultsStore(tmp_path, create=False) as store:
         assert list(store.frame()["image"]) == ["b"]
+
+
+def test_a_sqlite_file_that_is_no_results_store_is_one_line(tmp_path):
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    with ResultsStore(tmp_path, create=False) as store, pytest.raises(StoreError, match=r"has no table results: "
+                                                                      r"this is not a results store.*move it away"):
+        store.frame()
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("CREATE TABLE results (dataset, image, codec, options, quality, bpp)")
+    with ResultsStore(tmp_path, create=False) as store, pytest.raises(StoreError, match="has no column status"):
+        store.frame()
+
+
+def test_a_version_0_store_still_reads_without_migrating(tmp_path):
+    """Read-only, a store from before the protocol key is not migrated: its NULL preprocess and absent device read
+    as ``none`` and ``cpu``, not as damage."""
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("CREATE TABLE results (dataset TEXT NOT NULL, image TEXT NOT NULL, codec TEXT NOT NULL, "
+                     "options TEXT NOT NULL, quality TEXT NOT NULL, preprocess TEXT, bpp REAL, psnr REAL, "
+                     "status TEXT NOT NULL)")
+        conn.execute("INSERT INTO results VALUES ('d', 'a', 'jpeg', '{}', '5', NULL, 1.0, 30.0, 'ok')")
+    with ResultsStore(tmp_path, create=False) as store:
+        assert store.frame()["bpp"].tolist() == [1.0]
