@@ -193,7 +193,12 @@ class ResultsStore:
                 self._conn.execute(sql, [row[n] for n in names])
 
     def rows_by_key(self, columns: Iterable[str] = ()) -> dict[tuple[str, ...], dict[str, Any]]:
-        """``{key: {"status": ..., column: value}}`` of every row; absent columns read as None."""
+        """``{key: {"status": ..., column: value}}`` of every row; absent columns read as None. A damaged row is a
+        :class:`StoreError` as in :meth:`frame`: a sweep planned on it would take a damaged value for a measured one."""
+        try:
+            check_table(self._conn, "results", KEY, self.path, REQUIRED_COLUMNS)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
         existing = set(self._columns("results"))
         cols = [c for c in dict.fromkeys(columns) if c in existing]
         select = ", ".join(KEY + ("status",) + tuple(cols))

@@ -94,3 +94,21 @@ def test_a_reconstruction_gone_before_its_item_runs_is_run_whole(images, tmp_pat
     assert with_recon_bytes(todo).recon_png is None
     result = run_task(todo)
     assert result.row["status"] == "ok" and result.row["bytes"] > 0 and result.row["psnr_y"] > 0
+
+
+def test_a_damaged_row_stops_a_rerun_before_any_work_and_its_fix_restores_the_numbers(images, tmp_path):
+    import sqlite3
+
+    from cdc_bench.errors import StoreError
+
+    out = tmp_path / "a"
+    _run(images, out, "psnr")
+    before = _values(out, "psnr")
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        conn.execute("UPDATE results SET psnr = 'x' WHERE image = 'im1' AND quality = '80'")
+    with pytest.raises(StoreError, match=r"im1, jpeg, .*80.*psnr is 'x', not a number") as err:
+        _run(images, out, "psnr")   # a damaged value is never taken for a measured one
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        conn.execute(str(err.value).split('"')[-2])   # the DELETE the message gives
+    _run(images, out, "psnr")
+    assert _values(out, "psnr") == before
