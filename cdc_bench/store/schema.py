@@ -320,6 +320,10 @@ def _manifest_problem(text: Any) -> str | None:
             if name in where and not isinstance(where[name], kinds):
                 wanted = " or ".join(_json_kind(k()) for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
                 return f"field {prefix}{name} is a JSON {_json_kind(where[name])}, not {wanted}"
+    sizes = (manifest.get("settings") or {}).get("dataset_sizes") or {}
+    for name, size in sizes.items():   # titles say "4 of 24 images"
+        if not isinstance(size, int) or isinstance(size, bool):
+            return f"field settings.dataset_sizes.{name} is a JSON {_json_kind(size)}, not a whole number"
     return None
 
 

@@ -85,6 +85,9 @@ CORRUPTIONS = {
                         ["run r1", "JSON array, not an object", "DELETE FROM runs"]),
     "manifest settings a string": (_sql("""UPDATE runs SET manifest = '{"settings": "x"}'"""),
                                    ["run r1", "field settings is a JSON string, not object"]),
+    "manifest dataset size text": (
+        _sql("""UPDATE runs SET manifest = '{"settings": {"dataset_sizes": {"folder:x": "abc"}}}'"""),
+        ["run r1", "settings.dataset_sizes.folder:x is a JSON string, not a whole number"]),
     "text bpp": (_sql("UPDATE results SET bpp = 'abc' WHERE codec = 'jpeg' AND quality = '30'"),
                  ["table results", "row 2", "im0, jpeg, {}, 30", "bpp is 'abc', not a number",
                   "DELETE FROM results WHERE typeof(bpp)"]),
