@@ -274,7 +274,7 @@ def _refuse_where(conn: sqlite3.Connection, table: str, key: tuple[str, ...], pa
         return
     rowid, value, *key_values = found[0]
     shown = "NULL" if value is None else repr(value if len(str(value)) <= 60 else f"{str(value)[:57]}...")
-    row = ", ".join("NULL" if v is None else str(v) for v in key_values)
+    row = ", ".join("NULL" if v is None else str(v).replace("\n", "\\n") for v in key_values)   # one line
     more = f" ({len(found)} rows like it)" if len(found) > 1 else ""
     raise StoreError(
         f"{path}: table {table}, row {rowid} ({row}): {column} {what.format(value=shown)}{more}; the store is "
@@ -298,7 +298,7 @@ def read_manifests(conn: sqlite3.Connection, path: Path) -> list[dict[str, Any]]
         problem = _manifest_problem(text)
         if problem:
             raise StoreError(
-                f"{path}: table runs, row {rowid} (run {run_id}): the manifest {problem}; the store is damaged: "
+                f"{path}: table runs, row {rowid} (run {run_id!r}): the manifest {problem}; the store is damaged: "
                 f"delete the manifest (the run's rows stay; only its record of settings and versions goes): "
                 f"sqlite3 {shlex.quote(str(path))} \"DELETE FROM runs WHERE rowid = {rowid}\"")
         manifests.append(json.loads(text))

@@ -80,14 +80,14 @@ def _not_sqlite(db: Path) -> None:
 #: corruption -> (how, what the one line must say)
 CORRUPTIONS = {
     "manifest not JSON": (_sql("UPDATE runs SET manifest = '{not json'"),
-                          ["table runs", "run r1", "is not JSON", "DELETE FROM runs WHERE rowid = 1"]),
+                          ["table runs", "run 'r1'", "is not JSON", "DELETE FROM runs WHERE rowid = 1"]),
     "manifest a list": (_sql("UPDATE runs SET manifest = '[1, 2]'"),
-                        ["run r1", "JSON array, not an object", "DELETE FROM runs"]),
+                        ["run 'r1'", "JSON array, not an object", "DELETE FROM runs"]),
     "manifest settings a string": (_sql("""UPDATE runs SET manifest = '{"settings": "x"}'"""),
-                                   ["run r1", "field settings is a JSON string, not object"]),
+                                   ["run 'r1'", "field settings is a JSON string, not object"]),
     "manifest dataset size text": (
         _sql("""UPDATE runs SET manifest = '{"settings": {"dataset_sizes": {"folder:x": "abc"}}}'"""),
-        ["run r1", "settings.dataset_sizes.folder:x is a JSON string, not a whole number"]),
+        ["run 'r1'", "settings.dataset_sizes.folder:x is a JSON string, not a whole number"]),
     "text bpp": (_sql("UPDATE results SET bpp = 'abc' WHERE codec = 'jpeg' AND quality = '30'"),
                  ["table results", "row 2", "im0, jpeg, {}, 30", "bpp is 'abc', not a number",
                   "DELETE FROM results WHERE typeof(bpp)"]),

@@ -360,7 +360,7 @@ def test_each_reader_refuses_a_damaged_value_naming_table_row_column_and_fix(tmp
         conn.execute("""UPDATE runs SET manifest = '{"git": [1]}'""")
     with ResultsStore(tmp_path, create=False) as store:
         assert list(store.frame()["bpp"]) == [0.5, 0.7]
-        with pytest.raises(StoreError, match=r"table runs, row 1 \(run r1\): the manifest field git is a JSON "
+        with pytest.raises(StoreError, match=r"table runs, row 1 \(run 'r1'\): the manifest field git is a JSON "
                                              r"array, not object; .*DELETE FROM runs WHERE rowid = 1"):
             store.runs()
 
