@@ -85,7 +85,7 @@ def pending_tasks(tasks: list[Task], store: ResultsStore, retry_errors: bool = F
         if task.save_recon and not recon.is_file():
             todo.append(task)  # asked to keep reconstructions this sweep did not keep: run the item again
         elif missing:
-            todo.append(replace(task, metrics=missing, recon_path=str(recon), save_recon=False)
+            todo.append(replace(task, metrics=missing, recon_path=str(recon.absolute()), save_recon=False)
                         if recon.is_file() else task)
     return todo
 

@@ -65,6 +65,7 @@ def test_a_rerun_adding_a_metric_plans_paths_not_bytes_and_measures_what_a_fresh
     assert len(tasks) == N_IMAGES * 2 and all(t.metrics == ("psnr-y",) for t in tasks)
     for task in tasks:   # what the client holds per task: a path, no reconstruction
         assert task.recon_png is None and task.image_data is None and task.recon_path.endswith(".png")
+        assert os.path.isabs(task.recon_path)   # a worker with another working folder (Dask, --shared-fs) finds it
         assert not any(isinstance(getattr(task, f.name), bytes) for f in fields(task))
         assert len(pickle.dumps(task)) < 1500
     assert _values(tmp_path / "a", "encode_s") == encode_s   # measured from the saved files: nothing re-encoded
