@@ -234,10 +234,10 @@ def is_numeric_type(declared: str) -> bool:
     return any(part in declared for part in ("INT", "REAL", "FLOA", "DOUB"))
 
 
-#: the columns without which a results table is none cdc-bench wrote (the key of version 0, and the status)
-REQUIRED_COLUMNS = ("dataset", "image", "codec", "options", "quality", "status")
 #: key columns a store of version 0, read without migrating, may leave NULL: they read as ``none`` and ``cpu``
 PROTOCOL_COLUMNS = ("preprocess", "device")
+#: the columns without which a results table is none cdc-bench wrote (the key of version 0, and the status)
+REQUIRED_COLUMNS = tuple(k for k in KEY if k not in PROTOCOL_COLUMNS) + ("status",)
 
 
 def check_table(conn: sqlite3.Connection, table: str, key: tuple[str, ...], path: Path,
