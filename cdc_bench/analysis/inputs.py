@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..metrics import MetricInfo
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from .summary import SOURCE
 from .curves import metric_spec, source_column
 from .published import PublishedCurve, resolve_reference
@@ -65,7 +65,7 @@ def load_results(path: str | Path) -> Results:
             frame = pd.read_csv(path)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
             raise InputError(f"{path}: cannot read results CSV ({err})") from None
-        return Results(path.parent, frame)
+        return Results(path.parent, _checked_csv(frame, path))
     if path.is_file() and path.name == DB_NAME:
         path = path.parent
     if not (path / DB_NAME).is_file():
@@ -73,6 +73,23 @@ def load_results(path: str | Path) -> Results:
                          "or pass a results.csv")
     with ResultsStore(path, create=False) as store:
         return Results(path, store.frame(), store.dataset_metrics_frame(), store.runs())
+
+
+def _checked_csv(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """A results CSV held to what the store's readers hold a store to (numbers are numbers, options are JSON
+    objects); its rows are named by their line in the file."""
+    from ..store.key import options_dict
+    from .summary import numeric_frame
+
+    fix = "the results are damaged: delete the line, or export the CSV again from its results.sqlite"
+    frame.index = frame.index + 2   # the header is line 1
+    frame = numeric_frame(frame, str(path), "line", fix)
+    for line, options in frame.get("options", pd.Series(dtype=object)).items():
+        try:
+            options_dict(options)
+        except StoreError:
+            raise StoreError(f"{path}: line {line}: options {options!r} are not a JSON object; {fix}") from None
+    return frame.reset_index(drop=True)
 
 
 def load_many(paths: Sequence[str | Path]) -> Results:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..store.key import GROUP as KEY_GROUP, options_dict
+from ..errors import StoreError
+from ..store.key import GROUP as KEY_GROUP, KEY, options_dict
+from ..store.schema import BASE_COLUMNS, is_numeric_type
 
 if TYPE_CHECKING:
     from .stats import Bootstrap
@@ -15,6 +18,47 @@ GROUP = list(KEY_GROUP)
 #: rows loaded from several folders keep their folder here when it tells two curves apart (analysis.inputs)
 SOURCE = "results"
 NOT_AVERAGED = {"height", "width", "fid_patches", "rate"}
+
+
+@functools.lru_cache(maxsize=1)
+def _metric_columns() -> frozenset[str]:
+    """The columns registered metrics store their values in (found once: it walks the metric registry)."""
+    from ..metrics import METRICS
+
+    columns = set()
+    for name in METRICS.names():
+        try:
+            columns.add(METRICS.get(name).column)
+        except ImportError:  # an optional metric whose dependency is missing claims no column
+            continue
+    return frozenset(columns)
+
+
+_FIX = "the results are damaged: delete the row and rerun the sweep to measure it again"
+
+
+def numeric_frame(frame: pd.DataFrame, source: str = "results", row: str = "row", fix: str = _FIX) -> pd.DataFrame:
+    """``frame`` with every column that must hold numbers (the store's numeric columns, each metric's column) as
+    numbers. Text in one (a damaged CSV or frame) is a :class:`StoreError` naming ``source``, the row and the
+    column: one policy with the store's readers (refuse, never leave the row out of a mean)."""
+    converted = {}
+    for column in frame.columns:
+        values = frame[column]
+        if column in KEY or pd.api.types.is_numeric_dtype(values):
+            continue
+        declared = BASE_COLUMNS.get(column)
+        if not (is_numeric_type(declared) if declared else column in _metric_columns()):
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & numbers.isna()
+        if bad.any():
+            at = int(bad.to_numpy().argmax())   # the first damaged row, by position (an index may repeat)
+            key = ", ".join(str(frame[k].iloc[at]) for k in KEY if k in frame)
+            more = f" ({int(bad.sum())} rows like it)" if bad.sum() > 1 else ""
+            raise StoreError(f"{source}: {row} {frame.index[at]} ({key}): {column} is {values.iloc[at]!r}, not a "
+                             f"number{more}; {fix}")
+        converted[column] = numbers
+    return frame.assign(**converted) if converted else frame
 
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
@@ -35,6 +79,7 @@ def dataset_means(frame: pd.DataFrame, columns: list[str] | None = None, boot: "
     bootstrap interval of the mean over images (:mod:`cdc_bench.analysis.stats`). A group that lost images to errors is
     still averaged over the images it has; ``n_failed`` says so.
     """
+    frame = numeric_frame(frame)
     group = group_columns(frame)
     if frame.empty:
         return pd.DataFrame(columns=group + ["n_images", "n_failed"])

@@ -23,6 +23,7 @@ def command(results: Path, fmt: str, output: Path | None, fid_bootstrap: int) ->
     from ..store.results import ResultsStore
 
     with ResultsStore(results, create=False) as store:  # read-only: export works on a folder you cannot write
+        store.check()   # a damaged row or manifest is one line, whichever format
         try:
             if fmt == "compressai-json":
                 paths = export_compressai(store, output or results / "export" / "compressai", fid_bootstrap)

@@ -19,7 +19,8 @@ with the local pool. How it keeps the promises of the local pool:
 * **Timeouts are the item's own.** A worker's child reports ready after its imports, so its start-up is not
   counted in the first item's limit.
 * **Memory.** At most 4 tasks per worker thread are in flight (the window widens as workers join), so the
-  image bytes of a large dataset are never all held at once.
+  image bytes of a large dataset, or the saved reconstructions of a rerun that adds a metric, are never all
+  held at once.
 """
 
 from __future__ import annotations
@@ -234,6 +235,7 @@ class DaskExecutor:
     def run(self, fn, tasks: Iterable, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:
         """Yield ``(task, result)`` as tasks finish; ``result`` is the exception when a task produced no result."""
         from .local import WorkerDied
+        from ..sweep.worker import with_recon_bytes
 
         if self.client is None:
             self.start()
@@ -244,7 +246,9 @@ class DaskExecutor:
         def submit_next() -> None:
             task = pending.pop()
             data = None if self.shared_fs else _read_images(task)
-            future = self.client.submit(_remote, fn, task, data, timeout, self.threads, pure=False,
+            # a saved reconstruction is read now, for the tasks in flight only
+            sent = task if self.shared_fs else with_recon_bytes(task)
+            future = self.client.submit(_remote, fn, sent, data, timeout, self.threads, pure=False,
                                         key=f"cdc-bench-{os.urandom(8).hex()}")
             futures[future] = task
 

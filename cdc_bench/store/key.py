@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..download import file_stem, inside  # noqa: F401 - the one sanitiser, re-exported with the key
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 
 #: the columns that identify a result row
 KEY = ("dataset", "image", "codec", "options", "quality", "preprocess", "device")
@@ -70,18 +70,23 @@ def device_kind(device: str | None) -> str:
 def options_dict(options: Any) -> dict:
     """The options of a row as a dict: the one reader of the stored options JSON.
 
-    A dict passes through; empty or missing text is ``{}``; text that is not a JSON object (a damaged store) comes
-    back as ``{"options": text}`` so a legend still shows it instead of failing.
+    A dict passes through; empty or missing text is ``{}``. Text that is not a JSON object (a damaged store or CSV)
+    is a :class:`StoreError`: a legend or an export built from it would name a curve that was never run. The
+    store's readers refuse such a row first, naming its file and row (:func:`cdc_bench.store.schema.check_table`).
     """
     if isinstance(options, Mapping):
         return dict(options)
-    if not isinstance(options, str) or not options.strip():
+    if options is None or (isinstance(options, float) and math.isnan(options)) or \
+            (isinstance(options, str) and not options.strip()):
         return {}
     try:
-        value = json.loads(options)
+        value = json.loads(options) if isinstance(options, str) else None
     except json.JSONDecodeError:
-        return {"options": options}
-    return value if isinstance(value, dict) else {"options": options}
+        value = None
+    if not isinstance(value, dict):
+        raise StoreError(f"options {options!r} of a result row are not a JSON object; the results are damaged: "
+                         "delete the row and rerun the sweep to measure it again")
+    return value
 
 
 def protocol_hash(options: str, preprocess: str, device: str) -> str:

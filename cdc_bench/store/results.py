@@ -30,10 +30,10 @@ import pandas as pd
 
 from ..provenance import timestamp
 from ..errors import ConfigError, StoreError
-from .key import (FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, ResultKey,  # noqa: F401
+from .key import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, ResultKey,  # noqa: F401
                   quality_text, rate_number)
-from .schema import (SCHEMA_VERSION, array_bytes, array_from_bytes, connect_readonly, create_schema, hint, migrate,
-                     sql_value)
+from .schema import (REQUIRED_COLUMNS, SCHEMA_VERSION, array_bytes, array_from_bytes, check_table, connect_readonly,
+                     create_schema, hint, migrate, read_manifests, sql_value)
 
 DB_NAME = "results.sqlite"
 CSV_NAME = "results.csv"
@@ -193,7 +193,12 @@ class ResultsStore:
                 self._conn.execute(sql, [row[n] for n in names])
 
     def rows_by_key(self, columns: Iterable[str] = ()) -> dict[tuple[str, ...], dict[str, Any]]:
-        """``{key: {"status": ..., column: value}}`` of every row; absent columns read as None."""
+        """``{key: {"status": ..., column: value}}`` of every row; absent columns read as None. A damaged row is a
+        :class:`StoreError` as in :meth:`frame`: a sweep planned on it would take a damaged value for a measured one."""
+        try:
+            check_table(self._conn, "results", KEY, self.path, REQUIRED_COLUMNS)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
         existing = set(self._columns("results"))
         cols = [c for c in dict.fromkeys(columns) if c in existing]
         select = ", ".join(KEY + ("status",) + tuple(cols))
@@ -208,12 +213,21 @@ class ResultsStore:
         return {k for k, v in self.rows_by_key().items() if v["status"] in statuses}
 
     def frame(self) -> pd.DataFrame:
-        """All rows as a DataFrame: ``quality`` as text (the key), ``rate`` its numeric form."""
+        """All rows as a DataFrame: ``quality`` as text (the key), ``rate`` its numeric form. A damaged row (text
+        in a numeric column, a NULL key, options that are not JSON) is a :class:`StoreError` naming it."""
         try:
+            check_table(self._conn, "results", KEY, self.path, REQUIRED_COLUMNS)
             df = pd.read_sql_query("SELECT * FROM results ORDER BY dataset, codec, options, image", self._conn)
         except (sqlite3.Error, pd.errors.DatabaseError) as err:
             raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
         return _with_text_quality(df)
+
+    def check(self) -> None:
+        """Refuse a damaged store at once, as each reader would (:meth:`frame`, :meth:`dataset_metrics_frame`,
+        :meth:`runs`): for a command that reads only part of it, such as ``export --format csv``."""
+        self.frame()
+        self.dataset_metrics_frame()
+        self.runs()
 
     # -- artefacts: reconstructions and FID features --------------------------------------------------------
     def recon_file(self, row: Mapping[str, Any]) -> Path:
@@ -293,7 +307,9 @@ class ResultsStore:
                 [row[n] for n in names])
 
     def dataset_metrics_frame(self) -> pd.DataFrame:
+        """The dataset-level metric values (FID, KID), checked as :meth:`frame` checks the rows."""
         try:
+            check_table(self._conn, "dataset_metrics", DATASET_METRIC_KEY, self.path)
             df = pd.read_sql_query("SELECT * FROM dataset_metrics ORDER BY dataset, codec, options, metric",
                                    self._conn)
         except (sqlite3.Error, pd.errors.DatabaseError) as err:
@@ -312,7 +328,11 @@ class ResultsStore:
                                (manifest.get("ended_at"), json.dumps(manifest, default=str), run_id))
 
     def runs(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self._read("SELECT manifest FROM runs ORDER BY started_at")]
+        """Every run's manifest, oldest first; a damaged one is a :class:`StoreError` naming the run."""
+        try:
+            return read_manifests(self._conn, self.path)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: cannot read ({err}); {hint(err)}") from None
 
     # -- exports --------------------------------------------------------------------------------------------
     def write_csv(self, path: str | Path | None = None) -> Path:

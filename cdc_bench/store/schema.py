@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import shlex
 import sqlite3
 import warnings
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import StoreError
 from .key import DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY  # noqa: F401 - the tables' keys
 
 SCHEMA_VERSION = 2
@@ -213,3 +215,118 @@ def array_bytes(array: np.ndarray) -> bytes:
 
 def array_from_bytes(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+# -- read validation: a damaged store is refused with one line naming the file, the row, the column and the fix --
+# The policy (docs/results.md): every reader refuses a damaged value instead of leaving its row out, since a row
+# left out would change the means and BD-rates computed from the rest without anyone asking for it.
+
+#: manifest fields the readers use, and the JSON type each must have when present
+MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {"settings": dict, "git": dict, "command": list,
+                                                       "interrupted": (dict, bool, type(None))}
+MANIFEST_SETTINGS: dict[str, type | tuple[type, ...]] = {"data_root": (str, type(None)),
+                                                         "dataset_sizes": (dict, type(None))}
+
+
+def is_numeric_type(declared: str) -> bool:
+    """SQLite's affinity rule: a declared type holding INT, REAL, FLOA or DOUB makes a numeric column."""
+    declared = (declared or "").upper()
+    return any(part in declared for part in ("INT", "REAL", "FLOA", "DOUB"))
+
+
+#: key columns a store of version 0, read without migrating, may leave NULL: they read as ``none`` and ``cpu``
+PROTOCOL_COLUMNS = ("preprocess", "device")
+#: the columns without which a results table is none cdc-bench wrote (the key of version 0, and the status)
+REQUIRED_COLUMNS = tuple(k for k in KEY if k not in PROTOCOL_COLUMNS) + ("status",)
+
+
+def check_table(conn: sqlite3.Connection, table: str, key: tuple[str, ...], path: Path,
+                required: tuple[str, ...] = ()) -> None:
+    """Refuse a table holding what no reader can use: a ``required`` column missing, a key column (or
+    ``status``) that is NULL or not text, text or bytes in a numeric column, ``options`` that are not a JSON
+    object. Raises :class:`StoreError`."""
+    declared = {r[1]: r[2] for r in conn.execute(f"PRAGMA table_info({table})")}
+    missing = [c for c in required if c not in declared]
+    if missing:
+        what = f"has no table {table}" if not declared else f"table {table} has no column {', '.join(missing)}"
+        raise StoreError(f"{path}: {what}: this is not a results store cdc-bench wrote; move it away and rerun "
+                         "into a fresh folder")
+    key = tuple(k for k in key if k in declared)   # a version-0 store has no device column
+    for column in (c for c in (*key, "status") if c in declared):
+        allowed = "('text', 'null')" if column in PROTOCOL_COLUMNS else "('text')"
+        _refuse_where(conn, table, key, path, column, f"typeof({column}) NOT IN {allowed}", "is {value}, not text")
+    for column in (c for c, kind in declared.items() if is_numeric_type(kind)):
+        _refuse_where(conn, table, key, path, column, f"typeof({column}) NOT IN ('integer', 'real', 'null')",
+                      "is {value}, not a number")
+    if "options" in declared:
+        bad = [rowid for rowid, text in conn.execute(f"SELECT rowid, options FROM {table}")
+               if not _json_object(text)]
+        if bad:
+            _refuse_where(conn, table, key, path, "options", f"rowid IN ({', '.join(map(str, bad))})",
+                          "is {value}, not a JSON object of options")
+
+
+def _refuse_where(conn: sqlite3.Connection, table: str, key: tuple[str, ...], path: Path, column: str,
+                  condition: str, what: str) -> None:
+    found = conn.execute(f"SELECT rowid, {column}, {', '.join(key)} FROM {table} WHERE {condition} "
+                         f"ORDER BY rowid").fetchall()
+    if not found:
+        return
+    rowid, value, *key_values = found[0]
+    shown = "NULL" if value is None else repr(value if len(str(value)) <= 60 else f"{str(value)[:57]}...")
+    row = ", ".join("NULL" if v is None else str(v).replace("\n", "\\n") for v in key_values)   # one line
+    more = f" ({len(found)} rows like it)" if len(found) > 1 else ""
+    raise StoreError(
+        f"{path}: table {table}, row {rowid} ({row}): {column} {what.format(value=shown)}{more}; the store is "
+        f"damaged: delete {'these rows' if more else 'the row'} and rerun the sweep to measure "
+        f"{'them' if more else 'it'} again: sqlite3 {shlex.quote(str(path))} "
+        f"\"DELETE FROM {table} WHERE {condition}\"")
+
+
+def _json_object(text: Any) -> bool:
+    try:
+        return isinstance(text, str) and isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def read_manifests(conn: sqlite3.Connection, path: Path) -> list[dict[str, Any]]:
+    """Every run's manifest, oldest first; a manifest that is not a JSON object, or whose fields the readers use
+    have the wrong type, is refused with one line naming the run and the fix (:class:`StoreError`)."""
+    manifests = []
+    for rowid, run_id, text in conn.execute("SELECT rowid, run_id, manifest FROM runs ORDER BY started_at, rowid"):
+        problem = _manifest_problem(text)
+        if problem:
+            raise StoreError(
+                f"{path}: table runs, row {rowid} (run {run_id!r}): the manifest {problem}; the store is damaged: "
+                f"delete the manifest (the run's rows stay; only its record of settings and versions goes): "
+                f"sqlite3 {shlex.quote(str(path))} \"DELETE FROM runs WHERE rowid = {rowid}\"")
+        manifests.append(json.loads(text))
+    return manifests
+
+
+def _manifest_problem(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return f"is {'NULL' if text is None else type(text).__name__}, not JSON text"
+    try:
+        manifest = json.loads(text)
+    except ValueError as err:
+        return f"is not JSON ({err})"
+    if not isinstance(manifest, dict):
+        return f"is a JSON {_json_kind(manifest)}, not an object"
+    for fields, where, prefix in ((MANIFEST_FIELDS, manifest, ""),
+                                  (MANIFEST_SETTINGS, manifest.get("settings") or {}, "settings.")):
+        for name, kinds in fields.items():
+            if name in where and not isinstance(where[name], kinds):
+                wanted = " or ".join(_json_kind(k()) for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+                return f"field {prefix}{name} is a JSON {_json_kind(where[name])}, not {wanted}"
+    sizes = (manifest.get("settings") or {}).get("dataset_sizes") or {}
+    for name, size in sizes.items():   # titles say "4 of 24 images"
+        if not isinstance(size, int) or isinstance(size, bool):
+            return f"field settings.dataset_sizes.{name} is a JSON {_json_kind(size)}, not a whole number"
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator
 from .worker import EncodedItem, Task, TaskResult, decode_item, encode_item, finish_item
 
 #: the task fields that may differ inside a batch (everything else is one rate point of one configuration)
-PER_IMAGE_FIELDS = ("image", "path", "image_data", "recon_png")
+PER_IMAGE_FIELDS = ("image", "path", "image_data", "recon_path", "recon_png")
 
 
 @dataclass(frozen=True)

@@ -79,11 +79,14 @@ def pending_tasks(tasks: list[Task], store: ResultsStore, retry_errors: bool = F
         missing = tuple(m for m in task.metrics if (task.key not in features[task.fid_protocol]
                                                     if infos[m].dataset_level else
                                                     m not in measured and row.get(infos[m].column) is None))
-        recon = store.get_recon(base_row(task)) if missing or task.save_recon else None
-        if task.save_recon and recon is None:
+        # the reconstruction's path, not its bytes: the worker reads it when the item runs, so the client never
+        # holds every saved reconstruction at once (worker.with_recon_bytes ships it to a remote worker)
+        recon = store.recon_file(base_row(task)) if missing or task.save_recon else None
+        if task.save_recon and not recon.is_file():
             todo.append(task)  # asked to keep reconstructions this sweep did not keep: run the item again
         elif missing:
-            todo.append(replace(task, metrics=missing, recon_png=recon, save_recon=False) if recon else task)
+            todo.append(replace(task, metrics=missing, recon_path=str(recon.absolute()), save_recon=False)
+                        if recon.is_file() else task)
     return todo
 
 

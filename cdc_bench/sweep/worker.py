@@ -47,7 +47,10 @@ class Task:
     save_recon: bool = False
     fid_protocol: str = "fid256"
     image_data: bytes | None = None   # the file's bytes, for workers that cannot read ``path``
-    recon_png: bytes | None = None    # measure only: the saved reconstruction (no encode/decode)
+    # measure only (no encode/decode): the saved reconstruction's file, read when the item runs, so the planned
+    # tasks hold no reconstruction; executors whose workers cannot read it ship its bytes instead (recon_png)
+    recon_path: str | None = None
+    recon_png: bytes | None = None
     target_bpp: float | None = None   # matched bitrate: search the rate point for this bpp (quality is its label)
     match: str = "below"
     # FID/KID: the store already holds this image's original features from this extractor (its label): the
@@ -135,8 +138,9 @@ def encode_item(task: Task) -> EncodedItem | TaskResult:
     row = base_row(task)
     try:
         original, notes = _load(task.path, task.preprocess, task.image_data)
-        if task.recon_png is not None:
-            result = _measure_only(task, original, TaskResult(row))
+        recon_png = task.recon_png if task.recon_png is not None else read_recon(task.recon_path)
+        if recon_png is not None:
+            result = _measure_only(task, original, recon_png, TaskResult(row))
             row["finished_at"] = timestamp()
             return result
         row["height"], row["width"] = original.shape[:2]
@@ -216,11 +220,35 @@ def _match(codec: Codec, original: np.ndarray, task: Task, row: dict[str, Any]):
     return found.encoded
 
 
-def _measure_only(task: Task, original: np.ndarray, result: TaskResult) -> TaskResult:
+def read_recon(path: str | None) -> bytes | None:
+    """The saved reconstruction's bytes; None when there is none (any more) or it cannot be read: the item then
+    runs whole, which measures the same numbers (an error row would replace the stored good one)."""
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def with_recon_bytes(task: Any) -> Any:
+    """The task (or a batch's tasks) carrying its saved reconstruction's bytes instead of its path, for a worker
+    on another machine. Call it just before sending the task: only the tasks in flight then hold bytes."""
+    from dataclasses import replace
+
+    batch = getattr(task, "tasks", None)
+    if batch is not None:
+        return replace(task, tasks=tuple(with_recon_bytes(t) for t in batch))
+    if task.recon_path is None:
+        return task
+    return replace(task, recon_png=read_recon(task.recon_path), recon_path=None)
+
+
+def _measure_only(task: Task, original: np.ndarray, recon_png: bytes, result: TaskResult) -> TaskResult:
     """A rerun that adds metrics to a row whose reconstruction was saved: no encode, no decode."""
     from PIL import Image
 
-    recon = np.asarray(Image.open(io.BytesIO(task.recon_png)).convert("RGB"))
+    recon = np.asarray(Image.open(io.BytesIO(recon_png)).convert("RGB"))
     if recon.shape != original.shape:
         raise CodecError(f"the saved reconstruction is {recon.shape}, the original {original.shape}")
     start = time.perf_counter()

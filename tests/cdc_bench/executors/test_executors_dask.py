@@ -280,3 +280,44 @@ def test_when_every_worker_is_gone_the_client_says_so_and_stops(images, tmp_path
         store.close()
         assert time.monotonic() - start < 120
     assert 1 <= len(_rows(out)) < len(tasks)  # what was stored is kept
+
+
+def test_a_rerun_adding_a_metric_ships_only_the_reconstructions_in_flight(images, tmp_path, monkeypatch):
+    """--save-recon, then a metric added under Dask: each saved reconstruction is read just before its task is
+    submitted, so at most the window of tasks in flight (4 per worker thread) holds one; values as a fresh run's."""
+    from cdc_bench.sweep import worker
+
+    def plan(metrics, save):   # 12 items, more than the window of 4
+        return plan_tasks([("d", images)], [CodecPlan("jpeg", {}, [10, 40, 70, 95])], metrics=metrics,
+                          save_recon=save)
+
+    tasks = plan(("psnr",), True)
+    out = tmp_path / "dask"
+    sweep(tasks, ResultsStore(out), InlineExecutor(), run_id="a", progress=False)
+    in_flight, peak = [0], [0]
+    ship = worker.with_recon_bytes
+
+    def counted(task):
+        sent = ship(task)
+        if sent.recon_png is not None:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        return sent
+
+    monkeypatch.setattr(worker, "with_recon_bytes", counted)
+    added = plan(("psnr", "psnr-y"), False)
+    with DaskExecutor(workers=1, threads_per_worker=1) as ex:
+        run = ex.run
+
+        def finished(fn, todo, timeout=None):
+            assert todo and all(t.recon_path and t.recon_png is None for t in todo)   # paths in the plan
+            for pair in run(fn, todo, timeout):
+                in_flight[0] -= 1
+                yield pair
+
+        monkeypatch.setattr(ex, "run", finished)
+        summary = sweep(added, ResultsStore(out), ex, run_id="b", progress=False)
+    # the window of 4, plus the one just finished: the executor tops the window up before handing its result back
+    assert summary.ok == len(added) == 12 and 0 < peak[0] <= 4 + 1
+    sweep(added, ResultsStore(tmp_path / "fresh"), InlineExecutor(), run_id="fresh", progress=False)
+    np.testing.assert_array_equal(_rows(out)["psnr_y"], _rows(tmp_path / "fresh")["psnr_y"])

@@ -339,3 +339,67 @@ def test_a_store_written_by_the_previous_release_keeps_every_row_and_number(tmp_
     assert all(store.get_recon(row) for _, row in after.iterrows())
     store.close()
     assert ResultsStore(tmp_path / "store").frame()["quality"].tolist() == after["quality"].tolist()  # once
+
+
+def test_each_reader_refuses_a_damaged_value_naming_table_row_column_and_fix(tmp_path):
+    with ResultsStore(tmp_path) as store:
+        store.put_rows([_row(image="a", bpp=0.5), _row(image="b", bpp=0.7)])
+        store.start_run("r1", {"run_id": "r1", "started_at": "2026"})
+    db = tmp_path / "results.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE results SET bpp = X'00' WHERE image = 'b'")   # bytes in a number column
+    with ResultsStore(tmp_path, create=False) as store:
+        with pytest.raises(StoreError, match=r"table results, row 2 \(d, b, jpeg, .*\): bpp is b'\\x00', not a "
+                                             r"number; .*delete the row and rerun .*DELETE FROM results WHERE"):
+            store.frame()
+        with pytest.raises(StoreError, match="bpp is"):
+            store.check()
+        assert store.runs()[0]["run_id"] == "r1"   # the other tables are intact
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE results SET bpp = 0.7 WHERE image = 'b'")
+        conn.execute("""UPDATE runs SET manifest = '{"git": [1]}'""")
+    with ResultsStore(tmp_path, create=False) as store:
+        assert list(store.frame()["bpp"]) == [0.5, 0.7]
+        with pytest.raises(StoreError, match=r"table runs, row 1 \(run 'r1'\): the manifest field git is a JSON "
+                                             r"array, not object; .*DELETE FROM runs WHERE rowid = 1"):
+            store.runs()
+
+
+def test_the_suggested_delete_removes_exactly_the_damaged_rows(tmp_path):
+    with ResultsStore(tmp_path) as store:
+        store.put_rows([_row(image=i, psnr=30.0) for i in "abc"])
+    db = tmp_path / "results.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE results SET psnr = 'x' WHERE image != 'b'")
+    with ResultsStore(tmp_path, create=False) as store, pytest.raises(StoreError) as err:
+        store.frame()
+    assert "(2 rows like it)" in str(err.value)
+    statement = str(err.value).split('"')[-2]
+    with sqlite3.connect(db) as conn:
+        conn.execute(statement)
+    with ResultsStore(tmp_path, create=False) as store:
+        assert list(store.frame()["image"]) == ["b"]
+
+
+def test_a_sqlite_file_that_is_no_results_store_is_one_line(tmp_path):
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    with ResultsStore(tmp_path, create=False) as store, pytest.raises(StoreError, match=r"has no table results: "
+                                                                      r"this is not a results store.*move it away"):
+        store.frame()
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("CREATE TABLE results (dataset, image, codec, options, quality, bpp)")
+    with ResultsStore(tmp_path, create=False) as store, pytest.raises(StoreError, match="has no column status"):
+        store.frame()
+
+
+def test_a_version_0_store_still_reads_without_migrating(tmp_path):
+    """Read-only, a store from before the protocol key is not migrated: its NULL preprocess and absent device read
+    as ``none`` and ``cpu``, not as damage."""
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        conn.execute("CREATE TABLE results (dataset TEXT NOT NULL, image TEXT NOT NULL, codec TEXT NOT NULL, "
+                     "options TEXT NOT NULL, quality TEXT NOT NULL, preprocess TEXT, bpp REAL, psnr REAL, "
+                     "status TEXT NOT NULL)")
+        conn.execute("INSERT INTO results VALUES ('d', 'a', 'jpeg', '{}', '5', NULL, 1.0, 30.0, 'ok')")
+    with ResultsStore(tmp_path, create=False) as store:
+        assert store.frame()["bpp"].tolist() == [1.0]
