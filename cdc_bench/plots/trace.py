@@ -20,7 +20,8 @@ import pandas as pd
 from ..store.key import CURVE, file_stem, options_dict
 from ..errors import ConfigError
 from ..analysis.curves import RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, rd_points
-from .rd import figure_notes
+from .captions import RATE_TEXT, interval_text, preprocess_text, sentences
+from .rd import band_text, figure_notes
 from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
 
 log = logging.getLogger(__name__)
@@ -190,8 +191,14 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
             _annotate(ax, labels)
             ax.legend(loc="best")
             figure_notes(fig, notes, width)
+            caption = sentences([
+                f"{title}: {dist.axis_label} against {perc.axis_label} at {bpp:.3f} bpp, {codec} tracing {option} "
+                f"at its rate point {quality}, each point the mean over {int(per['n_images'].max())} images; other "
+                "codecs interpolated to the same rate along their own curve (log-rate)",
+                *[band_text(line, m, boot, what=f"error bars of {m.label}") for m in (dist, perc)],
+                preprocess_text(per.get("preprocess", ())), RATE_TEXT, *notes])
             written += save_figure(fig, Path(out_dir) / f"rdp_{file_stem(dataset)}_{file_stem(codec)}-{file_stem(option)}",
-                                   formats)
+                                   formats, caption)
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
     return written
@@ -282,8 +289,17 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
             random = f" [{RANDOM_WEIGHTS}]" if notes else ""
             fig.suptitle(f"{title}\n{codec}{random}, {option} traced", fontsize=7.5)
             figure_notes(fig, notes, width)
+            timed = ("Decode time: wall clock (time.perf_counter) of each item's decode, mean over images; the "
+                     "sweep does not record the machine load (use `cdc-bench speed` for timing figures)"
+                     if any(col == "decode_s" for col, _ in panels) else None)
+            caption = sentences([
+                f"{title}: {codec}, each metric against {option}, one line per rate point, each point the mean "
+                f"over {int(per['n_images'].max())} images",
+                interval_text(boot) if boot is not None else "No bands: intervals were not computed", timed,
+                preprocess_text(per.get("preprocess", ())), RATE_TEXT,
+                *[n for n in dataset_level_notes(per, metrics)], *notes])
             written += save_figure(fig, Path(out_dir) / f"trace_{file_stem(dataset)}_{file_stem(codec)}-{file_stem(option)}",
-                                   formats)
+                                   formats, caption)
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
     return written
