@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..metrics import MetricInfo
 from ..errors import ConfigError
-from ..analysis.curves import curve_label, curve_labels, ok_rows
+from ..analysis.curves import curve_label, curve_labels, legend_label, ok_rows
 from .captions import RATE_TEXT, preprocess_text, sentences
 from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
 
@@ -148,6 +148,7 @@ def tile_title(row: pd.Series, metrics: Sequence[MetricInfo]) -> str:
             continue
         values.append(f"{value:.{m.precision}f} {m.unit}" if m.unit else f"{m.label} {value:.3f}")
     label = row.get("label") if isinstance(row.get("label"), str) else curve_label(row["codec"], row["options"])
+    label = legend_label(label, row["codec"])
     return "\n".join([label, f"{row['bpp']:.3f} bpp", " · ".join(values)]).rstrip()
 
 

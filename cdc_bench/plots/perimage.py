@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..analysis.curves import legend_label
 from ..store.key import file_stem, inside
 from .captions import RATE_TEXT, preprocess_text, sentences
 from .style import COLUMN_WIDTH, codec_style, paper_style, save_figure
@@ -38,7 +39,7 @@ def plot_per_image(per_image: pd.DataFrame, stem: str | Path, formats: Sequence[
                 ax.annotate(f"wins {(values < 0).sum()}/{len(values)}", (1.01, i), xycoords=("axes fraction",
                             "data"), va="center", fontsize=6)
             ax.axvline(0, color="black", linewidth=0.6)
-            ax.set_yticks(range(len(codecs)), codecs)
+            ax.set_yticks(range(len(codecs)), [legend_label(c, c.split(" ")[0]) for c in codecs])
             ax.set_ylim(-0.6, len(codecs) - 0.4)
             label = per["metric_label"].iloc[0]
             ax.set_xlabel(f"BD-rate {label} per image vs {per['anchor'].iloc[0]} [%] (negative: fewer bits)")

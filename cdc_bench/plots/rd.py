@@ -16,7 +16,8 @@ import pandas as pd
 
 from ..store.key import file_stem
 from ..metrics import MetricInfo
-from ..analysis.curves import dataset_level_notes, dataset_title, source_column, subset_warning, to_db
+from ..analysis.curves import (dataset_level_notes, dataset_title, legend_label, source_column, subset_warning,
+                               to_db)
 from ..analysis.matched import UNMET_MARK, is_unmet, unmet_notes
 from ..analysis.published import PublishedCurve
 from .captions import RATE_TEXT, interval_text, preprocess_text, sentences
@@ -47,7 +48,7 @@ def rd_axes(ax, points: pd.DataFrame, metric: MetricInfo, published: Sequence[Pu
         label = curve["label"].iloc[0]
         random = "[random weights]" in label
         ax.plot(curve["bpp"], curve[metric.column], linestyle=OPTION_LINESTYLES[k % len(OPTION_LINESTYLES)],
-                label=label, markerfacecolor="white" if random else style["color"], **style)
+                label=legend_label(label, codec), markerfacecolor="white" if random else style["color"], **style)
         std = f"{metric.column}_std"   # KID: the std over its subsets, drawn as ± error bars
         if ci and std in curve and curve[std].notna().any() and not (lo in curve and curve[lo].notna().any()):
             ax.errorbar(curve["bpp"], curve[metric.column], yerr=curve[std].fillna(0), fmt="none",

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..analysis.curves import display_name
 from ..speed.report import SpeedReportError
 from .captions import sentences, speed_text
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, codec_style, paper_style, save_figure
@@ -103,7 +104,7 @@ def plot_speed(reports: Sequence[Mapping[str, Any] | str | Path], stem: str | Pa
             if group["decode_s_q1"].notna().all() and group["decode_s_q3"].notna().all():
                 yerr = np.vstack([y - group["decode_s_q1"].to_numpy(float), group["decode_s_q3"].to_numpy(float) - y])
             ax.errorbar(x, y, yerr=yerr, fmt=style["marker"], color=style["color"], mfc=style["mfc"],
-                        capsize=1.5, label=f"{codec} {size}{group['tag'].iloc[0]}")
+                        capsize=1.5, label=f"{display_name(codec)} {size}{group['tag'].iloc[0]}")
             fit = fits[(fits["codec"] == codec) & (fits["size"] == size)]
             if fit.empty:
                 continue

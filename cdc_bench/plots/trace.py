@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..store.key import CURVE, file_stem, options_dict
 from ..errors import ConfigError
-from ..analysis.curves import RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, rd_points
+from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, display_name,
+                               legend_label, rd_points)
 from .captions import RATE_TEXT, interval_text, preprocess_text, sentences
 from .rd import band_text, figure_notes
 from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
@@ -159,7 +160,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
             random = any(RANDOM_WEIGHTS in str(v) for v in line["label"])
             labels: list[tuple[str, float, float, str]] = []
             for k, (rest, part) in enumerate(line.groupby("rest", sort=True)):
-                label = f"{codec}, {option} traced" + (f" ({rest})" if rest else "") + (
+                label = f"{display_name(codec)}, {option} traced" + (f" ({rest})" if rest else "") + (
                     f" [{RANDOM_WEIGHTS}]" if random else "")
                 ax.plot(part[dist.column], part[perc.column], label=label, markerfacecolor="white" if random
                         else style["color"], linestyle=OPTION_LINESTYLES[k % len(OPTION_LINESTYLES)], **style)
@@ -180,7 +181,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
                     continue
                 s = codec_style(other)
                 ax.plot([value[dist.column]], [value[perc.column]], linestyle="none", markersize=5,
-                        label=f"{curve['label'].iloc[0]} (interpolated)", **s)
+                        label=f"{legend_label(curve['label'].iloc[0], other)} (interpolated)", **s)
             ax.set_xlabel(dist.axis_label)
             ax.set_ylabel(perc.axis_label)
             ax.set_title(f"{title}, {bpp:.3f} bpp")
