@@ -100,3 +100,13 @@ def test_an_item_that_fails_after_its_encode_saves_no_bytes(two_images, tmp_path
     assert outcome.summary.ok == 1 and outcome.summary.failed == 1
     saved = [p.stem for p in out.rglob("*.bin")]
     assert saved == ["a"]
+
+
+def test_batched_decoding_hands_back_each_items_own_bytes(two_images, tmp_path):
+    out = tmp_path / "res"
+    outcome = cdc_bench.run([f"folder:{two_images}"], ["jpeg"], qualities=[20], out=out, workers=0, batch=2,
+                            save_bitstreams=True).outcome
+    assert outcome.summary.ok == 2
+    for _, row in _rows(out).iterrows():
+        data = ResultKey.from_row(row).bitstream_path(out).read_bytes()
+        assert len(data) == row["bytes"] and data[:2] == b"\xff\xd8"      # a JPEG stream, this row's own
