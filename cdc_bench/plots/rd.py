@@ -111,7 +111,8 @@ def rd_caption(title: str, points: pd.DataFrame, metric: MetricInfo, boot=None, 
     """The caption of one rate-quality figure (sidecar file, command output, report)."""
     n = int(points["n_images"].max()) if "n_images" in points and len(points) else 0
     return sentences([f"{title}: {metric.axis_label} against rate; each point is the mean over the images of one "
-                      f"rate point ({n} images), one line per codec and option set", band_text(points, metric, boot, ci),
+                      f"rate point ({n} images), one line per codec and option set",
+                      band_text(points, metric, boot, ci),
                       preprocess_text(points.get("preprocess", ())), RATE_TEXT,
                       "Dashed: published curves, as their authors report them" if published else None, *notes])
 
@@ -165,8 +166,8 @@ def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricInfo], out_dir: str | 
                     ax.set_ylim(*ylim)
                 figure_notes(fig, notes, width)
                 caption = rd_caption(title, per_dataset, metric, boot, ci, refs, notes)
-                written += save_figure(fig, out_dir / f"{prefix}_{file_stem(dataset)}_{file_stem(metric.name)}", formats,
-                                       caption)
+                stem = out_dir / f"{prefix}_{file_stem(dataset)}_{file_stem(metric.name)}"
+                written += save_figure(fig, stem, formats, caption)
             if warnings_out is not None:
                 warnings_out += [f"{title}, {metric.name}: {n}" for n in notes]
     return written
