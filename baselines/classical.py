@@ -138,6 +138,7 @@ class HEVC(PillowCodec):
     """
 
     name = "hevc"
+    display_name = "x265 with BPG's settings (HEIF)"
     description = "HEVC intra (x265 via pillow-heif/libheif) with BPG 0.9.8's settings; BPG-equivalent"
     rate = Rate.ints(0, 50, points=BPG_QPS, label="QP", note="BPG -q")
     option_specs = {

@@ -125,6 +125,26 @@ def curve_labels(frame: pd.DataFrame) -> list[str]:
     return [labels[i] for i in idents]
 
 
+def display_name(codec: str) -> str:
+    """The name a legend gives ``codec``: its class's ``display_name`` (hevc: "x265 with BPG's settings (HEIF)"), or
+    the name itself for a codec not installed here or a published curve."""
+    try:
+        from ..codecs.registry import get_codec_class
+
+        return get_codec_class(str(codec)).display_name or str(codec)
+    except Exception:  # noqa: BLE001 - a legend never fails on a codec this install lacks
+        return str(codec)
+
+
+def legend_label(label: str, codec: str) -> str:
+    """A curve's label (:func:`curve_labels`) as a legend shows it: the codec's display name in place of its name.
+    The label itself stays the curve's identifier (``--anchor hevc``, tables)."""
+    label, codec = str(label), str(codec)
+    if label == codec or label.startswith(f"{codec} "):
+        return display_name(codec) + label[len(codec):]
+    return label
+
+
 def short_labels(pairs) -> dict[tuple[str, str], str]:
     """:func:`curve_labels` of bare (codec, options) pairs, keyed by the pair."""
     pairs = [(str(c), str(o)) for c, o in pairs]

@@ -141,6 +141,9 @@ class Codec:
 
     #: registry name, e.g. ``"jpeg"``
     name: ClassVar[str] = ""
+    #: how figure legends name the codec (default: ``name``); tables keep ``name`` as the key.
+    #: E.g. ``hevc`` is "x265 with BPG's settings (HEIF)", what its curve shows
+    display_name: ClassVar[str] = ""
     #: one line shown by ``cdc-bench codecs``
     description: ClassVar[str] = ""
     #: the rate knob, declared once (:class:`~cdc_bench.codecs.rates.Rate`); ``rate_points`` and ``rate_label``
@@ -160,6 +163,8 @@ class Codec:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("display_name"):   # each class its own: a subclass never shows its parent's
+            cls.display_name = cls.name
         if "rate" in cls.__dict__ and cls.rate is not None:
             cls.rate_points = cls.rate.points
             cls.rate_label = cls.rate.title()

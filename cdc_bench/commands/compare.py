@@ -41,7 +41,8 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     """Tiles of one crop: original, then each codec at its rate point nearest to --bpp on this image, each
     labelled with codec, real bpp and metric values. Needs reconstructions saved by `cdc-bench run --save-recon`.
     """
-    from ..plots.compare import comparison_tiles, matched_rows, plot_tiles, rate_text
+    from ..plots.captions import captions_of
+    from ..plots.compare import compare_caption, comparison_tiles, matched_rows, plot_tiles, rate_text
     from ._originals import find_original
     from ..analysis.inputs import load_results, run_data_root
     from ..codecs.plans import split_list
@@ -61,7 +62,8 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
     out = out or res.out_dir / "figures"
     stem = inside(out, f"compare_{file_stem(first['dataset'])}_{file_stem(image)}_{target:g}bpp")
-    written = plot_tiles(tiles, stem, split_list(formats), float(width), columns)
+    written = plot_tiles(tiles, stem, split_list(formats), float(width), columns,
+                         compare_caption(rows, image, target, crop))
     for _, row in rows.iterrows():
         if row["matched"]:
             click.echo(f"{row['label']:>12} at {rate_text(row['codec'], row['matched_rate'])}: {row['bpp']:.4f} bpp "
@@ -71,3 +73,5 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
                        f"(nearest of its rate points to {target:g} bpp)")
     for path in written:
         click.echo(str(path))
+    for path, text in captions_of(written):
+        click.echo(f"{path}: {text}")

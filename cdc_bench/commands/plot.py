@@ -103,7 +103,7 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
             points = rd_points(frame, specs, res.dataset_metrics, boot)
             published = published_for(references, sorted(points["dataset"].unique()), references_dir)
             written += plot_rd(points, specs, out, fmt, w, published, ci=boot is not None, runs=res.runs,
-                               warnings_out=warnings, **limits)
+                               warnings_out=warnings, boot=boot, **limits)
         else:
             if kind == "rdp":   # the perception metrics the results have, or a message saying how to add one
                 from ..analysis.curves import metric_spec
@@ -122,5 +122,9 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
         written += plot_speed(list(speed_files), out / "speed", fmt, w)
     for text in dict.fromkeys(warnings):
         click.echo(f"warning: {text}", err=True)
+    from ..plots.captions import captions_of
+
     for path in written:
         click.echo(str(path))
+    for path, text in captions_of(written):   # what a paper's author puts under each figure
+        click.echo(f"{path}: {text}")

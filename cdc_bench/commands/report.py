@@ -73,15 +73,18 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
             click.echo(f"warning: viewer shows {name} without its original: {err}", err=True)
             reference = None
         viewers.append(viewer_data(res.out_dir, rows, name, reference, specs, first["dataset"], lossless))
-    speed_uri = None
+    speed_uri = speed_caption = None
     if speed_files:
+        from ..plots.captions import read_caption
+
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             svg = plot_speed(list(speed_files), Path(tmp) / "speed", ["svg"])[0]
             speed_uri = data_uri(svg.read_bytes(), "image/svg+xml")
+            speed_caption = read_caption(svg)
     page = build_report(res.frame, specs, runs=res.runs, dataset_metrics=res.dataset_metrics, anchor=anchor,
-                        published=published, viewers=viewers, speed_svg=speed_uri,
+                        published=published, viewers=viewers, speed_svg=speed_uri, speed_caption=speed_caption,
                         title=title or f"cdc-bench report: {', '.join(Path(r).name for r in results)}",
                         boot=bootstrap_from(ci_level, no_ci, ci_method, resamples, seed), bpp_range=window)
     out = out or res.out_dir / "report.html"

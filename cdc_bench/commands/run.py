@@ -60,6 +60,8 @@ FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * sum(FULL_SWEEP_POINTS.values()), 768 
               help="Seconds one item may take before its worker is stopped and the item marked 'timeout' "
                    "('none': no timeout).")
 @click.option("--save-recon", is_flag=True, help="Keep every reconstruction as PNG under OUT/recon/.")
+@click.option("--save-bitstreams", is_flag=True, help="Keep the exact bytes each codec produced (the ones whose "
+              "length gives bpp) as .bin beside the reconstructions under OUT/recon/.")
 @click.option("--retry-errors", is_flag=True, help="Recompute rows that ended in error or timeout.")
 @click.option("--fid-protocol", type=_params.FID_PROTOCOL, default="fid256", show_default=True,
               help="fid256 (HiFiC's patches) or clean.")
@@ -77,7 +79,7 @@ FULL_SWEEP_ITEMS, FULL_SWEEP_PIXELS = 24 * sum(FULL_SWEEP_POINTS.values()), 768 
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(datasets, codecs, qualities, target_bpp, match, options, metrics, out, data_root, download, preprocess,
             workers, limit, device, timeout, save_recon, retry_errors, fid_protocol, skip_unavailable, executor,
-            scheduler, shared_fs, batch, quiet) -> None:
+            scheduler, shared_fs, batch, quiet, save_bitstreams) -> None:
     """Encode, decode and measure every image at every rate point of every codec.
 
     Each result is written as soon as it is measured; a killed run resumes where it stopped when the same
@@ -105,7 +107,7 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
                           skip_unavailable=skip_unavailable, executor=executor, scheduler=scheduler,
                           shared_fs=shared_fs, batch=batch, target_bpp=target_bpp or (), match=match,
                           progress=not quiet, warn=lambda text: click.echo(f"Warning: {text}", err=True),
-                          on_executor=_announce)
+                          on_executor=_announce, save_bitstreams=save_bitstreams)
     except preflight.PreflightFailed:
         raise  # its own table and exit status (cli.py)
     except SweepInterrupted as stop:  # Ctrl-C / SIGTERM: rows kept, manifest marked; not click's bare "Aborted!"

@@ -230,7 +230,10 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
                                                              "option, so there is no time-against-steps curve"),
                           highlight=False)
         else:
+            from ..plots.captions import read_caption
+
             console.print(escape(f"figure written to {figure}"), highlight=False)
+            console.print(escape(f"caption: {read_caption(figure)}"), highlight=False)
     if old is None:
         return
     _check_mismatch(old, report, compare_path, allow_mismatch, console)

@@ -82,8 +82,13 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
             click.echo(line, err=True)
         if figure:
             stem = figure.with_suffix("") if figure.suffix else figure
-            for path in plot_per_image(tidy, stem, ["png", "pdf"]):
+            from ..plots.captions import captions_of
+
+            paths = plot_per_image(tidy, stem, ["png", "pdf"], preprocess=frame.get("preprocess", ()))
+            for path in paths:
                 click.echo(str(path), err=True)
+            for path, text in captions_of(paths):
+                click.echo(f"{path}: {text}", err=True)
 
 
 def _per_image_text(tidy, fmt: str) -> str:

@@ -18,7 +18,8 @@ import pandas as pd
 
 from ..metrics import MetricInfo
 from ..errors import ConfigError
-from ..analysis.curves import curve_label, curve_labels, ok_rows
+from ..analysis.curves import curve_label, curve_labels, legend_label, ok_rows
+from .captions import RATE_TEXT, preprocess_text, sentences
 from .style import PAGE_WIDTH, codec_style, paper_style, save_figure
 
 
@@ -147,6 +148,7 @@ def tile_title(row: pd.Series, metrics: Sequence[MetricInfo]) -> str:
             continue
         values.append(f"{value:.{m.precision}f} {m.unit}" if m.unit else f"{m.label} {value:.3f}")
     label = row.get("label") if isinstance(row.get("label"), str) else curve_label(row["codec"], row["options"])
+    label = legend_label(label, row["codec"])
     return "\n".join([label, f"{row['bpp']:.3f} bpp", " · ".join(values)]).rstrip()
 
 
@@ -166,8 +168,19 @@ def comparison_tiles(out_dir: str | Path, rows: pd.DataFrame, original: np.ndarr
     return tiles
 
 
+def compare_caption(rows: pd.DataFrame, image: str, target_bpp: float, crop: int) -> str:
+    """The caption of a comparison: which rate point each tile is, how the crops are shown, the preprocessing."""
+    matched = bool(rows["matched"].any()) if "matched" in rows else False
+    chosen = ("matched to the target by `cdc-bench run --target-bpp`" if matched
+              else "its rate point whose bpp on this image is nearest to the target")
+    return sentences([f"{image}: the same crop of at most {crop} x {crop} pixels of the original and of each codec "
+                      f"near {target_bpp:g} bpp ({chosen}); each tile names its real bpp", "Crops are shown "
+                      "pixel for pixel (nearest neighbour, no resampling) from the reconstructions saved by "
+                      "--save-recon (lossless PNG)", preprocess_text(rows.get("preprocess", ())), RATE_TEXT])
+
+
 def plot_tiles(tiles: Sequence[Tile], stem: str | Path, formats: Sequence[str] = ("png", "pdf"),
-               width: float = PAGE_WIDTH, columns: int | None = None) -> list[Path]:
+               width: float = PAGE_WIDTH, columns: int | None = None, caption: str | None = None) -> list[Path]:
     """A grid of crops, titles above, no resampling blur (nearest neighbour), at exactly ``width`` inches."""
     n = len(tiles)
     cols = columns or min(n, 4 if width > 4 else 2)
@@ -184,4 +197,4 @@ def plot_tiles(tiles: Sequence[Tile], stem: str | Path, formats: Sequence[str] =
         for ax, tile in zip(axes.flat, tiles):
             ax.imshow(tile.image, interpolation="nearest")
             ax.set_title(tile.title, fontsize=6, color=tile.color, pad=2, linespacing=1.1)
-        return save_figure(fig, stem, formats)
+        return save_figure(fig, stem, formats, caption)

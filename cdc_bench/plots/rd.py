@@ -16,9 +16,11 @@ import pandas as pd
 
 from ..store.key import file_stem
 from ..metrics import MetricInfo
-from ..analysis.curves import dataset_level_notes, dataset_title, source_column, subset_warning, to_db
+from ..analysis.curves import (dataset_level_notes, dataset_title, legend_label, source_column, subset_warning,
+                               to_db)
 from ..analysis.matched import UNMET_MARK, is_unmet, unmet_notes
 from ..analysis.published import PublishedCurve
+from .captions import RATE_TEXT, interval_text, preprocess_text, sentences
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, PUBLISHED_LINESTYLE, codec_style, paper_style, save_figure
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def rd_axes(ax, points: pd.DataFrame, metric: MetricInfo, published: Sequence[Pu
         label = curve["label"].iloc[0]
         random = "[random weights]" in label
         ax.plot(curve["bpp"], curve[metric.column], linestyle=OPTION_LINESTYLES[k % len(OPTION_LINESTYLES)],
-                label=label, markerfacecolor="white" if random else style["color"], **style)
+                label=legend_label(label, codec), markerfacecolor="white" if random else style["color"], **style)
         std = f"{metric.column}_std"   # KID: the std over its subsets, drawn as ± error bars
         if ci and std in curve and curve[std].notna().any() and not (lo in curve and curve[lo].notna().any()):
             ax.errorbar(curve["bpp"], curve[metric.column], yerr=curve[std].fillna(0), fmt="none",
@@ -92,6 +94,29 @@ def _axis_label(points: pd.DataFrame, metric: MetricInfo) -> str:
     return metric.axis_label
 
 
+def band_text(points: pd.DataFrame, metric: MetricInfo, boot=None, ci: bool = True, what: str = "bands") -> str:
+    """What the bands of ``metric``'s curves are: the bootstrap used for per-image means; FID/KID's own spread."""
+    if metric.dataset_level:
+        notes = [n for n in dataset_level_notes(points, [metric]) if n.startswith(metric.label)]
+        return notes[0] if notes else f"{metric.label}: no interval"
+    lo = f"{metric.column}_lo"
+    if not ci or lo not in points or points[lo].isna().all():
+        return f"No {what}: intervals were not computed"
+    return (interval_text(boot, what) if boot is not None
+            else f"{what[0].upper()}{what[1:]}: bootstrap confidence interval of the mean over images")
+
+
+def rd_caption(title: str, points: pd.DataFrame, metric: MetricInfo, boot=None, ci: bool = True,
+               published: Sequence[PublishedCurve] = (), notes: Sequence[str] = ()) -> str:
+    """The caption of one rate-quality figure (sidecar file, command output, report)."""
+    n = int(points["n_images"].max()) if "n_images" in points and len(points) else 0
+    return sentences([f"{title}: {metric.axis_label} against rate; each point is the mean over the images of one "
+                      f"rate point ({n} images), one line per codec and option set",
+                      band_text(points, metric, boot, ci),
+                      preprocess_text(points.get("preprocess", ())), RATE_TEXT,
+                      "Dashed: published curves, as their authors report them" if published else None, *notes])
+
+
 def figure_notes(fig, notes: Sequence[str], width: float, color: str = WARN_COLOR) -> None:
     """Write notes under the axes, wrapped to the figure width, in a colour that is read as a warning."""
     if not notes:
@@ -106,12 +131,13 @@ def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricInfo], out_dir: str | 
             formats: Sequence[str] = ("pdf", "png"), width: float = COLUMN_WIDTH,
             published: dict[str, list[PublishedCurve]] | None = None, prefix: str = "rd", *, ci: bool = True,
             xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None, runs=(),
-            warnings_out: list[str] | None = None) -> list[Path]:
+            warnings_out: list[str] | None = None, boot=None) -> list[Path]:
     """One figure per (dataset, metric): ``<out_dir>/<prefix>_<dataset>_<metric>.<fmt>``.
 
     Each figure is exactly ``width`` inches wide (3.3: a column, 6.9: a page) at a 4:3 aspect, so it drops into
     a paper without rescaling and its fonts keep their nominal size. Warnings drawn in a figure are also
-    appended to ``warnings_out`` (once each) for the command to print.
+    appended to ``warnings_out`` (once each) for the command to print. Each figure's caption (:func:`rd_caption`,
+    naming ``boot``, the bootstrap of the bands) is written beside it.
     """
     out_dir = Path(out_dir)
     written: list[Path] = []
@@ -139,7 +165,9 @@ def plot_rd(points: pd.DataFrame, metrics: Sequence[MetricInfo], out_dir: str | 
                 if ylim:
                     ax.set_ylim(*ylim)
                 figure_notes(fig, notes, width)
-                written += save_figure(fig, out_dir / f"{prefix}_{file_stem(dataset)}_{file_stem(metric.name)}", formats)
+                caption = rd_caption(title, per_dataset, metric, boot, ci, refs, notes)
+                stem = out_dir / f"{prefix}_{file_stem(dataset)}_{file_stem(metric.name)}"
+                written += save_figure(fig, stem, formats, caption)
             if warnings_out is not None:
                 warnings_out += [f"{title}, {metric.name}: {n}" for n in notes]
     return written

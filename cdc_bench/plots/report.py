@@ -25,7 +25,7 @@ from ..analysis.matched import unmet_notes
 from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, ok_rows, rd_points,
                      curve_labels, source_column, subset_warning)
 from ..analysis.published import PublishedCurve
-from .rd import figure_notes, rd_axes
+from .rd import figure_notes, rd_axes, rd_caption
 from .style import COLUMN_WIDTH, paper_style
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,8 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricInfo], *, runs: Se
                  dataset_metrics: pd.DataFrame | None = None, anchor: str | None = None,
                  published: dict[str, list[PublishedCurve]] | None = None,
                  viewers: Sequence[dict[str, Any]] = (), speed_svg: str | None = None,
-                 title: str = "cdc-bench report", boot=None, bpp_range=None) -> str:
-    """The page as one HTML string."""
+                 title: str = "cdc-bench report", boot=None, bpp_range=None, speed_caption: str | None = None) -> str:
+    """The page as one HTML string; every figure has its caption under it (bands, preprocessing, clock, load)."""
     rows, dropped = ok_rows(frame)
     points = rd_points(rows, list(metrics), dataset_metrics, boot)
     published = published or {}
@@ -172,14 +172,17 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricInfo], *, runs: Se
             uri = rd_svg(per, metric, refs, title=heading, notes=notes)
             if uri:
                 parts.append(f'<figure><img class=rd alt="{html.escape(metric.axis_label)} against bpp" '
-                             f'src="{uri}"><figcaption>{html.escape(metric.axis_label)}</figcaption></figure>')
+                             f'src="{uri}"><figcaption><b>{html.escape(metric.axis_label)}</b>. '
+                             f'{html.escape(rd_caption(heading, per, metric, boot, True, refs, notes))}'
+                             '</figcaption></figure>')
         parts.append("</div>")
         means = per.drop(columns=["options"]).round(4)
         parts.append("<details><summary>Dataset means per rate point</summary>"
                      f"{means.to_html(index=False, classes='points', border=0)}</details>")
         parts.append(_per_image_html(rows[rows["dataset"] == dataset], metrics))
     if speed_svg:
-        parts.append(f'<h2>Decoding speed</h2><figure><img class=rd alt="speed" src="{speed_svg}"></figure>')
+        caption = f"<figcaption>{html.escape(speed_caption)}</figcaption>" if speed_caption else ""
+        parts.append(f'<h2>Decoding speed</h2><figure><img class=rd alt="speed" src="{speed_svg}">{caption}</figure>')
     if viewers:
         lossless = all(v.get("lossless") for v in viewers)
         parts.append(_VIEWER_HTML.replace("{encoding}", "lossless WebP (exact pixels)" if lossless else

@@ -16,7 +16,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..analysis.curves import display_name
 from ..speed.report import SpeedReportError
+from .captions import sentences, speed_text
 from .style import COLUMN_WIDTH, OPTION_LINESTYLES, codec_style, paper_style, save_figure
 
 __all__ = ["SpeedReportError", "plot_speed", "read_speed"]
@@ -29,11 +31,7 @@ def read_speed(report: Mapping[str, Any] | str | Path) -> tuple[pd.DataFrame, pd
     """(runs, fits) as frames. runs: codec, size, steps, decode_s_median, decode_s_q1, decode_s_q3.
     fits: codec, size, a, b (decode phase only)."""
     source = str(report) if not isinstance(report, Mapping) else "speed report"
-    if not isinstance(report, Mapping):
-        try:
-            report = json.loads(Path(report).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise SpeedReportError(f"{source}: cannot read speed JSON ({err})") from None
+    report = load_report(report)
     codec = str(report.get("codec", "codec"))
     # Random weights time the released architecture faithfully; the legend says so, as the speed command does.
     tag = " (random weights)" if report.get("random_weights") else ""
@@ -62,15 +60,37 @@ def read_speed(report: Mapping[str, Any] | str | Path) -> tuple[pd.DataFrame, pd
     return pd.DataFrame(runs), pd.DataFrame(fits, columns=["codec", "size", "a", "b"])
 
 
+def load_report(report: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
+    """A speed report as given, or read from its JSON file."""
+    if isinstance(report, Mapping):
+        return report
+    try:
+        return json.loads(Path(report).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SpeedReportError(f"{report}: cannot read speed JSON ({err})") from None
+
+
+def speed_caption(reports: Sequence[Mapping[str, Any]]) -> str:
+    """The speed figure's caption: the clock, the rounds, what the bars and lines are, the machine load."""
+    return sentences(["Decode time per image against the number of denoising steps", *speed_text(reports),
+                      "Bars: interquartile range (first to third quartile) of the timed rounds; lines: the fit "
+                      "decode time = a + b x steps on the wall clock, per image size",
+                      "Random weights time the released architecture, not a trained model"
+                      if any(r.get("random_weights") for r in reports) else None])
+
+
 def plot_speed(reports: Sequence[Mapping[str, Any] | str | Path], stem: str | Path,
                formats: Sequence[str] = ("pdf", "png"), width: float = COLUMN_WIDTH) -> list[Path]:
     """Decode time (median, IQR bars) against steps; each series' fitted line in its own line style, labelled
-    with its cost per step."""
+    with its cost per step. Step counts are whole numbers on the axis; the caption (:func:`speed_caption`) is
+    written beside the figure."""
+    reports = [load_report(r) for r in reports]
     parts = [read_speed(r) for r in reports]
     runs = pd.concat([p[0] for p in parts], ignore_index=True)
     fits = pd.concat([p[1] for p in parts], ignore_index=True)
     with paper_style(width):
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         fig, ax = plt.subplots(figsize=(width, width * 0.75), layout="constrained")
         groups = sorted(runs.groupby(["codec", "size"]), key=lambda g: (g[0][0], _pixels(g[0][1])))
@@ -84,7 +104,7 @@ def plot_speed(reports: Sequence[Mapping[str, Any] | str | Path], stem: str | Pa
             if group["decode_s_q1"].notna().all() and group["decode_s_q3"].notna().all():
                 yerr = np.vstack([y - group["decode_s_q1"].to_numpy(float), group["decode_s_q3"].to_numpy(float) - y])
             ax.errorbar(x, y, yerr=yerr, fmt=style["marker"], color=style["color"], mfc=style["mfc"],
-                        capsize=1.5, label=f"{codec} {size}{group['tag'].iloc[0]}")
+                        capsize=1.5, label=f"{display_name(codec)} {size}{group['tag'].iloc[0]}")
             fit = fits[(fits["codec"] == codec) & (fits["size"] == size)]
             if fit.empty:
                 continue
@@ -101,11 +121,12 @@ def plot_speed(reports: Sequence[Mapping[str, Any] | str | Path], stem: str | Pa
                         xytext=(3, -3) if below else (-3, 3), ha="left" if below else "right",
                         va="top" if below else "bottom", fontsize="small", color=style["color"])
         ax.set_xlabel("Denoising steps")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # a step count is a whole number
         ax.set_ylabel("Decode time per image [s] ↓")
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)
         ax.legend(loc="upper left")
-        return save_figure(fig, stem, formats)
+        return save_figure(fig, stem, formats, speed_caption(reports))
 
 
 def _series_styles(series: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict]:

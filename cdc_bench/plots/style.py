@@ -110,9 +110,10 @@ def paper_style(width: float = COLUMN_WIDTH) -> Iterator[None]:
         yield
 
 
-def save_figure(fig, stem, formats: tuple[str, ...] | list[str]) -> list:
+def save_figure(fig, stem, formats: tuple[str, ...] | list[str], caption: str | None = None) -> list:
     """Save ``fig`` as ``stem.<fmt>`` for each format at its exact size (no tight bbox: the width is the
-    width the paper asked for) and close it. Returns the paths written."""
+    width the paper asked for) and close it. Returns the paths written (the figures). A ``caption`` is written
+    beside them as ``stem.caption.txt`` (:mod:`cdc_bench.plots.captions`)."""
     from pathlib import Path
 
     import matplotlib.pyplot as plt
@@ -128,4 +129,8 @@ def save_figure(fig, stem, formats: tuple[str, ...] | list[str]) -> list:
         fig.savefig(path, format=fmt, dpi=DPI)
         paths.append(path)
     plt.close(fig)
+    if caption:
+        from .captions import write_caption
+
+        write_caption(stem, caption)
     return paths

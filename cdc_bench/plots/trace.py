@@ -19,8 +19,10 @@ import pandas as pd
 
 from ..store.key import CURVE, file_stem, options_dict
 from ..errors import ConfigError
-from ..analysis.curves import RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, rd_points
-from .rd import figure_notes
+from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, display_name,
+                               legend_label, rd_points)
+from .captions import RATE_TEXT, interval_text, preprocess_text, sentences
+from .rd import band_text, figure_notes
 from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
 
 log = logging.getLogger(__name__)
@@ -158,7 +160,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
             random = any(RANDOM_WEIGHTS in str(v) for v in line["label"])
             labels: list[tuple[str, float, float, str]] = []
             for k, (rest, part) in enumerate(line.groupby("rest", sort=True)):
-                label = f"{codec}, {option} traced" + (f" ({rest})" if rest else "") + (
+                label = f"{display_name(codec)}, {option} traced" + (f" ({rest})" if rest else "") + (
                     f" [{RANDOM_WEIGHTS}]" if random else "")
                 ax.plot(part[dist.column], part[perc.column], label=label, markerfacecolor="white" if random
                         else style["color"], linestyle=OPTION_LINESTYLES[k % len(OPTION_LINESTYLES)], **style)
@@ -179,7 +181,7 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
                     continue
                 s = codec_style(other)
                 ax.plot([value[dist.column]], [value[perc.column]], linestyle="none", markersize=5,
-                        label=f"{curve['label'].iloc[0]} (interpolated)", **s)
+                        label=f"{legend_label(curve['label'].iloc[0], other)} (interpolated)", **s)
             ax.set_xlabel(dist.axis_label)
             ax.set_ylabel(perc.axis_label)
             ax.set_title(f"{title}, {bpp:.3f} bpp")
@@ -190,8 +192,14 @@ def plot_rdp(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out
             _annotate(ax, labels)
             ax.legend(loc="best")
             figure_notes(fig, notes, width)
+            caption = sentences([
+                f"{title}: {dist.axis_label} against {perc.axis_label} at {bpp:.3f} bpp, {codec} tracing {option} "
+                f"at its rate point {quality}, each point the mean over {int(per['n_images'].max())} images; other "
+                "codecs interpolated to the same rate along their own curve (log-rate)",
+                *[band_text(line, m, boot, what=f"error bars of {m.label}") for m in (dist, perc)],
+                preprocess_text(per.get("preprocess", ())), RATE_TEXT, *notes])
             written += save_figure(fig, Path(out_dir) / f"rdp_{file_stem(dataset)}_{file_stem(codec)}-{file_stem(option)}",
-                                   formats)
+                                   formats, caption)
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
     return written
@@ -282,8 +290,17 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
             random = f" [{RANDOM_WEIGHTS}]" if notes else ""
             fig.suptitle(f"{title}\n{codec}{random}, {option} traced", fontsize=7.5)
             figure_notes(fig, notes, width)
+            timed = ("Decode time: wall clock (time.perf_counter) of each item's decode, mean over images; the "
+                     "sweep does not record the machine load (use `cdc-bench speed` for timing figures)"
+                     if any(col == "decode_s" for col, _ in panels) else None)
+            caption = sentences([
+                f"{title}: {codec}, each metric against {option}, one line per rate point, each point the mean "
+                f"over {int(per['n_images'].max())} images",
+                interval_text(boot) if boot is not None else "No bands: intervals were not computed", timed,
+                preprocess_text(per.get("preprocess", ())), RATE_TEXT,
+                *[n for n in dataset_level_notes(per, metrics)], *notes])
             written += save_figure(fig, Path(out_dir) / f"trace_{file_stem(dataset)}_{file_stem(codec)}-{file_stem(option)}",
-                                   formats)
+                                   formats, caption)
         if warnings_out is not None:
             warnings_out += [f"{title}: {n}" for n in notes]
     return written

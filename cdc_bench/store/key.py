@@ -158,5 +158,10 @@ class ResultKey:
                 / protocol_hash(self.options, self.preprocess, self.device) / file_stem(self.quality)
                 / f"{file_stem(self.image)}{suffix}")
 
+    def bitstream_path(self, out_dir: str | Path) -> Path:
+        """Where ``--save-bitstreams`` keeps the exact bytes the codec produced: beside the reconstruction, ``.bin``.
+        Checked to stay inside ``out_dir``."""
+        return inside(out_dir, self.recon_path(".", suffix=".bin"))
+
 
 assert tuple(f.name for f in fields(ResultKey)) == KEY  # the dataclass spells the key in KEY's order

@@ -5,7 +5,8 @@ and several runs can write into one store at once. Each result is one row keyed 
 numbers: ``(dataset, image, codec, options, quality, preprocess, device)`` (:data:`KEY`). The metric set is *not*
 in the key: metric columns are added on first use, and a rerun that asks for a new metric fills in that column
 (:mod:`cdc_bench.sweep.client` decides what is missing). FID features live in the store too (keyed like the rows, plus
-the FID protocol), and so do ``--save-recon`` reconstructions (PNG files under ``recon/`` with injective names).
+the FID protocol), and so do ``--save-recon`` reconstructions (PNG files under ``recon/`` with injective names) and
+``--save-bitstreams`` bytes (``.bin`` beside them).
 Workers never write here: they return rows and artefacts, and the parent process stores them.
 
 ``quality`` is the rate point as text, everywhere (``"5"`` stays ``"5"``); ``rate`` is its numeric form for
@@ -247,6 +248,27 @@ class ResultsStore:
 
     def get_recon(self, row: Mapping[str, Any]) -> bytes | None:
         path = self.recon_file(row)
+        return path.read_bytes() if path.is_file() else None
+
+    def bitstream_file(self, row: Mapping[str, Any]) -> Path:
+        """Where ``--save-bitstreams`` keeps a row's bytes (:meth:`ResultKey.bitstream_path`)."""
+        return ResultKey.from_row(row).bitstream_path(self.out_dir)
+
+    def put_bitstream(self, row: Mapping[str, Any], data: bytes) -> Path:
+        """Keep the exact bytes a codec produced for one row (the ones whose length is its bpp), atomically."""
+        path = self.bitstream_file(row)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError as err:
+            raise StoreError(f"{path}: cannot write the bitstream ({err}); {hint(err)}") from None
+        return path
+
+    def get_bitstream(self, row: Mapping[str, Any]) -> bytes | None:
+        """The saved bytes of a row, or None when ``--save-bitstreams`` did not keep them."""
+        path = self.bitstream_file(row)
         return path.read_bytes() if path.is_file() else None
 
     def put_features(self, key: tuple[str, ...], protocol: str, features: np.ndarray, extractor: str,

@@ -85,7 +85,7 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
         shared_fs: bool = False, batch: int = 1, target_bpp: str | Iterable[float] = (), match: str = "below",
         progress: bool = False, warn: Callable[[str], None] | None = None,
         on_row: Callable[[dict[str, Any]], None] | None = None,
-        on_executor: Callable[[Any], None] | None = None) -> RunOutcome:
+        on_executor: Callable[[Any], None] | None = None, save_bitstreams: bool = False) -> RunOutcome:
     """Encode, decode and measure every image of ``datasets`` at every rate point of every codec.
 
     ``options`` maps a codec to its options (``{"jpeg": {"subsampling": "444", "qualities": "10,50"}}``) or is a
@@ -93,7 +93,8 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     :class:`~cdc_bench.errors.ConfigError` (or :class:`~cdc_bench.sweep.preflight.PreflightFailed`) names what is
     wrong. Results are stored in ``out`` as they are measured; calling again with the same arguments resumes.
     ``executor`` is ``"local"`` (a process pool of ``workers``; 0 runs in this process), ``"dask"``, or an
-    executor object.
+    executor object. ``save_bitstreams`` keeps each item's encoded bytes beside its reconstruction
+    (:meth:`~cdc_bench.store.key.ResultKey.bitstream_path`).
     """
     from ..datasets import get_dataset
     from ..datasets.images import Preprocess, pixel_limit
@@ -136,7 +137,8 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     out = Path(out) if out else default_out(dataset_names)
     store = ResultsStore(out)
     tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
-                       save_recon=save_recon, fid_protocol=fid_protocol, target_bpp=targets, match=match)
+                       save_recon=save_recon, fid_protocol=fid_protocol, target_bpp=targets, match=match,
+                       save_bitstreams=save_bitstreams)
     run_id = new_run_id()
     settings = {"datasets": [d for d, _ in dataset_images], "codecs": [vars(p) for p in plans],
                 "metrics": metric_names, "preprocess": str(pre), "workers": workers, "limit": limit,

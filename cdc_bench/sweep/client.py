@@ -28,7 +28,7 @@ def target_label(target: float, mode: str = "below") -> str:
 def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: list[CodecPlan], *,
                preprocess: str = "none", metrics: tuple[str, ...] = DEFAULT_METRICS, device: str = "cpu",
                save_recon: bool = False, fid_protocol: str = "fid256",
-               target_bpp: Iterable[float] = (), match: str = "below") -> list[Task]:
+               target_bpp: Iterable[float] = (), match: str = "below", save_bitstreams: bool = False) -> list[Task]:
     """All tasks of a sweep. ``datasets`` yields (dataset name, [(image name, path), ...]).
 
     With ``target_bpp``, each codec runs once per target instead of at its rate points: the worker searches the
@@ -43,10 +43,12 @@ def plan_tasks(datasets: Iterable[tuple[str, list[tuple[str, Path]]]], codecs: l
             for image, path in images:  # an image's rate points together, so workers reuse the decoded image
                 common = (dataset, image, str(path), preprocess, plan.name, options)
                 for rate in ([] if targets else plan.rate_points):
-                    tasks.append(Task(*common, rate, tuple(metrics), device, save_recon, fid_protocol))
+                    tasks.append(Task(*common, rate, tuple(metrics), device, save_recon, fid_protocol,
+                                      save_bitstream=save_bitstreams))
                 for target in targets:
                     tasks.append(Task(*common, target_label(target, match), tuple(metrics), device, save_recon,
-                                      fid_protocol, target_bpp=float(target), match=match))
+                                      fid_protocol, target_bpp=float(target), match=match,
+                                      save_bitstream=save_bitstreams))
     return tasks
 
 
@@ -84,6 +86,8 @@ def pending_tasks(tasks: list[Task], store: ResultsStore, retry_errors: bool = F
         recon = store.recon_file(base_row(task)) if missing or task.save_recon else None
         if task.save_recon and not recon.is_file():
             todo.append(task)  # asked to keep reconstructions this sweep did not keep: run the item again
+        elif task.save_bitstream and store.get_bitstream(base_row(task)) is None:
+            todo.append(task)  # the same for the bytes: only a new encode gives them
         elif missing:
             todo.append(replace(task, metrics=missing, recon_path=str(recon.absolute()), save_recon=False)
                         if recon.is_file() else task)
@@ -187,6 +191,8 @@ def store_result(store: ResultsStore, result: TaskResult) -> None:
     if row["status"] == "ok":
         if result.recon_png is not None:
             store.put_recon(row, result.recon_png)
+        if result.bitstream is not None:
+            store.put_bitstream(row, result.bitstream)
         sets = result.features if isinstance(result.features, list) else [result.features]
         for feats in sets:  # one set per feature space (FID's Inception, FD-DINOv2's DINOv2, CMMD's CLIP)
             if feats is not None:

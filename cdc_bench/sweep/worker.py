@@ -56,6 +56,7 @@ class Task:
     # FID/KID: the store already holds this image's original features from this extractor (its label): the
     # worker extracts only the reconstruction's, which halves the Inception work of an item
     original_extractor: str | None = None
+    save_bitstream: bool = False      # hand back the encoded bytes (``--save-bitstreams``)
 
     @property
     def options_text(self) -> str:
@@ -82,6 +83,7 @@ class TaskResult:
     row: dict[str, Any]
     recon_png: bytes | None = None
     features: Any = None              # metrics.fid.ItemFeatures
+    bitstream: bytes | None = None    # the encoded bytes whose length is the row's bpp (``--save-bitstreams``)
 
 
 @functools.lru_cache(maxsize=8)
@@ -188,6 +190,8 @@ def finish_item(item: EncodedItem, decode: Callable[[], tuple[np.ndarray, float]
         row["metrics_s"] = time.perf_counter() - start
         if task.save_recon:
             result.recon_png = png_bytes(recon)
+        if task.save_bitstream:
+            result.bitstream = bytes(data)
         row.update(status="ok", error=None, traceback=None)
     except Exception as err:  # noqa: BLE001 - one failing item never ends a sweep
         return failed_result(row, err)

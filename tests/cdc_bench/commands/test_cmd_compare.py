@@ -32,6 +32,8 @@ def test_compare_writes_png_and_pdf(td, results, kodak_dir, tmp_path):
     # It picks the nearest rate point that was run and says so; the rate point is named in the codec's terms.
     assert "nearest of its rate points to 0.5 bpp" in res.output and "matched" not in res.output
     assert "jpeg at quality " in res.output
+    caption = (tmp_path / "o" / "compare_kodak_kodim23_0.5bpp.caption.txt").read_text()   # the figure's caption
+    assert "near 0.5 bpp" in caption and "Preprocessing: center-crop:192" in caption and caption.strip() in res.output
 
 
 def test_compare_at_corner_and_codec_filter(td, results, kodak_dir, tmp_path):

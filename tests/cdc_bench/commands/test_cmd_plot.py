@@ -25,7 +25,8 @@ def test_plot_writes_pdf_and_png(results, tmp_path):
                                     "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "20 rows used, 1 left out" in res.output
-    assert sorted(p.name for p in out.iterdir()) == ["rd_kodak_ms-ssim.pdf", "rd_kodak_ms-ssim.png",
+    assert sorted(p.name for p in out.iterdir()) == ["rd_kodak_ms-ssim.caption.txt", "rd_kodak_ms-ssim.pdf",
+                                                     "rd_kodak_ms-ssim.png", "rd_kodak_psnr.caption.txt",
                                                      "rd_kodak_psnr.pdf", "rd_kodak_psnr.png"]
     with Image.open(out / "rd_kodak_psnr.png") as img:
         assert img.size[0] == 2070   # 6.9 in at 300 dpi
@@ -40,7 +41,7 @@ def test_plot_default_out_and_metrics(results, tmp_path):
     shutil.copytree(results, copy)
     res = CliRunner().invoke(main, ["plot", str(copy), "--format", "svg"])
     assert res.exit_code == 0, res.output
-    names = sorted(p.name for p in (copy / "figures").iterdir())
+    names = sorted(p.name for p in (copy / "figures").iterdir() if not p.name.endswith(".caption.txt"))
     assert names == ["rd_kodak_ms-ssim.svg", "rd_kodak_psnr.svg"]
 
 
