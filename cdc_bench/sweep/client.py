@@ -86,7 +86,7 @@ def pending_tasks(tasks: list[Task], store: ResultsStore, retry_errors: bool = F
         recon = store.recon_file(base_row(task)) if missing or task.save_recon else None
         if task.save_recon and not recon.is_file():
             todo.append(task)  # asked to keep reconstructions this sweep did not keep: run the item again
-        elif task.save_bitstream and store.get_bitstream(base_row(task)) is None:
+        elif task.save_bitstream and not store.bitstream_file(base_row(task)).is_file():
             todo.append(task)  # the same for the bytes: only a new encode gives them
         elif missing:
             todo.append(replace(task, metrics=missing, recon_path=str(recon.absolute()), save_recon=False)
