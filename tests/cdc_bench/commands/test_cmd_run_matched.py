@@ -42,7 +42,7 @@ def test_matched_rows_meet_their_targets_and_record_the_search(crops, tmp_path):
     shown = CliRunner().invoke(main, ["compare", str(out), "--image", "kodim23", "--bpp", "0.6", "--crop", "64",
                                       "--format", "png", "--data-root", str(crops.parent)])
     assert shown.exit_code == 0, shown.output
-    assert shown.output.count("matched to bpp<=0.6") == 2 and "nearest" not in shown.output
+    assert shown.output.count("matched to bpp<=0.6") == 2 and "nearest of its rate points" not in shown.output
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "nan", "inf", "low"])
