@@ -128,7 +128,7 @@ class IsolatedWorker:
 
 
 def stop_all() -> None:
-    """Kill every child this process started (its items unanswered): at exit, and on SIGTERM of a Dask worker."""
+    """Kill every child this process started (their items unanswered); runs when this process exits."""
     for worker in list(_LIVE):
         worker.stop()
 
