@@ -69,10 +69,10 @@ def test_a_stopped_sweep_keeps_its_rows_says_so_and_resumes(folder, tmp_path, si
     assert proc.returncode == 128 + signum, err
     saved = re.search(r"(\d+) rows saved in .*; rerun the same command to resume", err)
     assert saved, err
-    if "dask" not in extra or not group:
-        # Ctrl-C to the group also reaches a local Dask cluster's nanny processes, which print their own
-        # KeyboardInterrupt tracebacks (distributed's, not ours): known, left for later; the rest holds there too
-        assert "Aborted!" not in err and "Traceback" not in err, err
+    # Ctrl-C to the group reaches a local Dask cluster's worker processes too: they must stay silent
+    for noise in ("Aborted!", "Traceback", "KeyboardInterrupt", "BrokenPipeError", "IOLoop is closed"):
+        assert noise not in err, err
+    assert err.strip().splitlines()[-1].startswith(f"Interrupted ({signal.Signals(signum).name}: "), err
     with sqlite3.connect(db) as conn:
         keys = [r[0] for r in conn.execute("SELECT dataset||image||codec||options||quality FROM results")]
         (manifest,) = [json.loads(m) for (m,) in conn.execute("SELECT manifest FROM runs")]
@@ -86,5 +86,101 @@ def test_a_stopped_sweep_keeps_its_rows_says_so_and_resumes(folder, tmp_path, si
     with sqlite3.connect(db) as conn:
         after = [r[0] for r in conn.execute("SELECT dataset||image||codec||options||quality FROM results")]
         statuses = {s for (s,) in conn.execute("SELECT status FROM results")}
+    assert len(after) == len(set(after)) == 6 * QUALITIES * 2 and set(keys) <= set(after)
+    assert statuses == {"ok"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_dask(tmp_path, workers: int = 2) -> tuple[str, subprocess.Popen, subprocess.Popen]:
+    """`dask scheduler` and `dask worker` (``workers`` processes) on loopback, each in a process group of its own;
+    returns once the workers have joined."""
+    from pathlib import Path
+
+    from distributed import Client
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+           "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
+    quiet = dict(env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", str(port), "--no-dashboard"], **quiet)
+    worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                               "--nworkers", str(workers), "--host", "127.0.0.1", "--no-dashboard",
+                               "--local-directory", str(tmp_path)], **quiet)
+    with Client(address, timeout="60s") as probe:
+        probe.wait_for_workers(workers, timeout=60)
+    return address, scheduler, worker
+
+
+def _kill_group(*procs: subprocess.Popen) -> None:
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(20)
+
+
+def _wait_for_rows(proc, db, n: int) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (db.exists() and _rows(db) >= n):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before the fault"
+
+
+def _keys_and_manifests(db):
+    with sqlite3.connect(db) as conn:
+        keys = [r[0] for r in conn.execute("SELECT dataset||image||codec||options||quality FROM results")]
+        statuses = {s for (s,) in conn.execute("SELECT status FROM results")}
+        manifests = [json.loads(m) for (m,) in conn.execute("SELECT manifest FROM runs ORDER BY started_at")]
+    return keys, statuses, manifests
+
+
+def test_a_killed_scheduler_ends_the_run_in_one_line_and_a_new_one_resumes(folder, tmp_path):
+    """kill -9 of an external scheduler after >= 3 rows: the client says so within SCHEDULER_LOST_S, stores no
+    failure for the items Dask cancelled, marks the run failed with the reason; a new scheduler resumes it."""
+    from cdc_bench.executors.dask import SCHEDULER_LOST_S
+
+    out, db = tmp_path / "out", tmp_path / "out" / "results.sqlite"
+    address, scheduler, worker = _start_dask(tmp_path)
+    try:
+        proc = subprocess.Popen(_cmd(folder, out, ["--scheduler", address]), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        _wait_for_rows(proc, db, 3)
+        scheduler.kill()
+        try:
+            _, err = proc.communicate(timeout=SCHEDULER_LOST_S + 30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"the client did not notice its lost scheduler within {SCHEDULER_LOST_S + 30} s")
+    finally:
+        _kill_group(scheduler, worker)
+    assert proc.returncode != 0
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and "IOLoop is closed" not in err, err
+    assert len(lines) == 2 and lines[0].startswith("Dask: ") and lines[1].startswith(
+        f"Error: lost the Dask scheduler at {address}"), err
+    keys, statuses, (manifest,) = _keys_and_manifests(db)
+    assert len(keys) >= 3 and statuses == {"ok"}  # items in flight were cancelled, not failed: nothing stored
+    assert manifest["status"] == "failed" and manifest["ended_at"]
+    assert manifest["interrupted"]["rows_saved"] == len(keys)
+    assert "lost the Dask scheduler" in manifest["interrupted"]["reason"]
+
+    address, scheduler, worker = _start_dask(tmp_path, workers=1)
+    try:
+        rerun = subprocess.run(_cmd(folder, out, ["--scheduler", address]), capture_output=True, text=True,
+                               timeout=300)
+    finally:
+        _kill_group(scheduler, worker)
+    assert rerun.returncode == 0, rerun.stderr
+    after, statuses, _ = _keys_and_manifests(db)
     assert len(after) == len(set(after)) == 6 * QUALITIES * 2 and set(keys) <= set(after)
     assert statuses == {"ok"}
