@@ -184,3 +184,53 @@ def test_a_killed_scheduler_ends_the_run_in_one_line_and_a_new_one_resumes(folde
     after, statuses, _ = _keys_and_manifests(db)
     assert len(after) == len(set(after)) == 6 * QUALITIES * 2 and set(keys) <= set(after)
     assert statuses == {"ok"}
+
+
+#: a full disk, injected: once CDC_TEST_FULL_AFTER reconstructions are written, every file opened for writing
+#: under CDC_TEST_FULL_DIR fails with ENOSPC (SQLite's own writes are not Python's to fail; a real full disk,
+#: a 2 MB tmpfs as root, fails them too, and the run ends the same way)
+_FULL_DISK_HOOK = '''
+import builtins, errno, io, os
+_dir, _after = os.environ["CDC_TEST_FULL_DIR"], int(os.environ["CDC_TEST_FULL_AFTER"])
+_real, _written = io.open, [0]
+
+def _open(file, mode="r", *args, **kwargs):
+    if isinstance(file, (str, os.PathLike)) and any(m in mode for m in "wax+"):
+        path = os.path.abspath(os.fspath(file))
+        if path.startswith(_dir + os.sep):
+            if _written[0] >= _after:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+            _written[0] += os.sep + "recon" + os.sep in path
+    return _real(file, mode, *args, **kwargs)
+
+io.open = builtins.open = _open
+'''
+
+
+def test_a_full_disk_under_dask_with_save_recon_keeps_the_rows_and_ends_in_one_line(folder, tmp_path):
+    out, db = tmp_path / "out", tmp_path / "out" / "results.sqlite"
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_FULL_DISK_HOOK)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+           "CDC_TEST_FULL_DIR": str(out), "CDC_TEST_FULL_AFTER": "20"}
+    extra = ["--executor", "dask", "--workers", "2", "--save-recon"]
+    run = subprocess.run(_cmd(folder, out, extra), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, timeout=300)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and "IOLoop is closed" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if not line.startswith("Dask: ")]
+    assert len(errors) == 1 and errors[0].startswith("Error: "), run.stderr
+    assert f"the disk holding {out} is full" in errors[0] and "cannot write the reconstruction" in errors[0]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    keys, statuses, (manifest,) = _keys_and_manifests(db)
+    assert len(keys) == 20 and statuses == {"ok"}  # each row stored after its reconstruction: no row without one
+    assert len(list((out / "recon").rglob("*.png"))) == 20 and not list(out.rglob("*.tmp"))
+    assert manifest["status"] == "failed" and "is full" in manifest["interrupted"]["reason"]
+    assert manifest["interrupted"]["rows_saved"] == 20
+
+    rerun = subprocess.run(_cmd(folder, out, extra), capture_output=True, text=True, timeout=300)  # space freed
+    assert rerun.returncode == 0, rerun.stderr
+    after, statuses, _ = _keys_and_manifests(db)
+    assert len(after) == len(set(after)) == 6 * QUALITIES * 2 and set(keys) <= set(after) and statuses == {"ok"}
