@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,6 +39,19 @@ def _rows(db) -> int:
         return 0
 
 
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment holds ``marker`` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if marker.encode() + b"=" in (entry / "environ").read_bytes() and \
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def _cmd(folder, out, extra):
     return [sys.executable, "-m", "cdc_bench.cli", "run", "-d", f"folder:{folder}", "-c", CODECS, "-m", "psnr",
             "--out", str(out), "--quiet", *extra]
@@ -52,7 +66,8 @@ def _cmd(folder, out, extra):
 ])
 def test_a_stopped_sweep_keeps_its_rows_says_so_and_resumes(folder, tmp_path, signum, group, extra):
     out = tmp_path / "out"
-    proc = subprocess.Popen(_cmd(folder, out, extra), env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    marker = f"CDC_TEST_STOP_{os.getpid()}_{time.time_ns()}"  # inherited by every process the run starts
+    proc = subprocess.Popen(_cmd(folder, out, extra), env={**os.environ, "PYTHONUNBUFFERED": "1", marker: "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     db, deadline = out / "results.sqlite", time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (db.exists() and _rows(db) >= 5):
@@ -77,6 +92,12 @@ def test_a_stopped_sweep_keeps_its_rows_says_so_and_resumes(folder, tmp_path, si
         keys = [r[0] for r in conn.execute("SELECT dataset||image||codec||options||quality FROM results")]
         (manifest,) = [json.loads(m) for (m,) in conn.execute("SELECT manifest FROM runs")]
     assert int(saved.group(1)) == len(keys) >= 5
+    with sqlite3.connect(db) as conn:  # an item cut off mid-way is not stored as a failure
+        assert {s for (s,) in conn.execute("SELECT status FROM results")} == {"ok"}
+    deadline = time.time() + 10
+    while _processes_with(marker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _processes_with(marker), "a worker or an isolated child outlived the stopped run"
     assert manifest["status"] == "interrupted" and manifest["ended_at"]
     assert manifest["interrupted"] == {"reason": signal.Signals(signum).name, "rows_saved": len(keys)}
     assert took < 30
@@ -101,8 +122,6 @@ def _free_port() -> int:
 def _start_dask(tmp_path, workers: int = 2) -> tuple[str, subprocess.Popen, subprocess.Popen]:
     """`dask scheduler` and `dask worker` (``workers`` processes) on loopback, each in a process group of its own;
     returns once the workers have joined."""
-    from pathlib import Path
-
     from distributed import Client
 
     port = _free_port()
