@@ -12,8 +12,9 @@ with the local pool. How it keeps the promises of the local pool:
 * **Lost workers.** A worker that dies mid-task has its task rerun on another worker by the scheduler (up to
   Dask's ``allowed-failures``); past that the item is recorded as ``env-error`` and retried on the next run.
   A killed client loses nothing that was stored: the same command resumes from the store. When every worker is
-  gone, the client says so and stops after ``no_workers_timeout`` (10 min); a lost scheduler stops it at once,
-  with one line (:class:`~cdc_bench.errors.EnvironmentFault`).
+  gone, the client says so and stops after ``no_workers_timeout`` (10 min). A lost scheduler (killed, or silent
+  for :data:`SCHEDULER_LOST_S`) stops it with one line (:class:`~cdc_bench.errors.EnvironmentFault`); the items
+  that were in flight are not stored (Dask cancelled them, they did not fail) and the next run runs them.
 * **Same code everywhere.** Before a worker gets a task, its :func:`cdc_bench.provenance.code_record` must equal
   the client's (version, commit, source digest, number-changing packages); the manifest lists every worker's.
 * **Timeouts are the item's own.** A worker's child reports ready after its imports, so its start-up is not
@@ -37,6 +38,8 @@ from ..errors import ConfigError, EnvironmentFault
 
 #: how often a waiting client asks whether any worker is left
 CHECK_EVERY_S = 2.0
+#: how long the client waits for an answer from the scheduler before it calls the scheduler lost
+SCHEDULER_LOST_S = 30.0
 
 
 def _remote(fn: Callable, task: Any, data: bytes | None, timeout: float | None, threads: int | None) -> Any:
@@ -86,8 +89,23 @@ def local_worker_specs(n_workers: int, gpus: int = 0, threads: int = 1) -> dict[
         if gpus:
             env.update(CUDA_VISIBLE_DEVICES=str(i % gpus), CDC_BENCH_PINNED_GPU="1")
         specs[f"cdc-bench-{i}"] = {"cls": Nanny, "options": {"nthreads": 1, "env": env, "memory_limit": 0,
-                                                             "silence_logs": logging.ERROR}}
+                                                             "silence_logs": logging.ERROR,
+                                                             "preload": [__name__]}}  # dask_setup below
     return specs
+
+
+def dask_setup(worker: Any) -> None:
+    """Run by Dask in each worker process of a local cluster (its ``preload``): ignore Ctrl-C there.
+
+    Ctrl-C in a terminal reaches the whole process group, these workers included; the client alone decides what
+    it means (it stores what it has and closes the cluster), as with the local pool's workers. Left to
+    themselves the workers would each print a KeyboardInterrupt traceback on the way down.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class DaskExecutor:
@@ -111,6 +129,8 @@ class DaskExecutor:
         self.cluster = None
         self._slots_at, self._slots_cached = -1e9, self.workers
         self.worker_records: dict[str, dict] = {}  # address -> provenance.code_record(), checked equal to ours
+        self.lost: str | None = None  # why the scheduler is lost, once it is: nothing more is asked of it
+        self._address, self._n_workers = scheduler, self.workers  # what info() reports once it cannot ask
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> "DaskExecutor":
@@ -139,6 +159,7 @@ class DaskExecutor:
             self.client = Client(self.cluster)
             self.client.wait_for_workers(self.workers, timeout=120)
         self.check_workers()
+        self._address = self.client.scheduler.address
         return self
 
     def check_workers(self) -> None:
@@ -184,11 +205,22 @@ class DaskExecutor:
                            scheduler=scheduler, silence_logs=40)
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-        self.client = self.cluster = None
+        """Close the client (and the local cluster). Dask's own logging is silenced meanwhile: stopping workers
+        with tasks in flight makes its scheduler warn about lost results that no one will ask for."""
+        levels = _quiet_distributed()
+        try:
+            if self.client is not None:
+                try:  # no long goodbye to a scheduler that is gone
+                    self.client.close(timeout=5 if self.lost else SCHEDULER_LOST_S)
+                except Exception:  # noqa: BLE001 - a client that cannot say goodbye is closed all the same
+                    pass
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            self.client = self.cluster = None
+            if not self.lost:  # a lost client's reconnect thread may still log: keep it quiet
+                for name, level in levels.items():
+                    logging.getLogger(name).setLevel(level)
 
     def __enter__(self) -> "DaskExecutor":
         return self.start() if self.client is None else self
@@ -198,15 +230,46 @@ class DaskExecutor:
 
     def info(self) -> dict[str, Any]:
         """What the run manifest records."""
-        n = len(self.client.nthreads()) if self.client is not None else self.workers
-        return {"executor": "dask", "scheduler": self.client.scheduler.address if self.client else self.scheduler,
-                "workers": n, "shared_fs": self.shared_fs, "worker_versions": dict(self.worker_records)}
+        if self.client is not None and not self.lost:
+            try:
+                self._n_workers = len(self.client.nthreads(callback_timeout=SCHEDULER_LOST_S))
+            except Exception as err:  # noqa: BLE001 - the scheduler went away: report what was known
+                self._lose(err)
+        return {"executor": "dask", "scheduler": self._address, "workers": self._n_workers,
+                "shared_fs": self.shared_fs, "worker_versions": dict(self.worker_records)}
+
+    def _lose(self, err: BaseException | str) -> EnvironmentFault:
+        """Mark the scheduler lost; the one-line error the run stops with."""
+        if self.lost is None:
+            self.lost = err if isinstance(err, str) else f"{type(err).__name__}: {err}".strip()
+            _quiet_distributed()
+        return EnvironmentFault(f"lost the Dask scheduler at {self._address} ({self.lost}); the rows stored so far "
+                                "are kept: start it again and rerun the same command to resume")
+
+    def _scheduler_answers(self) -> bool:
+        """Whether the scheduler still answers, asked after a future failed: a result fetch cut off by a dying
+        scheduler fails before the client itself notices (within :data:`SCHEDULER_LOST_S` either way)."""
+        deadline = time.monotonic() + SCHEDULER_LOST_S
+        while not self.lost and self.client.status == "running" and time.monotonic() < deadline:
+            try:
+                self.client.nthreads(callback_timeout=1.0)
+                return True
+            except Exception:  # noqa: BLE001 - no answer yet
+                time.sleep(0.1)
+        return False
+
+    def _check_scheduler(self) -> None:
+        """Raise once the client has lost its scheduler: Dask then cancels every future (reconnecting or not)."""
+        if self.lost:
+            raise self._lose(self.lost)
+        if self.client is not None and self.client.status != "running":
+            raise self._lose(f"the connection to it closed; client {self.client.status}")
 
     def _slots(self) -> int:
         """Task slots (worker threads) in the cluster, asked of the scheduler at most every 2 s."""
         now = time.monotonic()
         if now - self._slots_at > 2.0:
-            nthreads = self.client.nthreads()
+            nthreads = self.client.nthreads(callback_timeout=SCHEDULER_LOST_S)
             if set(nthreads) - set(self.worker_records):
                 self.check_workers()  # a worker that joined later is checked before the window widens
             self._slots_cached = sum(nthreads.values()) or self.workers
@@ -260,18 +323,24 @@ class DaskExecutor:
             top_up()
             while futures:
                 for future in self._finished(list(futures)):
-                    task = futures.pop(future)
                     try:
                         # a result lost with its worker would be awaited forever
                         result = future.result(timeout=self.no_workers_timeout)
                     except Exception as err:  # noqa: BLE001 - KilledWorker, lost data: the environment's fault
+                        if not self._scheduler_answers():  # cancelled or cut off with it: not the item's fault
+                            raise self._lose(err) from None
                         result = WorkerDied(f"Dask could not run the item ({type(err).__name__}: {err})")
-                    top_up()
+                    task = futures.pop(future)
+                    try:
+                        top_up()
+                    except Exception as err:  # noqa: BLE001 - the scheduler went away while it was asked
+                        self._check_scheduler()
+                        raise self._lose(err) from None
                     yield task, result
         finally:
-            for future in futures:
+            if not self.lost:
                 try:
-                    future.cancel()
+                    self.client.cancel(list(futures), force=True)
                 except Exception:  # noqa: BLE001 - the scheduler is gone: nothing left to cancel
                     pass
 
@@ -281,14 +350,15 @@ class DaskExecutor:
         from distributed import wait
 
         while True:
+            self._check_scheduler()
             try:
                 try:
                     return list(wait(futures, timeout=CHECK_EVERY_S, return_when="FIRST_COMPLETED").done)
                 except TimeoutError:  # nothing finished yet: is anyone left to finish it?
-                    workers = self.client.nthreads()
+                    workers = self.client.nthreads(callback_timeout=SCHEDULER_LOST_S)
             except Exception as err:  # noqa: BLE001 - a closed comm, a cancelled client: the scheduler is gone
-                raise EnvironmentFault(f"lost the Dask scheduler ({type(err).__name__}: {err}); the rows stored so "
-                                       "far are kept: start it again and rerun the same command to resume") from None
+                self._check_scheduler()
+                raise self._lose(err) from None
             if workers:
                 self._workers_gone_at = None
                 continue
@@ -300,6 +370,20 @@ class DaskExecutor:
             elif now - self._workers_gone_at > self.no_workers_timeout:
                 raise EnvironmentFault(f"every Dask worker is gone and none joined for {self.no_workers_timeout:g} s; "
                                        "the rows stored so far are kept: start workers and rerun the same command")
+
+
+def _quiet_distributed() -> dict[str, int]:
+    """Silence distributed's own logging; returns the levels it replaced. Once the scheduler is lost, the client's
+    reconnect attempts and its closing would log errors and tracebacks ("Failed to reconnect", "IOLoop is
+    closed") after the run's one line."""
+    roots = ("distributed", "tornado", "asyncio")
+    levels = {}
+    for name in dict.fromkeys([*roots, *list(logging.root.manager.loggerDict)]):  # children with levels of their own
+        if name.split(".")[0] in roots:
+            logger = logging.getLogger(name)
+            levels[name] = logger.level
+            logger.setLevel(logging.CRITICAL + 1)
+    return levels
 
 
 def _worker_slots() -> int:

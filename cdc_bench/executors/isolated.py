@@ -8,10 +8,17 @@ lives on between tasks, so its caches (codec instances with loaded weights, the 
 a pebble worker; only a timeout or a crash costs a fresh child (and a weight reload). The child is started with
 ``subprocess``, not ``multiprocessing``, because Dask's worker processes are daemons, which may not fork pool
 children. Messages are length-prefixed pickles between this process and its own child; nothing else reads them.
+
+A child never outlives its worker: it runs in a session of its own (a Ctrl-C to the terminal's process group
+reaches only the parent, who decides), the parent kills every child it started when it exits, and a watchdog thread
+in the child ends it (and anything it started) within :data:`ORPHAN_CHECK_S` once its parent is gone, even one
+killed with SIGKILL. The item it was running is then simply not answered: the client stores nothing for it, and
+the next run runs it again.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import select
@@ -21,12 +28,16 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from typing import Any, Callable
 
 _HEADER = struct.Struct("!Q")
 _READY = _HEADER.pack(2 ** 64 - 1)  # the child's first message: imports done, waiting for tasks
 #: how long a child may take to start (import torch and the codecs); not counted in any item's timeout
 STARTUP_S = 600
+#: how often a child checks that its parent is still alive (an orphan ends itself within about this long)
+ORPHAN_CHECK_S = 0.5
+_LIVE: "weakref.WeakSet[IsolatedWorker]" = weakref.WeakSet()  # every worker with a child, stopped at exit
 
 
 class IsolatedWorker:
@@ -43,8 +54,10 @@ class IsolatedWorker:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.setdefault(name, str(self.threads))
         env["CDC_BENCH_THREADS"] = str(self.threads)
+        env["CDC_BENCH_ISOLATED_PARENT"] = str(os.getpid())
         self.proc = subprocess.Popen([self.python, "-m", "cdc_bench.executors.isolated"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, start_new_session=True)
+        _LIVE.add(self)
         # The child says it is ready once its imports are done: its start-up is not the first item's time.
         from .local import WorkerDied
 
@@ -114,6 +127,13 @@ class IsolatedWorker:
         return proc.wait()
 
 
+def stop_all() -> None:
+    """Kill every child this process started (their items unanswered); runs when this process exits."""
+    for worker in list(_LIVE):
+        worker.stop()
+
+
+atexit.register(stop_all)
 _LOCAL = threading.local()
 
 
@@ -128,8 +148,22 @@ def call_isolated(fn: Callable[[Any], Any], arg: Any, timeout: float | None = No
     return worker.call(fn, arg, timeout)
 
 
+def _end_when_orphaned(parent: int) -> None:
+    """The child's watchdog: once its parent is gone (killed, even by SIGKILL), end this child's whole session now
+    rather than finish an item nobody will read (and hold its memory, GPU and cores meanwhile)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_S)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="orphan-watchdog", daemon=True).start()
+
+
 def _child() -> None:
     """The child's loop: read (fn, arg), answer (True, value) or (False, exception); stop at end of input."""
+    parent = int(os.environ.get("CDC_BENCH_ISOLATED_PARENT", "0"))
+    if parent:
+        _end_when_orphaned(parent)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answer pipe
     sys.stdout = sys.stderr

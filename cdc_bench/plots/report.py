@@ -207,10 +207,11 @@ def _per_image_html(rows: pd.DataFrame, metrics: Sequence[MetricInfo]) -> str:
 
 
 def _run_status(manifest: dict) -> str:
-    """finished, interrupted (by which signal, rows saved), or not ended (killed, or still running)."""
+    """finished, interrupted (by which signal, rows saved), failed (lost scheduler, full disk), or not ended (killed, or still running)."""
     stop = manifest.get("interrupted")
     if stop:
-        return f"interrupted ({stop.get('reason', '?')}; {stop.get('rows_saved', '?')} rows saved)"
+        word = "failed" if manifest.get("status") == "failed" else "interrupted"  # a fault, not a signal
+        return f"{word} ({stop.get('reason', '?')}; {stop.get('rows_saved', '?')} rows saved)"
     return "finished" if manifest.get("ended_at") else "not ended (killed, or still running)"
 
 

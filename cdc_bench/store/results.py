@@ -16,11 +16,13 @@ which also works on a read-only folder. Every failure of the store is a :class:`
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -148,9 +150,11 @@ class ResultsStore:
                 conn.execute("ROLLBACK" if exc_type else "COMMIT")
             except sqlite3.Error as err:
                 if exc_type is None:
-                    raise StoreError(f"{self.store.path}: cannot write ({err}); {hint(err)}") from None
+                    raise StoreError(f"{self.store.path}: cannot write ({err}); "
+                                     f"{_write_hint(err, self.store.out_dir)}") from None
             if exc_type is not None and issubclass(exc_type, (sqlite3.Error, OSError)):
-                raise StoreError(f"{self.store.path}: cannot write ({exc}); {hint(exc)}") from None
+                raise StoreError(f"{self.store.path}: cannot write ({exc}); "
+                                 f"{_write_hint(exc, self.store.out_dir)}") from None
 
     def _write(self) -> "_Tx":
         return self._Tx(self)
@@ -237,13 +241,15 @@ class ResultsStore:
     def put_recon(self, row: Mapping[str, Any], png: bytes) -> Path:
         """Keep one reconstruction (PNG bytes from a worker), written atomically."""
         path = self.recon_file(row)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(png)
             tmp.replace(path)
         except OSError as err:
-            raise StoreError(f"{path}: cannot write the reconstruction ({err}); {hint(err)}") from None
+            tmp.unlink(missing_ok=True)  # a partial file would hold the space the run's manifest still needs
+            raise StoreError(f"{path}: cannot write the reconstruction ({err}); "
+                             f"{_write_hint(err, self.out_dir)}") from None
         return path
 
     def get_recon(self, row: Mapping[str, Any]) -> bytes | None:
@@ -365,7 +371,8 @@ class ResultsStore:
             self.frame().to_csv(tmp, index=False)
             tmp.replace(path)
         except OSError as err:
-            raise StoreError(f"{path}: cannot write the CSV ({err}); {hint(err)}") from None
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"{path}: cannot write the CSV ({err}); {_write_hint(err, path.parent)}") from None
         return path
 
     def close(self) -> None:
@@ -376,6 +383,22 @@ class ResultsStore:
 
     def __exit__(self, *_) -> None:
         self.close()
+
+
+def _write_hint(err: BaseException, folder: Path) -> str:
+    """What to do about a failed write; a full disk is named (its mount point, the space left) with the folder."""
+    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "full" in str(err).lower()
+    if not full:
+        return hint(err)
+    mount = Path(os.path.abspath(folder))
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        free = f", {shutil.disk_usage(folder).free / 2 ** 20:.1f} MiB free"
+    except OSError:
+        free = ""
+    return (f"the disk holding {folder} is full (mounted at {mount}{free}): free space there or pass another "
+            "--out, then rerun the same command to resume (finished rows are kept)")
 
 
 def _check_options(options: str) -> None:

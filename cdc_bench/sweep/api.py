@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..codecs.plans import CodecPlan, build_plans, split_list
-from ..errors import ConfigError, DatasetError
+from ..errors import CdcBenchError, ConfigError, DatasetError, StoreError
 from ..provenance import build_manifest, new_run_id, timestamp
 from .interrupts import RunStopped, SweepInterrupted, signal_of, sigterm_raises
 from ..store.key import file_stem
@@ -168,16 +168,12 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
                             retry_errors=retry_errors, progress=progress, on_row=report, batch=batch)
     except (KeyboardInterrupt, RunStopped) as stop:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the bookkeeping short
-        if hasattr(pool, "close") and pool is not executor:
-            pool.close()  # workers and cluster down before the run is marked
-        frame = store.frame()
-        saved = int((frame["run_id"] == run_id).sum()) if "run_id" in frame else 0
         signum = signal_of(stop)
-        manifest.update(ended_at=timestamp(), status="interrupted",
-                        interrupted={"reason": signal.Signals(signum).name, "rows_saved": saved})
-        store.end_run(run_id, manifest)
-        store.close()
+        saved = _record_stop(store, pool, executor, run_id, manifest, "interrupted", signal.Signals(signum).name)
         raise SweepInterrupted(signum, saved, out) from None
+    except CdcBenchError as err:  # a lost scheduler, a full disk: what is stored stays, the manifest says why
+        _record_stop(store, pool, executor, run_id, manifest, "failed", str(err))
+        raise
     finally:
         if hasattr(pool, "info"):
             settings.update(pool.info())  # the manifest lists every worker's versions, late joiners too
@@ -193,6 +189,25 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     store.end_run(run_id, manifest)
     store.close()
     return RunOutcome(out, summary, manifest, plans, tasks, failures, dataset_rows)
+
+
+def _record_stop(store: ResultsStore, pool: Any, executor: Any, run_id: str, manifest: dict[str, Any], status: str,
+                 reason: str) -> int:
+    """End a run that stopped early: workers and cluster down first, then the manifest records ``status``, why and
+    how many rows this run saved (the report shows it). Returns that count. A store that cannot take the manifest
+    (the disk is full) keeps its rows all the same: the run's own error is the one to report."""
+    if hasattr(pool, "close") and pool is not executor:
+        pool.close()
+    try:
+        frame = store.frame()
+        saved = int((frame["run_id"] == run_id).sum()) if "run_id" in frame else 0
+        manifest.update(ended_at=timestamp(), status=status, interrupted={"reason": reason, "rows_saved": saved})
+        store.end_run(run_id, manifest)
+    except StoreError:
+        saved = -1
+    finally:
+        store.close()
+    return saved
 
 
 def make_executor(kind: str | Any, scheduler: str | None, workers: int, device: str, shared_fs: bool):

@@ -17,6 +17,7 @@ from ..codecs.plans import CodecPlan
 from .worker import DEFAULT_METRICS, ITEM_FAILURES, Task, TaskResult, base_row, failure_status, run_task
 from ..store.key import ResultKey, quality_text
 from ..store.results import ResultsStore
+from ..errors import StoreError
 
 
 def target_label(target: float, mode: str = "below") -> str:
@@ -133,6 +134,7 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
     start = time.perf_counter()
     last_csv = start
     bar = _progress(len(todo), progress)
+    finished = False
     if batch > 1:
         results = _batched(executor, todo, batch, timeout)
     else:
@@ -156,12 +158,17 @@ def sweep(tasks: list[Task], store: ResultsStore, executor, *, run_id: str, time
             if time.perf_counter() - last_csv > csv_every_s:
                 store.write_csv()
                 last_csv = time.perf_counter()
+        finished = True
     finally:
         if hasattr(results, "close"):
             results.close()  # an interrupted sweep stops its executor now, not when the generator is collected
         bar.close()
         summary.wall_s = time.perf_counter() - start
-        store.write_csv()
+        try:
+            store.write_csv()
+        except StoreError:
+            if finished:
+                raise  # else the error that stopped the sweep (a full disk: the store's own) is the one reported
     return summary
 
 

@@ -321,3 +321,69 @@ def test_a_rerun_adding_a_metric_ships_only_the_reconstructions_in_flight(images
     assert summary.ok == len(added) == 12 and 0 < peak[0] <= 4 + 1
     sweep(added, ResultsStore(tmp_path / "fresh"), InlineExecutor(), run_id="fresh", progress=False)
     np.testing.assert_array_equal(_rows(out)["psnr_y"], _rows(tmp_path / "fresh")["psnr_y"])
+
+
+def _isolated_children(parents: set[int]) -> set[int]:
+    """Pids of the isolated task processes (cdc_bench.executors.isolated) whose parent is one of ``parents``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue
+        if stat[0] != "Z" and int(stat[1]) in parents and b"cdc_bench.executors.isolated" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_when_the_workers_of_a_cluster_are_stopped_the_client_says_so_and_no_child_is_left(images, tmp_path,
+                                                                                          signum):
+    """`dask worker` killed (or stopped) mid-sweep, every one of them: the client stops after no_workers_timeout
+    with the rows it has, no item is stored as error or timeout, and no isolated child outlives its worker."""
+    from cdc_bench.errors import EnvironmentFault
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+           "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
+    quiet = dict(env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--no-dashboard"], **quiet)]
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+                                       "1", "--nworkers", "2", "--host", "127.0.0.1", "--no-dashboard",
+                                       "--local-directory", str(tmp_path)], **quiet))
+        out = tmp_path / "out"
+        tasks = _tasks(images, rates=tuple(range(5, 96, 5)))  # 57 items: far more than the 8 in flight
+        with DaskExecutor(address, threads_per_worker=1, no_workers_timeout=3) as ex:
+            ex.client.wait_for_workers(2, timeout=60)
+            workers = set(ex.client.run(os.getpid).values())
+            children: set[int] = set()
+
+            def stop_the_workers(row):
+                if not children:
+                    children.update(_isolated_children(workers))
+                    os.killpg(procs[1].pid, signum)
+
+            start = time.monotonic()
+            store = ResultsStore(out)
+            with pytest.raises(EnvironmentFault, match="every Dask worker is gone and none joined for 3 s"):
+                sweep(tasks, store, ex, run_id="r", progress=False, on_row=stop_the_workers)
+            store.close()
+            assert time.monotonic() - start < 90
+        assert children  # each worker had started its child
+        deadline = time.monotonic() + 10
+        while _isolated_children(workers | {1}) & children and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _isolated_children(workers | {1}) & children, "an isolated child outlived its worker"
+        frame = _rows(out)
+        assert 1 <= len(frame) < len(tasks) and not frame["status"].isin(["error", "timeout"]).any()
+    finally:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(20)

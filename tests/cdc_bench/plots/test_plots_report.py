@@ -145,6 +145,9 @@ def test_runs_table_says_interrupted_not_nan():
          "interrupted": {"reason": "SIGINT", "rows_saved": 7}},
         {"run_id": "b", "started_at": "t0", "ended_at": "t2"},
         {"run_id": "c", "started_at": "t0"},
+        {"run_id": "d", "started_at": "t0", "ended_at": "t3", "status": "failed",
+         "interrupted": {"reason": "lost the Dask scheduler at tcp://x:1", "rows_saved": 3}},
     ])
     assert "interrupted (SIGINT; 7 rows saved)" in html_text and "finished" in html_text
+    assert "failed (lost the Dask scheduler at tcp://x:1; 3 rows saved)" in html_text
     assert "not ended (killed, or still running)" in html_text and "NaN" not in html_text
