@@ -54,6 +54,7 @@ from cdc_bench.codecs.registry import create_codec
 from cdc_bench.errors import CdcBenchError
 name, options, path, cap = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 codec = create_codec(name, options)
+codec.require_available()  # imports torch, compressai, ... before the cap: mapping their libraries is not the test
 mapped = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
 resource.setrlimit(resource.RLIMIT_AS, (mapped + cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
 try:
