@@ -70,13 +70,13 @@ VBR_RANGE = (0.1, 100.0)
 #: (benchmarks/decode_memory.py). A header whose decode would not fit in the memory available is refused unread.
 DECODE_MEMORY: dict[str, tuple[int, int]] = {
     "bmshj2018-factorized": (1200, 89 << 20),
-    "bmshj2018-hyperprior": (1170, 122 << 20),
+    "bmshj2018-hyperprior": (1280, 122 << 20),
     "mbt2018-mean": (1230, 158 << 20),
     "mbt2018": (1120, 257 << 20),
     "cheng2020-anchor": (1250, 218 << 20),
     "cheng2020-attn": (1160, 288 << 20),
     "bmshj2018-hyperprior-vbr": (1710, 125 << 20),
-    "mbt2018-mean-vbr": (2310, 164 << 20),
+    "mbt2018-mean-vbr": (1340, 164 << 20),
     "mbt2018-vbr": (1090, 260 << 20),
 }
 

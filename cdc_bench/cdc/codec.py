@@ -34,7 +34,7 @@ MAX_PIXELS = 64 * 1024 * 1024  # 8192², padded: a 12800² header is refused bef
 #: Peak resident bytes of a CPU decode (fp32) per padded pixel, and of the loaded network: 1.5 x the measured
 #: figures of results/decode_memory.json (benchmarks/decode_memory.py, random weights of the released
 #: architectures). A header whose decode would not fit in the memory available is refused unread.
-DECODE_MEMORY = {"x": (5800, 414 << 20), "eps": (7180, 410 << 20)}
+DECODE_MEMORY = {"x": (5030, 414 << 20), "eps": (7180, 410 << 20)}
 
 
 def cpu_has_native_bf16() -> bool:

@@ -232,7 +232,17 @@ def test_a_tiny_header_claiming_8192_squared_is_refused_by_the_memory_gate(encod
 
 @pytest.mark.slow  # two builds of the network (the parent encodes, a child decodes): minutes on 2 cores
 def test_declared_decode_memory_covers_a_fresh_measurement(decode_memory):
-    measured = decode_memory.measure("msillm", {}, 6, (128,))[0]
+    measured = decode_memory.measure("msillm", {}, 6, (256,))[0]
     assert nc.MSILLM.decode_bytes_per_pixel >= measured["bytes_per_pixel"] > 0
     assert nc.MSILLM.decode_model_bytes >= measured["rss_loaded"] - measured["rss_start"]
     assert nc.NoGAN.decode_bytes_per_pixel == nc.MSILLM.decode_bytes_per_pixel  # the same network
+
+
+def test_declared_decode_memory_is_the_measured_one():
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "results" / "decode_memory.json"
+    measured = next(c for c in json.loads(results.read_text())["codecs"] if c["codec"] == "msillm")
+    assert nc.MSILLM.decode_bytes_per_pixel >= measured["declared_bytes_per_pixel"] > 0
+    assert nc.MSILLM.decode_model_bytes >= measured["model_bytes"]

@@ -208,3 +208,15 @@ def test_random_weight_streams_need_weights_random(monkeypatch):
     monkeypatch.setattr(models, "_cached", lambda *a, **k: pytest.fail("loaded a model"))
     with pytest.raises(BitstreamError, match="weights=random"):
         CDCXParam().decode(random_stream(Header("x", "random:x:5", 64, 64, 64, 64, 8193)))
+
+
+def test_declared_decode_memory_is_the_measured_one():
+    from pathlib import Path
+
+    from cdc_bench.cdc.codec import CDCEpsParam
+
+    results = Path(__file__).resolve().parents[3] / "results" / "decode_memory.json"
+    measured = {c["codec"]: c for c in json.loads(results.read_text())["codecs"]}
+    for cls in (CDCXParam, CDCEpsParam):
+        assert cls.decode_bytes_per_pixel >= measured[cls.name]["declared_bytes_per_pixel"] > 0
+        assert cls.decode_model_bytes >= measured[cls.name]["model_bytes"]
