@@ -360,5 +360,6 @@ def test_every_zoo_model_declares_its_measured_decode_memory():
 
 def test_declared_decode_memory_covers_a_fresh_measurement(decode_memory):
     cls = zoo.FAMILY.codec_for("bmshj2018-hyperprior")
-    measured = decode_memory.measure(cls.name, {}, 8, (384,))[0]
+    # big enough that the ~80 MB by which a peak varies between runs (malloc's arenas) is noise
+    measured = decode_memory.measure(cls.name, {}, 8, (768,))[0]
     assert cls.decode_bytes_per_pixel >= measured["bytes_per_pixel"] > 0

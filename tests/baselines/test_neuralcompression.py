@@ -232,7 +232,8 @@ def test_a_tiny_header_claiming_8192_squared_is_refused_by_the_memory_gate(encod
 
 @pytest.mark.slow  # two builds of the network (the parent encodes, a child decodes): minutes on 2 cores
 def test_declared_decode_memory_covers_a_fresh_measurement(decode_memory):
-    measured = decode_memory.measure("msillm", {}, 6, (256,))[0]
+    # big enough that the ~80 MB by which a peak varies between runs (malloc's arenas) is noise
+    measured = decode_memory.measure("msillm", {}, 6, (512,))[0]
     assert nc.MSILLM.decode_bytes_per_pixel >= measured["bytes_per_pixel"] > 0
     assert nc.MSILLM.decode_model_bytes >= measured["rss_loaded"] - measured["rss_start"]
     assert nc.NoGAN.decode_bytes_per_pixel == nc.MSILLM.decode_bytes_per_pixel  # the same network

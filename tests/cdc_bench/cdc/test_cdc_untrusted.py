@@ -132,7 +132,8 @@ def test_a_batch_is_sized_as_a_whole(monkeypatch):
 @pytest.mark.slow  # two builds of the network (the parent encodes, a child decodes): minutes on 2 cores
 def test_declared_decode_memory_covers_a_fresh_measurement(decode_memory):
     """The declared bytes/pixel must be at least what a decode measures now (a figure set too low fails)."""
-    measured = decode_memory.measure("cdc", {"steps": "1"}, None, (128,))[0]
+    # big enough that the ~80 MB by which a peak varies between runs (malloc's arenas) is noise
+    measured = decode_memory.measure("cdc", {"steps": "1"}, None, (384,))[0]
     assert CDCXParam.decode_bytes_per_pixel >= measured["bytes_per_pixel"] > 0
     assert CDCXParam.decode_model_bytes >= measured["rss_loaded"] - measured["rss_start"]
 
