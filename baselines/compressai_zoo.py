@@ -65,6 +65,20 @@ VBR_STEPS = (10.0, 7.1715, 5.1832, 3.7211, 2.6833, 1.9305, 1.3897, 1.0)
 VR_BOTTLENECK = ("bmshj2018-hyperprior-vbr", "mbt2018-mean-vbr")
 #: Valid VBR quantization steps (eval_model's defaults span 10..1).
 VBR_RANGE = (0.1, 100.0)
+#: Peak resident bytes of a CPU decode per pixel, and of the loaded network, per model: 1.5 x the figures measured
+#: at the model's highest quality (its widest N, M; lower qualities are narrower) in results/decode_memory.json
+#: (benchmarks/decode_memory.py). A header whose decode would not fit in the memory available is refused unread.
+DECODE_MEMORY: dict[str, tuple[int, int]] = {
+    "bmshj2018-factorized": (1200, 89 << 20),
+    "bmshj2018-hyperprior": (1280, 122 << 20),
+    "mbt2018-mean": (1230, 158 << 20),
+    "mbt2018": (1120, 257 << 20),
+    "cheng2020-anchor": (1250, 218 << 20),
+    "cheng2020-attn": (1160, 288 << 20),
+    "bmshj2018-hyperprior-vbr": (1710, 125 << 20),
+    "mbt2018-mean-vbr": (1340, 164 << 20),
+    "mbt2018-vbr": (1090, 260 << 20),
+}
 
 
 # -- weights ---------------------------------------------------------------------------------------------------
@@ -330,6 +344,8 @@ def _make_class(model: str) -> type[CompressAIZooCodec]:
         "vbr": vbr,
         "description": f"CompressAI zoo {model} ({'variable rate, ' if vbr else ''}ans range coder)",
         "rate": rate,
+        "decode_bytes_per_pixel": DECODE_MEMORY[model][0],
+        "decode_model_bytes": DECODE_MEMORY[model][1],
         "details": (f"compressai.zoo '{model}' compress/decompress, entropy coder ans; input zero-padded (centred) "
                     f"to a multiple of {PAD_MULTIPLE} as compressai.utils.eval_model; weights from CompressAI's "
                     "model_urls via the torch.hub cache"),

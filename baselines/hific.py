@@ -152,6 +152,9 @@ class HiFiC(LearnedCodec):
     rate = Rate.choice(RATES, label="model", note="the released hific-lo, hific-mi, hific-hi")
     option_specs = {"weights": WEIGHTS_OPTION, "size": SIZE_OPTION, "max_pixels": MAX_PIXELS_OPTION}
     smoke_options = {"weights": "random"}
+    #: not measured: the decode runs in TensorFlow (often in its own venv's child process), which
+    #: benchmarks/decode_memory.py does not follow; only max_pixels bounds a header
+    decode_bytes_per_pixel = None
     details = ("tensorflow-compression metagraphs hific-lo/-mi/-hi run as models/tfci.py does; bitstream = TFCI "
                f"PackedTensors; files from {URL_PREFIX}; weights=random: the HiFiC architecture with seeded random "
                "weights, exported to the same kind of metagraph")

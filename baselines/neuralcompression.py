@@ -272,6 +272,10 @@ class _HiFiCRelease(LearnedCodec):
     random_config: dict[str, int] = {}
     #: named very-low-rate models beside the quality levels (MS-ILLM's vlo1 / vlo2)
     very_low: tuple[str, ...] = ()
+    #: peak resident bytes of a CPU decode per pixel, and of the loaded network (every quality has the same
+    #: network): 1.5 x the figures measured in results/decode_memory.json (benchmarks/decode_memory.py)
+    decode_bytes_per_pixel = 2100
+    decode_model_bytes = 2252 << 20
 
     def required_weights(self, rate_points: Sequence[Any]) -> list[str]:
         if self.options["weights"] != "pretrained":

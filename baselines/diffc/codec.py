@@ -63,6 +63,9 @@ class DiffC(LearnedCodec):
                "(counter-based generator, identical on CPU and CUDA); chunk indices rANS-coded (compressai) under "
                "a Zipf prior; DDIM or probability-flow denoising")
     smoke_options = {"weights": "random", "encode_steps": "20", "steps": "2", "chunk_bits": "8"}
+    #: not measured: weights=random is a tiny configuration, not SD 1.5's or the DDPM's architecture, so it says
+    #: nothing of their decode memory; only max_pixels bounds a header
+    decode_bytes_per_pixel = None
 
     def __init__(self, options=None, device: str = "cpu"):
         super().__init__(options, device)

@@ -131,6 +131,9 @@ class StableCodec(LearnedCodec):
                                "instead of the pinned huggingface_hub snapshot"),
     }
     smoke_options = {"weights": "random"}
+    #: not measured: weights=random is a tiny SD-Turbo, not the released architecture, so it says nothing of its
+    #: decode memory; only max_pixels bounds a header
+    decode_bytes_per_pixel = None
 
     @classmethod
     def availability(cls) -> Availability:

@@ -31,6 +31,10 @@ from .sampler import NOISE_LAYOUTS, decode_image, seeded_initial_state
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_PIXELS = 64 * 1024 * 1024  # 8192², padded: a 12800² header is refused before anything is allocated
+#: Peak resident bytes of a CPU decode (fp32) per padded pixel, and of the loaded network: 1.5 x the measured
+#: figures of results/decode_memory.json (benchmarks/decode_memory.py, random weights of the released
+#: architectures). A header whose decode would not fit in the memory available is refused unread.
+DECODE_MEMORY = {"x": (5030, 414 << 20), "eps": (7180, 410 << 20)}
 
 
 def cpu_has_native_bf16() -> bool:
@@ -136,6 +140,7 @@ class _CDCBase(LearnedCodec):
         if padded.shape[0] * padded.shape[1] > self.options["max_pixels"]:
             raise CodecError(f"{self.name}: image {height}x{width} is too large (padded "
                              f"{padded.shape[0]}x{padded.shape[1]} > max_pixels={self.options['max_pixels']})")
+        self.check_memory(*padded.shape[:2], CodecError)  # a stream this decoder could not decode here
         coded = encode_latents(loaded.model.context_fn, loaded.coder, self._to_tensor(padded))
         header = Header(self.variant, loaded.model_id, height, width, padded.shape[0], padded.shape[1],
                         int(loaded.model.config.num_timesteps), scale_crc=coded.scale_crcs[0])
@@ -171,6 +176,7 @@ class _CDCBase(LearnedCodec):
             raise BitstreamError(f"CDC stream claims a padded size of {header.padded_height}x{header.padded_width} "
                                  f"({pixels} pixels), above max_pixels={self.options['max_pixels']}; raise "
                                  f"-o {self.name}.max_pixels=N if you trust this stream")
+        self.check_memory(header.padded_height, header.padded_width)
         models.check_model_id(self.name, self.variant, header.model_id, self.options)
         if not header.model_id.startswith("file:"):  # released and random weights: T is the released config's
             self._check_timesteps(header, int(RELEASED_CONFIGS[self.variant].num_timesteps))
@@ -185,6 +191,8 @@ class _CDCBase(LearnedCodec):
 
     def _decode_group(self, parsed: list[tuple[Header, bytes, bytes]]) -> list[np.ndarray]:
         first = parsed[0][0]
+        if len(parsed) > 1:  # one sampler run holds every image of the group
+            self.check_memory(first.padded_height, first.padded_width, images=len(parsed))
         loaded = models.for_stream(self.name, self.variant, first.model_id, self.options, self.device, self.numerics)
         self._check_timesteps(first, int(loaded.model.config.num_timesteps))
         ph, pw, factor = first.padded_height, first.padded_width, loaded.multiple
@@ -232,6 +240,7 @@ class CDCXParam(_CDCBase):
     description = "CDC (Yang & Mandt 2023), x-parameterisation, released weights, real rANS coding"
     rate = _lambda_rate("x")
     option_specs = _option_specs(steps=65, timesteps=RELEASED_CONFIGS["x"].num_timesteps)
+    decode_bytes_per_pixel, decode_model_bytes = DECODE_MEMORY["x"]
     details = ("x-param U-Net (T=8193, cosine), ResnetCompressor with hyperprior; latents coded with compressai's "
                "rANS (factorised prior for z, Gaussian for y); DDIM decoding from gamma*N(0,1); images padded by "
                "edge replication to a multiple of 64")
@@ -243,6 +252,7 @@ class CDCEpsParam(_CDCBase):
     description = "CDC (Yang & Mandt 2023), epsilon-parameterisation, released weights, real rANS coding"
     rate = _lambda_rate("eps")
     option_specs = _option_specs(steps=200, timesteps=RELEASED_CONFIGS["eps"].num_timesteps)
+    decode_bytes_per_pixel, decode_model_bytes = DECODE_MEMORY["eps"]
     details = ("eps-param U-Net (T=20000, linear), BigCompressor with hyperprior; latents coded with compressai's "
                "rANS (factorised prior for z, Gaussian for y); DDIM decoding (no clipping) from gamma*N(0,1); "
                "images padded by edge replication to a multiple of 64")

@@ -324,3 +324,42 @@ def test_rate_points_are_validated_with_the_valid_range():
     assert vbr.validate_rate("2.5") == 2.5
     with pytest.raises(CodecError, match="0.1..100"):
         vbr.validate_rate(0)
+
+
+# -- decode memory (issue 25) ------------------------------------------------------------------------------------
+def test_a_tiny_header_claiming_8192_squared_is_refused_by_the_memory_gate(image, decode_capped):
+    """With max_pixels raised past 8192^2, the claim passes the ceiling; the decode would need tens of GB, so the
+    memory gate refuses it from the header, in a child whose address space may grow by 2 GiB, with no network
+    built. A genuine small stream still decodes under the same cap."""
+    from baselines._container import pack_strings, write_varint
+
+    cls = zoo.FAMILY.codec_for("bmshj2018-hyperprior")
+    data = cls({"weights": "random"}).encode(image, 1).data
+    _, strings = _header_and_strings(data)
+    crafted = (data[:6] + write_varint(8192) + write_varint(8192) + write_varint(2) + write_varint(128)
+               + write_varint(128) + pack_strings([[s] for s in strings]))
+    out = decode_capped(cls.name, {"weights": "random", "max_pixels": 8192 * 8192}, crafted)
+    assert out.get("error") == "BitstreamError" and not out["loaded"], out
+    for part in ("8192x8192", "67108864 pixels", "GiB", "bytes/pixel", "refused before allocating",
+                 f"-o {cls.name}.max_pixels=N"):
+        assert part in out["message"]
+    assert decode_capped(cls.name, {"weights": "random"}, data) == {"image": [*SIZE, 3], "loaded": True}
+
+
+def test_every_zoo_model_declares_its_measured_decode_memory():
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    measured = {c["codec"]: c for c in json.loads((repo / "results" / "decode_memory.json").read_text())["codecs"]}
+    for model in zoo.MODEL_CODES:
+        cls = zoo.FAMILY.codec_for(model)
+        assert cls.decode_bytes_per_pixel >= measured[cls.name]["declared_bytes_per_pixel"] > 0, model
+        assert cls.decode_model_bytes >= measured[cls.name]["model_bytes"], model
+
+
+def test_declared_decode_memory_covers_a_fresh_measurement(decode_memory):
+    cls = zoo.FAMILY.codec_for("bmshj2018-hyperprior")
+    # big enough that the ~80 MB by which a peak varies between runs (malloc's arenas) is noise
+    measured = decode_memory.measure(cls.name, {}, 8, (768,))[0]
+    assert cls.decode_bytes_per_pixel >= measured["bytes_per_pixel"] > 0

@@ -215,3 +215,35 @@ def test_decoding_never_downloads(encoder, image, monkeypatch):
     with pytest.raises(WeightsMissing, match="neuralcompression/msillm-3"):
         nc.MSILLM({}).decode(bytes(data))
     assert calls == []
+
+
+# -- decode memory (issue 25) ------------------------------------------------------------------------------------
+def test_a_tiny_header_claiming_8192_squared_is_refused_by_the_memory_gate(encoder, image, decode_capped):
+    """max_pixels raised past 8192^2: the memory gate refuses the claim from the header (the audit's 2-5 min and
+    8 GB), in a child whose address space may grow by 2 GiB, before the 181 M-parameter network is built."""
+    data = encoder.encode(image, 1).data
+    crafted = data[:5] + nc.write_varint(8192) + nc.write_varint(8192) + data[7:]
+    out = decode_capped("msillm", {"weights": "random", "max_pixels": 8192 * 8192}, crafted)
+    assert out.get("error") == "BitstreamError" and not out["loaded"], out
+    for part in ("8192x8192", "67108864 pixels", "GiB", "bytes/pixel", "refused before allocating",
+                 "-o msillm.max_pixels=N"):
+        assert part in out["message"]
+
+
+@pytest.mark.slow  # two builds of the network (the parent encodes, a child decodes): minutes on 2 cores
+def test_declared_decode_memory_covers_a_fresh_measurement(decode_memory):
+    # big enough that the ~80 MB by which a peak varies between runs (malloc's arenas) is noise
+    measured = decode_memory.measure("msillm", {}, 6, (512,))[0]
+    assert nc.MSILLM.decode_bytes_per_pixel >= measured["bytes_per_pixel"] > 0
+    assert nc.MSILLM.decode_model_bytes >= measured["rss_loaded"] - measured["rss_start"]
+    assert nc.NoGAN.decode_bytes_per_pixel == nc.MSILLM.decode_bytes_per_pixel  # the same network
+
+
+def test_declared_decode_memory_is_the_measured_one():
+    import json
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[2] / "results" / "decode_memory.json"
+    measured = next(c for c in json.loads(results.read_text())["codecs"] if c["codec"] == "msillm")
+    assert nc.MSILLM.decode_bytes_per_pixel >= measured["declared_bytes_per_pixel"] > 0
+    assert nc.MSILLM.decode_model_bytes >= measured["model_bytes"]

@@ -104,6 +104,40 @@ def test_streams_within_max_pixels_still_decode(tiny):
         CDCXParam({"checkpoint": str(tiny), "steps": 1, "max_pixels": 128 * 128}).encode(image, 0.0)
 
 
+
+def test_a_tiny_stream_claiming_8192_squared_is_refused_without_allocating(decode_capped):
+    """The audit's case: valid CRCs, a padded size inside max_pixels (8192^2), a decode that would need hundreds
+    of GB. Decoded in a child whose address space may grow by 2 GiB: it must end in the memory gate's message."""
+    stream = random_stream(Header("x", "random:x:0", 8192, 8192, 8192, 8192, 8193))
+    assert len(stream) < 80
+    out = decode_capped("cdc", {"weights": "random"}, stream)
+    assert out.get("error") == "BitstreamError", out
+    for part in ("8192x8192", "67108864 pixels", "GiB", "bytes/pixel", "refused before allocating",
+                 "-o cdc.max_pixels=N"):
+        assert part in out["message"]
+
+
+def test_a_batch_is_sized_as_a_whole(monkeypatch):
+    from cdc_bench.codecs import learned
+
+    codec = CDCXParam({"weights": "random"})
+    per_image = 1024 * 1024 * codec.decode_bytes_per_pixel + codec.decode_model_bytes
+    monkeypatch.setattr(learned, "available_memory", lambda: (int(per_image * 1.5), "available system memory"))
+    monkeypatch.setattr(models, "_cached", lambda *a, **k: pytest.fail("a model was loaded"))
+    stream = random_stream(Header("x", "random:x:0", 1024, 1024, 1024, 1024, 8193))
+    with pytest.raises(BitstreamError, match="decoding 2 images of 1024x1024"):
+        codec.decode_batch([stream, stream])
+
+
+@pytest.mark.slow  # two builds of the network (the parent encodes, a child decodes): minutes on 2 cores
+def test_declared_decode_memory_covers_a_fresh_measurement(decode_memory):
+    """The declared bytes/pixel must be at least what a decode measures now (a figure set too low fails)."""
+    # big enough that the ~80 MB by which a peak varies between runs (malloc's arenas) is noise
+    measured = decode_memory.measure("cdc", {"steps": "1"}, None, (384,))[0]
+    assert CDCXParam.decode_bytes_per_pixel >= measured["bytes_per_pixel"] > 0
+    assert CDCXParam.decode_model_bytes >= measured["rss_loaded"] - measured["rss_start"]
+
+
 # -- fuzzing, in a subprocess ---------------------------------------------------------------------------------
 def mutations(streams: list[bytes], count: int, seed: int = 0) -> list[bytes]:
     """Truncations, bit flips (CRC left wrong), re-CRC'd byte and header-field edits, garbage."""
@@ -175,3 +209,15 @@ def test_random_weight_streams_need_weights_random(monkeypatch):
     monkeypatch.setattr(models, "_cached", lambda *a, **k: pytest.fail("loaded a model"))
     with pytest.raises(BitstreamError, match="weights=random"):
         CDCXParam().decode(random_stream(Header("x", "random:x:5", 64, 64, 64, 64, 8193)))
+
+
+def test_declared_decode_memory_is_the_measured_one():
+    from pathlib import Path
+
+    from cdc_bench.cdc.codec import CDCEpsParam
+
+    results = Path(__file__).resolve().parents[3] / "results" / "decode_memory.json"
+    measured = {c["codec"]: c for c in json.loads(results.read_text())["codecs"]}
+    for cls in (CDCXParam, CDCEpsParam):
+        assert cls.decode_bytes_per_pixel >= measured[cls.name]["declared_bytes_per_pixel"] > 0
+        assert cls.decode_model_bytes >= measured[cls.name]["model_bytes"]
