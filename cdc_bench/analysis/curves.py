@@ -81,9 +81,7 @@ def options_text(options: str | dict | None) -> str:
     """``{"steps": 65}`` -> ``steps=65``; empty options -> ``""``."""
     if options is None or (isinstance(options, float) and pd.isna(options)):
         return ""
-    opts = options_dict(options)
-    if set(opts) == {"options"} and isinstance(options, str):  # not a JSON object: show it as stored
-        return options
+    opts = options_dict(options)  # StoreError for options that are not a JSON object: the readers refuse them
     return ", ".join(f"{k}={v}" for k, v in sorted(opts.items()))
 
 
