@@ -157,8 +157,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--batch-images", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "fid_speed.json")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from cdc_bench.metrics.inception import load_inception
 
