@@ -70,6 +70,9 @@ def image_digest(image: np.ndarray) -> str:
 
 
 _ORIGINALS: "OrderedDict[tuple[str, str, str], tuple[str, np.ndarray]]" = OrderedDict()
+#: originals' features a worker keeps (Kodak: 64 KB an image, DIV2K about 0.5 MB): enough for a whole dataset,
+#: so a ``--batch`` sweep (one rate point over many images, then the next) or a second codec never re-extracts them
+ORIGINALS_KEPT_BYTES = 256 * 2**20
 
 
 def item_features(original: np.ndarray, recon: np.ndarray, protocol: str = "fid256",
@@ -78,8 +81,8 @@ def item_features(original: np.ndarray, recon: np.ndarray, protocol: str = "fid2
 
     The original's features are computed once per image and protocol: when the results store already holds
     them from this very extractor (``stored_original`` is that extractor's label), they are not extracted again
-    and ``original`` is None; otherwise a worker keeps them for its last few images, since it runs an image's
-    rate points one after another.
+    and ``original`` is None; otherwise a worker keeps them (up to :data:`ORIGINALS_KEPT_BYTES`) for the image's
+    other rate points. When both are needed, the two sets of patches go through Inception in one call.
     """
     if original.shape != recon.shape:
         raise ValueError(f"reconstruction {recon.shape} and original {original.shape} differ in size")
@@ -89,12 +92,16 @@ def item_features(original: np.ndarray, recon: np.ndarray, protocol: str = "fid2
         return ItemFeatures(protocol, extractor.name, extractor.features(protocol_images(recon, protocol)), None,
                             digest)
     key = (digest, protocol, f"{device}:{extractor.name}:{extractor.path}")
-    if key not in _ORIGINALS:
-        _ORIGINALS[key] = (extractor.name, extractor.features(protocol_images(original, protocol)))
-        while len(_ORIGINALS) > 4:
+    if key in _ORIGINALS:
+        _ORIGINALS.move_to_end(key)
+        features = extractor.features(protocol_images(recon, protocol))
+    else:
+        recon_images = protocol_images(recon, protocol)
+        both = extractor.features(list(recon_images) + list(protocol_images(original, protocol)))
+        features = both[:len(recon_images)]
+        _ORIGINALS[key] = (extractor.name, both[len(recon_images):])
+        while len(_ORIGINALS) > 1 and sum(f.nbytes for _, f in _ORIGINALS.values()) > ORIGINALS_KEPT_BYTES:
             _ORIGINALS.popitem(last=False)
-    _ORIGINALS.move_to_end(key)
-    features = extractor.features(protocol_images(recon, protocol))
     return ItemFeatures(protocol, extractor.name, features, _ORIGINALS[key][1], digest)
 
 

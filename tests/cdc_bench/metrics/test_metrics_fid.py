@@ -199,35 +199,59 @@ def test_dataset_values_from_arrays_alone():
         fid.dataset_values(a, b, "psnr")
 
 
-def test_a_new_run_reuses_the_stored_original_features(standin_inception, tmp_path, monkeypatch):
-    """Adding a rate point to a store: a fresh worker (empty cache) extracts only the reconstruction's patches,
-    since the store holds the original's features from the same extractor, and FID still comes out."""
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_new_run_reuses_the_stored_original_features(standin_inception, tmp_path, monkeypatch, batch):
+    """Adding a rate point to a store: a fresh worker (empty cache) extracts only the reconstructions' patches,
+    since the store holds the originals' features from the same extractor, and FID still comes out; the same
+    with ``--batch`` (one worker call for both images)."""
     from PIL import Image
 
     from cdc_bench.codecs.plans import build_plans
     from cdc_bench.executors.local import InlineExecutor
     from cdc_bench.sweep.client import plan_tasks, sweep
 
-    path = tmp_path / "img0.png"
-    Image.fromarray(_images(4, n=1)[0]).save(path)
+    paths = []
+    for i, image in enumerate(_images(4, n=2)):
+        paths.append(tmp_path / f"img{i}.png")
+        Image.fromarray(image).save(paths[-1])
     store = ResultsStore(tmp_path / "out")
-
-    def run(quality):
-        tasks = plan_tasks([("synthetic", [("img0", path)])], build_plans(["jpeg"], [], quality), metrics=("fid",))
-        return sweep(tasks, store, InlineExecutor(), run_id=f"q{quality}", progress=False)
-
-    assert run("50").ok == 1
-    fid._ORIGINALS.clear()   # a new run: another process, nothing cached
     calls = []
     real = inception.InceptionExtractor.features
     monkeypatch.setattr(inception.InceptionExtractor, "features",
                         lambda self, images, batch_size=32: calls.append(len(images)) or real(self, images, batch_size))
-    assert run("20").ok == 1
-    assert calls == [8]   # 512 x 768: the reconstruction's 8 patches only, not the original's again
+
+    def run(quality):
+        images = [(p.stem, p) for p in paths]
+        tasks = plan_tasks([("synthetic", images)], build_plans(["jpeg"], [], quality), metrics=("fid",))
+        return sweep(tasks, store, InlineExecutor(), run_id=f"q{quality}", progress=False, batch=batch)
+
+    assert run("50").ok == 2
+    assert calls == [16, 16]   # each item: its reconstruction's 8 patches and its original's, in one call
+    fid._ORIGINALS.clear()   # a new run: another process, nothing cached
+    calls.clear()
+    assert run("20").ok == 2
+    assert calls == [8, 8]   # 512 x 768: the reconstructions' 8 patches only, not the originals' again
     key = ("synthetic", "img0", "jpeg", store.frame()["options"].iloc[0], "20", "none", "cpu")
     assert store.load_features(key, "fid256")["original"].shape == (8, 2048)
     values = {r["quality"]: r["value"] for r in compute_dataset_metrics(store, ["fid"])}
     assert set(values) == {"50", "20"} and values["20"] > values["50"] >= 0
+
+
+def test_a_worker_extracts_each_original_once_over_many_images(standin_inception, monkeypatch):
+    """A --batch sweep runs one rate point over all images, then the next: a worker keeps more than 4 originals."""
+    fid._ORIGINALS.clear()
+    originals = _images(9, n=6, shape=(256, 256, 3))
+    calls = []
+    real = inception.InceptionExtractor.features
+    monkeypatch.setattr(inception.InceptionExtractor, "features",
+                        lambda self, images, batch_size=32: calls.append(len(images)) or real(self, images, batch_size))
+    for amount in (4, 8):
+        for image in originals:
+            fid.item_features(image, _noisy(image, amount))
+    fid._ORIGINALS.clear()
+    assert calls == [2] * 6 + [1] * 6   # first rate point: reconstruction and original; then the reconstruction only
+
+
 def test_a_file_swapped_in_after_its_check_is_never_loaded(standin_inception, monkeypatch):
     """The bytes hashed are the bytes loaded: a swap between the check and the load changes nothing."""
     planted = io.BytesIO()
@@ -259,3 +283,42 @@ def test_an_unreadable_weight_file_is_one_clear_error(standin_inception, monkeyp
         inception.load_inception("cpu")
     with pytest.raises(WeightsMissing, match="cannot be read"):
         inception.INCEPTION_WEIGHT.verify()
+
+
+def test_fid_at_one_rate_point_from_saved_reconstructions(standin_inception, tmp_path, monkeypatch):
+    """A sweep saved its reconstructions without FID; ``run -q 50 -m fid`` then adds FID at q=50 only, from the
+    saved reconstructions: no encode or decode runs, the other rate points keep their rows and get no features."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from cdc_bench.cli import main
+    from cdc_bench.sweep import worker
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(_images(7, n=2, shape=(256, 512, 3))):
+        Image.fromarray(image).save(folder / f"im{i}.png")
+    out = tmp_path / "out"
+    common = ["run", "-d", f"folder:{folder}", "-c", "jpeg", "--out", str(out), "--workers", "0", "--quiet"]
+    first = CliRunner().invoke(main, common + ["-q", "10,50,90", "-m", "psnr", "--save-recon"])
+    assert first.exit_code == 0, first.output
+    before = ResultsStore(out).frame().set_index("quality")
+
+    def no_codec(*_args, **_kwargs):
+        raise AssertionError("an item was encoded again")
+
+    monkeypatch.setattr(worker, "_codec", no_codec)
+    second = CliRunner().invoke(main, common + ["-q", "50", "-m", "fid"])
+    assert second.exit_code == 0, second.output
+    store = ResultsStore(out)
+    after = store.frame().set_index("quality")
+    assert set(after["status"]) == {"ok"} and len(after) == 6
+    fid_rows = store.dataset_metrics_frame()
+    assert list(fid_rows["metric"]) == ["fid"] and list(fid_rows["quality"]) == ["50"]
+    assert fid_rows["n_patches"].iloc[0] == 4 and fid_rows["value"].iloc[0] > 0
+    for quality in ("10", "50", "90"):
+        for key in store.frame().query("quality == @quality").itertuples():
+            stored = store.load_features((key.dataset, key.image, key.codec, key.options, key.quality,
+                                          key.preprocess, key.device), "fid256")
+            assert (stored is not None) == (quality == "50")
+    assert (after["bpp"] == before["bpp"]).all() and (after["psnr"] == before["psnr"]).all()
