@@ -11,7 +11,6 @@ load average before and after, and torch's threads. Scenarios:
 * ``sweep``: an image's rate points one after another (``cdc-bench run``'s plan order);
 * ``batch``: one rate point over all images, then the next (``cdc-bench run --batch N``'s order), over
   ``--batch-images`` images (the old path kept 4 originals, so it re-extracted them past 4 images);
-* ``network``: Inception alone on the same 299 x 299 patches (ms per patch), the file vs its folded copy.
 
 The old path is kept here as it was (the TorchScript file under ``no_grad``, two calls per item, 4 originals
 kept); both use the same Inception file, loaded once.
@@ -123,28 +122,6 @@ def scenario(name: str, layers, items, repeats: int) -> dict:
     return result
 
 
-def network(extractor, items, repeats: int) -> dict:
-    from cleanfid.resize import make_resizer
-
-    from cdc_bench.metrics.patches import extract_patches
-
-    resize = make_resizer("PIL", False, "bicubic", (299, 299))
-    patches = np.concatenate([extract_patches(recon) for _, recon in items[:2]])
-    x = (torch.from_numpy(np.stack([resize(p) for p in patches])).permute(0, 3, 1, 2) - 128) / 128
-    times: dict[str, list[float]] = {"file": [], "folded": []}
-    with torch.inference_mode():
-        for _ in range(repeats):
-            for name, net in (("file", extractor.layers), ("folded", extractor.folded)):
-                start = time.perf_counter()
-                net(x)
-                times[name].append((time.perf_counter() - start) / len(x) * 1000)
-    ratios = [a / b for a, b in zip(times["file"], times["folded"])]
-    print(f"network: file {statistics.median(times['file']):.1f} ms/patch, folded "
-          f"{statistics.median(times['folded']):.1f} ms/patch, median ratio {statistics.median(ratios):.3f}")
-    return dict(patches=len(x), file_ms_per_patch=times["file"], folded_ms_per_patch=times["folded"],
-                ratios=ratios, median_ratio=statistics.median(ratios))
-
-
 def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
@@ -169,9 +146,7 @@ def main() -> None:
     start = time.perf_counter()
     extractor = load_inception("cpu")
     load_s = time.perf_counter() - start
-    if extractor.folded is None:
-        raise SystemExit("the folded Inception was not built for this file: nothing to compare")
-    print(f"{extractor.name}: loaded (and folded, probe-checked) in {load_s:.1f} s; load {load_before}", flush=True)
+    print(f"{extractor.name}: loaded in {load_s:.1f} s; load {load_before}", flush=True)
     sweep_items = kodak_items(args.images, "sweep")
     warm = sweep_items[:1]
     time_items("old", extractor.layers, warm)   # first calls: the JIT's profiling runs, oneDNN's first packing
@@ -181,8 +156,7 @@ def main() -> None:
         dataset=f"kodak (first {args.images} images), JPEG q={','.join(map(str, QUALITIES))}",
         extractor=extractor.name, extractor_load_s=load_s, machine=machine(), load_before=load_before,
         sweep=scenario("sweep", extractor.layers, sweep_items, args.repeats),
-        batch=scenario("batch", extractor.layers, kodak_items(args.batch_images, "batch"), args.repeats),
-        network=network(extractor, sweep_items, args.repeats))
+        batch=scenario("batch", extractor.layers, kodak_items(args.batch_images, "batch"), args.repeats))
     report["batch"]["images"] = args.batch_images
     report["load_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)

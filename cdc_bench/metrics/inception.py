@@ -97,14 +97,12 @@ class InceptionExtractor:
     name: str               # EXTRACTOR_CLEANFID or EXTRACTOR_FIDHELPER
     path: Path
     device: str = "cpu"
-    folded: object = None   # CPU: the same network with batch norm folded (.inception_folded), run instead
 
     def features(self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32) -> np.ndarray:
         """N x 2048 float32 features of N H x W x 3 uint8 images (any sizes: each is resized to 299 x 299)."""
         import torch
         from cleanfid.resize import make_resizer
 
-        network = self.layers if self.folded is None else self.folded
         resize = make_resizer("PIL", False, "bicubic", (INPUT_SIZE, INPUT_SIZE))
         out = np.zeros((len(images), FEATURE_DIM), dtype=np.float32)
         for start in range(0, len(images), max(1, batch_size)):
@@ -112,7 +110,7 @@ class InceptionExtractor:
             batch = np.stack([resize(np.asarray(im, dtype=np.uint8)) for im in chunk])
             x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device)
             with torch.inference_mode():
-                feats = network((x - 128) / 128).reshape(len(chunk), FEATURE_DIM)
+                feats = self.layers((x - 128) / 128).reshape(len(chunk), FEATURE_DIM)
             out[start:start + len(chunk)] = feats.float().cpu().numpy()
         return out
 
@@ -122,9 +120,7 @@ def load_inception(device: str = "cpu") -> InceptionExtractor:
     """The Inception network, loaded once per process and device.
 
     clean-fid's file is used first, fid-helper's otherwise, each only when its sha256 matches: a file planted in
-    clean-fid's world-writable cache folder is refused (with a warning) and never loaded. On the CPU the features
-    come from the file's network with batch norm folded (:mod:`.inception_folded`, about 1.3x faster, equal to
-    float rounding) when that copy matches the file on a probe image.
+    clean-fid's world-writable cache folder is refused (with a warning) and never loaded.
     """
     import torch
 
@@ -138,14 +134,7 @@ def load_inception(device: str = "cpu") -> InceptionExtractor:
         module = torch.jit.load(io.BytesIO(data), map_location="cpu")
     layers = _find_layers(module, path)
     label = extractor_label(_EXTRACTOR_NAMES[owner.name], hashlib.sha256(data).hexdigest())
-    layers = layers.to(device).eval()
-    folded = None
-    if device == "cpu":  # oneDNN's prepacked convolutions are a CPU path; other devices run the file as it is
-        from .inception_folded import folded_inception
-
-        probe = torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0)) * 2 - 1
-        folded = folded_inception(layers, probe)
-    return InceptionExtractor(layers, label, path, device, folded)
+    return InceptionExtractor(layers.to(device).eval(), label, path, device)
 
 
 def _find_layers(module, path: Path):
