@@ -240,12 +240,7 @@ def test_a_worker_running_a_modified_copy_on_its_pythonpath_is_refused(tmp_path)
         with pytest.raises(ConfigError, match="runs other code .*source_sha256: here [0-9a-f]+, there [0-9a-f]+"):
             ex.start()
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(20)
+        _kill_group(*procs)
 
 
 def test_a_scheduler_address_that_is_not_one_is_a_clear_error():
@@ -386,9 +381,14 @@ def test_when_the_workers_of_a_cluster_are_stopped_the_client_says_so_and_no_chi
         frame = _rows(out)
         assert 1 <= len(frame) < len(tasks) and not frame["status"].isin(["error", "timeout"]).any()
     finally:
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(20)
+        _kill_group(*procs)
+
+
+def _kill_group(*procs: subprocess.Popen) -> None:
+    """SIGKILL each process's whole session (a scheduler or worker and its children) and reap it."""
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(20)
