@@ -185,6 +185,7 @@ def _print_summary(store, summary, failures, out, dataset_rows) -> None:
     from rich.markup import escape
 
     from ..analysis.summary import mean_table
+    from ..metrics import get_metric
 
     console = Console(width=140, emoji=False)
     for line in failures[:20]:
@@ -204,7 +205,11 @@ def _print_summary(store, summary, failures, out, dataset_rows) -> None:
         console.print(f"{len(noted)} rows carry notes about their input (the warnings column of results.csv).")
     for row in dataset_rows:
         std = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
+        fewest = get_metric(row["metric"]).min_samples
+        unreliable = (f" [yellow]UNRELIABLE[/yellow]: fewer than {fewest} patches (biased upward; compare only at "
+                      "the same patch count)" if fewest and row["n_patches"] < fewest else "")
         console.print(f"{row['dataset']} {row['codec']} q={row['quality']} {row['metric']} "
-                      f"({row['protocol']}, {row['n_patches']} patches): {row['value']:.4f}{std}")
+                      f"({row['protocol']}, {row['n_patches']} patches): {row['value']:.4f}{std}{unreliable}",
+                      highlight=False)
     console.print(f"{summary.ok} items measured, {summary.failed} failed, {summary.skipped} already in the store; "
                   f"{summary.wall_s:.1f} s. Results: {out / 'results.sqlite'} and {out / 'results.csv'}")

@@ -316,6 +316,9 @@ def test_fid_at_one_rate_point_from_saved_reconstructions(standin_inception, tmp
     fid_rows = store.dataset_metrics_frame()
     assert list(fid_rows["metric"]) == ["fid"] and list(fid_rows["quality"]) == ["50"]
     assert fid_rows["n_patches"].iloc[0] == 4 and fid_rows["value"].iloc[0] > 0
+    # the console's FID line says, as the table and figures do, that 4 patches cannot give a reliable value
+    said = " ".join(second.output.split())  # the console wraps long lines
+    assert "(fid256, 4 patches)" in said and "UNRELIABLE: fewer than 2048 patches" in said
     for quality in ("10", "50", "90"):
         for key in store.frame().query("quality == @quality").itertuples():
             stored = store.load_features((key.dataset, key.image, key.codec, key.options, key.quality,
