@@ -94,6 +94,28 @@ def speed_text(reports: Sequence[Mapping[str, Any]]) -> list[str]:
     return parts
 
 
+def sweep_load_text(runs: Sequence[Mapping[str, Any]], run_ids: Iterable[Any]) -> str:
+    """The machine load the sweeps behind ``run_ids`` recorded (their manifests' ``load``), for a decode-time panel."""
+    wanted = {str(r) for r in run_ids}
+    used = [run for run in runs if str(run.get("run_id")) in wanted]
+    loads = [run["load"] for run in used if isinstance(run.get("load"), Mapping) and run["load"].get("peak_1min")
+             is not None]
+    if not loads:
+        return ("machine load: not recorded (these rows come from sweeps made before cdc-bench recorded it; "
+                "`cdc-bench speed` times decoding under a load watch)")
+    peak = max(float(load["peak_1min"]) for load in loads)
+    cores = max(int(load.get("cores") or 0) for load in loads) or "?"
+    workers = sorted({int(run["settings"]["workers"]) for run in used
+                      if isinstance((run.get("settings") or {}).get("workers"), int)})
+    text = (f"machine load during the sweep: 1-minute load average up to {peak:g} on {cores} cores"
+            + (f", its own {'/'.join(map(str, workers))} worker(s) included" if workers else ""))
+    if isinstance(cores, int) and peak > cores:
+        text += " (busy: other processes competed for the CPU, so decode times are inflated)"
+    if len(loads) < len(used):
+        text += f"; not recorded for {len(used) - len(loads)} older sweep(s)"
+    return text
+
+
 def captions_of(figures: Iterable[str | Path]) -> list[tuple[Path, str]]:
     """``(caption file, text)`` of each written figure that has one, once per figure stem: what a command prints."""
     found = {}

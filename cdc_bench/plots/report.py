@@ -216,6 +216,15 @@ def _run_status(manifest: dict) -> str:
     return "finished" if manifest.get("ended_at") else "not ended (killed, or still running)"
 
 
+def _run_load(manifest: dict) -> str:
+    """The peak 1-minute load average a sweep recorded, against its cores (``–`` for older runs)."""
+    load = manifest.get("load") or {}
+    if load.get("peak_1min") is None:
+        return "–"
+    busy = " (busy)" if load.get("cores") and load["peak_1min"] > load["cores"] else ""
+    return f"{load['peak_1min']:g} on {load.get('cores', '?')} cores{busy}"
+
+
 def _runs_context(runs: Sequence[dict]) -> dict[str, Any]:
     """The Runs table (one row per manifest, its status in words) and the full manifests as JSON."""
     if not runs:
@@ -227,7 +236,7 @@ def _runs_context(runs: Sequence[dict]) -> dict[str, Any]:
         rows.append({"run": m.get("run_id"), "started": m.get("started_at"), "ended": m.get("ended_at") or "–",
                      "status": _run_status(m),
                      "command": " ".join(map(str, m.get("command", []))), "device": m.get("device"),
-                     "git": commit, "host": m.get("host")})
+                     "git": commit, "host": m.get("host"), "load (peak 1 min)": _run_load(m)})
     return {"runs_table": Markup(pd.DataFrame(rows).to_html(index=False, border=0, classes="runs")),
             "runs_json": json.dumps(list(runs), indent=1, default=str)}
 

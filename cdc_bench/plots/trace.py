@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from ..store.key import CURVE, file_stem, options_dict
 from ..errors import ConfigError
 from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, display_name,
                                legend_label, rd_points)
-from .captions import RATE_TEXT, interval_text, preprocess_text, sentences
+from .captions import RATE_TEXT, interval_text, preprocess_text, sentences, sweep_load_text
 from .rd import band_text, figure_notes
 from .style import OPTION_LINESTYLES, codec_style, paper_style, save_figure
 
@@ -217,6 +217,13 @@ def _annotate(ax, labels) -> None:
         ax.annotate(text, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=5.5, color=color)
 
 
+def _run_ids(frame: pd.DataFrame, codec: str, dataset: Any) -> list[Any]:
+    """The runs whose rows make a trace figure (their manifests hold the machine load)."""
+    if "run_id" not in frame:
+        return []
+    return frame.loc[(frame["codec"] == codec) & (frame["dataset"] == dataset), "run_id"].dropna().unique().tolist()
+
+
 def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, out_dir: str | Path,
                formats: Sequence[str], width: float, *, boot=None, at_bpp: float | None = None,
                dataset_metrics: pd.DataFrame | None = None, runs=(), warnings_out: list[str] | None = None,
@@ -290,8 +297,8 @@ def plot_trace(frame: pd.DataFrame, metrics: Sequence[MetricInfo], trace: str, o
             random = f" [{RANDOM_WEIGHTS}]" if notes else ""
             fig.suptitle(f"{title}\n{codec}{random}, {option} traced", fontsize=7.5)
             figure_notes(fig, notes, width)
-            timed = ("Decode time: wall clock (time.perf_counter) of each item's decode, mean over images; the "
-                     "sweep does not record the machine load (use `cdc-bench speed` for timing figures)"
+            timed = ("Decode time: wall clock (time.perf_counter) of each item's decode, mean over images; "
+                     + sweep_load_text(runs, _run_ids(frame, codec, dataset))
                      if any(col == "decode_s" for col, _ in panels) else None)
             caption = sentences([
                 f"{title}: {codec}, each metric against {option}, one line per rate point, each point the mean "

@@ -2,12 +2,15 @@
 
 A 1-minute load average above the core count means runnable threads were waiting for a core during the run:
 wall times are then inflated by an unknown amount (CPU times much less so). The speed command warns, and with
-``--strict`` refuses to measure or to give a verdict (exit status 3).
+``--strict`` refuses to measure or to give a verdict (exit status 3). A sweep records the same watch in its
+manifest (sampled as rows arrive, at most every :data:`SWEEP_SAMPLE_S` seconds), so a figure of its decode times
+can say how busy the machine was.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from ..errors import CdcBenchError
@@ -35,6 +38,10 @@ def load_1min() -> float | None:
         return None
 
 
+#: a sweep's rows can arrive many per second; its load is sampled at most this often (plus start and end)
+SWEEP_SAMPLE_S = 10.0
+
+
 class LoadMonitor:
     """Samples the 1-minute load average at chosen moments (start, after every timed round, end)."""
 
@@ -42,6 +49,7 @@ class LoadMonitor:
         self.cores = cores or os.cpu_count() or 1
         self.strict = strict
         self.samples: list[float] = []
+        self._last_sample = float("-inf")
 
     @property
     def peak(self) -> float | None:
@@ -57,6 +65,7 @@ class LoadMonitor:
 
     def sample(self, where: str = "") -> float | None:
         """Record the load now; raise :class:`MachineBusy` in strict mode when it exceeds the cores."""
+        self._last_sample = time.monotonic()
         value = load_1min()
         if value is not None:
             self.samples.append(round(value, 2))
@@ -65,6 +74,12 @@ class LoadMonitor:
                                   f"load average {value:.2f} exceeds the {self.cores} cores; run when the machine "
                                   "is quiet, or without --strict to measure anyway (CPU time is still compared)")
         return value
+
+    def sample_every(self, seconds: float) -> float | None:
+        """:meth:`sample`, unless the last sample is less than ``seconds`` old (then nothing is recorded)."""
+        if time.monotonic() - self._last_sample < seconds:
+            return None
+        return self.sample()
 
     def as_dict(self) -> dict[str, Any]:
         return {"cores": self.cores, "peak_1min": self.peak, "busy": self.busy, "samples": self.samples}

@@ -223,7 +223,8 @@ def array_from_bytes(data: bytes) -> np.ndarray:
 
 #: manifest fields the readers use, and the JSON type each must have when present
 MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {"settings": dict, "git": dict, "command": list,
-                                                       "interrupted": (dict, bool, type(None))}
+                                                       "interrupted": (dict, bool, type(None)),
+                                                       "load": (dict, type(None))}
 MANIFEST_SETTINGS: dict[str, type | tuple[type, ...]] = {"data_root": (str, type(None)),
                                                          "dataset_sizes": (dict, type(None))}
 
@@ -320,6 +321,11 @@ def _manifest_problem(text: Any) -> str | None:
             if name in where and not isinstance(where[name], kinds):
                 wanted = " or ".join(_json_kind(k()) for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
                 return f"field {prefix}{name} is a JSON {_json_kind(where[name])}, not {wanted}"
+    load = manifest.get("load") or {}
+    for name in ("peak_1min", "cores"):   # trace captions state the sweep's load
+        value = load.get(name)
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            return f"field load.{name} is a JSON {_json_kind(value)}, not a number"
     sizes = (manifest.get("settings") or {}).get("dataset_sizes") or {}
     for name, size in sizes.items():   # titles say "4 of 24 images"
         if not isinstance(size, int) or isinstance(size, bool):

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from ..codecs.plans import CodecPlan, build_plans, split_list
 from ..errors import CdcBenchError, ConfigError, DatasetError, StoreError
 from ..provenance import build_manifest, new_run_id, timestamp
+from ..speed.load import SWEEP_SAMPLE_S, LoadMonitor
 from .interrupts import RunStopped, SweepInterrupted, signal_of, sigterm_raises
 from ..store.key import file_stem
 from ..store.results import ResultsStore
@@ -151,8 +152,11 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     settings.update(pool.info() if hasattr(pool, "info") else {"executor": "local" if workers else "inline"})
     manifest = build_manifest(run_id, settings, device)
     failures: list[dict[str, Any]] = []
+    load = LoadMonitor()   # the machine's load while the sweep runs (its own workers included): the manifest's "load"
+    load.sample()
 
     def report(row: dict[str, Any]) -> None:
+        load.sample_every(SWEEP_SAMPLE_S)
         if row["status"] != "ok":
             failures.append(row)
         if on_row is not None:
@@ -169,10 +173,11 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     except (KeyboardInterrupt, RunStopped) as stop:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the bookkeeping short
         signum = signal_of(stop)
-        saved = _record_stop(store, pool, executor, run_id, manifest, "interrupted", signal.Signals(signum).name)
+        saved = _record_stop(store, pool, executor, run_id, manifest, "interrupted", signal.Signals(signum).name,
+                             load)
         raise SweepInterrupted(signum, saved, out) from None
     except CdcBenchError as err:  # a lost scheduler, a full disk: what is stored stays, the manifest says why
-        _record_stop(store, pool, executor, run_id, manifest, "failed", str(err))
+        _record_stop(store, pool, executor, run_id, manifest, "failed", str(err), load)
         raise
     finally:
         if hasattr(pool, "info"):
@@ -185,14 +190,15 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
 
         dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
                                                protocol=fid_protocol)
-    manifest.update(ended_at=timestamp(), summary=summary.as_dict())
+    load.sample()
+    manifest.update(ended_at=timestamp(), summary=summary.as_dict(), load=load.as_dict())
     store.end_run(run_id, manifest)
     store.close()
     return RunOutcome(out, summary, manifest, plans, tasks, failures, dataset_rows)
 
 
 def _record_stop(store: ResultsStore, pool: Any, executor: Any, run_id: str, manifest: dict[str, Any], status: str,
-                 reason: str) -> int:
+                 reason: str, load: LoadMonitor) -> int:
     """End a run that stopped early: workers and cluster down first, then the manifest records ``status``, why and
     how many rows this run saved (the report shows it). Returns that count. A store that cannot take the manifest
     (the disk is full) keeps its rows all the same: the run's own error is the one to report."""
@@ -201,7 +207,9 @@ def _record_stop(store: ResultsStore, pool: Any, executor: Any, run_id: str, man
     try:
         frame = store.frame()
         saved = int((frame["run_id"] == run_id).sum()) if "run_id" in frame else 0
-        manifest.update(ended_at=timestamp(), status=status, interrupted={"reason": reason, "rows_saved": saved})
+        load.sample()
+        manifest.update(ended_at=timestamp(), status=status, interrupted={"reason": reason, "rows_saved": saved},
+                        load=load.as_dict())
         store.end_run(run_id, manifest)
     except StoreError:
         saved = -1

@@ -88,6 +88,8 @@ CORRUPTIONS = {
     "manifest dataset size text": (
         _sql("""UPDATE runs SET manifest = '{"settings": {"dataset_sizes": {"folder:x": "abc"}}}'"""),
         ["run 'r1'", "settings.dataset_sizes.folder:x is a JSON string, not a whole number"]),
+    "manifest load peak text": (_sql("""UPDATE runs SET manifest = '{"load": {"peak_1min": "high"}}'"""),
+                                ["run 'r1'", "field load.peak_1min is a JSON string, not a number"]),
     "text bpp": (_sql("UPDATE results SET bpp = 'abc' WHERE codec = 'jpeg' AND quality = '30'"),
                  ["table results", "row 2", "im0, jpeg, {}, 30", "bpp is 'abc', not a number",
                   "DELETE FROM results WHERE typeof(bpp)"]),

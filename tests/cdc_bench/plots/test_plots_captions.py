@@ -120,6 +120,26 @@ def test_trace_figure_has_whole_step_ticks_and_names_band_clock_and_preprocessin
     caption = read_caption(written[0])
     assert "95% bootstrap confidence interval of the mean over images (percentile, 100 resamples" in caption
     assert "Preprocessing: resize-crop:64" in caption and "wall clock" in caption and "steps" in caption
+    assert "machine load: not recorded" in caption   # hand-made rows: no sweep, no manifest
+
+
+def test_trace_caption_states_the_load_its_sweeps_recorded(tmp_path):
+    frame = _trace_frame().assign(run_id=["r1"] * 4 + ["r2"] * 2)
+    runs = [{"run_id": "r1", "settings": {"workers": 2}, "load": {"cores": 2, "peak_1min": 1.5, "busy": False}},
+            {"run_id": "r2", "settings": {"workers": 2}, "load": {"cores": 2, "peak_1min": 3.25, "busy": True}},
+            {"run_id": "other", "load": {"cores": 2, "peak_1min": 99.0}}]   # not behind these rows
+    caption = read_caption(trace_plot.plot_trace(frame, [metric_spec("psnr")], "cdc.steps", tmp_path / "a",
+                                                 ["png"], 3.3, runs=runs)[0])
+    assert "1-minute load average up to 3.25 on 2 cores, its own 2 worker(s) included (busy" in caption
+    caption = read_caption(trace_plot.plot_trace(frame, [metric_spec("psnr")], "cdc.steps", tmp_path / "b",
+                                                 ["png"], 3.3, runs=[runs[0], {"run_id": "r2"}])[0])
+    assert "up to 1.5 on 2 cores" in caption and "busy" not in caption and "not recorded for 1 older sweep" in caption
+
+
+def test_a_sweep_records_the_machine_load_in_its_manifest(small_store):
+    manifest = cdc_bench.load(small_store).runs[-1]
+    load = manifest["load"]
+    assert load["cores"] >= 1 and len(load["samples"]) >= 2 and load["peak_1min"] == max(load["samples"])
 
 
 def test_rdp_caption_names_each_axis_interval_and_the_preprocessing(tmp_path):

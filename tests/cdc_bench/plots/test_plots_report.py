@@ -143,11 +143,12 @@ def test_runs_table_says_interrupted_not_nan():
     html_text = _manifest_html([
         {"run_id": "a", "started_at": "t0", "ended_at": "t1", "status": "interrupted",
          "interrupted": {"reason": "SIGINT", "rows_saved": 7}},
-        {"run_id": "b", "started_at": "t0", "ended_at": "t2"},
-        {"run_id": "c", "started_at": "t0"},
+        {"run_id": "b", "started_at": "t0", "ended_at": "t2", "load": {"cores": 2, "peak_1min": 2.5}},
+        {"run_id": "c", "started_at": "t0", "load": {"cores": 4, "peak_1min": 1.25}},
         {"run_id": "d", "started_at": "t0", "ended_at": "t3", "status": "failed",
          "interrupted": {"reason": "lost the Dask scheduler at tcp://x:1", "rows_saved": 3}},
     ])
     assert "interrupted (SIGINT; 7 rows saved)" in html_text and "finished" in html_text
     assert "failed (lost the Dask scheduler at tcp://x:1; 3 rows saved)" in html_text
     assert "not ended (killed, or still running)" in html_text and "NaN" not in html_text
+    assert "2.5 on 2 cores (busy)" in html_text and "1.25 on 4 cores<" in html_text   # the load each sweep saw
