@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import time
@@ -36,7 +37,7 @@ from ..errors import ConfigError, StoreError
 from .key import (DATASET_METRIC_KEY, FEATURE_KEY, KEY, ORIGINAL_FEATURE_KEY, ResultKey,  # noqa: F401
                   quality_text, rate_number)
 from .schema import (REQUIRED_COLUMNS, SCHEMA_VERSION, array_bytes, array_from_bytes, check_table, connect_readonly,
-                     create_schema, hint, migrate, read_manifests, sql_value)
+                     create_schema, feature_array, hint, migrate, read_manifests, sql_value)
 
 DB_NAME = "results.sqlite"
 CSV_NAME = "results.csv"
@@ -306,20 +307,35 @@ class ResultsStore:
     def load_features(self, key: tuple[str, ...], protocol: str) -> dict[str, Any] | None:
         """``{"features", "original", "extractor", "original_sha1"}`` of one item, or None when incomplete."""
         where = " AND ".join(f"{k} = ?" for k in FEATURE_KEY)
-        rec = self._read(f"SELECT extractor, original_sha1, data FROM features WHERE {where}", (*key, protocol))
+        rec = self._read(f"SELECT rowid, extractor, original_sha1, n, data FROM features WHERE {where}",
+                         (*key, protocol))
         if not rec:
             return None
         dataset, image, _c, _o, _q, preprocess, device = key
         owhere = " AND ".join(f"{k} = ?" for k in ORIGINAL_FEATURE_KEY)
-        orig = self._read(f"SELECT extractor, image_sha1, data FROM original_features WHERE {owhere}",
+        orig = self._read(f"SELECT rowid, extractor, image_sha1, n, data FROM original_features WHERE {owhere}",
                           (dataset, image, preprocess, device, protocol))
         if not orig:
             return None
-        (extractor, sha1, data), = rec
-        (o_extractor, o_sha1, o_data), = orig
-        return {"features": array_from_bytes(data), "original": array_from_bytes(o_data), "extractor": extractor,
+        (rowid, extractor, sha1, n, data), = rec
+        (o_rowid, o_extractor, o_sha1, o_n, o_data), = orig
+        db = shlex.quote(str(self.path))
+        rerun = "then rerun the sweep with the same -m fid/kid to measure them again"
+        features = feature_array(data, n, f"{self.path}: table features, row {rowid} ({', '.join(map(str, key))}, "
+                                 f"{protocol})", f'sqlite3 {db} "DELETE FROM features WHERE rowid = {rowid}", {rerun}')
+
+        def original_fix() -> str:   # the image's reconstruction features go too: a rerun measures each pair again
+            pairs = [r for r, in self._read(f"SELECT rowid FROM features WHERE {owhere} ORDER BY rowid",
+                                             (dataset, image, preprocess, device, protocol))]
+            return (f'sqlite3 {db} "DELETE FROM original_features WHERE rowid = {o_rowid}; DELETE FROM features '
+                    f'WHERE rowid IN ({", ".join(map(str, pairs))})" (the image\'s reconstruction features too), '
+                    f"{rerun}")
+
+        original = feature_array(o_data, o_n, f"{self.path}: table original_features, row {o_rowid} ({dataset}, "
+                                 f"{image}, {protocol})", original_fix)
+        return {"features": features, "original": original, "extractor": extractor,
                 "original_extractor": o_extractor, "original_sha1": sha1, "stored_original_sha1": o_sha1,
-                "blob_sha1": hashlib.sha1(data + o_data).hexdigest()}
+                "blob_sha1": hashlib.sha1(bytes(data) + bytes(o_data)).hexdigest()}
 
     # -- dataset-level metrics ------------------------------------------------------------------------------
     def put_dataset_metric(self, row: Mapping[str, Any]) -> None:

@@ -19,7 +19,7 @@ import shlex
 import sqlite3
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -215,6 +215,28 @@ def array_bytes(array: np.ndarray) -> bytes:
 
 def array_from_bytes(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def feature_array(data: Any, n: Any, where: str, fix: str | Callable[[], str]) -> np.ndarray:
+    """A stored feature blob as its N x D float32 array, or :class:`StoreError` naming ``where`` (file, table, row,
+    key) and ``fix`` when it is not one: a truncated or overwritten blob would otherwise end an export or a
+    rerun's FID in a NumPy traceback, or move a FID without a word (NaN features, a row count the table disagrees with)."""
+    try:
+        array = array_from_bytes(bytes(data)) if isinstance(data, (bytes, memoryview)) else None
+    except (ValueError, EOFError, OSError) as err:   # np.load's ways of saying "not an .npy" or "cut short"
+        problem = f"is not a NumPy array ({err})"
+    else:
+        problem = None if array is not None else f"is {'NULL' if data is None else type(data).__name__}, not bytes"
+        if array is not None and (array.ndim != 2 or array.dtype != np.float32):
+            problem = f"is a {array.dtype} array of shape {array.shape}, not N x D float32"
+        elif array is not None and (not isinstance(n, int) or len(array) != n):
+            problem = f"has {len(array)} rows where its n column says {n!r}"
+        elif array is not None and not np.isfinite(array).all():
+            problem = f"holds {int((~np.isfinite(array)).sum())} NaN or infinite values"
+    if problem:
+        raise StoreError(f"{where}: the feature data {problem}; the store is damaged: "
+                         f"{fix() if callable(fix) else fix}")
+    return array
 
 
 # -- read validation: a damaged store is refused with one line naming the file, the row, the column and the fix --

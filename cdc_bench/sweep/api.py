@@ -188,8 +188,12 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     if any(info.dataset_level for info in metric_infos):
         from .dataset_metrics import compute_dataset_metrics
 
-        dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
-                                               protocol=fid_protocol)
+        try:
+            dataset_rows = compute_dataset_metrics(store, [m.name for m in metric_infos if m.dataset_level],
+                                                   protocol=fid_protocol)
+        except CdcBenchError as err:   # damaged stored features: the rows stay, the manifest says why
+            _record_stop(store, None, executor, run_id, manifest, "failed", str(err), load)
+            raise
     load.sample()
     manifest.update(ended_at=timestamp(), summary=summary.as_dict(), load=load.as_dict())
     store.end_run(run_id, manifest)
