@@ -137,6 +137,7 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
 
     out = Path(out) if out else default_out(dataset_names)
     store = ResultsStore(out)
+    store.check()   # a damaged store is refused before this run writes its manifest into it
     tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
                        save_recon=save_recon, fid_protocol=fid_protocol, target_bpp=targets, match=match,
                        save_bitstreams=save_bitstreams)

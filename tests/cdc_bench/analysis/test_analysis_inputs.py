@@ -114,6 +114,8 @@ COMMANDS = {
                                   "--crop", "32", "--format", "png"],
     "export": lambda out, root: ["export", out],
     "export json": lambda out, root: ["export", out, "--format", "json"],
+    "run (a rerun)": lambda out, root: ["run", "-d", f"folder:{root}", "-c", "jpeg", "-q", "10", "--workers", "0",
+                                        "--out", out, "--quiet"],
 }
 
 
@@ -146,6 +148,9 @@ def test_a_damaged_store_is_one_line_naming_file_row_column_and_fix(clean, tmp_p
     assert len(errors) == 1 and str(out / "results.sqlite") in errors[0], result.output
     for text in expected:
         assert text in errors[0], (text, errors[0])
+    if command.startswith("run") and corruption != "not SQLite":   # refused before it writes its manifest
+        with sqlite3.connect(out / "results.sqlite") as conn:
+            assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
 
 
 @pytest.mark.parametrize("corruption", CORRUPTIONS)
