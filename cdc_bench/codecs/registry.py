@@ -78,6 +78,7 @@ class CodecInfo:
     option_specs: dict[str, Option] | None = None
     details: str = ""
     availability: Availability = Availability(True)
+    display_name: str = ""     # what legends call it, where that differs from ``name``
 
 
 def describe_codecs() -> list[CodecInfo]:
@@ -97,6 +98,7 @@ def describe_codecs() -> list[CodecInfo]:
                 avail = cls.availability()
             except Exception as err:  # noqa: BLE001
                 avail = Availability(False, f"availability check failed: {err}")
+            shown = cls.display_name if cls.display_name not in ("", cls.name, full) else ""
             infos.append(CodecInfo(full, entry.source, cls.description, cls.rate_label, tuple(cls.rate_points),
-                                   dict(cls.option_specs), cls.details, avail))
+                                   dict(cls.option_specs), cls.details, avail, shown))
     return infos

@@ -37,6 +37,8 @@ def command(details: bool) -> None:
         if fix:
             status += f"\n[yellow]fix[/yellow]: {escape(fix)}"
         name = escape(info.name) + (f"\n[dim]{escape(info.description)}[/dim]" if info.description else "")
+        if info.display_name:
+            name += f"\n[dim]in legends: {escape(info.display_name)}[/dim]"
         if details and info.details:
             name += f"\n[dim]{escape(info.details)}[/dim]"
         table.add_row(name, escape(rates), opts, status)

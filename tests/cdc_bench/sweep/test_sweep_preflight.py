@@ -134,6 +134,9 @@ def test_codecs_command_shows_the_three_states(toys):
     assert "dependency missing" in rows["toy-needs-lib"]
     assert "weights missing" in rows["toy-needs-weights"]
     assert preflight.codec_state("toy-needs-weights")[2] == "cdc-bench weights --download --only toy-needs-weights"
+    hevc = result.output.split("│ hevc ")[1].split("├")[0]
+    assert "in legends: x265 with BPG's settings" in " ".join(hevc.split())   # the name its figures use
+    assert "in legends" not in result.output.split("│ jpeg ")[1].split("├")[0]   # same as its name: not repeated
 
 
 def test_hific_says_tensorflow_is_missing_and_lists_its_files_once(tmp_path, monkeypatch, folder):
