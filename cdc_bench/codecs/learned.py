@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import BitstreamError, CodecError
+from ..errors import BitstreamError, CodecError, ConfigError
 from .base import Availability, Codec, Option
 
 #: Seed of random-weights models, so an encoder and a decoder in another process build the same network.
@@ -71,6 +71,20 @@ def _cgroup_room(root: Path = Path("/sys/fs/cgroup")) -> int | None:
             stat = (root / limit_file).parent / "memory.stat"
             return max(0, limit - usage + _inactive_file(stat, stat_key))
     return None
+
+
+MEMORY_CHECK_ENV = "CDC_BENCH_MEMORY_CHECK"
+
+
+def memory_check_enabled() -> bool:
+    """``$CDC_BENCH_MEMORY_CHECK``: ``on`` (default) refuses a decode that would not fit; ``off`` decodes anyway
+    (a machine with swap, or an estimate too cautious for it); anything else is a :class:`ConfigError`."""
+    text = os.environ.get(MEMORY_CHECK_ENV, "").strip().lower()
+    if text in ("", "on", "1", "true", "yes"):
+        return True
+    if text in ("off", "0", "false", "no"):
+        return False
+    raise ConfigError(f"{MEMORY_CHECK_ENV}={text!r}: give on (refuse a decode that would not fit in memory) or off")
 
 
 def available_memory() -> tuple[int, str]:
@@ -143,7 +157,7 @@ class LearnedCodec(Codec):
         """Refuse a size whose decode needs more memory than this process has (device="cpu"; a CUDA decode
         holds its tensors on the GPU, which this estimate does not describe)."""
         per_pixel, model_bytes = self.decode_cost()
-        if per_pixel is None or not str(self.device).startswith("cpu"):
+        if per_pixel is None or not str(self.device).startswith("cpu") or not memory_check_enabled():
             return
         pixels = h * w * images
         need = pixels * per_pixel + (model_bytes if self._loaded is None else 0)
@@ -154,7 +168,8 @@ class LearnedCodec(Codec):
             raise error(f"{self.name}: decoding {batch}{h}x{w} ({pixels} pixels) needs about {need / GIB:.1f} GiB "
                         f"({per_pixel:.0f} bytes/pixel, measured), more than the {room / GIB:.1f} GiB of "
                         f"{source}; refused before allocating. About {fits} pixels fit now; -o "
-                        f"{self.name}.max_pixels=N (now {self.options['max_pixels']}) is the hard ceiling")
+                        f"{self.name}.max_pixels=N (now {self.options['max_pixels']}) is the hard ceiling; "
+                        f"{MEMORY_CHECK_ENV}=off decodes anyway (with swap, say)")
 
     def check_flag(self, option: str, found: str) -> None:
         """A header flag must equal this decoder's option: the same bytes under other weights decode to garbage."""

@@ -98,6 +98,7 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     (:meth:`~cdc_bench.store.key.ResultKey.bitstream_path`).
     """
     from ..datasets import get_dataset
+    from ..codecs.learned import memory_check_enabled
     from ..datasets.images import Preprocess, pixel_limit
     from ..metrics import get_metric
 
@@ -118,6 +119,7 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     metric_infos = [get_metric(m) for m in metric_names]
     pre = Preprocess.parse(preprocess)
     pixel_limit()  # a bad $CDC_BENCH_MAX_PIXELS fails now, not in every item
+    memory_check_enabled()   # and a bad $CDC_BENCH_MEMORY_CHECK
     checked = preflight.check_run(plans, metric_infos, device, download, skip_unavailable, warn=warn)
     plans, metric_infos = checked.plans, checked.metrics
     metric_names = [m.name for m in metric_infos]

@@ -31,6 +31,24 @@ def test_memory_gate_names_size_estimate_room_and_knob(monkeypatch):
         codec.check_size(2048, 2048, error=CodecError)
 
 
+def test_memory_gate_can_be_switched_off_and_a_bad_switch_is_refused(monkeypatch, tmp_path):
+    import cdc_bench
+    from cdc_bench.errors import ConfigError
+
+    monkeypatch.setattr(learned, "available_memory", lambda: (0, "available system memory"))
+    with pytest.raises(BitstreamError, match="CDC_BENCH_MEMORY_CHECK=off decodes anyway"):
+        Sized().check_memory(64, 64)
+    monkeypatch.setenv("CDC_BENCH_MEMORY_CHECK", "off")
+    Sized().check_memory(64, 64)   # decoded, whatever the estimate says
+    Sized().check_size(64, 64)
+    monkeypatch.setenv("CDC_BENCH_MEMORY_CHECK", "sometimes")
+    with pytest.raises(ConfigError, match="CDC_BENCH_MEMORY_CHECK='sometimes': give on .* or off"):
+        Sized().check_memory(64, 64)
+    with pytest.raises(ConfigError, match="CDC_BENCH_MEMORY_CHECK"):   # a run refuses it before any work
+        cdc_bench.run([f"folder:{tmp_path}"], ["jpeg"], out=tmp_path / "out", workers=0)
+    assert not (tmp_path / "out").exists()
+
+
 def test_memory_gate_counts_a_batch_and_the_model_only_when_not_loaded(monkeypatch):
     monkeypatch.setattr(learned, "available_memory", lambda: (int(1.05e9), "available system memory"))
     codec = Sized()
