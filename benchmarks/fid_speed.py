@@ -1,4 +1,4 @@
-"""FID/256 per item, the path as of 87840a6 against today's, side by side in one process, on Kodak.
+"""FID/256 per item, the path issue 22 started from against today's, side by side in one process, on Kodak.
 
     python benchmarks/fid_speed.py                      # writes results/fid_speed.json
     python benchmarks/fid_speed.py --repeats 3 --images 4 --out results/fid_speed.json
@@ -11,6 +11,13 @@ load average before and after, and torch's threads. Scenarios:
 * ``sweep``: an image's rate points one after another (``cdc-bench run``'s plan order);
 * ``batch``: one rate point over all images, then the next (``cdc-bench run --batch N``'s order), over
   ``--batch-images`` images (the old path kept 4 originals, so it re-extracted them past 4 images);
+* ``stored`` and ``batch_stored``: the same two orders when the results store already holds the originals'
+  features (a second codec in the same store, or a rerun that adds rate points): today's path extracts only the
+  reconstruction's, the old one had no such store;
+* ``floor``: Inception alone on each item's reconstruction patches, already resized (what every exact path must
+  still compute), as a share of today's item time in the ``stored`` order.
+
+The old path is the one of 90349d5, where issue 22 was measured (87840a6 has the same FID code).
 
 The old path is kept here as it was (the TorchScript file under ``no_grad``, two calls per item, 4 originals
 kept); both use the same Inception file, loaded once.
@@ -37,7 +44,7 @@ QUALITIES = (10, 30, 70)
 
 
 def old_features(layers, images, batch_size: int = 32) -> np.ndarray:
-    """``InceptionExtractor.features`` as of 87840a6."""
+    """``InceptionExtractor.features`` as of 90349d5 / 87840a6."""
     from cleanfid.resize import make_resizer
 
     resize = make_resizer("PIL", False, "bicubic", (299, 299))
@@ -53,7 +60,8 @@ def old_features(layers, images, batch_size: int = 32) -> np.ndarray:
 
 
 def old_item_features(layers, cache: OrderedDict, original, recon):
-    """``metrics.fid.item_features`` as of 87840a6 (no stored originals): the original's features kept for 4 images."""
+    """``metrics.fid.item_features`` as of 90349d5 / 87840a6 (no stored originals): the original's features kept
+    for 4 images."""
     from cdc_bench.metrics.fid import image_digest
     from cdc_bench.metrics.patches import extract_patches
 
@@ -66,11 +74,15 @@ def old_item_features(layers, cache: OrderedDict, original, recon):
     return old_features(layers, extract_patches(recon)), cache[key]
 
 
-def new_item_features(original, recon):
+def new_item_features(original, recon, stored: str | None = None):
     from cdc_bench.metrics import fid
 
-    item = fid.item_features(original, recon)
-    return item.features, item.original
+    item = fid.item_features(original, recon, stored_original=stored)
+    return item.features, item.original if item.original is not None else _ORIGINAL_OF[fid.image_digest(original)]
+
+
+#: stored scenarios: the originals' features as the store holds them (computed once, outside the timing)
+_ORIGINAL_OF: dict[str, np.ndarray] = {}
 
 
 def kodak_items(n_images: int, order: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -94,22 +106,58 @@ def kodak_items(n_images: int, order: str) -> list[tuple[np.ndarray, np.ndarray]
     return [pairs[k] for k in keys]
 
 
-def time_items(path: str, layers, items) -> tuple[float, list]:
+def time_items(path: str, layers, items, stored: str | None = None) -> tuple[float, list]:
     from cdc_bench.metrics import fid
 
     fid._ORIGINALS.clear()   # a fresh worker for each run of each path
     cache: OrderedDict = OrderedDict()
     start = time.perf_counter()
-    out = [old_item_features(layers, cache, o, r) if path == "old" else new_item_features(o, r) for o, r in items]
+    out = [old_item_features(layers, cache, o, r) if path == "old" else new_item_features(o, r, stored)
+           for o, r in items]
     return (time.perf_counter() - start) / len(items), out
 
 
-def scenario(name: str, layers, items, repeats: int) -> dict:
+def store_originals(extractor, items) -> None:
+    from cdc_bench.metrics import fid
+    from cdc_bench.metrics.patches import extract_patches
+
+    for original, _ in items:
+        key = fid.image_digest(original)
+        if key not in _ORIGINAL_OF:
+            _ORIGINAL_OF[key] = extractor.features(extract_patches(original))
+
+
+def floor(extractor, items, repeats: int) -> dict:
+    """Inception alone on the reconstructions' resized patches (the work no exact path avoids), timed in turn with
+    today's stored-order items so both see the same machine."""
+    from cleanfid.resize import make_resizer
+
+    from cdc_bench.metrics.patches import extract_patches
+
+    resize = make_resizer("PIL", False, "bicubic", (299, 299))
+    batches = [torch.from_numpy(np.stack([resize(p) for p in extract_patches(r)])).permute(0, 3, 1, 2)
+               for _, r in items]
+    inception, item = [], []
+    for _ in range(repeats):
+        item.append(time_items("new", extractor.layers, items, extractor.name)[0])
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for x in batches:
+                extractor.layers((x - 128) / 128)
+        inception.append((time.perf_counter() - start) / len(items))
+    share = statistics.median(inception) / statistics.median(item)
+    print(f"floor: Inception alone {statistics.median(inception):.3f} s/item, today's stored-order item "
+          f"{statistics.median(item):.3f} s: {share:.0%}", flush=True)
+    return dict(items=len(items), inception_s_per_item=inception, item_s_per_item=item, share=share,
+                patches_per_item=int(batches[0].shape[0]))
+
+
+def scenario(name: str, layers, items, repeats: int, stored: str | None = None) -> dict:
     times: dict[str, list[float]] = {"old": [], "new": []}
     max_diff = 0.0
     for _ in range(repeats):
         per_old, old = time_items("old", layers, items)
-        per_new, new = time_items("new", layers, items)
+        per_new, new = time_items("new", layers, items, stored)
         times["old"].append(per_old)
         times["new"].append(per_new)
         max_diff = max(max_diff, max(float(np.abs(a - b).max()) for pa, pb in zip(old, new) for a, b in zip(pa, pb)))
@@ -151,13 +199,18 @@ def main() -> None:
     warm = sweep_items[:1]
     time_items("old", extractor.layers, warm)   # first calls: the JIT's profiling runs, oneDNN's first packing
     time_items("new", extractor.layers, warm)
+    batch_items = kodak_items(args.batch_images, "batch")
     report = dict(
-        benchmark="FID/256 item features: 87840a6 path vs today's, one process, same items",
+        benchmark="FID/256 item features: the path of 90349d5 (issue 22's start) vs today's, one process, same items",
         dataset=f"kodak (first {args.images} images), JPEG q={','.join(map(str, QUALITIES))}",
         extractor=extractor.name, extractor_load_s=load_s, machine=machine(), load_before=load_before,
         sweep=scenario("sweep", extractor.layers, sweep_items, args.repeats),
-        batch=scenario("batch", extractor.layers, kodak_items(args.batch_images, "batch"), args.repeats))
-    report["batch"]["images"] = args.batch_images
+        batch=scenario("batch", extractor.layers, batch_items, args.repeats))
+    store_originals(extractor, sweep_items + batch_items)
+    report["stored"] = scenario("stored", extractor.layers, sweep_items, args.repeats, extractor.name)
+    report["batch_stored"] = scenario("batch_stored", extractor.layers, batch_items, args.repeats, extractor.name)
+    report["floor"] = floor(extractor, sweep_items, args.repeats)
+    report["batch"]["images"] = report["batch_stored"]["images"] = args.batch_images
     report["load_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
