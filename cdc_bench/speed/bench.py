@@ -21,7 +21,7 @@ from ..download import DownloadError
 from ..errors import DownloadError as CoreDownloadError
 from .environment import environment
 from .fit import fit_linear
-from .load import LoadMonitor, load_average
+from ..provenance import LoadMonitor, load_average
 from .measure import MIB, PeakRSS, Timing, cuda_peak_mib, is_cuda, reset_cuda_peak, summarize, timed
 from .plan import (MEMORY_METHOD, RANDOM_NOTE, RANDOM_WEIGHTS, STEPS_OPTION, WEIGHTS_OPTION, Plan, SpeedConfig,
                    SpeedError, codec_dtype, image_at, json_safe, parse_size, parse_sizes, parse_steps,
@@ -205,7 +205,7 @@ def run_speed(config: SpeedConfig, progress: Callable[[dict[str, Any]], None] | 
     """Run the benchmark and return the report (a JSON-ready dict; see :data:`SCHEMA`).
 
     ``progress`` receives each finished decode row (a size's rows finish together); ``log`` a line per timed
-    round. ``strict`` raises :class:`~cdc_bench.speed.load.MachineBusy` as soon as the load average exceeds the
+    round. ``strict`` raises :class:`~cdc_bench.provenance.MachineBusy` as soon as the load average exceeds the
     number of cores. The test hook of :mod:`cdc_bench.speed.slowdown` is applied when its variable is set.
     """
     if config.repeats < 1:

@@ -17,8 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..codecs.plans import CodecPlan, build_plans, split_list
 from ..errors import CdcBenchError, ConfigError, DatasetError, StoreError
-from ..provenance import build_manifest, new_run_id, timestamp
-from ..speed.load import SWEEP_SAMPLE_S, LoadMonitor
+from ..provenance import SWEEP_SAMPLE_S, LoadMonitor, build_manifest, new_run_id, timestamp
 from .interrupts import RunStopped, SweepInterrupted, signal_of, sigterm_raises
 from ..store.key import file_stem
 from ..store.results import ResultsStore

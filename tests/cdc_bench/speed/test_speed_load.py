@@ -1,4 +1,4 @@
-"""``speed.load``: the load-average watch, with ``os.getloadavg`` replaced by a fixed value."""
+"""The speed command's load-average watch (``provenance.LoadMonitor``), with ``os.getloadavg`` replaced by a fixed value."""
 
 from __future__ import annotations
 
