@@ -39,3 +39,20 @@ def td():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def kill_group():
+    """SIGKILL each process's whole session (a Dask scheduler or worker started with ``start_new_session`` and its
+    children) and reap it: the cleanup of the tests that start real Dask processes."""
+    import os
+    import signal
+
+    def kill(*procs) -> None:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(20)
+    return kill

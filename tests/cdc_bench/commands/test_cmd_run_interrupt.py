@@ -140,15 +140,6 @@ def _start_dask(tmp_path, workers: int = 2) -> tuple[str, subprocess.Popen, subp
     return address, scheduler, worker
 
 
-def _kill_group(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(20)
-
-
 def _wait_for_rows(proc, db, n: int) -> None:
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (db.exists() and _rows(db) >= n):
@@ -164,7 +155,7 @@ def _keys_and_manifests(db):
     return keys, statuses, manifests
 
 
-def test_a_killed_scheduler_ends_the_run_in_one_line_and_a_new_one_resumes(folder, tmp_path):
+def test_a_killed_scheduler_ends_the_run_in_one_line_and_a_new_one_resumes(folder, tmp_path, kill_group):
     """kill -9 of an external scheduler after >= 3 rows: the client says so within SCHEDULER_LOST_S, stores no
     failure for the items Dask cancelled, marks the run failed with the reason; a new scheduler resumes it."""
     from cdc_bench.executors.dask import SCHEDULER_LOST_S
@@ -182,7 +173,7 @@ def test_a_killed_scheduler_ends_the_run_in_one_line_and_a_new_one_resumes(folde
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"the client did not notice its lost scheduler within {SCHEDULER_LOST_S + 30} s")
     finally:
-        _kill_group(scheduler, worker)
+        kill_group(scheduler, worker)
     assert proc.returncode != 0
     lines = err.strip().splitlines()
     assert "Traceback" not in err and "IOLoop is closed" not in err, err
@@ -199,7 +190,7 @@ def test_a_killed_scheduler_ends_the_run_in_one_line_and_a_new_one_resumes(folde
         rerun = subprocess.run(_cmd(folder, out, ["--scheduler", address, *FEW]), capture_output=True, text=True,
                                timeout=300)
     finally:
-        _kill_group(scheduler, worker)
+        kill_group(scheduler, worker)
     assert rerun.returncode == 0, rerun.stderr
     after, statuses, _ = _keys_and_manifests(db)
     assert len(after) == len(set(after)) == 6 * 5 * 2 and set(keys) <= set(after)

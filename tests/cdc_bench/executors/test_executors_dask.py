@@ -211,7 +211,7 @@ def test_a_worker_with_other_number_changing_code_is_refused_before_any_task(ima
         assert {"libjpeg_turbo", "libheif"} <= set(versions[good]["libraries"]) and versions[good]["source_sha256"]
 
 
-def test_a_worker_running_a_modified_copy_on_its_pythonpath_is_refused(tmp_path):
+def test_a_worker_running_a_modified_copy_on_its_pythonpath_is_refused(tmp_path, kill_group):
     """`dask worker` with PYTHONPATH holding a copy of cdc_bench with one file changed (same version number)."""
     import shutil
 
@@ -240,7 +240,7 @@ def test_a_worker_running_a_modified_copy_on_its_pythonpath_is_refused(tmp_path)
         with pytest.raises(ConfigError, match="runs other code .*source_sha256: here [0-9a-f]+, there [0-9a-f]+"):
             ex.start()
     finally:
-        _kill_group(*procs)
+        kill_group(*procs)
 
 
 def test_a_scheduler_address_that_is_not_one_is_a_clear_error():
@@ -338,8 +338,8 @@ def _isolated_children(parents: set[int]) -> set[int]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
-def test_when_the_workers_of_a_cluster_are_stopped_the_client_says_so_and_no_child_is_left(images, tmp_path,
-                                                                                          signum):
+def test_when_the_workers_of_a_cluster_are_stopped_the_client_says_so_and_no_child_is_left(images, tmp_path, signum,
+                                                                                          kill_group):
     """`dask worker` killed (or stopped) mid-sweep, every one of them: the client stops after no_workers_timeout
     with the rows it has, no item is stored as error or timeout, and no isolated child outlives its worker."""
     from cdc_bench.errors import EnvironmentFault
@@ -381,14 +381,4 @@ def test_when_the_workers_of_a_cluster_are_stopped_the_client_says_so_and_no_chi
         frame = _rows(out)
         assert 1 <= len(frame) < len(tasks) and not frame["status"].isin(["error", "timeout"]).any()
     finally:
-        _kill_group(*procs)
-
-
-def _kill_group(*procs: subprocess.Popen) -> None:
-    """SIGKILL each process's whole session (a scheduler or worker and its children) and reap it."""
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(20)
+        kill_group(*procs)
