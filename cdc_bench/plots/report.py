@@ -28,6 +28,7 @@ from ..analysis.matched import unmet_notes
 from ..analysis.curves import (RANDOM_WEIGHTS, MetricInfo, dataset_level_notes, dataset_title, ok_rows, rd_points,
                      curve_labels, source_column, subset_warning)
 from ..analysis.published import PublishedCurve
+from .captions import interval_text, sentences
 from .rd import figure_notes, rd_axes, rd_caption
 from .style import COLUMN_WIDTH, paper_style
 
@@ -139,9 +140,8 @@ def build_report(frame: pd.DataFrame, metrics: Sequence[MetricInfo], *, runs: Se
     published = published or {}
     bands = None
     if boot is not None:
-        bands = (f"Bands and [lo, hi]: {boot.percent} bootstrap intervals over images ({boot.method}, "
-                 f"{boot.n_resamples} resamples, seed {boot.seed}); BD intervals are paired (the same image resample "
-                 "for both curves).")
+        bands = sentences([interval_text(boot, "bands and [lo, hi]"),   # the figures' captions say the same
+                           "BD intervals are paired (the same image resample for both curves)"])
     anchor = anchor or (pick_anchor(points) if len(points) else None)
     datasets = [_dataset_section(str(dataset), per, rows, metrics, runs, published.get(str(dataset), []), anchor,
                                  boot, bpp_range) for dataset, per in points.groupby("dataset", sort=True)]

@@ -65,7 +65,8 @@ def test_report_notes_fid_protocol_per_image_table_and_subset(td, results, tmp_p
     assert "FID: protocol fid256, 96 patches; UNRELIABLE: fewer than 2048 patches" in page
     assert "KID: protocol fid256, 96 patches" in page and "std over 100 random subsets of 48 patches" in page
     assert "<summary>Per-image values</summary>" in page and page.count("kodim01") >= 10
-    assert "95% bootstrap intervals over images (percentile, 100 resamples, seed 0)" in page
+    assert ("Bands and [lo, hi]: 95% bootstrap confidence interval of the mean over images (percentile, 100 "
+            "resamples, seed 0)") in page
     assert "lossy WebP at quality 95" in page
 
 
