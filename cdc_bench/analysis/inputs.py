@@ -126,6 +126,16 @@ def load_many(paths: Sequence[str | Path]) -> Results:
                    pd.concat(dms, ignore_index=True) if dms else pd.DataFrame(), runs)
 
 
+def only_codecs(frame: pd.DataFrame, names: Sequence[str], keep: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of ``names`` (``--codecs``) and of ``keep`` (an anchor); a name with no row is an
+    :class:`InputError` listing the codecs there, where it would otherwise drop out without a word."""
+    present = sorted(set(frame["codec"].astype(str)))
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise InputError(f"--codecs: {', '.join(missing)} not in the results; codecs there: {', '.join(present)}")
+    return frame[frame["codec"].isin(set(names) | set(keep))]
+
+
 def parse_range(text: str | None, what: str) -> tuple[float, float] | None:
     """``0.1,1.5`` -> (0.1, 1.5); None for no text. Raises InputError naming the option."""
     if not text:

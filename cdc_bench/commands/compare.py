@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._params import FiniteFloat, figure_formats
+
 
 def _parse_at(text: str | None) -> tuple[int, int] | None:
     if not text:
@@ -20,7 +22,7 @@ def _parse_at(text: str | None) -> tuple[int, int] | None:
 @click.command("compare")
 @click.argument("results", type=click.Path(exists=True, path_type=Path))
 @click.option("--image", required=True, help="Image name as in the results, e.g. kodim23.")
-@click.option("--bpp", "target", type=float, required=True,
+@click.option("--bpp", "target", type=FiniteFloat(0, min_open=True), required=True,
               help="Target rate: each codec shows its row matched to it (run --target-bpp), else its nearest rate point.")
 @click.option("--crop", type=click.IntRange(min=8), default=256, show_default=True, help="Square crop size (px).")
 @click.option("--at", "at_text", help="Top-left corner X,Y of the crop (default: centred).")
@@ -50,6 +52,7 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     from ..analysis.curves import metric_spec
 
     at = _parse_at(at_text)
+    formats = figure_formats(formats)   # before any work
     res = load_results(results)
     specs = [metric_spec(m) for m in split_list(metrics)]
     notes: list[str] = []   # points chosen among those with a saved reconstruction, and why
@@ -62,7 +65,7 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     tiles = comparison_tiles(res.out_dir, rows, reference, crop, at, specs)
     out = out or res.out_dir / "figures"
     stem = inside(out, f"compare_{file_stem(first['dataset'])}_{file_stem(image)}_{target:g}bpp")
-    written = plot_tiles(tiles, stem, split_list(formats), float(width), columns,
+    written = plot_tiles(tiles, stem, formats, float(width), columns,
                          compare_caption(rows, image, target, crop))
     for _, row in rows.iterrows():
         if row["matched"]:

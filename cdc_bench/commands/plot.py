@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ._params import FiniteFloat, figure_formats
 
 KINDS = ("rd", "rdp", "trace")
 
@@ -13,7 +14,7 @@ KINDS = ("rd", "rdp", "trace")
 def ci_options(func):
     """--ci/--no-ci, --ci-method, --resamples, --seed: shared by plot, table and report."""
     for option in reversed([
-        click.option("--ci", "ci_level", type=click.FloatRange(50, 99.9), default=95.0, show_default=True,
+        click.option("--ci", "ci_level", type=FiniteFloat(50, 99.9), default=95.0, show_default=True,
                      help="Bootstrap confidence interval over images, in percent."),
         click.option("--no-ci", is_flag=True, help="No intervals (faster)."),
         click.option("--ci-method", type=click.Choice(["percentile", "BCa"]), default="percentile",
@@ -42,7 +43,7 @@ def bootstrap_from(ci_level: float, no_ci: bool, ci_method: str, resamples: int,
                                 "dists, lpips-vgg, fid, kid that the results hold).")
 @click.option("--trace", "trace", metavar="CODEC.OPTION", help="The option traced by --kind rdp/trace, e.g. "
                                                                  "cdc.gamma or cdc.steps.")
-@click.option("--bpp", "at_bpp", type=float, help="--kind rdp: the rate (default: the traced codec's median rate).")
+@click.option("--bpp", "at_bpp", type=FiniteFloat(0, min_open=True), help="--kind rdp: the rate (default: the traced codec's median rate).")
 @click.option("--format", "formats", default="pdf,png", show_default=True, help="Comma-separated: pdf, png, svg.")
 @click.option("--width", type=click.Choice(["3.3", "6.9"]), default="3.3", show_default=True,
               help="Figure width in inches: 3.3 = one column of a two-column paper, 6.9 = full page width.")
@@ -70,7 +71,7 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
     (and counted). Each figure is exactly --width inches wide so it drops into a paper at its nominal font size.
     """
     from ..analysis.curves import ok_rows, rd_points
-    from ..analysis.inputs import InputError, load_many, parse_metrics, parse_range, published_for
+    from ..analysis.inputs import InputError, load_many, only_codecs, parse_metrics, parse_range, published_for
     from ..codecs.plans import split_list
     from ..plots.rd import plot_rd
     from ..plots.speed import plot_speed
@@ -78,10 +79,7 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
 
     if not results and not speed_files:
         raise click.UsageError("give a RESULTS folder, or --speed JSON files, or both")
-    fmt = split_list(formats)
-    bad = [f for f in fmt if f not in ("pdf", "png", "svg")]
-    if bad or not fmt:
-        raise click.UsageError(f"--format: unknown {', '.join(bad) or '(empty)'}; use pdf, png, svg")
+    fmt = figure_formats(formats)
     if kind != "rd" and not trace:
         raise click.UsageError(f"--kind {kind} needs --trace CODEC.OPTION, e.g. --trace cdc.gamma")
     w = float(width)
@@ -94,7 +92,7 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
         res = load_many(results)
         frame, dropped = ok_rows(res.frame)
         if codecs:
-            frame = frame[frame["codec"].isin(split_list(codecs))]
+            frame = only_codecs(frame, split_list(codecs))
         if frame.empty:
             raise InputError(f"no successful rows in {', '.join(map(str, results))}"
                              + (f" for codecs {codecs}" if codecs else ""))

@@ -52,6 +52,13 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     frame, _ = ok_rows(res.frame)
     if frame.empty:
         raise InputError(f"no successful rows in {', '.join(map(str, results))}")
+    if anchor is not None:   # named by hand: a typo must not become a page without BD tables
+        from ..analysis.curves import curve_labels
+
+        known = set(frame["codec"].astype(str)) | set(curve_labels(frame))
+        if anchor not in known:
+            raise InputError(f"--anchor {anchor!r} is in none of the results; codecs there: "
+                             f"{', '.join(sorted(set(frame['codec'].astype(str))))}")
     specs = parse_metrics(metrics, res, ms_ssim_db)
     published = published_for(references, sorted(frame["dataset"].unique()), references_dir)
     names = split_list(viewer_images)

@@ -165,8 +165,8 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         codec_opts, rate_opt = _codec_options(codec, options)
     except (ValueError, CodecError) as err:
         raise click.UsageError(str(err)) from None
-    if max_slowdown <= 0:
-        raise click.UsageError(f"--max-slowdown must be positive, got {max_slowdown}")
+    if not (0 < max_slowdown < float("inf")):   # nan too
+        raise click.UsageError(f"--max-slowdown must be a positive finite number, got {max_slowdown}")
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise click.UsageError(f"--plot {plot}: use a .pdf, .png or .svg file name")
     if image is not None and not image.is_file():

@@ -40,7 +40,7 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
     from ..analysis.bdrate import bd_table
     from ..analysis.tables import to_csv, to_latex, to_markdown
     from ..analysis.curves import ok_rows, rd_points
-    from ..analysis.inputs import InputError, load_many, parse_metrics, parse_range
+    from ..analysis.inputs import InputError, load_many, only_codecs, parse_metrics, parse_range
     from ..codecs.plans import split_list
     from ..analysis.perimage import per_image_bd, summary_lines
     from ..plots.perimage import plot_per_image
@@ -50,8 +50,7 @@ def command(results, anchor, metrics, fmt, method, bpp_range, codecs, per_image,
     res = load_many(results)
     frame, dropped = ok_rows(res.frame)
     if codecs:
-        keep = set(split_list(codecs)) | {anchor.split(" (")[0]}
-        frame = frame[frame["codec"].isin(keep)]
+        frame = only_codecs(frame, split_list(codecs), keep=[anchor.split(" (")[0]])
     if frame.empty:
         raise InputError(f"no successful rows in {', '.join(map(str, results))}")
     specs = parse_metrics(metrics, res, ms_ssim_db)

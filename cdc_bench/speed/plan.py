@@ -18,6 +18,7 @@ from PIL import Image
 from ..codecs.base import Codec, CodecError, CodecUnavailable
 from ..codecs.registry import get_codec_class
 from ..errors import CdcBenchError, UnknownNameError
+from ..datasets.images import MAX_PIXELS_ENV, pixel_limit
 
 STEPS_OPTION = "steps"
 WEIGHTS_OPTION = "weights"
@@ -55,6 +56,10 @@ def parse_size(text: str) -> tuple[int, int]:
     w, sep, h = text.strip().lower().partition("x")
     if not sep or not w.isdigit() or not h.isdigit() or int(w) < 1 or int(h) < 1:
         raise ValueError(f"size {text!r} is not WIDTHxHEIGHT (e.g. 768x512)")
+    limit = pixel_limit()   # the synthetic image is made at this size: a typo must not take the machine's memory
+    if limit is not None and int(w) * int(h) > limit:
+        raise ValueError(f"size {text!r} is {int(w) * int(h):,} pixels, over the input pixel limit of {limit:,} "
+                         f"(raise it with {MAX_PIXELS_ENV}=N, 0: no limit)")
     return int(w), int(h)
 
 

@@ -186,7 +186,7 @@ def test_compare_refuses_other_dtype_unless_allowed(saved, tmp_path):
     (["--size", "16"], "WIDTHxHEIGHT"),
     (["-o", "jpeg.quality=5"], "options given for jpeg"),
     (["-o", "speedtoy-cmd.nosuch=1"], "has no option nosuch"),
-    (["--max-slowdown", "0"], "--max-slowdown must be positive"),
+    (["--max-slowdown", "0"], "--max-slowdown must be a positive finite number"),
     (["--repeats", "0"], "--repeats must be at least 1"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(args, message):
