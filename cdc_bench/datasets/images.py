@@ -117,8 +117,8 @@ def read_image(path: str | Path, max_pixels: int | None = None, data: bytes | No
             img.load()
             notes = _frame_and_orientation_notes(img, path.name)
             image, converted = to_rgb8(img, path.name)
-            if img.mode in ("RGB", "RGBA") and _looks_16bit(path, data):
-                # Pillow reads 16-bit-per-channel PNGs as 8-bit by keeping the high byte; say so.
+            if img.mode in ("RGB", "RGBA") and (_looks_16bit(path, data) or _tiff_bits(img) > 8):
+                # Pillow reads 16-bit-per-channel PNGs and TIFFs as 8-bit by keeping the high byte; say so.
                 converted.insert(0, f"{path.name}: 16-bit RGB converted to 8-bit")
     pillow = [f"{path.name}: {' '.join(str(w.message).split())}" for w in said
               if not issubclass(w.category, InputWarning)]
@@ -209,7 +209,32 @@ def _frame_and_orientation_notes(img: Image.Image, name: str) -> list[str]:
     if orientation in _ORIENTATIONS:
         notes.append(f"{name}: EXIF orientation {orientation} ({_ORIENTATIONS[orientation]} for display) ignored: "
                      "the pixels are used as stored, as CompressAI and clean-fid read them")
+    profile = _icc_description(img)
+    if profile is not None and "srgb" not in profile.lower():
+        notes.append(f"{name}: embedded ICC profile {profile!r} ignored: the pixels are used as stored, not "
+                     "converted to sRGB, as CompressAI and clean-fid read them")
     return notes
+
+
+def _icc_description(img: Image.Image) -> str | None:
+    """The description of an embedded ICC profile (``None`` without one); a profile littlecms cannot parse is
+    still named, as unreadable, since its pixels are still not sRGB-converted."""
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return None
+    try:
+        from PIL import ImageCms
+
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip() or "unnamed"
+    except Exception:  # noqa: BLE001 - ImageCms missing, or a damaged profile: the note must not fail the read
+        return "unreadable"
+
+
+def _tiff_bits(img: Image.Image) -> int:
+    """The largest BitsPerSample of a TIFF (0 for other formats)."""
+    bits = getattr(img, "tag_v2", {}).get(258) if img.format == "TIFF" else None
+    values = bits if isinstance(bits, tuple) else (bits,) if isinstance(bits, int) else ()
+    return max(values, default=0)
 
 
 def _source(path: Path, data: bytes | None) -> Path | io.BytesIO:

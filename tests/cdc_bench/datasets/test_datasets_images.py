@@ -332,3 +332,44 @@ def test_reading_shipped_bytes_equals_reading_the_file(tmp_path, make):
         return
     got = load_image(path, "none", data=data)
     assert np.array_equal(got[0], expected[0]) and got[1] == expected[1] and expected[1]
+
+
+def _write_tiff16_rgb(path, arr) -> None:
+    """A baseline uncompressed 16-bit RGB TIFF, by hand: Pillow cannot write one and tifffile is no dependency."""
+    import struct
+
+    h, w, _ = arr.shape
+    pixels = arr.astype("<u2").tobytes()
+    entries = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, 8 + len(pixels)), (259, 3, 1, 1), (262, 3, 1, 2),
+               (273, 4, 1, 8), (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 1, len(pixels))]
+    ifd = 8 + len(pixels) + 6
+    body = b"II*\0" + struct.pack("<I", ifd) + pixels + struct.pack("<3H", 16, 16, 16)
+    body += struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        body += struct.pack("<HHI", tag, kind, count) + (struct.pack("<HH", value, 0) if kind == 3 and count == 1
+                                                         else struct.pack("<I", value))
+    path.write_bytes(body + struct.pack("<I", 0))
+
+
+def test_16bit_rgb_tiff_is_converted_and_says_so(tmp_path):
+    arr = np.zeros((4, 5, 3), dtype=np.uint16)
+    arr[0, 0] = (65535, 32768, 257)
+    _write_tiff16_rgb(tmp_path / "rgb16.tiff", arr)
+    got, notes = read_image(tmp_path / "rgb16.tiff")
+    assert got.shape == (4, 5, 3) and got[0, 0].tolist() == [255, 128, 1]
+    assert notes == ["rgb16.tiff: 16-bit RGB converted to 8-bit"]
+
+
+def test_a_non_srgb_icc_profile_is_ignored_and_the_note_names_it(tmp_path):
+    from PIL import ImageCms
+
+    arr = RNG.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()   # a profile that is not sRGB
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(arr).save(tmp_path / "lab.png", icc_profile=lab)
+    Image.fromarray(arr).save(tmp_path / "srgb.png", icc_profile=srgb)
+    got, notes = read_image(tmp_path / "lab.png")
+    assert np.array_equal(got, arr)   # the pixels as stored: no colour conversion
+    assert len(notes) == 1 and "embedded ICC profile" in notes[0] and "not converted to sRGB" in notes[0]
+    got, notes = read_image(tmp_path / "srgb.png")
+    assert np.array_equal(got, arr) and notes == []   # sRGB-tagged pixels are what the codecs assume
