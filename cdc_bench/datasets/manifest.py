@@ -86,7 +86,7 @@ def load_manifest(source: dict[str, Any] | str | Path) -> DatasetManifest:
         where = str(path)
         try:
             source = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+        except (OSError, ValueError) as err:   # ValueError: not JSON, or not UTF-8 text
             raise ManifestError(f"{where}: cannot read dataset manifest ({err})") from None
     if not isinstance(source, dict):
         raise ManifestError(f"{where}: a dataset manifest must be a JSON object")

@@ -205,6 +205,9 @@ def test_manifest_errors_name_the_problem(tmp_path: Path):
     bad.write_text("{not json")
     with pytest.raises(ManifestError, match="bad.json"):
         load_manifest(bad)
+    bad.write_bytes(b"\xff\xfe{}")   # not UTF-8 text: one line too, not a UnicodeDecodeError
+    with pytest.raises(ManifestError, match="bad.json: cannot read dataset manifest .*utf-8"):
+        load_manifest(bad)
 
 
 def test_datasets_command_table(kodak_copy: Path):
