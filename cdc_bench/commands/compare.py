@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -17,10 +18,18 @@ def _parse_at(text: str | None) -> tuple[int, int] | None:
     return x, y
 
 
+def _positive_bpp(value: float) -> float:
+    """A target rate is a finite number > 0: NaN matched nothing (a traceback), -1 or inf silently chose an end."""
+    if not math.isfinite(value) or value <= 0:
+        raise click.BadParameter(f"{value:g}: give the target rate as a number of bits per pixel > 0, e.g. 0.5",
+                                 param_hint="'--bpp'")
+    return value
+
+
 @click.command("compare")
 @click.argument("results", type=click.Path(exists=True, path_type=Path))
 @click.option("--image", required=True, help="Image name as in the results, e.g. kodim23.")
-@click.option("--bpp", "target", type=float, required=True,
+@click.option("--bpp", "target", type=float, required=True, callback=lambda ctx, param, value: _positive_bpp(value),
               help="Target rate: each codec shows its row matched to it (run --target-bpp), else its nearest rate point.")
 @click.option("--crop", type=click.IntRange(min=8), default=256, show_default=True, help="Square crop size (px).")
 @click.option("--at", "at_text", help="Top-left corner X,Y of the crop (default: centred).")
@@ -49,6 +58,9 @@ def command(results, image, target, crop, at_text, dataset, codecs, metrics, ori
     from ..store.key import inside, file_stem
     from ..analysis.curves import metric_spec
 
+    from .plot import check_formats
+
+    formats = ",".join(check_formats(formats))   # before any work: a bad --format was a traceback at the end
     at = _parse_at(at_text)
     res = load_results(results)
     specs = [metric_spec(m) for m in split_list(metrics)]

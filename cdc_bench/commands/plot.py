@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ def ci_options(func):
     """--ci/--no-ci, --ci-method, --resamples, --seed: shared by plot, table and report."""
     for option in reversed([
         click.option("--ci", "ci_level", type=click.FloatRange(50, 99.9), default=95.0, show_default=True,
-                     help="Bootstrap confidence interval over images, in percent."),
+                     callback=_finite_ci, help="Bootstrap confidence interval over images, in percent."),
         click.option("--no-ci", is_flag=True, help="No intervals (faster)."),
         click.option("--ci-method", type=click.Choice(["percentile", "BCa"]), default="percentile",
                      show_default=True, help="scipy.stats.bootstrap method of the intervals of means."),
@@ -24,6 +25,24 @@ def ci_options(func):
     ]):
         func = option(func)
     return func
+
+
+def _finite_ci(ctx, param, value):
+    """click's FloatRange lets NaN through (every comparison with it is false)."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("nan is not a percentage; give 50 to 99.9, e.g. 95", ctx, param)
+    return value
+
+
+def check_formats(formats: str, allowed: tuple[str, ...] = ("pdf", "png", "svg")) -> list[str]:
+    """``--format png,pdf`` as a list, refused (usage error) when empty or naming an unknown format."""
+    from ..codecs.plans import split_list
+
+    fmt = split_list(formats)
+    bad = [f for f in fmt if f not in allowed]
+    if bad or not fmt:
+        raise click.UsageError(f"--format: unknown {', '.join(bad) or '(empty)'}; use {', '.join(allowed)}")
+    return fmt
 
 
 def bootstrap_from(ci_level: float, no_ci: bool, ci_method: str, resamples: int, seed: int):
@@ -78,10 +97,7 @@ def command(results, kind, metrics, trace, at_bpp, formats, width, references, r
 
     if not results and not speed_files:
         raise click.UsageError("give a RESULTS folder, or --speed JSON files, or both")
-    fmt = split_list(formats)
-    bad = [f for f in fmt if f not in ("pdf", "png", "svg")]
-    if bad or not fmt:
-        raise click.UsageError(f"--format: unknown {', '.join(bad) or '(empty)'}; use pdf, png, svg")
+    fmt = check_formats(formats)
     if kind != "rd" and not trace:
         raise click.UsageError(f"--kind {kind} needs --trace CODEC.OPTION, e.g. --trace cdc.gamma")
     w = float(width)
