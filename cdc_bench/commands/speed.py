@@ -9,6 +9,7 @@ above the number of cores) before or during the run.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import _params
 from ..codecs.base import CodecError
 from ..errors import UnknownNameError
 
@@ -114,6 +116,18 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
     return options, options.pop(RATE_OPTION, None)
 
 
+def _check_pixels(sizes: list[tuple[int, int]]) -> None:
+    """A size above the pixel limit every image read obeys ($CDC_BENCH_MAX_PIXELS) is refused up front: 99999x99999
+    was killed for memory with no message."""
+    from ..datasets.images import MAX_PIXELS_ENV, pixel_limit
+
+    limit = pixel_limit()
+    for width, height in sizes:
+        if limit is not None and width * height > limit:
+            raise click.UsageError(f"--size {width}x{height}: {width * height:,} pixels is above the limit of "
+                                   f"{limit:,} (${MAX_PIXELS_ENV}, 0: none); give a smaller size, e.g. 768x512")
+
+
 @click.command("speed")
 @click.option("--codec", "-c", required=True,
               help="Codec to measure (see `cdc-bench codecs`), e.g. cdc, cdc-eps, jpeg.")
@@ -129,7 +143,7 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
 @click.option("--rate", default=None, help="The rate point to encode at [default: the middle of the codec's].")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Measure on this image (resized and centre-cropped to each size) instead of a synthetic one.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", type=_params.DEVICE, default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads [default: torch's choice].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report (timings, fits, environment) as JSON here.")
@@ -165,8 +179,9 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
         codec_opts, rate_opt = _codec_options(codec, options)
     except (ValueError, CodecError) as err:
         raise click.UsageError(str(err)) from None
-    if max_slowdown <= 0:
-        raise click.UsageError(f"--max-slowdown must be positive, got {max_slowdown}")
+    if not max_slowdown > 0 or not math.isfinite(max_slowdown):   # NaN compares false: it gated nothing
+        raise click.UsageError(f"--max-slowdown must be a positive number, got {max_slowdown}")
+    _check_pixels(size_list)
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise click.UsageError(f"--plot {plot}: use a .pdf, .png or .svg file name")
     if image is not None and not image.is_file():
