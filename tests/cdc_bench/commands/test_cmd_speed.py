@@ -231,3 +231,14 @@ def test_cdc_variants_with_random_weights(tmp_path, codec):
     assert report["encode"][0]["info"]["cdc_weights"] == "random"
     assert all(r["codec_info"]["cdc_weights"] == "random" for r in report["rows"])
     assert [(f["phase"], f["clock"]) for f in report["fits"]] == [("decode", "wall"), ("decode", "cpu")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "weird"], "not a device"),                  # was accepted and ignored
+    (["--max-slowdown", "nan"], "--max-slowdown must be a positive number"),   # NaN gated nothing
+    (["--size", "99999x99999"], "above the limit"),           # was killed for memory with no message
+])
+def test_speed_bad_values_are_usage_errors_before_measuring(args, message):
+    res = CliRunner().invoke(main, ["speed", "-c", "jpeg", "--repeats", "1", "--warmup", "0", *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "measuring" not in res.output
