@@ -180,7 +180,7 @@ def command(codec, steps, sizes, repeats, warmup, options, rate, image, device, 
     except (ValueError, CodecError) as err:
         raise click.UsageError(str(err)) from None
     if not max_slowdown > 0 or not math.isfinite(max_slowdown):   # NaN compares false: it gated nothing
-        raise click.UsageError(f"--max-slowdown must be a positive number, got {max_slowdown}")
+        raise click.UsageError(f"--max-slowdown must be positive (a number), got {max_slowdown}")
     _check_pixels(size_list)
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         raise click.UsageError(f"--plot {plot}: use a .pdf, .png or .svg file name")
