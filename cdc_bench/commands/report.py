@@ -52,6 +52,10 @@ def command(results, out, metrics, anchor, references, references_dir, viewer_im
     frame, _ = ok_rows(res.frame)
     if frame.empty:
         raise InputError(f"no successful rows in {', '.join(map(str, results))}")
+    codecs = sorted(frame["codec"].unique())
+    if anchor is not None and anchor.split(" (")[0] not in codecs:   # was silently ignored: no BD table at all
+        raise InputError(f"--anchor {anchor!r} is not among the codecs of these results: {', '.join(codecs)} "
+                         "(or a curve label as `cdc-bench table` names it, e.g. 'cdc (steps=65)')")
     specs = parse_metrics(metrics, res, ms_ssim_db)
     published = published_for(references, sorted(frame["dataset"].unique()), references_dir)
     names = split_list(viewer_images)
