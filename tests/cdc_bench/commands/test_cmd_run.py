@@ -247,6 +247,8 @@ def test_a_dataset_given_twice_is_computed_once(folder, tmp_path):
     (["-q", ""], "-q '' names no rate point"),        # silently ran all 19 default points
     (["-q", " , "], "names no rate point"),           # claimed jpeg had no default rate points
     (["-q", "50", "-o", "jpeg.qualities="], "-o jpeg.qualities= names no rate point"),   # silently fell back to -q
+    (["-q", "50", "-m", ""], "-m '' names no metric"),   # silently measured bpp alone
+    (["-q", "50", "-m", ","], "-m ',' names no metric"),
 ])
 def test_an_empty_rate_list_is_refused(folder, tmp_path, args, needle):
     out = tmp_path / "o"
