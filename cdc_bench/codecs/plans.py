@@ -99,7 +99,12 @@ def build_plans(codec_names: list[str], option_args: Iterable[str], qualities: s
     for name in codec_names:
         cls = get_codec_class(name)
         opts = options_for(name, parsed)
-        rates_text = opts.pop(RATE_OPTION, None) or qualities
+        given = opts.pop(RATE_OPTION, None)
+        rates_text = given if given is not None else qualities
+        if rates_text is not None and not split_list(rates_text):   # -q '' silently ran every default point
+            where = f"-o {name}.{RATE_OPTION}={given}" if given is not None else f"-q {qualities!r}"
+            raise CodecConfigError(f"{where} names no rate point; give them, e.g. -q 10,50,90, or drop it for "
+                                   f"{name}'s default points")
         _check_option_names(name, cls, opts)
         instance = cls(opts, device=device)  # validates keys and values now, before any work starts
         # The instance's rate points: an option may fix them (CDC with a local checkpoint has one).

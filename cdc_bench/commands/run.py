@@ -99,6 +99,9 @@ def command(datasets, codecs, qualities, target_bpp, match, options, metrics, ou
         raise click.UsageError(f"-q {qualities} and --target-bpp both choose the rate points, and --target-bpp "
                                "wins (it searches each codec's whole rate range for the bpp): drop -q, or drop "
                                "--target-bpp to run exactly those rate points")
+    if not split_list(metrics):   # -m '' (an empty shell variable) silently measured bpp alone
+        raise click.UsageError(f"-m {metrics!r} names no metric; give at least one, e.g. -m psnr,ms-ssim "
+                               "(`cdc-bench metrics` lists them)")
     try:
         outcome = api.run(split_list(datasets), split_list(codecs), qualities=qualities, options=options,
                           metrics=split_list(metrics), out=out, data_root=data_root, download=download,

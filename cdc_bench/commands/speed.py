@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import _params
 from ..codecs.base import CodecError
 from ..errors import UnknownNameError
 
@@ -129,7 +130,7 @@ def _codec_options(codec: str, option_args: tuple[str, ...]) -> tuple[dict[str, 
 @click.option("--rate", default=None, help="The rate point to encode at [default: the middle of the codec's].")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Measure on this image (resized and centre-cropped to each size) instead of a synthetic one.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", type=_params.DEVICE, default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads [default: torch's choice].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report (timings, fits, environment) as JSON here.")

@@ -51,6 +51,11 @@ def option_args(options: Mapping[str, Mapping[str, Any]] | Iterable[str] | None)
     ``{"jpeg": {"subsampling": 444}}`` or a list of such strings."""
     if not options:
         return []
+    if isinstance(options, str):
+        options = [options]
+    if not isinstance(options, (Mapping, list, tuple)):
+        raise ConfigError(f"options={options!r}: give a mapping {{'jpeg': {{'subsampling': 444}}}} or a list of "
+                          "'CODEC.KEY=VALUE' strings")
     if isinstance(options, Mapping):
         args = []
         for codec, values in options.items():
@@ -61,11 +66,36 @@ def option_args(options: Mapping[str, Mapping[str, Any]] | Iterable[str] | None)
                 text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
                 args.append(f"{codec}.{key}={text}")
         return args
-    return [str(o) for o in options]
+    if not all(isinstance(o, str) for o in options):
+        raise ConfigError(f"options={options!r}: each item is a 'CODEC.KEY=VALUE' string, e.g. 'jpeg.subsampling=444'")
+    return list(options)
 
 
-def _names(value: str | Iterable[str]) -> list[str]:
-    return split_list(value) if isinstance(value, str) else [str(v) for v in value]
+def _names(value: str | Iterable[str], what: str) -> list[str]:
+    """``"a,b"`` or ``["a", "b"]``; anything else (None, a number, a list holding a non-string) is refused by name,
+    not a TypeError from deep inside."""
+    if isinstance(value, str):
+        return split_list(value)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{what}={value!r}: give a comma-separated string or a list of names, e.g. ['psnr', "
+                          "'ms-ssim']" if what == "metrics" else
+                          f"{what}={value!r}: give a comma-separated string or a list of names")
+    return split_list(value)
+
+
+def _whole(value: Any, what: str, low: int) -> int:
+    """An int >= ``low`` (``bool`` is not one): batch=0 or limit=-1 must not silently mean something else."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{what}={value!r}: give a whole number >= {low}")
+    return value
+
+
+def _out_folder(out: Any) -> Path | None:
+    if out is None or out == "":
+        return None
+    if not isinstance(out, (str, Path)):
+        raise ConfigError(f"out={out!r}: give the results folder as a str or pathlib.Path")
+    return Path(out)
 
 
 def _rates(qualities: str | Iterable[Any] | None) -> str | None:
@@ -103,8 +133,13 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
 
     from ..metrics import expand_metric_presets
 
-    dataset_names, codec_names = _names(datasets), _names(codecs)
-    metric_names = expand_metric_presets(_names(metrics))  # presets: jpeg-ai
+    dataset_names, codec_names = _names(datasets, "datasets"), _names(codecs, "codecs")
+    metric_names = expand_metric_presets(_names(metrics, "metrics"))  # presets: jpeg-ai
+    out = _out_folder(out)
+    if limit is not None:
+        limit = _whole(limit, "limit", 1)
+    if isinstance(target_bpp, (int, float)) and not isinstance(target_bpp, bool):
+        target_bpp = (float(target_bpp),)
     workers = preflight.parse_workers(workers)
     timeout = preflight.parse_timeout(timeout)
     device = preflight.parse_device(device)
@@ -112,8 +147,7 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     targets = preflight.parse_targets(target_bpp if isinstance(target_bpp, str) else tuple(target_bpp) or None)
     if match not in ("below", "nearest"):
         raise ConfigError(f"match={match!r}: choose below or nearest")
-    if batch < 1:
-        raise ConfigError(f"batch={batch}: give 1 or more")
+    batch = _whole(batch, "batch", 1)
     plans = build_plans(codec_names, option_args(options), _rates(qualities))
     metric_infos = [get_metric(m) for m in metric_names]
     pre = Preprocess.parse(preprocess)
@@ -124,9 +158,10 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     metric_names = [m.name for m in metric_infos]
 
     # Resolve datasets before any work, so a missing file fails now, not after an hour.
-    dataset_images = []
+    dataset_images, folders = [], []
     for name in dataset_names:
         dataset = get_dataset(name, data_root, download=download)
+        folders.append((name, getattr(dataset, "where", None)))
         if dataset.name in {d for d, _ in dataset_images}:  # the same dataset under two spellings: run once
             if warn is not None:
                 warn(f"dataset {dataset.name} is given more than once; it is run once")
@@ -136,7 +171,8 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     if not dataset_images:
         raise DatasetError("no dataset given; name at least one (see `cdc-bench datasets`)")
 
-    out = Path(out) if out else default_out(dataset_names)
+    out = out or default_out(dataset_names)
+    _check_out_apart(out, folders)
     store = ResultsStore(out)
     store.check()   # a damaged store is refused before this run writes its manifest into it
     tasks = plan_tasks(dataset_images, plans, preprocess=str(pre), metrics=tuple(metric_names), device=device,
@@ -201,6 +237,16 @@ def run(datasets: str | Iterable[str] = ("default",), codecs: str | Iterable[str
     store.end_run(run_id, manifest)
     store.close()
     return RunOutcome(out, summary, manifest, plans, tasks, failures, dataset_rows)
+
+
+def _check_out_apart(out: Path, folders: Sequence[tuple[str, Any]]) -> None:
+    """The results folder must not be a dataset's own folder: its results.* files and recon/ would be written
+    among the originals (and listed as skipped files on every later run)."""
+    here = out.expanduser().resolve()
+    for name, where in folders:
+        if where is not None and Path(where).resolve() == here:
+            raise ConfigError(f"out={str(out)!r} is the folder of dataset {name}; keep results apart from the "
+                              f"originals, e.g. --out results/{file_stem(Path(where).name)}")
 
 
 def _record_stop(store: ResultsStore, pool: Any, executor: Any, run_id: str, manifest: dict[str, Any], status: str,

@@ -331,8 +331,8 @@ def parse_targets(value: Any) -> tuple[float, ...]:
     or a preset name (``jpeg-ai``)."""
     if value is None or value == ():
         return ()
-    if isinstance(value, tuple):
-        return value
+    if isinstance(value, (tuple, list)):   # from Python: each item checked as the text's are
+        value = ",".join(map(str, value))
     if str(value).strip().lower() in TARGET_PRESETS:
         return TARGET_PRESETS[str(value).strip().lower()]
     targets: list[float] = []

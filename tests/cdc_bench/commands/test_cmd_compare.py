@@ -90,3 +90,17 @@ def test_a_dataset_name_with_dots_and_slashes_writes_inside_the_output_folder(td
     assert res.exit_code == 0, res.output
     written = [p for p in tmp_path.rglob("compare_*") if p.is_file()]
     assert written and all(out in p.parents for p in written), written
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bpp", "nan"], "'nan' is not a finite number"),   # was a pandas traceback (idxmin over all-NA)
+    (["--bpp", "inf"], "'inf' is not a finite number"),   # silently picked each codec's highest point
+    (["--bpp", "-1"], "-1.0 is not in the range x>0"),
+    (["--bpp", "0"], "0.0 is not in the range x>0"),
+    (["--bpp", "0.5", "--format", "weird"], "--format: unknown weird"),  # was a ValueError after all the work
+    (["--bpp", "0.5", "--format", ""], "--format: unknown (empty)"),
+])
+def test_compare_bad_rate_or_format_is_a_usage_error_before_any_work(tmp_path, args, message):
+    res = CliRunner().invoke(main, ["compare", str(tmp_path), "--image", "x", "--out", str(tmp_path), *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.output

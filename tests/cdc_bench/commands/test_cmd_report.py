@@ -104,3 +104,20 @@ def test_random_weights_runs_are_marked_in_report_and_table(tmp_path):
     assert "cdc [random weights]: random weights." in page
     md = to_markdown(bd_table(rd_points(frame, specs), "jpeg", specs))
     assert any(line.split("|")[1].strip() == "cdc [random weights]" for line in md.splitlines() if line.startswith("|"))
+
+
+def test_an_anchor_that_is_not_in_the_results_is_refused(tmp_path):
+    """`report --anchor nothere` wrote a report without any BD table and said nothing."""
+    from PIL import Image
+    import numpy as np
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(folder / "a.png")
+    out = tmp_path / "res"
+    ran = CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "jpeg", "-q", "20,80", "-m", "psnr",
+                                    "-j", "0", "--out", str(out), "--quiet"])
+    assert ran.exit_code == 0, ran.output
+    res = CliRunner().invoke(main, ["report", str(out), "--anchor", "nothere", "--out", str(tmp_path / "r.html")])
+    assert res.exit_code != 0 and "--anchor 'nothere' is in none of the results; codecs there: jpeg" in res.output
+    assert not (tmp_path / "r.html").exists()

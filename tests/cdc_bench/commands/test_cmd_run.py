@@ -241,3 +241,26 @@ def test_a_dataset_given_twice_is_computed_once(folder, tmp_path):
     with ResultsStore(out, create=False) as store:
         frame = store.frame()
         assert len(store.runs()[-1]["settings"]["datasets"]) == 1 and len(frame) == frame["image"].nunique()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["-q", ""], "-q '' names no rate point"),        # silently ran all 19 default points
+    (["-q", " , "], "names no rate point"),           # claimed jpeg had no default rate points
+    (["-q", "50", "-o", "jpeg.qualities="], "-o jpeg.qualities= names no rate point"),   # silently fell back to -q
+    (["-q", "50", "-m", ""], "-m '' names no metric"),   # silently measured bpp alone
+    (["-q", "50", "-m", ","], "-m ',' names no metric"),
+])
+def test_an_empty_rate_list_is_refused(folder, tmp_path, args, needle):
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "jpeg", "-j", "0", "--out", str(out),
+                                       "--quiet", *args])
+    assert result.exit_code == 2, result.output
+    assert needle in result.output and not out.exists()
+
+
+def test_out_may_not_be_the_dataset_folder(folder):
+    before = sorted(p.name for p in folder.iterdir())
+    result = CliRunner().invoke(main, ["run", "-d", f"folder:{folder}", "-c", "jpeg", "-q", "50", "-j", "0",
+                                       "--out", str(folder), "--quiet"])
+    assert result.exit_code != 0 and "is the folder of dataset" in result.output, result.output
+    assert sorted(p.name for p in folder.iterdir()) == before   # nothing written among the originals

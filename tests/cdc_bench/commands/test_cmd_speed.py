@@ -169,7 +169,8 @@ def test_compare_refuses_other_sizes_before_measuring(saved):
     assert "refusing to compare" in result.output and "sizes: 16x16 vs 32x16" in result.output
     assert "measuring" not in result.output  # refused up front: no minutes wasted
     result = CliRunner().invoke(main, [*BASE, "--device", "cuda", "--compare", str(saved)])
-    assert result.exit_code == 2 and "device: cpu vs cuda" in result.output
+    # without CUDA, --device cuda is refused by the device parser even before the comparison is looked at
+    assert result.exit_code == 2 and ("device: cpu vs cuda" in result.output or "CUDA is not available" in result.output)
 
 
 def test_compare_refuses_other_dtype_unless_allowed(saved, tmp_path):
@@ -231,3 +232,14 @@ def test_cdc_variants_with_random_weights(tmp_path, codec):
     assert report["encode"][0]["info"]["cdc_weights"] == "random"
     assert all(r["codec_info"]["cdc_weights"] == "random" for r in report["rows"])
     assert [(f["phase"], f["clock"]) for f in report["fits"]] == [("decode", "wall"), ("decode", "cpu")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "weird"], "not a device"),                  # was accepted and ignored
+    (["--max-slowdown", "nan"], "--max-slowdown must be a positive finite number"),   # NaN gated nothing
+    (["--size", "99999x99999"], "over the input pixel limit"),          # was killed for memory with no message
+])
+def test_speed_bad_values_are_usage_errors_before_measuring(args, message):
+    res = CliRunner().invoke(main, ["speed", "-c", "jpeg", "--repeats", "1", "--warmup", "0", *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "measuring" not in res.output

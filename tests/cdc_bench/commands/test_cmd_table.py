@@ -169,3 +169,11 @@ def test_per_image_figures_of_a_hostile_dataset_name_stay_in_the_figure_folder(t
     assert res.exit_code == 0, res.output
     written = [p for p in tmp_path.rglob("wins_*") if p.is_file()]
     assert written and all(p.parent == folder for p in written), written
+
+
+@pytest.mark.parametrize("command", [["table", "--anchor", "jpeg"], ["plot"], ["report"]])
+def test_ci_nan_is_a_usage_error(tmp_path, command):
+    """click's FloatRange(50, 99.9) lets NaN through; it reached Bootstrap as a ValueError traceback."""
+    res = CliRunner().invoke(main, [command[0], str(tmp_path), *command[1:], "--ci", "nan"])
+    assert res.exit_code == 2, res.output
+    assert "'nan' is not a finite number" in res.output

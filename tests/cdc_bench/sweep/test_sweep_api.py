@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import numpy as np
@@ -69,3 +70,32 @@ def test_bd_table_from_python(one_image, tmp_path):
     table = results.bd_table(anchor="jpeg", metrics=["psnr"])
     webp = table[(table["label"] == "webp") & (table["metric"] == "psnr")] if "label" in table else table
     assert len(webp) >= 1 and np.isfinite(webp["bd_rate_pct"]).any()
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({"codecs": 5}, "codecs=5"),
+    ({"datasets": None}, "datasets=None"),
+    ({"metrics": ["psnr", None]}, "metrics="),
+    ({"metrics": 5}, "metrics=5"),
+    ({"options": 5}, "options=5"),
+    ({"options": [3]}, "CODEC.KEY=VALUE"),
+    ({"out": 123}, "out=123"),
+    ({"batch": "2"}, "batch='2'"),
+    ({"limit": "a"}, "limit='a'"),
+    ({"limit": -1}, "limit=-1"),       # silently dropped the last image ([:-1])
+    ({"limit": 0}, "limit=0"),         # silently meant every image
+    ({"target_bpp": [float("nan")]}, "'nan'"),   # a list skipped the check and ran
+    ({"target_bpp": (0.1, -1.0)}, "'-1.0'"),
+    ({"qualities": []}, "names no rate point"),
+])
+def test_wrong_types_and_values_name_the_argument(one_image, tmp_path, kwargs, text):
+    kwargs = {"datasets": [f"folder:{one_image}"], "codecs": ["jpeg"], "out": tmp_path / "x", **kwargs}
+    with pytest.raises(ConfigError, match=re.escape(text)):
+        cdc_bench.run(kwargs.pop("datasets"), kwargs.pop("codecs"), workers=0, **kwargs)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_single_target_number_is_one_target(one_image, tmp_path):
+    outcome = cdc_bench.run([f"folder:{one_image}"], ["jpeg"], workers=0, out=tmp_path / "x", target_bpp=2,
+                            metrics=["psnr"])
+    assert {task.target_bpp for task in outcome.outcome.tasks} == {2.0}
