@@ -141,6 +141,7 @@ class DaskExecutor:
         if logging.getLogger().level > logging.DEBUG:  # the local scheduler's chatter would bury the sweep's lines
             for name in ("distributed", "bokeh", "tornado"):
                 logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger("tornado.application").addFilter(SYNC_CANCEL_RACE)
         if self.scheduler:
             failure = None
             try:
@@ -370,6 +371,21 @@ class DaskExecutor:
             elif now - self._workers_gone_at > self.no_workers_timeout:
                 raise EnvironmentFault(f"every Dask worker is gone and none joined for {self.no_workers_timeout:g} s; "
                                        "the rows stored so far are kept: start workers and rerun the same command")
+
+
+class _SyncCancelRace(logging.Filter):
+    """Drops one record: when Ctrl-C reaches the client inside ``distributed.utils.sync`` before that function has
+    bound its ``future``, its ``cancel`` callback raises ``NameError`` and tornado logs it with a traceback (seen
+    once in a full test run under load). Nothing is lost and nothing can be done about it; the run's own
+    "Interrupted" line follows. Every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, NameError) and "'future'" in str(error)
+                    and "sync.<locals>.cancel" in record.getMessage())
+
+
+SYNC_CANCEL_RACE = _SyncCancelRace()
 
 
 def _quiet_distributed() -> dict[str, int]:

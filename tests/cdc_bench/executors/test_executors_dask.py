@@ -382,3 +382,26 @@ def test_when_the_workers_of_a_cluster_are_stopped_the_client_says_so_and_no_chi
         assert 1 <= len(frame) < len(tasks) and not frame["status"].isin(["error", "timeout"]).any()
     finally:
         kill_group(*procs)
+
+
+def test_the_sync_cancel_race_record_is_dropped_and_nothing_else():
+    """distributed's sync() cancel callback can raise NameError on Ctrl-C (a race in distributed); tornado would log
+    it with a traceback after the run's one line. The filter drops that record alone."""
+    import logging
+    import sys
+
+    from cdc_bench.executors.dask import SYNC_CANCEL_RACE
+
+    def record(message, error):
+        try:
+            raise error
+        except Exception:  # noqa: BLE001
+            info = sys.exc_info()
+        return logging.LogRecord("tornado.application", logging.ERROR, __file__, 1, message, (), info)
+
+    race = "cannot access free variable 'future' where it is not associated with a value in enclosing scope"
+    cancel = "Exception in callback functools.partial(<function sync.<locals>.cancel at 0x7f31b595ca40>)"
+    assert not SYNC_CANCEL_RACE.filter(record(cancel, NameError(race)))
+    assert SYNC_CANCEL_RACE.filter(record(cancel, ValueError(race)))             # another error: kept
+    assert SYNC_CANCEL_RACE.filter(record("Exception in callback other()", NameError(race)))
+    assert SYNC_CANCEL_RACE.filter(logging.LogRecord("x", logging.ERROR, __file__, 1, cancel, (), None))
