@@ -98,17 +98,7 @@ def dangling(path: Path) -> bool:
 
 
 def _image_name(path: Path) -> bool:
-    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES and _utf8(path.name)
-
-
-def _utf8(name: str) -> bool:
-    """A file name that is text: the store keys rows by it, and one that is not (bytes Python carries as
-    surrogates) would end the whole sweep when its row is written."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def warn_listing(name: str, folder: Path, paths: list[Path]) -> None:
@@ -124,12 +114,7 @@ def warn_listing(name: str, folder: Path, paths: list[Path]) -> None:
     if special:
         warnings.warn(f"{name}: skipped {_names(special)}: not a regular file (a pipe, socket or device)",
                       InputWarning, stacklevel=3)
-    undecodable = sorted(ascii(p.name) for p in entries if not _utf8(p.name))
-    if undecodable:
-        warnings.warn(f"{name}: skipped {_names(undecodable)}: the file name is not valid UTF-8, and results are "
-                      "keyed by the name as text; rename the file (e.g. convmv -f latin1 -t utf8 --notest)",
-                      InputWarning, stacklevel=3)
-    skipped = sorted(p.name for p in entries if not _image_name(p) and _utf8(p.name))
+    skipped = sorted(p.name for p in entries if not _image_name(p))
     if skipped:
         warnings.warn(f"{name}: {len(skipped)} file{'s' * (len(skipped) != 1)} skipped, not an image by its suffix "
                       f"({', '.join(IMAGE_SUFFIXES)}): {_names(skipped)}", InputWarning, stacklevel=3)

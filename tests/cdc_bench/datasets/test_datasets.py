@@ -300,23 +300,6 @@ def test_folder_names_a_pipe_with_an_image_suffix(tmp_path: Path):
     assert [i.name for i in items] == ["a"]
 
 
-def test_a_file_name_that_is_not_utf8_is_skipped_and_named_and_the_sweep_runs(tmp_path: Path):
-    import os
-
-    import cdc_bench
-
-    folder = tmp_path / "img"
-    folder.mkdir()
-    Image.new("RGB", (8, 8), (10, 200, 30)).save(folder / "a.png")
-    Image.new("RGB", (8, 8)).save(os.fsdecode(os.fsencode(str(folder)) + b"/bad\xffname.png"))
-    with pytest.warns(UserWarning, match=r"skipped 'bad\\udcffname.png': the file name is not valid UTF-8"):
-        items = get_dataset(f"folder:{folder}").images()
-    assert [i.name for i in items] == ["a"]
-    with pytest.warns(UserWarning, match="not valid UTF-8"):   # it used to end the whole run with a codec error
-        outcome = cdc_bench.run([f"folder:{folder}"], ["jpeg"], qualities=[50], out=tmp_path / "out", workers=0)
-    assert list(outcome.rows["status"]) == ["ok"]
-
-
 def test_manifest_dataset_names_a_dangling_link(kodak_copy: Path):
     target = kodak_copy / "kodak" / "kodim05.png"
     target.unlink()
