@@ -92,6 +92,12 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _image_name(p) and (p.is_file() or dangling(p)))
 
 
+def image_name(path: Path) -> str:
+    """The image's key in the results store: the file name without extension, with bytes that are not UTF-8
+    written as ``\\xff`` (SQLite and the terminal take only valid text; such a name used to end the sweep)."""
+    return path.stem.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def dangling(path: Path) -> bool:
     """A symbolic link whose target does not exist."""
     return path.is_symlink() and not path.exists()
@@ -146,7 +152,7 @@ class Dataset:
         if not status.complete:
             fix = self.how_to_fix(status)
             raise DatasetError(status.summary() + (f"\n{fix}" if fix else ""))
-        items = [ImageItem(p.stem, p) for p in self._paths(status)]
+        items = [ImageItem(image_name(p), p) for p in self._paths(status)]
         return sorted(items, key=lambda item: item.name)
 
 

@@ -109,6 +109,20 @@ def read_image(path: str | Path, max_pixels: int | None = None, data: bytes | No
     """
     path = Path(path)
     limit = pixel_limit(max_pixels)
+    try:
+        image, notes = _read_image(path, limit, data)
+    except ImageReadError as err:
+        raise ImageReadError(printable(str(err))) from None
+    return image, [printable(note) for note in notes]
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: bytes of a file name that are not UTF-8 written as ``\\xff`` (a row holding
+    them could not be stored)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _read_image(path: Path, limit: int | None, data: bytes | None) -> tuple[np.ndarray, list[str]]:
     with warnings.catch_warnings(record=True) as said:  # Pillow's own warnings (corrupt EXIF) go into the row
         warnings.simplefilter("always")
         with _opened(path, limit, data) as img:

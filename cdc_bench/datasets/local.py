@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..download import sha256_of
 from .images import IMAGE_SUFFIXES
-from .core import Dataset, DatasetError, DatasetStatus, image_files, warn_listing
+from .core import Dataset, DatasetError, DatasetStatus, image_files, image_name, warn_listing
 
 # The colour photographs that scikit-image ships inside its wheel (skimage.data loads them without pooch, as
 # its registry hash matches the bundled file). Left out: grey images, synthetic ones (color, phantom,
@@ -81,11 +81,12 @@ class FolderDataset(Dataset):
         paths = image_files(self.where)
         stems: dict[str, Path] = {}
         for path in paths:
-            if path.stem in stems:
+            stem = image_name(path)
+            if stem in stems:
                 # Results are keyed by image name (file name without extension): two files cannot share one.
-                raise DatasetError(f"{self.name}: {stems[path.stem].name} and {path.name} share the image name "
-                                   f"{path.stem!r}; rename or move one of them")
-            stems[path.stem] = path
+                raise DatasetError(f"{self.name}: {stems[stem].name} and {path.name} share the image name "
+                                   f"{stem!r}; rename or move one of them")
+            stems[stem] = path
         warn_listing(self.name, self.where, paths)
         return paths
 

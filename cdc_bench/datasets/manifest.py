@@ -101,6 +101,8 @@ def load_manifest(source: dict[str, Any] | str | Path) -> DatasetManifest:
     if file_stem(name) != name:  # it names the dataset's folder under the data root
         raise ManifestError(f"{where}: name {name!r} must be a plain name (letters, digits, '._+-'; no '/' or '..')")
     count = need("count", int)
+    if isinstance(count, bool) or count < 1:
+        raise ManifestError(f"{where}: 'count' must be a whole number of images, at least 1 (got {count!r})")
     files = None
     if data.get("files") is not None:
         files = tuple(_file_entry(item, where) for item in need("files", list))
@@ -108,6 +110,12 @@ def load_manifest(source: dict[str, Any] | str | Path) -> DatasetManifest:
             raise ManifestError(f"{where}: 'count' is {count} but {len(files)} files are listed")
         if len({f.name for f in files}) != len(files):
             raise ManifestError(f"{where}: file names repeat")
+        stems: dict[str, str] = {}
+        for entry in files:  # results are keyed by the name without extension: a.png and a.jpg would share one
+            stem = entry.name.rsplit(".", 1)[0]
+            if stem in stems:
+                raise ManifestError(f"{where}: {stems[stem]} and {entry.name} share the image name {stem!r}")
+            stems[stem] = entry.name
     archive = None
     if data.get("archive") is not None:
         raw = need("archive", dict)

@@ -328,3 +328,39 @@ def test_run_on_a_hostile_folder_gives_a_row_or_a_named_error_for_every_file(hos
     assert rows.loc["bomb", "status"] == "error"
     assert f"{hostile / 'bomb.png'}: too large (144,000,000 px > limit of 64,000,000 px" in rows.loc["bomb", "error"]
     assert rows.loc["link", "status"] == "error" and "link.png: dangling symbolic link" in rows.loc["link", "error"]
+
+
+def test_a_file_name_that_is_not_utf8_gets_an_escaped_image_name_and_error_text(tmp_path):
+    from cdc_bench.datasets import get_dataset
+    from cdc_bench.datasets.images import ImageReadError, read_image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "ok.png")
+    bad = tmp_path / b"bad\xffname.png".decode("utf-8", "surrogateescape")
+    bad.write_bytes(b"not an image")
+    names = [item.name for item in get_dataset(f"folder:{tmp_path}").images()]
+    assert names == ["bad\\xffname", "ok"]
+    with pytest.raises(ImageReadError) as err:
+        read_image(bad)
+    str(err.value).encode("utf-8")  # storable: no lone surrogate left
+    assert "bad\\xffname.png" in str(err.value)
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"count": 0, "files": []}, "at least 1"),
+    ({"count": True}, "at least 1"),
+    ({"count": 2, "files": [{"name": "a.png", "url": "u"}, {"name": "a.jpg", "url": "u"}]}, "share the image name"),
+])
+def test_manifest_with_no_images_or_a_shared_image_name_is_refused(change, said):
+    from cdc_bench.datasets import ManifestError, load_manifest
+
+    manifest = {"name": "mine", "count": 1, "files": [{"name": "a.png", "url": "u"}], **change}
+    with pytest.raises(ManifestError, match=said):
+        load_manifest(manifest)
+
+
+def test_manifest_file_that_is_not_utf8_is_a_manifest_error(tmp_path):
+    from cdc_bench.datasets import ManifestError, load_manifest
+
+    (tmp_path / "m.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(ManifestError, match="cannot read dataset manifest"):
+        load_manifest(tmp_path / "m.json")
